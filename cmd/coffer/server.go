@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cofferhq/coffer/barrier/seal"
+	"github.com/cofferhq/coffer/config"
+	"github.com/cofferhq/coffer/core"
+	"github.com/cofferhq/coffer/httpapi"
+	"github.com/cofferhq/coffer/storage"
+	"github.com/cofferhq/coffer/storage/bolt"
+	"github.com/cofferhq/coffer/storage/inmem"
+	"github.com/rs/zerolog"
+)
+
+// shutdownGrace bounds how long in-flight requests may run after SIGINT/SIGTERM.
+const shutdownGrace = 30 * time.Second
+
+func runServer(args []string) int {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	configPath := fs.String("config", "", "path to a configuration file (HCL, or YAML/JSON by extension)")
+	dev := fs.Bool("dev", false, "run a dev server: in-memory storage, initialized and unsealed, root token printed")
+	devRoot := fs.String("dev-root-token-id", "", "root token to create in dev mode (default: generated)")
+	devListen := fs.String("dev-listen-address", "127.0.0.1:8200", "API listen address in dev mode")
+	devNATS := fs.String("dev-nats-listen", "127.0.0.1:4222", "embedded NATS listen address in dev mode")
+	logLevel := fs.String("log-level", "", "log level: trace, debug, info, warn, error (overrides the config file)")
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "Usage: coffer server -config=FILE | -dev [-dev-root-token-id=ID] [-dev-listen-address=ADDR] [-dev-nats-listen=ADDR]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 1
+	}
+	if !*dev && *configPath == "" {
+		fmt.Fprintln(os.Stderr, "coffer server: give -config=FILE, or -dev for a throwaway dev server")
+		return 1
+	}
+
+	var base *config.Config
+	if *dev {
+		base = config.DevDefaults()
+		base.Listener.Address = *devListen
+		base.Bus.Listen = *devNATS
+	} else {
+		base = config.Defaults()
+	}
+	var cfg *config.Config
+	var err error
+	if *configPath != "" {
+		cfg, err = config.Load(*configPath, base)
+	} else {
+		cfg, err = config.LoadEnvOnly(base)
+	}
+	if err == nil {
+		if *logLevel != "" {
+			cfg.LogLevel = *logLevel
+		}
+		err = cfg.Validate()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "coffer server: %v\n", err)
+		return 1
+	}
+
+	logger, err := newLogger(os.Stderr, cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "coffer server: %v\n", err)
+		return 1
+	}
+	for _, w := range cfg.Warnings {
+		logger.Warn().Msg(w)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, *dev, *devRoot, logger); err != nil {
+		logger.Error().Err(err).Msg("server stopped with an error")
+		return 1
+	}
+	return 0
+}
+
+// newLogger builds the one zerolog logger passed down to every component.
+func newLogger(w io.Writer, level string) (zerolog.Logger, error) {
+	if level == "" {
+		level = "info"
+	}
+	lvl, err := zerolog.ParseLevel(strings.ToLower(level))
+	if err != nil {
+		return zerolog.Logger{}, fmt.Errorf("log_level %q: use trace, debug, info, warn or error", level)
+	}
+	return zerolog.New(zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: true}).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func openStorage(cfg *config.Config) (storage.Transactional, error) {
+	switch cfg.Storage.Type {
+	case "inmem":
+		return inmem.New(), nil
+	case "bolt":
+		return bolt.Open(bolt.Options{Path: cfg.Storage.Path})
+	}
+	return nil, fmt.Errorf("storage %q is not supported: use bolt or inmem", cfg.Storage.Type)
+}
+
+func openSeal(cfg *config.Config) (seal.Seal, error) {
+	if cfg.Seal == nil || cfg.Seal.Type == "" || cfg.Seal.Type == "shamir" {
+		return seal.NewShamir(), nil
+	}
+	if cfg.Seal.Type == "static" {
+		return seal.NewStatic(cfg.Seal.KeyFile)
+	}
+	return nil, fmt.Errorf("seal %q is not supported: use static, or no seal block for shamir", cfg.Seal.Type)
+}
+
+// serve runs one server until ctx is cancelled, then drains HTTP and closes storage.
+func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, logger zerolog.Logger) error {
+	phys, err := openStorage(cfg)
+	if err != nil {
+		return err
+	}
+	sl, err := openSeal(cfg)
+	if err != nil {
+		if cl, ok := phys.(io.Closer); ok {
+			_ = cl.Close()
+		}
+		return err
+	}
+	c, err := core.New(ctx, core.Config{
+		Physical:    phys,
+		StorageType: cfg.Storage.Type,
+		Seal:        sl,
+		ClusterName: cfg.ClusterName,
+		APIAddr:     cfg.AdvertisedAPIAddr(),
+		Logger:      logger.With().Str("component", "core").Logger(),
+	})
+	if err != nil {
+		if cl, ok := phys.(io.Closer); ok {
+			_ = cl.Close()
+		}
+		return err
+	}
+	defer func() {
+		if err := c.Close(); err != nil {
+			logger.Error().Err(err).Msg("closing storage")
+			return
+		}
+		logger.Info().Msg("storage closed")
+	}()
+
+	if dev {
+		if err := initDev(ctx, c, devRoot, cfg, logger); err != nil {
+			return err
+		}
+	} else if err := c.Start(ctx); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listener.Address)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another server using the port?)", cfg.Listener.Address, err)
+	}
+	srv := &http.Server{
+		Handler:           httpapi.New(c, httpapi.Options{MaxRequestSize: cfg.MaxRequestSize}, logger.With().Str("component", "http").Logger()),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	scheme := "http"
+	if !cfg.Listener.TLSDisable {
+		cert, err := tls.LoadX509KeyPair(cfg.Listener.TLSCertFile, cfg.Listener.TLSKeyFile)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("load TLS certificate %s / key %s: %w", cfg.Listener.TLSCertFile, cfg.Listener.TLSKeyFile, err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		scheme = "https"
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	logger.Info().Str("address", scheme+"://"+ln.Addr().String()).Str("storage", cfg.Storage.Type).Msg("coffer server listening")
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info().Msg("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// initDev initializes and unseals a fresh dev server with one key share and
+// prints what a developer needs, like Vault's dev mode.
+func initDev(ctx context.Context, c *core.Core, rootID string, cfg *config.Config, logger zerolog.Logger) error {
+	init, err := c.Initialized(ctx)
+	if err != nil {
+		return err
+	}
+	if init {
+		logger.Warn().Msg("dev mode on storage that is already initialized: unsealing only works with an auto-unseal seal")
+		return c.Start(ctx)
+	}
+	res, err := c.Initialize(ctx, core.InitRequest{SecretShares: 1, SecretThreshold: 1, RootTokenID: rootID})
+	if err != nil {
+		return fmt.Errorf("dev init: %w", err)
+	}
+	if len(res.Keys) > 0 {
+		if _, err := c.Unseal(ctx, res.Keys[0]); err != nil {
+			return fmt.Errorf("dev unseal: %w", err)
+		}
+	}
+	addr := "http://" + cfg.Listener.Address
+	if !cfg.Listener.TLSDisable {
+		addr = "https://" + cfg.Listener.Address
+	}
+	fmt.Fprintf(os.Stdout, `WARNING! dev mode is enabled! Storage is in memory and everything is lost on exit.
+
+You may need to set the following environment variables:
+
+    $ export VAULT_ADDR='%s'
+
+Unseal Key: %s
+Root Token: %s
+
+Development mode should NOT be used in production installations!
+`, addr, encodeKey(res), res.RootToken)
+	return nil
+}
+
+func encodeKey(res *core.InitResult) string {
+	if len(res.Keys) == 0 {
+		return "(auto-unseal)"
+	}
+	return base64.StdEncoding.EncodeToString(res.Keys[0])
+}

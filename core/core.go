@@ -1,0 +1,482 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cofferhq/coffer/barrier"
+	"github.com/cofferhq/coffer/barrier/seal"
+	"github.com/cofferhq/coffer/storage"
+	"github.com/cofferhq/coffer/wal"
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+)
+
+// Version is the version Coffer reports in sys/health and sys/seal-status.
+const Version = "0.1.0"
+
+// clusterInfoPath holds this cluster's name and id. It is per cluster: never replicated.
+const clusterInfoPath = "core/cluster/local/info"
+
+// Config assembles a Core.
+type Config struct {
+	// Physical is the raw storage (bolt, inmem). Core owns it from New on and closes it in Close.
+	Physical storage.Transactional
+	// StorageType names the backend for sys/seal-status ("bolt", "inmem").
+	StorageType string
+	// Seal protects the root key. Nil means the shamir seal.
+	Seal seal.Seal
+	// ClusterName is reported in status; generated ("coffer-cluster-<8 hex>") when empty at init.
+	ClusterName string
+	// APIAddr is this server's advertised API address (sys/leader).
+	APIAddr string
+	// WAL tunes group commit.
+	WAL wal.Options
+	// Logger receives core's logs.
+	Logger zerolog.Logger
+}
+
+// Validate reports a Config core cannot start with.
+func (c *Config) Validate() error {
+	if c.Physical == nil {
+		return errors.New("core: no storage backend configured")
+	}
+	return nil
+}
+
+// Core is one Coffer cluster node. All methods are safe for concurrent use.
+type Core struct {
+	cfg     Config
+	logger  zerolog.Logger
+	phys    storage.Transactional
+	wal     *wal.Log
+	barrier *barrier.Barrier
+	seal    seal.Seal
+
+	// stateMu guards the sealed/unsealed transition; readers hold it shared.
+	stateMu     sync.RWMutex
+	unsealKeys  [][]byte
+	unsealNonce string
+	clusterName string
+	clusterID   string
+	activeTime  time.Time
+
+	tokens *tokenStore
+}
+
+// New opens the WAL on cfg.Physical and returns a sealed Core.
+func New(ctx context.Context, cfg Config) (*Core, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Seal == nil {
+		cfg.Seal = seal.NewShamir()
+	}
+	if cfg.WAL.Classify == nil {
+		cfg.WAL.Classify = Classify
+	}
+	log, err := wal.Open(ctx, cfg.Physical, cfg.WAL, cfg.Logger.With().Str("component", "wal").Logger())
+	if err != nil {
+		return nil, fmt.Errorf("open write-ahead log: %w", err)
+	}
+	c := &Core{
+		cfg:     cfg,
+		logger:  cfg.Logger,
+		phys:    cfg.Physical,
+		wal:     log,
+		barrier: barrier.New(log),
+		seal:    cfg.Seal,
+	}
+	c.tokens = &tokenStore{b: c.barrier}
+	return c, nil
+}
+
+// Classify decides each key's replication class: per-cluster identity is
+// never shipped; everything else follows wal.DefaultClassify.
+func Classify(key string) wal.Class {
+	if strings.HasPrefix(key, "core/cluster/local/") {
+		return wal.Ignored
+	}
+	return wal.DefaultClassify(key)
+}
+
+// WAL exposes the write-ahead log to the replication layers.
+func (c *Core) WAL() *wal.Log { return c.wal }
+
+// Barrier exposes the barrier to the logical layers.
+func (c *Core) Barrier() *barrier.Barrier { return c.barrier }
+
+// Start unseals by itself when the seal allows it (static seal) and the
+// cluster is initialized. A shamir-sealed core stays sealed.
+func (c *Core) Start(ctx context.Context) error {
+	init, err := c.Initialized(ctx)
+	if err != nil || !init {
+		return err
+	}
+	if !c.seal.RecoveryKeySupported() {
+		return nil
+	}
+	root, err := c.seal.AutoUnseal(ctx, c.wal)
+	if err != nil {
+		return fmt.Errorf("auto-unseal with the %s seal: %w", c.seal.Type(), err)
+	}
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	return c.unsealLocked(ctx, root)
+}
+
+// Close seals the core, stops the WAL and closes the storage.
+func (c *Core) Close() error {
+	c.stateMu.Lock()
+	c.barrier.Seal()
+	c.stateMu.Unlock()
+	err := c.wal.Close()
+	if cl, ok := c.phys.(interface{ Close() error }); ok {
+		if cerr := cl.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// Initialized reports whether sys/init has run on this storage.
+func (c *Core) Initialized(ctx context.Context) (bool, error) {
+	cfg, err := c.seal.Config(ctx, c.wal)
+	if err != nil {
+		return false, fmt.Errorf("read seal configuration: %w", err)
+	}
+	if cfg == nil {
+		return false, nil
+	}
+	// A crash between the seal's and the barrier's init leaves a seal
+	// configuration without a keyring: that storage is not initialized, and
+	// sys/init may run again (the seal overwrites its half-written entries).
+	return c.barrier.Initialized(ctx)
+}
+
+// Sealed reports whether the barrier is sealed.
+func (c *Core) Sealed() bool { return c.barrier.Sealed() }
+
+// Initialize runs sys/init: it creates the root key, the keyring, the
+// cluster identity and a root token, and returns the key shares. The core is
+// left sealed with the shamir seal and unsealed with an auto-unseal seal, as
+// Vault does.
+func (c *Core) Initialize(ctx context.Context, req InitRequest) (*InitResult, error) {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	init, err := c.Initialized(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if init {
+		return nil, ErrAlreadyInitialized
+	}
+	sc := seal.Config{
+		Type:              c.seal.Type(),
+		SecretShares:      req.SecretShares,
+		SecretThreshold:   req.SecretThreshold,
+		RecoveryShares:    req.RecoveryShares,
+		RecoveryThreshold: req.RecoveryThreshold,
+	}
+	if c.seal.RecoveryKeySupported() {
+		if sc.RecoveryShares == 0 && sc.RecoveryThreshold == 0 {
+			sc.RecoveryShares, sc.RecoveryThreshold = req.SecretShares, req.SecretThreshold
+		}
+		sc.SecretShares, sc.SecretThreshold = 1, 1
+	}
+	if err := seal.ValidateConfig(&sc); err != nil {
+		return nil, &InvalidRequestError{Msg: err.Error()}
+	}
+	root, shares, err := c.seal.Init(ctx, c.wal, sc)
+	if err != nil {
+		var inv *seal.ConfigError
+		if errors.As(err, &inv) {
+			return nil, &InvalidRequestError{Msg: err.Error()}
+		}
+		return nil, fmt.Errorf("initialize seal: %w", err)
+	}
+	if err := c.barrier.Initialize(ctx, root); err != nil {
+		return nil, fmt.Errorf("initialize barrier: %w", err)
+	}
+	if err := c.barrier.Unseal(ctx, root); err != nil {
+		return nil, fmt.Errorf("open barrier after init: %w", err)
+	}
+	name := c.cfg.ClusterName
+	if name == "" {
+		name = "coffer-cluster-" + uuid.NewString()[:8]
+	}
+	info := clusterInfo{Name: name, ID: uuid.NewString()}
+	if err := putJSON(ctx, c.barrier, clusterInfoPath, info); err != nil {
+		c.barrier.Seal()
+		return nil, fmt.Errorf("store cluster identity: %w", err)
+	}
+	token, err := c.tokens.createRoot(ctx, req.RootTokenID)
+	if err != nil {
+		c.barrier.Seal()
+		return nil, fmt.Errorf("create root token: %w", err)
+	}
+	res := &InitResult{RootToken: token}
+	if c.seal.RecoveryKeySupported() {
+		res.RecoveryKeys = shares
+		c.clusterName, c.clusterID, c.activeTime = info.Name, info.ID, time.Now().UTC()
+		c.logger.Info().Str("cluster_name", info.Name).Str("cluster_id", info.ID).Msg("initialized and unsealed by the " + c.seal.Type() + " seal")
+		return res, nil
+	}
+	res.Keys = shares
+	c.barrier.Seal()
+	c.logger.Info().Str("cluster_name", info.Name).Int("shares", sc.SecretShares).Int("threshold", sc.SecretThreshold).Msg("initialized; unseal with sys/unseal")
+	return res, nil
+}
+
+// Unseal adds one key share. When the threshold is reached the shares are
+// combined; a set that does not open the root key returns ErrInvalidKey and
+// clears the progress so the operator can start over.
+func (c *Core) Unseal(ctx context.Context, key []byte) (*SealStatus, error) {
+	c.stateMu.Lock()
+	if !c.barrier.Sealed() {
+		c.stateMu.Unlock()
+		return c.SealStatus(ctx)
+	}
+	cfg, err := c.seal.Config(ctx, c.wal)
+	if err != nil {
+		c.stateMu.Unlock()
+		return nil, err
+	}
+	if init, err := c.barrier.Initialized(ctx); cfg == nil || err != nil || !init {
+		c.stateMu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		return nil, ErrNotInitialized
+	}
+	if c.seal.RecoveryKeySupported() {
+		c.stateMu.Unlock()
+		return nil, Invalidf("this server uses the %s seal and unseals itself; recovery keys cannot unseal it: check the seal's key file and restart", c.seal.Type())
+	}
+	if len(key) == 0 {
+		c.stateMu.Unlock()
+		return nil, Invalidf("missing unseal key: pass one share in \"key\" (hex or base64)")
+	}
+	for _, k := range c.unsealKeys {
+		if bytes.Equal(k, key) {
+			c.stateMu.Unlock()
+			return c.SealStatus(ctx)
+		}
+	}
+	if len(c.unsealKeys) == 0 {
+		c.unsealNonce = uuid.NewString()
+	}
+	c.unsealKeys = append(c.unsealKeys, append([]byte(nil), key...))
+	if len(c.unsealKeys) < cfg.SecretThreshold {
+		c.stateMu.Unlock()
+		return c.SealStatus(ctx)
+	}
+	shares := c.unsealKeys
+	c.unsealKeys, c.unsealNonce = nil, ""
+	root, err := c.seal.RootKeyFromShares(ctx, c.wal, shares)
+	if err != nil {
+		c.stateMu.Unlock()
+		c.logger.Warn().Err(err).Msg("unseal attempt with wrong key shares")
+		return nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
+	}
+	err = c.unsealLocked(ctx, root)
+	c.stateMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return c.SealStatus(ctx)
+}
+
+func (c *Core) unsealLocked(ctx context.Context, root []byte) error {
+	if err := c.barrier.Unseal(ctx, root); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidKey, err)
+	}
+	var info clusterInfo
+	if _, err := getJSON(ctx, c.barrier, clusterInfoPath, &info); err != nil {
+		c.barrier.Seal()
+		return fmt.Errorf("load cluster identity: %w", err)
+	}
+	c.clusterName, c.clusterID, c.activeTime = info.Name, info.ID, time.Now().UTC()
+	c.logger.Info().Str("cluster_name", info.Name).Str("cluster_id", info.ID).Msg("unsealed")
+	return nil
+}
+
+// ResetUnseal forgets the shares given so far.
+func (c *Core) ResetUnseal(ctx context.Context) (*SealStatus, error) {
+	c.stateMu.Lock()
+	c.unsealKeys, c.unsealNonce = nil, ""
+	c.stateMu.Unlock()
+	return c.SealStatus(ctx)
+}
+
+// Seal seals the barrier. It needs a root token.
+func (c *Core) Seal(ctx context.Context, token string) error {
+	if err := c.requireRoot(ctx, token); err != nil {
+		return err
+	}
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	c.barrier.Seal()
+	c.logger.Info().Msg("sealed by request")
+	return nil
+}
+
+// Rotate adds a new barrier key term; new writes use it. It needs a root token.
+func (c *Core) Rotate(ctx context.Context, token string) (*KeyStatus, error) {
+	if err := c.requireRoot(ctx, token); err != nil {
+		return nil, err
+	}
+	c.stateMu.RLock()
+	defer c.stateMu.RUnlock()
+	ki, err := c.barrier.Rotate(ctx)
+	if err != nil {
+		return nil, mapBarrierErr(err)
+	}
+	c.logger.Info().Uint32("term", ki.Term).Msg("barrier key rotated")
+	return &KeyStatus{Term: ki.Term, InstallTime: ki.InstallTime, Encryptions: ki.Encryptions}, nil
+}
+
+// KeyStatus describes the active barrier key. It needs a root token.
+func (c *Core) KeyStatus(ctx context.Context, token string) (*KeyStatus, error) {
+	if err := c.requireRoot(ctx, token); err != nil {
+		return nil, err
+	}
+	ki, err := c.barrier.ActiveKey()
+	if err != nil {
+		return nil, mapBarrierErr(err)
+	}
+	return &KeyStatus{Term: ki.Term, InstallTime: ki.InstallTime, Encryptions: ki.Encryptions}, nil
+}
+
+// SealStatus reports the seal state with Vault's fields.
+func (c *Core) SealStatus(ctx context.Context) (*SealStatus, error) {
+	cfg, err := c.seal.Config(ctx, c.wal)
+	if err != nil {
+		return nil, fmt.Errorf("read seal configuration: %w", err)
+	}
+	st := &SealStatus{
+		Type:         c.seal.Type(),
+		Sealed:       c.barrier.Sealed(),
+		Version:      Version,
+		BuildDate:    buildDate,
+		RecoverySeal: c.seal.RecoveryKeySupported(),
+		StorageType:  c.cfg.StorageType,
+	}
+	c.stateMu.RLock()
+	st.Progress, st.Nonce = len(c.unsealKeys), c.unsealNonce
+	if !st.Sealed {
+		st.ClusterName, st.ClusterID = c.clusterName, c.clusterID
+	}
+	c.stateMu.RUnlock()
+	if cfg != nil {
+		if st.Initialized, err = c.barrier.Initialized(ctx); err != nil {
+			return nil, fmt.Errorf("read barrier keyring: %w", err)
+		}
+	}
+	if st.Initialized {
+		if st.RecoverySeal {
+			st.T, st.N = cfg.RecoveryThreshold, cfg.RecoveryShares
+		} else {
+			st.T, st.N = cfg.SecretThreshold, cfg.SecretShares
+		}
+	}
+	return st, nil
+}
+
+// Health reports what sys/health shows; httpapi picks the status code.
+func (c *Core) Health(ctx context.Context) *HealthStatus {
+	h := &HealthStatus{
+		Sealed:                     c.barrier.Sealed(),
+		ReplicationPerformanceMode: "disabled",
+		ReplicationDRMode:          "disabled",
+		ServerTimeUTC:              time.Now().UTC().Unix(),
+		Version:                    Version,
+	}
+	if init, err := c.Initialized(ctx); err == nil {
+		h.Initialized = init
+	}
+	if !h.Sealed {
+		c.stateMu.RLock()
+		h.ClusterName, h.ClusterID = c.clusterName, c.clusterID
+		c.stateMu.RUnlock()
+	}
+	return h
+}
+
+// Leader reports HA state: Coffer runs one active node per cluster.
+func (c *Core) Leader(ctx context.Context) (*LeaderStatus, error) {
+	if c.barrier.Sealed() {
+		return nil, ErrSealed
+	}
+	c.stateMu.RLock()
+	defer c.stateMu.RUnlock()
+	return &LeaderStatus{
+		HAEnabled:     false,
+		IsSelf:        true,
+		ActiveTime:    c.activeTime.Format(time.RFC3339Nano),
+		LeaderAddress: c.cfg.APIAddr,
+		LastWAL:       c.wal.LastIndex(),
+	}, nil
+}
+
+func (c *Core) requireRoot(ctx context.Context, token string) error {
+	if c.barrier.Sealed() {
+		return ErrSealed
+	}
+	te, err := c.tokens.lookup(ctx, token)
+	if err != nil {
+		return mapBarrierErr(err)
+	}
+	if te == nil || !te.hasPolicy("root") {
+		return ErrPermissionDenied
+	}
+	return nil
+}
+
+func mapBarrierErr(err error) error {
+	if errors.Is(err, barrier.ErrSealed) {
+		return ErrSealed
+	}
+	return err
+}
+
+type clusterInfo struct {
+	Name string `json:"name"`
+	ID   string `json:"id"`
+}
+
+func putJSON(ctx context.Context, b storage.Backend, key string, v any) error {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(ctx, &storage.Entry{Key: key, Value: buf})
+}
+
+// getJSON decodes key into v and reports whether it existed.
+func getJSON(ctx context.Context, b storage.Backend, key string, v any) (bool, error) {
+	e, err := b.Get(ctx, key)
+	if err != nil || e == nil {
+		return false, err
+	}
+	if err := json.Unmarshal(e.Value, v); err != nil {
+		return true, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return true, nil
+}
+
+// randomHex returns n random bytes hex encoded.
+func randomHex(n int) (string, error) {
+	b, err := barrier.RandomBytes(n)
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}

@@ -1,0 +1,37 @@
+// Package httpapi owns Coffer's Vault-compatible HTTP surface: routing under
+// /v1/, the request limits, token extraction, the two response shapes Vault
+// uses and its error envelope. Its contract is that unmodified Vault clients
+// (the vault CLI, github.com/hashicorp/vault/api) decode every response.
+//
+// # Routing
+//
+// A request is dispatched in three steps:
+//
+//  1. Anything outside /v1/ is 404.
+//  2. The sys table (routes in sys.go) maps an exact path such as
+//     "sys/seal-status" to one handler per HTTP method. A known path with an
+//     unlisted method is 405 with an Allow header.
+//  3. Every other /v1/ path goes to Options.Logical, the hook where core's
+//     logical router (mounts, kv, the rest of sys/) plugs in. Without a hook
+//     the path is 404.
+//
+// Before step 2 the body is capped at Options.MaxRequestSize with
+// http.MaxBytesReader, so the hook inherits the limit; DecodeJSON turns an
+// oversized or malformed body into the right Vault error (413 or 400).
+//
+// # Response shapes
+//
+// Vault answers the seal and health endpoints (sys/health, sys/seal-status,
+// sys/leader, sys/init, sys/unseal) with raw JSON objects, sys/seal and
+// sys/rotate with 204 No Content, and logical reads such as sys/key-status
+// with the logical envelope (request_id, lease_id, renewable, lease_duration,
+// data, wrap_info, warnings, auth). Errors are {"errors":["message"]}.
+//
+// # What it must never do
+//
+// httpapi decides nothing about security or state: it never checks a token
+// itself, never touches storage or the barrier, and never logs a token, a key
+// share or a request body. Authorization and every state decision belong to
+// core; httpapi only translates HTTP to core calls and core errors to status
+// codes (see ErrorStatus).
+package httpapi

@@ -1,0 +1,149 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cofferhq/coffer/core"
+)
+
+// Core is what httpapi needs of *core.Core: exactly the methods the sys
+// handlers call.
+type Core interface {
+	Initialized(ctx context.Context) (bool, error)
+	Initialize(ctx context.Context, req core.InitRequest) (*core.InitResult, error)
+	SealStatus(ctx context.Context) (*core.SealStatus, error)
+	Unseal(ctx context.Context, key []byte) (*core.SealStatus, error)
+	ResetUnseal(ctx context.Context) (*core.SealStatus, error)
+	Seal(ctx context.Context, token string) error
+	Rotate(ctx context.Context, token string) (*core.KeyStatus, error)
+	KeyStatus(ctx context.Context, token string) (*core.KeyStatus, error)
+	Health(ctx context.Context) *core.HealthStatus
+	Leader(ctx context.Context) (*core.LeaderStatus, error)
+}
+
+// DefaultMaxRequestSize is Vault's default max_request_size: 32 MiB.
+const DefaultMaxRequestSize int64 = 32 << 20
+
+// Options configures the handler. The zero value is valid.
+type Options struct {
+	// MaxRequestSize caps every request body in bytes; a larger body is
+	// answered 413. Zero means DefaultMaxRequestSize; a negative value
+	// disables the limit.
+	MaxRequestSize int64
+
+	// Logical serves every /v1/ path that is not in the sys table (mounts,
+	// kv, the rest of sys/). It sees the request with its body already
+	// capped at MaxRequestSize and should use DecodeJSON, RequestToken,
+	// NewEnvelope, WriteJSON and RespondError so that it answers like the
+	// rest of the API. Nil means such paths are 404.
+	Logical http.Handler
+}
+
+// handlerFunc is one sys endpoint for one method. It writes the response
+// itself or returns an error that RespondError turns into Vault's envelope.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// route is one path of the sys table: its handler per HTTP method.
+type route map[string]handlerFunc
+
+type handler struct {
+	core    Core
+	opts    Options
+	log     zerolog.Logger
+	routes  map[string]route // keyed by the path after /v1/, e.g. "sys/health"
+	maxBody int64
+}
+
+// New returns the HTTP handler of the whole /v1/ API. See the package
+// documentation for how a request is routed.
+func New(c Core, opts Options, logger zerolog.Logger) http.Handler {
+	h := &handler{core: c, opts: opts, log: logger.With().Str("component", "httpapi").Logger()}
+	h.maxBody = opts.MaxRequestSize
+	if h.maxBody == 0 {
+		h.maxBody = DefaultMaxRequestSize
+	}
+	h.routes = h.sysRoutes()
+	return h
+}
+
+// statusRecorder remembers the status code for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	h.serve(rec, r)
+	// Never log the token, the query (it may carry secrets) or the body.
+	h.log.Debug().Str("method", r.Method).Str("path", r.URL.Path).
+		Int("status", rec.code).Dur("took", time.Since(start)).Msg("request")
+}
+
+func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
+	path, ok := strings.CutPrefix(r.URL.Path, "/v1/")
+	if !ok {
+		WriteError(w, r, http.StatusNotFound, "no handler for "+r.URL.Path+": Coffer's API lives under /v1/")
+		return
+	}
+	if h.maxBody > 0 && r.Body != nil {
+		if r.ContentLength > h.maxBody {
+			RespondError(w, r, &http.MaxBytesError{Limit: h.maxBody})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
+	}
+
+	rt, known := h.routes[path]
+	if !known {
+		if h.opts.Logical != nil {
+			h.opts.Logical.ServeHTTP(w, r)
+			return
+		}
+		WriteError(w, r, http.StatusNotFound, "no handler for route \""+path+"\": check the path, or mount a secrets engine there first")
+		return
+	}
+	fn, ok := rt[r.Method]
+	if !ok {
+		allowed := make([]string, 0, len(rt))
+		for m := range rt {
+			allowed = append(allowed, m)
+		}
+		sort.Strings(allowed)
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		WriteError(w, r, http.StatusMethodNotAllowed,
+			"method "+r.Method+" is not supported on "+path+": use "+strings.Join(allowed, " or "))
+		return
+	}
+	if err := fn(w, r); err != nil {
+		code := ErrorStatus(err)
+		if code >= 500 && code != http.StatusServiceUnavailable {
+			h.log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("request failed")
+		}
+		RespondError(w, r, err)
+	}
+}
