@@ -3,16 +3,21 @@ package core
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/cofferhq/coffer/audit"
 	"github.com/cofferhq/coffer/barrier"
 	"github.com/cofferhq/coffer/barrier/seal"
+	"github.com/cofferhq/coffer/core/tokens"
+	"github.com/cofferhq/coffer/engines/kv"
+	"github.com/cofferhq/coffer/engines/userpass"
+	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/wal"
 	"github.com/google/uuid"
@@ -39,6 +44,8 @@ type Config struct {
 	APIAddr string
 	// WAL tunes group commit.
 	WAL wal.Options
+	// DefaultLeaseTTL and MaxLeaseTTL bound token TTLs (Vault's defaults: 768h).
+	DefaultLeaseTTL, MaxLeaseTTL time.Duration
 	// Logger receives core's logs.
 	Logger zerolog.Logger
 }
@@ -68,7 +75,18 @@ type Core struct {
 	clusterID   string
 	activeTime  time.Time
 
-	tokens *tokenStore
+	// Logical layer, rebuilt on every unseal.
+	factories map[Table]map[string]logical.Factory
+	router    *router
+	mountMu   sync.Mutex // serializes mount table changes
+	policies  *policyStore
+	tokens    *tokens.Store
+	wrapMu    sync.Mutex // makes unwrap's read-and-delete single use
+
+	auditMu        sync.RWMutex
+	audit          *audit.Broker
+	auditEntries   map[string]*auditEntry
+	auditSaltBytes []byte
 }
 
 // New opens the WAL on cfg.Physical and returns a sealed Core.
@@ -78,9 +96,6 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 	}
 	if cfg.Seal == nil {
 		cfg.Seal = seal.NewShamir()
-	}
-	if cfg.WAL.Classify == nil {
-		cfg.WAL.Classify = Classify
 	}
 	log, err := wal.Open(ctx, cfg.Physical, cfg.WAL, cfg.Logger.With().Str("component", "wal").Logger())
 	if err != nil {
@@ -94,15 +109,53 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 		barrier: barrier.New(log),
 		seal:    cfg.Seal,
 	}
-	c.tokens = &tokenStore{b: c.barrier}
+	c.router = newRouter()
+	c.policies = newPolicyStore(c.barrier)
+	c.tokens = c.newTokenStore()
+	c.factories = map[Table]map[string]logical.Factory{
+		SecretTable: {"kv": kv.Factory},
+		AuthTable:   {"userpass": userpass.Factory},
+	}
+	log.SetClassifier(c.classify)
 	return c, nil
 }
 
-// Classify decides each key's replication class: per-cluster identity is
-// never shipped; everything else follows wal.DefaultClassify.
-func Classify(key string) wal.Class {
-	if strings.HasPrefix(key, "core/cluster/local/") {
+func (c *Core) newTokenStore() *tokens.Store {
+	return tokens.New(logical.NewView(c.barrier, tokenStoragePrefix), tokens.Options{
+		DefaultTTL: c.cfg.DefaultLeaseTTL,
+		MaxTTL:     c.cfg.MaxLeaseTTL,
+	}, c.logger.With().Str("component", "tokens").Logger())
+}
+
+// tokenStoragePrefix holds the token store's records (local class).
+const tokenStoragePrefix = "sys/token/"
+
+// mountBuiltins routes the system backend (sys/) and the token auth method
+// (auth/token/); they are listed with the mounts but never stored.
+func (c *Core) mountBuiltins() {
+	c.router.add(&mountedBackend{
+		entry:   &MountEntry{Table: SecretTable, Path: "sys/", Type: "system", Description: "system endpoints used for control, policy and debugging", UUID: "system", Accessor: "system", builtin: true, Options: map[string]string{}},
+		backend: &systemBackend{c: c},
+		storage: logical.NewView(c.barrier, "sys/"),
+	})
+	c.router.add(&mountedBackend{
+		entry:   &MountEntry{Table: AuthTable, Path: "token/", Type: "token", Description: "token based credentials", UUID: "token", Accessor: "auth_token", builtin: true, Options: map[string]string{}},
+		backend: c.tokens.Backend(),
+		storage: logical.NewView(c.barrier, tokenStoragePrefix),
+	})
+}
+
+// classify gives the WAL each key's replication class: per-cluster state is
+// never shipped; tokens, wrapped responses, local tables and the data of local
+// mounts are local; everything else is replicated.
+func (c *Core) classify(key string) wal.Class {
+	switch {
+	case strings.HasPrefix(key, "core/cluster/local/"):
 		return wal.Ignored
+	case strings.HasPrefix(key, "core/local-"), strings.HasPrefix(key, wrappingPrefix):
+		return wal.Local
+	case (strings.HasPrefix(key, secretStoragePrefix) || strings.HasPrefix(key, authStoragePrefix)) && c.router.isLocalKey(key):
+		return wal.Local
 	}
 	return wal.DefaultClassify(key)
 }
@@ -135,7 +188,7 @@ func (c *Core) Start(ctx context.Context) error {
 // Close seals the core, stops the WAL and closes the storage.
 func (c *Core) Close() error {
 	c.stateMu.Lock()
-	c.barrier.Seal()
+	c.sealLocked()
 	c.stateMu.Unlock()
 	err := c.wal.Close()
 	if cl, ok := c.phys.(interface{ Close() error }); ok {
@@ -217,15 +270,23 @@ func (c *Core) Initialize(ctx context.Context, req InitRequest) (*InitResult, er
 		c.barrier.Seal()
 		return nil, fmt.Errorf("store cluster identity: %w", err)
 	}
-	token, err := c.tokens.createRoot(ctx, req.RootTokenID)
+	if err := c.policies.ensureDefault(ctx); err != nil {
+		c.barrier.Seal()
+		return nil, fmt.Errorf("store the default policy: %w", err)
+	}
+	rootToken, err := c.tokens.CreateRoot(ctx, req.RootTokenID)
 	if err != nil {
 		c.barrier.Seal()
 		return nil, fmt.Errorf("create root token: %w", err)
 	}
-	res := &InitResult{RootToken: token}
+	res := &InitResult{RootToken: rootToken.ID}
 	if c.seal.RecoveryKeySupported() {
 		res.RecoveryKeys = shares
 		c.clusterName, c.clusterID, c.activeTime = info.Name, info.ID, time.Now().UTC()
+		if err := c.postUnseal(ctx); err != nil {
+			c.sealLocked()
+			return nil, err
+		}
 		c.logger.Info().Str("cluster_name", info.Name).Str("cluster_id", info.ID).Msg("initialized and unsealed by the " + c.seal.Type() + " seal")
 		return res, nil
 	}
@@ -304,8 +365,42 @@ func (c *Core) unsealLocked(ctx context.Context, root []byte) error {
 		return fmt.Errorf("load cluster identity: %w", err)
 	}
 	c.clusterName, c.clusterID, c.activeTime = info.Name, info.ID, time.Now().UTC()
+	if err := c.postUnseal(ctx); err != nil {
+		c.sealLocked()
+		return err
+	}
 	c.logger.Info().Str("cluster_name", info.Name).Str("cluster_id", info.ID).Msg("unsealed")
 	return nil
+}
+
+// postUnseal brings the logical layer up: policies, tokens (and their
+// expiration manager), mounts and audit devices.
+func (c *Core) postUnseal(ctx context.Context) error {
+	c.policies.invalidate()
+	c.tokens = c.newTokenStore()
+	if err := c.loadMounts(ctx); err != nil {
+		return err
+	}
+	if err := c.loadAudit(ctx); err != nil {
+		return err
+	}
+	c.tokens.Start()
+	return nil
+}
+
+// sealLocked takes the logical layer down and seals the barrier.
+func (c *Core) sealLocked() {
+	c.tokens.Stop()
+	c.router.clear()
+	c.auditMu.Lock()
+	if c.audit != nil {
+		if err := c.audit.Close(); err != nil {
+			c.logger.Warn().Err(err).Msg("closing audit devices")
+		}
+		c.audit = nil
+	}
+	c.auditMu.Unlock()
+	c.barrier.Seal()
 }
 
 // ResetUnseal forgets the shares given so far.
@@ -323,7 +418,7 @@ func (c *Core) Seal(ctx context.Context, token string) error {
 	}
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
-	c.barrier.Seal()
+	c.sealLocked()
 	c.logger.Info().Msg("sealed by request")
 	return nil
 }
@@ -430,11 +525,11 @@ func (c *Core) requireRoot(ctx context.Context, token string) error {
 	if c.barrier.Sealed() {
 		return ErrSealed
 	}
-	te, err := c.tokens.lookup(ctx, token)
+	te, err := c.tokens.Lookup(ctx, token)
 	if err != nil {
 		return mapBarrierErr(err)
 	}
-	if te == nil || !te.hasPolicy("root") {
+	if te == nil || !slices.Contains(te.Policies, "root") {
 		return ErrPermissionDenied
 	}
 	return nil
@@ -470,13 +565,4 @@ func getJSON(ctx context.Context, b storage.Backend, key string, v any) (bool, e
 		return true, fmt.Errorf("decode %s: %w", key, err)
 	}
 	return true, nil
-}
-
-// randomHex returns n random bytes hex encoded.
-func randomHex(n int) (string, error) {
-	b, err := barrier.RandomBytes(n)
-	if err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
 }

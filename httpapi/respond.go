@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cofferhq/coffer/core"
+	"github.com/cofferhq/coffer/logical"
 )
 
 // Envelope is Vault's logical response: what logical reads (sys/key-status,
@@ -109,7 +110,8 @@ func ErrorStatus(err error) int {
 		errors.As(err, &ir):
 		return http.StatusBadRequest
 	default:
-		return http.StatusInternalServerError
+		// Errors of the logical layer (backends, the router) carry their own status.
+		return logical.StatusCode(err)
 	}
 }
 
@@ -140,7 +142,8 @@ func RespondError(w http.ResponseWriter, r *http.Request, err error) {
 	WriteError(w, r, ErrorStatus(err), errorMessage(err))
 }
 
-// DecodeJSON decodes the request body into v. An empty body leaves v
+// DecodeJSON decodes the request body into v, numbers in interface values
+// as json.Number. An empty body leaves v
 // untouched. A body over the size limit yields an error ErrorStatus maps to
 // 413; anything that is not one JSON value yields a 400 saying so.
 func DecodeJSON(r *http.Request, v any) error {
@@ -148,6 +151,7 @@ func DecodeJSON(r *http.Request, v any) error {
 		return nil
 	}
 	dec := json.NewDecoder(r.Body)
+	dec.UseNumber() // numbers inside secrets stay exact
 	err := dec.Decode(v)
 	if errors.Is(err, io.EOF) {
 		return nil

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 )
@@ -43,6 +44,9 @@ type commandFlags struct {
 	address string
 	format  string
 	tlsSkip bool
+	// wrapTTL is -wrap-ttl, registered by httpFlags on the commands that
+	// read or write data; zero means no wrapping asked on the command line.
+	wrapTTL time.Duration
 }
 
 // newFlags builds the flag set of one command with the shared flags.
@@ -111,6 +115,21 @@ func (f *commandFlags) client() (*api.Client, error) {
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create API client for %s: %w", cfg.Address, err)
+	}
+	// Like the vault CLI: VAULT_TOKEN first (api.NewClient read it), else
+	// the token `coffer login` stored in ~/.vault-token.
+	if c.Token() == "" {
+		token, err := readTokenFile()
+		if err != nil {
+			return nil, err
+		}
+		if token != "" {
+			c.SetToken(token)
+		}
+	}
+	if f.wrapTTL > 0 {
+		ttl := f.wrapTTL.String()
+		c.SetWrappingLookupFunc(func(string, string) string { return ttl })
 	}
 	return c, nil
 }

@@ -28,6 +28,19 @@ var commands = map[string]command{
 	"status":   {"Print seal and HA status", (*cli).status},
 	"operator": {"Perform operator-specific tasks (init, unseal, seal, rotate, key-status)", (*cli).operator},
 	"version":  {"Print the Coffer version", (*cli).version},
+	// The vault-compatible commands (vaultcli.go and the files it names).
+	"read":    {"Read data at a path (GET)", (*cli).read},
+	"write":   {"Write data to a path (PUT)", (*cli).write},
+	"patch":   {"Patch data at a path (JSON merge patch)", (*cli).patch},
+	"list":    {"List the keys under a path (LIST)", (*cli).list},
+	"delete":  {"Delete data at a path (DELETE)", (*cli).delete},
+	"kv":      {"Work with key/value secrets (v1 and v2 mounts)", subcommands("kv", kvCommands)},
+	"secrets": {"Enable, list, tune and disable secrets engines", subcommands("secrets", secretsCommands)},
+	"auth":    {"Enable, list and disable auth methods", subcommands("auth", authCommands)},
+	"audit":   {"Enable, list and disable audit devices", subcommands("audit", auditCommands)},
+	"policy":  {"Write, read, list and delete ACL policies", subcommands("policy", policyCommands)},
+	"token":   {"Create, look up, renew and revoke tokens", subcommands("token", tokenCommands)},
+	"login":   {"Authenticate and store the token in ~/.vault-token", (*cli).login},
 }
 
 // run dispatches args (without the program name) and returns the exit code.

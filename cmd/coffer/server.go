@@ -142,12 +142,14 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 		return err
 	}
 	c, err := core.New(ctx, core.Config{
-		Physical:    phys,
-		StorageType: cfg.Storage.Type,
-		Seal:        sl,
-		ClusterName: cfg.ClusterName,
-		APIAddr:     cfg.AdvertisedAPIAddr(),
-		Logger:      logger.With().Str("component", "core").Logger(),
+		Physical:        phys,
+		StorageType:     cfg.Storage.Type,
+		Seal:            sl,
+		ClusterName:     cfg.ClusterName,
+		APIAddr:         cfg.AdvertisedAPIAddr(),
+		DefaultLeaseTTL: cfg.DefaultLeaseTTL,
+		MaxLeaseTTL:     cfg.MaxLeaseTTL,
+		Logger:          logger.With().Str("component", "core").Logger(),
 	})
 	if err != nil {
 		if cl, ok := phys.(io.Closer); ok {
@@ -176,7 +178,10 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 		return fmt.Errorf("listen on %s: %w (is another server using the port?)", cfg.Listener.Address, err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(c, httpapi.Options{MaxRequestSize: cfg.MaxRequestSize}, logger.With().Str("component", "http").Logger()),
+		Handler: httpapi.New(c, httpapi.Options{
+			MaxRequestSize: cfg.MaxRequestSize,
+			Logical:        httpapi.NewLogical(c, logger.With().Str("component", "http").Logger()),
+		}, logger.With().Str("component", "http").Logger()),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	scheme := "http"
@@ -230,6 +235,10 @@ func initDev(ctx context.Context, c *core.Core, rootID string, cfg *config.Confi
 		if _, err := c.Unseal(ctx, res.Keys[0]); err != nil {
 			return fmt.Errorf("dev unseal: %w", err)
 		}
+	}
+	// As in Vault's dev mode: a kv version 2 engine at secret/.
+	if err := c.EnableMount(ctx, &core.MountEntry{Table: core.SecretTable, Path: "secret/", Type: "kv", Description: "key/value secret storage", Options: map[string]string{"version": "2"}}); err != nil {
+		return fmt.Errorf("dev mount secret/: %w", err)
 	}
 	addr := "http://" + cfg.Listener.Address
 	if !cfg.Listener.TLSDisable {

@@ -1,0 +1,230 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cofferhq/coffer/core/acl"
+	"github.com/cofferhq/coffer/core/tokens"
+	"github.com/cofferhq/coffer/logical"
+	"github.com/google/uuid"
+)
+
+// Request is one API call on a logical path (everything but the sys
+// endpoints httpapi serves itself), as core sees it.
+type Request struct {
+	// Operation comes from the HTTP method; core refines update into create
+	// when the backend reports that nothing exists at the path.
+	Operation logical.Operation
+	// Path is the full request path after /v1/ ("secret/data/app").
+	Path       string
+	Data       map[string]any
+	Token      string
+	WrapTTL    time.Duration
+	Headers    http.Header
+	RemoteAddr string
+}
+
+// Response is a backend's response plus what core added: the request id and,
+// for a wrapped response, the wrapping token's description.
+type Response struct {
+	RequestID string
+	*logical.Response
+	WrapInfo *WrapInfo
+}
+
+// WrapInfo describes a response-wrapping token (the envelope's wrap_info).
+type WrapInfo struct {
+	Token           string    `json:"token"`
+	Accessor        string    `json:"accessor"`
+	TTL             int64     `json:"ttl"`
+	CreationTime    time.Time `json:"creation_time"`
+	CreationPath    string    `json:"creation_path"`
+	WrappedAccessor string    `json:"wrapped_accessor,omitempty"`
+}
+
+type callerKey struct{}
+
+// caller is the authenticated token of the request being served, for the
+// system backend's self-service endpoints.
+func caller(ctx context.Context) *tokens.Entry {
+	te, _ := ctx.Value(callerKey{}).(*tokens.Entry)
+	return te
+}
+
+// unauthenticated reports whether path needs no token: logins and the
+// wrapping endpoints that authenticate by the wrapping token itself.
+func unauthenticated(mb *mountedBackend, rel string) bool {
+	if mb.entry.Table == AuthTable && !mb.entry.builtin {
+		return strings.HasPrefix(rel, "login/") || rel == "login"
+	}
+	if mb.entry.Type == "system" {
+		return rel == "wrapping/lookup"
+	}
+	return false
+}
+
+// HandleRequest runs the request pipeline: route, authenticate, authorize
+// (ACL and sudo), audit the request, call the backend, create the token of a
+// login, wrap the response when asked, audit the response.
+func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, error) {
+	if c.barrier.Sealed() {
+		return nil, ErrSealed
+	}
+	path := strings.TrimPrefix(req.Path, "/")
+	mb, rel := c.router.match(path)
+	if mb == nil {
+		return nil, logical.Errorf(http.StatusNotFound, "no handler for route %q: no secrets engine or auth method is mounted there (list them with sys/mounts and sys/auth)", path)
+	}
+	lreq := &logical.Request{
+		ID:          uuid.NewString(),
+		Operation:   req.Operation,
+		Path:        rel,
+		MountPoint:  mb.entry.RoutePath(),
+		MountType:   mb.entry.Type,
+		Data:        req.Data,
+		Storage:     mb.storage,
+		ClientToken: req.Token,
+		Headers:     req.Headers,
+		RemoteAddr:  req.RemoteAddr,
+	}
+	if lreq.Data == nil {
+		lreq.Data = map[string]any{}
+	}
+
+	var te *tokens.Entry
+	if !unauthenticated(mb, rel) {
+		var err error
+		te, err = c.authorize(ctx, mb, path, lreq)
+		if err != nil {
+			c.auditDenied(ctx, lreq, te, err)
+			return nil, err
+		}
+		ctx = context.WithValue(ctx, callerKey{}, te)
+	}
+
+	if err := c.auditRequest(ctx, lreq, te); err != nil {
+		return nil, err
+	}
+	lresp, err := mb.backend.HandleRequest(ctx, lreq)
+	if err == nil && lresp != nil && lresp.Auth != nil && lresp.Auth.ClientToken == "" {
+		err = c.issueLoginToken(ctx, path, mb, lresp.Auth)
+	}
+	resp := &Response{RequestID: lreq.ID, Response: lresp}
+	if err == nil && req.WrapTTL > 0 && lresp != nil && (lresp.Data != nil || lresp.Auth != nil) {
+		resp.WrapInfo, err = c.wrap(ctx, path, req.WrapTTL, lresp)
+		if err == nil {
+			resp.Response = &logical.Response{Warnings: lresp.Warnings}
+		}
+	}
+	if aerr := c.auditResponse(ctx, lreq, te, resp, err); aerr != nil && err == nil {
+		return nil, aerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// authorize looks the token up, refines the operation, checks the ACL and
+// sudo, and spends one use of a use-limited token.
+func (c *Core) authorize(ctx context.Context, mb *mountedBackend, path string, lreq *logical.Request) (*tokens.Entry, error) {
+	if lreq.ClientToken == "" {
+		return nil, fmt.Errorf("%w: missing client token: set X-Vault-Token (VAULT_TOKEN) or log in first", ErrPermissionDenied)
+	}
+	te, err := c.tokens.Lookup(ctx, lreq.ClientToken)
+	if err != nil {
+		return nil, err
+	}
+	if te == nil {
+		return nil, fmt.Errorf("%w: invalid token: it is unknown, expired or revoked; log in again", ErrPermissionDenied)
+	}
+	if lreq.Operation == logical.UpdateOperation && mb.entry.Type != "system" && mb.entry.Type != "token" {
+		exists, err := mb.backend.ExistenceCheck(ctx, lreq)
+		if err != nil {
+			return te, err
+		}
+		if !exists {
+			lreq.Operation = logical.CreateOperation
+		}
+	}
+	a, err := c.policies.aclFor(ctx, te.Policies)
+	if err != nil {
+		return te, fmt.Errorf("load policies of token: %w", err)
+	}
+	allowed, sudo := a.Allowed(path, acl.Operation(lreq.Operation))
+	if !allowed || (acl.RequiresSudo(path) && !sudo && !a.IsRoot()) {
+		return te, fmt.Errorf("%w: the token's policies (%s) do not grant %q on %q", ErrPermissionDenied, strings.Join(te.Policies, ", "), lreq.Operation, path)
+	}
+	if te.NumUses > 0 {
+		if te, err = c.tokens.UseToken(ctx, te); err != nil {
+			return nil, err
+		}
+		if te == nil {
+			return nil, fmt.Errorf("%w: the token has no uses left", ErrPermissionDenied)
+		}
+	}
+	return te, nil
+}
+
+// issueLoginToken creates the token an auth method's login response asks for.
+func (c *Core) issueLoginToken(ctx context.Context, path string, mb *mountedBackend, a *logical.Auth) error {
+	pols := normalizePolicies(a.Policies, false)
+	te := &tokens.Entry{
+		Policies:       pols,
+		Path:           path,
+		Meta:           a.Metadata,
+		DisplayName:    a.DisplayName,
+		NumUses:        a.NumUses,
+		TTL:            a.TTL,
+		ExplicitMaxTTL: a.ExplicitMaxTTL,
+		Period:         a.Period,
+		Renewable:      true,
+		Orphan:         true,
+	}
+	if te.TTL == 0 && mb.entry.Config.DefaultLeaseTTL > 0 {
+		te.TTL = time.Duration(mb.entry.Config.DefaultLeaseTTL) * time.Second
+	}
+	if err := c.tokens.Create(ctx, te); err != nil {
+		return fmt.Errorf("create login token: %w", err)
+	}
+	a.ClientToken, a.Accessor = te.ID, te.Accessor
+	a.Policies, a.TokenPolicies = pols, pols
+	a.Orphan, a.Renewable, a.TokenType = true, te.Renewable, "service"
+	a.LeaseDuration = int(tokenTTLSeconds(te))
+	return nil
+}
+
+func tokenTTLSeconds(te *tokens.Entry) int64 {
+	if te.ExpireTime.IsZero() {
+		return 0
+	}
+	return int64(time.Until(te.ExpireTime).Round(time.Second) / time.Second)
+}
+
+// normalizePolicies lowercases, dedups and sorts; adds "default" when asked
+// and the set is not root.
+func normalizePolicies(in []string, addDefault bool) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range in {
+		p = acl.NormalizeName(p)
+		if p == "" || seen[p] {
+			continue
+		}
+		seen[p] = true
+		out = append(out, p)
+	}
+	if addDefault && !seen[acl.DefaultPolicyName] && !seen[acl.RootPolicyName] {
+		out = append(out, acl.DefaultPolicyName)
+	}
+	sortStrings(out)
+	return out
+}
+
+// errIsPermission tells whether err is a 403.
+func errIsPermission(err error) bool { return errors.Is(err, ErrPermissionDenied) }

@@ -1,0 +1,504 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/cofferhq/coffer/logical"
+)
+
+// Backend returns the token auth method, to be mounted at auth/token/. It
+// works on the store's own storage and ignores req.Storage; the caller's
+// token is req.ClientToken. See the package documentation for the
+// capabilities the router should check.
+func (s *Store) Backend() logical.Backend {
+	b := &backend{s: s}
+	b.table = b.routes()
+	return b
+}
+
+type backend struct {
+	s     *Store
+	table map[string]map[logical.Operation]handler
+}
+
+type handler func(ctx context.Context, req *logical.Request, f *fields) (*logical.Response, error)
+
+// routes lists the paths under auth/token/ and the operations each accepts.
+// Writes arrive as update (ExistenceCheck says every path exists); create is
+// accepted as its synonym.
+func (b *backend) routes() map[string]map[logical.Operation]handler {
+	update := func(h handler) map[logical.Operation]handler {
+		return map[logical.Operation]handler{logical.UpdateOperation: h}
+	}
+	readOrUpdate := func(h handler) map[logical.Operation]handler {
+		return map[logical.Operation]handler{logical.ReadOperation: h, logical.UpdateOperation: h}
+	}
+	return map[string]map[logical.Operation]handler{
+		"create": update(func(ctx context.Context, r *logical.Request, f *fields) (*logical.Response, error) {
+			return b.create(ctx, r, f, false)
+		}),
+		"create-orphan": update(func(ctx context.Context, r *logical.Request, f *fields) (*logical.Response, error) {
+			return b.create(ctx, r, f, true)
+		}),
+		"lookup":          readOrUpdate(b.lookup),
+		"lookup-self":     readOrUpdate(b.lookupSelf),
+		"lookup-accessor": update(b.lookupAccessor),
+		"renew":           update(b.renew),
+		"renew-self":      update(b.renewSelf),
+		"renew-accessor":  update(b.renewAccessor),
+		"revoke":          update(b.revoke),
+		"revoke-self":     update(b.revokeSelf),
+		"revoke-accessor": update(b.revokeAccessor),
+		"revoke-orphan":   update(b.revokeOrphan),
+	}
+}
+
+// ExistenceCheck reports true for every path: Vault authorizes every write
+// to the token backend as "update" (it has no existence check outside
+// roles/), and Coffer's policies must mean the same.
+func (b *backend) ExistenceCheck(context.Context, *logical.Request) (bool, error) { return true, nil }
+
+// HandleRequest serves one request under auth/token/.
+func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	ops, ok := b.table[req.Path]
+	if !ok {
+		return nil, fmt.Errorf("%w: auth/token/%s; the token auth method serves create, create-orphan, lookup, lookup-self, lookup-accessor, renew, renew-self, renew-accessor, revoke, revoke-self, revoke-accessor and revoke-orphan", logical.ErrUnsupportedPath, req.Path)
+	}
+	op := req.Operation
+	if op == logical.CreateOperation {
+		op = logical.UpdateOperation
+	}
+	h, ok := ops[op]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s on auth/token/%s; use POST", logical.ErrUnsupportedOperation, req.Operation, req.Path)
+	}
+	f := newFields(req.Data)
+	resp, err := h(ctx, req, f)
+	if err != nil {
+		return nil, err
+	}
+	if w := f.unknown(); w != "" {
+		if resp == nil {
+			resp = &logical.Response{}
+		}
+		resp.Warnings = append(resp.Warnings, w)
+	}
+	return resp, nil
+}
+
+func badRequest(format string, args ...any) error {
+	return logical.Errorf(http.StatusBadRequest, format, args...)
+}
+
+// errBadToken is Vault's answer to a lookup of an invalid token.
+var errBadToken = logical.Errorf(http.StatusForbidden, "bad token")
+
+// storeError turns a store error into the status and message Vault gives.
+func storeError(err error) error {
+	switch {
+	case errors.Is(err, ErrTokenNotFound):
+		return badRequest("token not found")
+	case errors.Is(err, ErrNotRenewable), errors.Is(err, ErrPastMaxTTL),
+		errors.Is(err, ErrDuplicateID), errors.Is(err, ErrInvalidEntry):
+		return badRequest("%s", err.Error())
+	case errors.Is(err, ErrParentNotFound):
+		return badRequest("parent token lookup failed: no parent found; authenticate with a valid token")
+	}
+	return err
+}
+
+var displayNameSanitize = regexp.MustCompile(`[^a-zA-Z0-9-]`)
+
+// create serves create and create-orphan.
+func (b *backend) create(ctx context.Context, req *logical.Request, f *fields, orphan bool) (*logical.Response, error) {
+	id, err := f.str("id")
+	if err != nil {
+		return nil, err
+	}
+	policies, err := f.strList("policies")
+	if err != nil {
+		return nil, err
+	}
+	meta, err := f.strMap("meta")
+	if err != nil {
+		return nil, err
+	}
+	noParent, err := f.boolean("no_parent", false)
+	if err != nil {
+		return nil, err
+	}
+	noDefault, err := f.boolean("no_default_policy", false)
+	if err != nil {
+		return nil, err
+	}
+	ttl, ttlSet, err := f.duration("ttl")
+	if err != nil {
+		return nil, err
+	}
+	if lease, leaseSet, err := f.duration("lease"); err != nil { // Vault's older name for ttl
+		return nil, err
+	} else if !ttlSet && leaseSet {
+		ttl = lease
+	}
+	explicitMax, _, err := f.duration("explicit_max_ttl")
+	if err != nil {
+		return nil, err
+	}
+	period, _, err := f.duration("period")
+	if err != nil {
+		return nil, err
+	}
+	displayName, err := f.str("display_name")
+	if err != nil {
+		return nil, err
+	}
+	numUses, err := f.integer("num_uses")
+	if err != nil {
+		return nil, err
+	}
+	renewable, err := f.boolean("renewable", true)
+	if err != nil {
+		return nil, err
+	}
+	tokenType, err := f.str("type")
+	if err != nil {
+		return nil, err
+	}
+	entityAlias, err := f.str("entity_alias")
+	if err != nil {
+		return nil, err
+	}
+
+	switch {
+	case tokenType != "" && tokenType != TypeService && tokenType != "default":
+		return nil, badRequest("token type %q is not supported: Coffer issues service tokens only; omit type or set type=service", tokenType)
+	case entityAlias != "":
+		return nil, badRequest("'entity_alias' is only allowed in combination with token role, and Coffer has no token roles; remove entity_alias")
+	case numUses < 0:
+		return nil, badRequest("number of uses cannot be negative")
+	case numUses > 1<<31-1:
+		return nil, badRequest("num_uses: %d is too large", numUses)
+	case ttl < 0:
+		return nil, badRequest("ttl must be positive")
+	case explicitMax < 0:
+		return nil, badRequest("explicit_max_ttl must be positive")
+	case period < 0:
+		return nil, badRequest("period must be positive")
+	}
+
+	parent, err := b.s.Lookup(ctx, req.ClientToken)
+	if err != nil {
+		return nil, err
+	}
+	if parent == nil {
+		return nil, badRequest("parent token lookup failed: no parent found; authenticate with a valid token")
+	}
+	if parent.NumUses != 0 {
+		return nil, badRequest("restricted use token cannot generate child tokens")
+	}
+	isRoot := hasPolicy(parent.Policies, "root")
+
+	e := &Entry{
+		Parent:      parent.ID,
+		Path:        "auth/token/" + req.Path,
+		Meta:        meta,
+		DisplayName: "token",
+		NumUses:     int(numUses),
+		TTL:         ttl,
+		Period:      period,
+		Renewable:   renewable,
+	}
+	if displayName != "" {
+		full := displayNameSanitize.ReplaceAllString("token-"+displayName, "-")
+		e.DisplayName = strings.TrimSuffix(full, "-")
+	}
+	if id != "" {
+		if !isRoot {
+			return nil, badRequest("root privileges required to specify token id; omit id or create the token with a root token")
+		}
+		e.ID = id
+	}
+
+	// Policies: inherit the parent's when none are asked for; otherwise a
+	// non-root parent may only hand out a subset of its own. "default" is
+	// added (when the parent has it, for a non-root parent) unless
+	// no_default_policy.
+	addDefault := false
+	switch {
+	case len(policies) == 0:
+		policies = SanitizePolicies(parent.Policies, false)
+	case !isRoot:
+		asked := SanitizePolicies(policies, false)
+		held := SanitizePolicies(parent.Policies, false)
+		var extra []string
+		for _, p := range asked {
+			if !hasPolicy(held, p) {
+				extra = append(extra, p)
+			}
+		}
+		if len(extra) > 0 {
+			return nil, badRequest("child policies must be subset of parent: the parent token lacks %q; ask only for policies the parent holds (%q) or use a root token", extra, held)
+		}
+		addDefault = !noDefault && hasPolicy(parent.Policies, "default")
+	default:
+		addDefault = !noDefault
+	}
+	e.Policies = SanitizePolicies(policies, addDefault)
+	if noDefault {
+		e.Policies = deleteString(e.Policies, "default")
+	}
+	if hasPolicy(e.Policies, "root") && !isRoot {
+		return nil, badRequest("root tokens may not be created without parent token being root")
+	}
+
+	switch {
+	case noParent:
+		if !isRoot {
+			return nil, badRequest("root privileges required to create orphan token with no_parent=true; use auth/token/create-orphan, which your policy may grant")
+		}
+		e.Parent = ""
+	case orphan:
+		e.Parent = ""
+	}
+	if e.Parent != "" {
+		e.EntityID = parent.EntityID
+	}
+
+	if period > 0 && !isRoot {
+		return nil, badRequest("root privileges required to create periodic token; remove period or use a root token")
+	}
+	e.ExplicitMaxTTL = explicitMax
+	if hasPolicy(e.Policies, "root") && ttl == 0 && period == 0 && explicitMax == 0 && !parent.ExpireTime.IsZero() {
+		return nil, badRequest("expiring root tokens cannot create non-expiring root tokens; give a ttl")
+	}
+
+	warnings, err := b.s.create(ctx, e)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	return &logical.Response{Auth: authFor(e, e.TTL), Warnings: warnings}, nil
+}
+
+func deleteString(list []string, s string) []string {
+	out := list[:0]
+	for _, v := range list {
+		if v != s {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// authFor is the "auth" section Vault returns for a token granted for ttl.
+func authFor(e *Entry, ttl time.Duration) *logical.Auth {
+	return &logical.Auth{
+		ClientToken:    e.ID,
+		Accessor:       e.Accessor,
+		Policies:       e.Policies,
+		TokenPolicies:  e.Policies,
+		Metadata:       e.Meta,
+		LeaseDuration:  int(ttl / time.Second),
+		Renewable:      e.Renewable,
+		EntityID:       e.EntityID,
+		TokenType:      e.Type,
+		Orphan:         e.Orphan,
+		NumUses:        max(e.NumUses, 0),
+		Period:         e.Period,
+		TTL:            ttl,
+		ExplicitMaxTTL: e.ExplicitMaxTTL,
+		DisplayName:    e.DisplayName,
+	}
+}
+
+// lookupData is the "data" Vault's lookup returns for e at now.
+func lookupData(e *Entry, now time.Time) map[string]any {
+	d := map[string]any{
+		"id":               e.ID,
+		"accessor":         e.Accessor,
+		"policies":         e.Policies,
+		"path":             e.Path,
+		"meta":             e.Meta,
+		"display_name":     e.DisplayName,
+		"num_uses":         max(e.NumUses, 0),
+		"orphan":           e.Orphan,
+		"creation_time":    e.CreationTime.Unix(),
+		"creation_ttl":     int64(e.TTL / time.Second),
+		"expire_time":      nil,
+		"ttl":              int64(0),
+		"explicit_max_ttl": int64(e.ExplicitMaxTTL / time.Second),
+		"entity_id":        e.EntityID,
+		"type":             e.Type,
+		"renewable":        e.Renewable,
+		"issue_time":       e.CreationTime.UTC(),
+	}
+	if e.Period > 0 {
+		d["period"] = int64(e.Period / time.Second)
+	}
+	if !e.ExpireTime.IsZero() {
+		d["expire_time"] = e.ExpireTime.UTC()
+		d["ttl"] = max(int64(e.ExpireTime.Sub(now)/time.Second), 0)
+	}
+	return d
+}
+
+func (b *backend) lookupToken(ctx context.Context, id string) (*logical.Response, error) {
+	if id == "" {
+		return nil, badRequest("missing token ID; give the token to look up")
+	}
+	e, err := b.s.lookup(ctx, id, true)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		return nil, errBadToken
+	}
+	return &logical.Response{Data: lookupData(e, b.s.now())}, nil
+}
+
+func (b *backend) lookup(ctx context.Context, req *logical.Request, f *fields) (*logical.Response, error) {
+	id, err := f.str("token")
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		id = req.ClientToken
+	}
+	return b.lookupToken(ctx, id)
+}
+
+func (b *backend) lookupSelf(ctx context.Context, req *logical.Request, f *fields) (*logical.Response, error) {
+	f.seen["token"] = true // Vault's schema has it and ignores it here
+	return b.lookupToken(ctx, req.ClientToken)
+}
+
+func (b *backend) lookupAccessor(ctx context.Context, _ *logical.Request, f *fields) (*logical.Response, error) {
+	acc, err := f.str("accessor")
+	if err != nil {
+		return nil, err
+	}
+	if acc == "" {
+		return nil, badRequest("missing accessor")
+	}
+	e, err := b.s.LookupAccessor(ctx, acc)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		return nil, badRequest("invalid accessor")
+	}
+	d := lookupData(e, b.s.now())
+	d["id"] = "" // an accessor never reveals its token
+	return &logical.Response{Data: d}, nil
+}
+
+func (b *backend) renewToken(ctx context.Context, id string, f *fields) (*logical.Response, error) {
+	inc, _, err := f.duration("increment")
+	if err != nil {
+		return nil, err
+	}
+	if inc < 0 {
+		return nil, badRequest("increment must not be negative")
+	}
+	if id == "" {
+		return nil, badRequest("missing token ID; give the token to renew")
+	}
+	e, ttl, warnings, err := b.s.renew(ctx, id, inc)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	return &logical.Response{Auth: authFor(e, ttl), Warnings: warnings}, nil
+}
+
+func (b *backend) renew(ctx context.Context, _ *logical.Request, f *fields) (*logical.Response, error) {
+	id, err := f.str("token")
+	if err != nil {
+		return nil, err
+	}
+	return b.renewToken(ctx, id, f)
+}
+
+func (b *backend) renewSelf(ctx context.Context, req *logical.Request, f *fields) (*logical.Response, error) {
+	f.seen["token"] = true
+	return b.renewToken(ctx, req.ClientToken, f)
+}
+
+func (b *backend) renewAccessor(ctx context.Context, _ *logical.Request, f *fields) (*logical.Response, error) {
+	acc, err := f.str("accessor")
+	if err != nil {
+		return nil, err
+	}
+	if acc == "" {
+		return nil, badRequest("missing accessor")
+	}
+	e, err := b.s.LookupAccessor(ctx, acc)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		return nil, badRequest("invalid accessor")
+	}
+	resp, err := b.renewToken(ctx, e.ID, f)
+	if err != nil {
+		return nil, err
+	}
+	resp.Auth.ClientToken = ""
+	return resp, nil
+}
+
+func (b *backend) revoke(ctx context.Context, _ *logical.Request, f *fields) (*logical.Response, error) {
+	id, err := f.str("token")
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, badRequest("missing token ID; give the token to revoke")
+	}
+	return nil, b.s.Revoke(ctx, id)
+}
+
+func (b *backend) revokeSelf(ctx context.Context, req *logical.Request, _ *fields) (*logical.Response, error) {
+	if req.ClientToken == "" {
+		return nil, badRequest("missing token ID; authenticate with the token to revoke")
+	}
+	return nil, b.s.Revoke(ctx, req.ClientToken)
+}
+
+func (b *backend) revokeAccessor(ctx context.Context, _ *logical.Request, f *fields) (*logical.Response, error) {
+	acc, err := f.str("accessor")
+	if err != nil {
+		return nil, err
+	}
+	if acc == "" {
+		return nil, badRequest("missing accessor")
+	}
+	if err := b.s.RevokeAccessor(ctx, acc); err != nil {
+		if errors.Is(err, ErrAccessorNotFound) {
+			return &logical.Response{Warnings: []string{"No token found with this accessor"}}, nil
+		}
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (b *backend) revokeOrphan(ctx context.Context, _ *logical.Request, f *fields) (*logical.Response, error) {
+	id, err := f.str("token")
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, badRequest("missing token ID; give the token to revoke")
+	}
+	if err := b.s.RevokeOrphan(ctx, id); err != nil {
+		if errors.Is(err, ErrTokenNotFound) {
+			return nil, badRequest("token to revoke not found")
+		}
+		return nil, err
+	}
+	return nil, nil
+}

@@ -1,0 +1,70 @@
+// Package tokens owns Coffer's local token store: service tokens with their
+// accessors, parent/child trees, TTLs, periods, use limits and revocation,
+// the expiration manager that revokes expired tokens in the background, and
+// the token auth method mounted at auth/token/ with Vault's request and
+// response shapes.
+//
+// # Using it
+//
+//  1. New(storage, opts, logger) with a logical.Storage whose keys live under
+//     sys/token/ (local class: tokens are never replicated; clients
+//     re-authenticate on another cluster).
+//  2. Start() the expiration manager; Stop() on seal or shutdown (it waits for
+//     the goroutine).
+//  3. Per request, the router calls Lookup(req token). A nil entry is a 403.
+//     For a use-limited token (NumUses > 0) it then calls UseToken, which may
+//     return nil (the uses ran out meanwhile: 403). When the returned entry
+//     reports RevocationPending, the request goes on (it consumed the last
+//     use) and the router calls Revoke(ctx, e.ID) once it has answered; if it
+//     does not, the expiration manager revokes the token within
+//     PendingRevocationDelay.
+//  4. Mount Backend() at auth/token/. It serves every path with the store's
+//     own storage and ignores req.Storage.
+//
+// # Storage layout (inside the view given to New)
+//
+//	salt                          {"v":1,"salt":"<base64 32 bytes>"}; the HMAC key
+//	id/<hmac(salt, token)>        {"v":1, ...the token record, see record.go}
+//	accessor/<hmac(salt, acc)>    {"v":1,"token_key":"<hmac of the token>"}
+//	parent/<hmac(parent)>/<hmac(child)>   {"v":1}: child tracking
+//
+// HMACs are HMAC-SHA256 in lower-case hex. Keys never hold a token or an
+// accessor in clear, so a copy of the key space alone does not hand out
+// tokens. Records are JSON with a version field "v"; a record with a higher
+// version than this code knows is refused with an error asking to upgrade.
+// Records written by the first token store of core/token.go (no "v", raw
+// 32-byte salt) are read as root tokens that never expire.
+//
+// # Authorization of auth/token/ paths (what the router must use)
+//
+// ExistenceCheck answers true for every path, so a POST/PUT is authorized as
+// "update", never "create": Vault's token backend has no existence check
+// outside roles/, and Vault then treats every write as an update (the default
+// policy grants "update" on auth/token/renew-self and revoke-self, "read" on
+// lookup-self). HandleRequest accepts create and update alike. lookup and
+// lookup-self also answer "read" (GET, token in the query for lookup).
+// revoke-orphan needs sudo (acl.RequiresSudo says so); create-orphan needs
+// only the ACL on its path, as in Vault.
+//
+// # Decisions
+//
+//   - The router does not tell a backend whether the caller holds sudo on
+//     auth/token/create. Where Vault asks for "root or sudo" (no_parent=true,
+//     a chosen id, a period, policies outside the parent's), Coffer asks for
+//     a token with the root policy. create-orphan is the path for delegated
+//     orphan creation: its ACL is checked by the router.
+//   - Only service tokens exist (type "service"; "batch" is refused).
+//   - Token roles, auth/token/accessors listing and tidy are not implemented:
+//     their paths answer 404 (unsupported path).
+//   - Revocation removes a tree children first, one storage transaction per
+//     token, so a crash midway leaves the parent and the rest of its tree in
+//     place and revoking again finishes the work.
+//   - The expiration manager keeps an in-memory heap of expiry times (rebuilt
+//     by one scan of id/ at Start) and sleeps until the earliest one, or at
+//     most ExpirationInterval, so an injected clock is honoured too.
+//
+// This package must never replicate tokens, log a token id (accessors only),
+// import httpapi or the replication packages, or decide ACLs: the router
+// authorizes, the store only checks the parent/child rules Vault puts in the
+// token backend itself.
+package tokens
