@@ -140,6 +140,18 @@ func (c *Core) EnableAudit(ctx context.Context, e *auditEntry) error {
 	if err != nil {
 		return fmt.Errorf("enable audit device %q: %w", e.Path, err)
 	}
+	// Like Vault, prove the device can write before enabling it: a device
+	// that cannot log would refuse every later request.
+	probe := &logical.Request{ID: "audit-enable-test", Operation: logical.UpdateOperation, MountPoint: "sys/", Path: "audit/test", Data: map[string]any{}}
+	in := &audit.LogInput{Request: probe}
+	err = d.LogRequest(ctx, in)
+	if err == nil {
+		err = d.LogResponse(ctx, in)
+	}
+	if err != nil {
+		_ = d.Close()
+		return logical.InvalidRequest("audit device %q cannot write its log: %v; check file_path, its directory and the free space", e.Path, err)
+	}
 	c.auditEntries[e.Path] = e
 	if err := c.persistAudit(ctx, e.Local); err != nil {
 		delete(c.auditEntries, e.Path)

@@ -377,7 +377,6 @@ func (c *Core) unsealLocked(ctx context.Context, root []byte) error {
 // expiration manager), mounts and audit devices.
 func (c *Core) postUnseal(ctx context.Context) error {
 	c.policies.invalidate()
-	c.tokens = c.newTokenStore()
 	if err := c.loadMounts(ctx); err != nil {
 		return err
 	}

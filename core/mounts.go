@@ -353,7 +353,8 @@ func (c *Core) DisableMount(ctx context.Context, t Table, path string) error {
 	mb := c.router.routes[rp]
 	c.router.mu.RUnlock()
 	if mb == nil || mb.entry.Table != t {
-		return logical.Errorf(400, "no %s mounted at %q: list them with sys/%s", tableNoun(t), rp, map[Table]string{SecretTable: "mounts", AuthTable: "auth"}[t])
+		// As Vault: disabling what is not there succeeds and reveals nothing.
+		return nil
 	}
 	if mb.entry.builtin {
 		return logical.InvalidRequest("%q is built in and cannot be disabled", rp)
@@ -362,6 +363,14 @@ func (c *Core) DisableMount(ctx context.Context, t Table, path string) error {
 	if err := c.persistTable(ctx, t, mb.entry.Local); err != nil {
 		c.router.add(mb)
 		return fmt.Errorf("persist mount table: %w", err)
+	}
+	if t == AuthTable {
+		// The tokens this method's logins issued go with it, as in Vault.
+		if n, err := c.tokens.RevokeByPath(ctx, rp); err != nil {
+			c.logger.Warn().Err(err).Str("path", rp).Msg("auth method disabled but some of its tokens could not be revoked; they expire with their TTL")
+		} else if n > 0 {
+			c.logger.Info().Int("tokens", n).Str("path", rp).Msg("revoked the tokens of the disabled auth method")
+		}
 	}
 	if err := deletePrefix(ctx, c.barrier, mb.entry.StoragePrefix()); err != nil {
 		c.logger.Warn().Err(err).Str("path", rp).Msg("mount disabled but some of its data could not be deleted")

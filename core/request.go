@@ -121,6 +121,12 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, erro
 			resp.Response = &logical.Response{Warnings: lresp.Warnings}
 		}
 	}
+	if te != nil && te.RevocationPending() {
+		// The request spent the token's last use: it succeeded, the token goes now.
+		if rerr := c.tokens.Revoke(ctx, te.ID); rerr != nil && !errors.Is(rerr, tokens.ErrTokenNotFound) {
+			c.logger.Warn().Err(rerr).Msg("revoking a token after its last use failed; the expiration manager retries")
+		}
+	}
 	if aerr := c.auditResponse(ctx, lreq, te, resp, err); aerr != nil && err == nil {
 		return nil, aerr
 	}
@@ -151,6 +157,13 @@ func (c *Core) authorize(ctx context.Context, mb *mountedBackend, path string, l
 		if !exists {
 			lreq.Operation = logical.CreateOperation
 		}
+	}
+	if mb.entry.Type == "system" && strings.HasPrefix(lreq.Path, "internal/ui/mounts") {
+		// The vault CLI's kv preflight: any valid token may learn which mount
+		// serves a path and its kv version (Vault grants it to any token with
+		// access inside the mount; Coffer's decision: to any valid token, as
+		// mount metadata holds no secret). docs/architecture.md says so.
+		return te, nil
 	}
 	a, err := c.policies.aclFor(ctx, te.Policies)
 	if err != nil {
@@ -225,6 +238,3 @@ func normalizePolicies(in []string, addDefault bool) []string {
 	sortStrings(out)
 	return out
 }
-
-// errIsPermission tells whether err is a 403.
-func errIsPermission(err error) bool { return errors.Is(err, ErrPermissionDenied) }

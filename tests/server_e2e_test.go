@@ -453,8 +453,8 @@ func TestCLI(t *testing.T) {
 	}
 
 	code, _, errOut = runCLI(t, n.addr, "", "", "operator", "seal")
-	if code != 1 || !strings.Contains(errOut, "permission denied") {
-		t.Fatalf("operator seal without a token: exit %d, want 1 with permission denied:\n%s", code, errOut)
+	if code != 2 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("operator seal without a token: exit %d, want 2 (a failed API call, as the vault CLI) with permission denied:\n%s", code, errOut)
 	}
 	code, out, errOut = runCLI(t, n.addr, init.RootToken, "", "operator", "seal")
 	if code != 0 {
@@ -468,9 +468,9 @@ func TestCLI(t *testing.T) {
 	if code, _, errOut = runCLI(t, freeAddr(t), "", "", "status"); code != 1 || errOut == "" {
 		t.Fatalf("status against a closed port: exit %d, want 1 with a message; stderr %q", code, errOut)
 	}
-	// Usage errors: exit 2.
-	if code, _, _ = runCLI(t, n.addr, "", "", "status", "-format=xml"); code != 2 {
-		t.Fatalf("status -format=xml: exit %d, want 2", code)
+	// Usage errors: exit 1, as the vault CLI.
+	if code, _, _ = runCLI(t, n.addr, "", "", "status", "-format=xml"); code != 1 {
+		t.Fatalf("status -format=xml: exit %d, want 1", code)
 	}
 	if code, out, _ = runCLI(t, n.addr, "", "", "version"); code != 0 || !strings.HasPrefix(out, "Coffer v") {
 		t.Fatalf("version: exit %d, %q", code, out)

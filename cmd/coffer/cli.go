@@ -16,9 +16,10 @@ import (
 
 // Exit codes, as the vault CLI uses them.
 const (
-	exitOK    = 0
-	exitError = 1 // the command ran and failed (server unreachable, request refused)
-	exitUsage = 2 // bad flags or arguments; also `status` on a sealed server
+	exitOK     = 0
+	exitLocal  = 1 // bad flags or arguments, or a local failure
+	exitRemote = 2 // the API call failed (server unreachable, request refused)
+	exitSealed = 2 // `coffer status` on a sealed server
 )
 
 // cli carries the process's standard streams so that every command can be
@@ -30,10 +31,10 @@ type cli struct {
 }
 
 // errorf prints "Error <doing something>: <err>" to stderr, as vault does,
-// and returns exitError.
+// and returns exitRemote.
 func (c *cli) errorf(format string, args ...any) int {
 	fmt.Fprintf(c.stderr, format+"\n", args...)
-	return exitError
+	return exitRemote
 }
 
 // commandFlags are the flags every API command takes, parsed vault-style:
@@ -69,18 +70,18 @@ func (c *cli) newFlags(name, usage string) *commandFlags {
 }
 
 // parse parses args. ok is false when the command must stop with code:
-// 0 after -h, exitUsage after a bad flag or format.
+// 0 after -h, exitLocal after a bad flag or format.
 func (f *commandFlags) parse(args []string) (code int, ok bool) {
 	if err := f.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, false
 		}
-		return exitUsage, false
+		return exitLocal, false
 	}
 	f.format = strings.ToLower(f.format)
 	if f.format != "table" && f.format != "json" {
 		fmt.Fprintf(f.cli.stderr, "Invalid output format %q: use -format=table or -format=json\n", f.format)
-		return exitUsage, false
+		return exitLocal, false
 	}
 	return exitOK, true
 }

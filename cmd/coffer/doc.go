@@ -6,8 +6,8 @@
 // between the two without relearning: single-dash long flags parsed by the
 // standard flag package (-address, -format=json|table), VAULT_ADDR,
 // VAULT_TOKEN and VAULT_FORMAT from the environment, the same output layout
-// (a Key/Value table, or JSON) and the same exit codes (0 success, 1 error,
-// 2 usage error, and for `coffer status` 2 when sealed).
+// (a Key/Value table, or JSON) and the same exit codes (0 success, 1 bad usage or a local failure, 2 a
+// failed API call; `coffer status` 1 on error and 2 when sealed).
 //
 // Files: main.go dispatches subcommands; cli.go holds the shared flags, the
 // client and the output helpers every command uses; status.go and

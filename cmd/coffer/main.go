@@ -47,7 +47,7 @@ var commands = map[string]command{
 func (c *cli) run(args []string) int {
 	if len(args) == 0 {
 		c.usage(c.stderr)
-		return exitUsage
+		return exitLocal
 	}
 	switch args[0] {
 	case "help", "-h", "-help", "--help":
@@ -60,7 +60,7 @@ func (c *cli) run(args []string) int {
 	if !ok {
 		fmt.Fprintf(c.stderr, "Unknown command %q.\n\n", args[0])
 		c.usage(c.stderr)
-		return exitUsage
+		return exitLocal
 	}
 	return cmd.run(c, args[1:])
 }

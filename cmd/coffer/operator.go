@@ -31,14 +31,14 @@ func (c *cli) operator(args []string) int {
 		fmt.Fprintln(w, "Subcommands:")
 		printCommands(w, operatorCommands)
 		if len(args) == 0 {
-			return exitUsage
+			return exitLocal
 		}
 		return exitOK
 	}
 	sub, ok := operatorCommands[args[0]]
 	if !ok {
 		fmt.Fprintf(c.stderr, "Unknown operator subcommand %q: run `coffer operator -h` for the list\n", args[0])
-		return exitUsage
+		return exitLocal
 	}
 	return sub.run(c, args[1:])
 }
@@ -76,7 +76,7 @@ func (c *cli) operatorInit(args []string) int {
 		return code
 	}
 	if !f.noArgs() {
-		return exitUsage
+		return exitLocal
 	}
 	client, err := f.client()
 	if err != nil {
@@ -89,7 +89,7 @@ func (c *cli) operatorInit(args []string) int {
 		}
 		if !init {
 			fmt.Fprintln(c.stdout, "Coffer is not initialized")
-			return exitUsage
+			return exitLocal
 		}
 		fmt.Fprintln(c.stdout, "Coffer is initialized")
 		return exitOK
@@ -168,7 +168,7 @@ func (c *cli) operatorUnseal(args []string) int {
 	}
 	if f.NArg() > 1 {
 		fmt.Fprintf(c.stderr, "Too many arguments (expected at most 1 key share, got %d)\n", f.NArg())
-		return exitUsage
+		return exitLocal
 	}
 	client, err := f.client()
 	if err != nil {
@@ -215,7 +215,7 @@ func (c *cli) operatorSeal(args []string) int {
 		return code
 	}
 	if !f.noArgs() {
-		return exitUsage
+		return exitLocal
 	}
 	client, err := f.client()
 	if err != nil {
@@ -243,7 +243,7 @@ func (c *cli) operatorRotate(args []string) int {
 		return code
 	}
 	if !f.noArgs() {
-		return exitUsage
+		return exitLocal
 	}
 	client, err := f.client()
 	if err != nil {
@@ -269,7 +269,7 @@ func (c *cli) operatorKeyStatus(args []string) int {
 		return code
 	}
 	if !f.noArgs() {
-		return exitUsage
+		return exitLocal
 	}
 	client, err := f.client()
 	if err != nil {

@@ -17,22 +17,25 @@ func (c *cli) status(args []string) int {
 	}
 	if f.NArg() > 0 {
 		fmt.Fprintf(c.stderr, "Too many arguments (expected 0, got %d)\n", f.NArg())
-		return exitUsage
+		return exitLocal
 	}
 	client, err := f.client()
 	if err != nil {
-		return c.errorf("Error creating client: %v", err)
+		c.errorf("Error creating client: %v", err)
+		return exitLocal // vault status: 1 on error, 2 when sealed
 	}
 	seal, err := client.Sys().SealStatus()
 	if err != nil {
-		return c.errorf("Error checking seal status: %s", apiError(err))
+		c.errorf("Error checking seal status: %s", apiError(err))
+		return exitLocal // vault status: 1 on error, 2 when sealed
 	}
 	// A sealed server cannot answer sys/leader; do not ask (and do not wait
 	// for the client's retries on 503).
 	var leader *api.LeaderResponse
 	if !seal.Sealed {
 		if leader, err = client.Sys().Leader(); err != nil {
-			return c.errorf("Error checking leader status: %s", apiError(err))
+			c.errorf("Error checking leader status: %s", apiError(err))
+			return exitLocal // vault status: 1 on error, 2 when sealed
 		}
 	}
 	rows := sealStatusRows(seal)
@@ -53,7 +56,7 @@ func (c *cli) status(args []string) int {
 		return code
 	}
 	if seal.Sealed {
-		return exitUsage
+		return exitSealed
 	}
 	return exitOK
 }

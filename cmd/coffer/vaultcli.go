@@ -24,11 +24,6 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-const (
-	exitLocal  = 1 // vault CLI: bad usage or a local failure
-	exitRemote = 2 // vault CLI: the API call failed
-)
-
 // local prints a message to stderr and returns exitLocal.
 func (c *cli) local(format string, args ...any) int {
 	fmt.Fprintf(c.stderr, format+"\n", args...)

@@ -108,9 +108,10 @@ func (s *Store) run(ctx context.Context, done chan struct{}) {
 	s.log.Debug().Msg("expiration manager started")
 	defer s.log.Debug().Msg("expiration manager stopped")
 
-	timer := time.NewTimer(0)
+	// Since Go 1.23 Reset discards a pending fire, so the timer is simply
+	// reset each round, never drained.
+	timer := time.NewTimer(s.opts.ExpirationInterval)
 	defer timer.Stop()
-	<-timer.C
 	loaded := false
 	for {
 		if !loaded {
@@ -137,9 +138,6 @@ func (s *Store) run(ctx context.Context, done chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-s.sched.wake:
-			if !timer.Stop() {
-				<-timer.C
-			}
 		case <-timer.C:
 		}
 	}

@@ -88,7 +88,15 @@ func TestStartStopRestart(t *testing.T) {
 	e := h.create(&Entry{Parent: h.root, Policies: []string{"p"}, TTL: time.Minute})
 	h.clock.Advance(time.Minute)
 	waitFor(t, "expiry after a restart of the manager", func() bool { return !h.stored(e.ID) })
+	h.s.runMu.Lock()
+	done := h.s.done
+	h.s.runMu.Unlock()
 	h.s.Stop()
+	select {
+	case <-done:
+	default:
+		t.Fatal("Stop returned before the manager's goroutine did")
+	}
 }
 
 // An expired token looked up through the backend is a bad token.

@@ -742,3 +742,28 @@ func (s *Store) renew(ctx context.Context, id string, increment time.Duration) (
 	s.log.Debug().Str("accessor", e.Accessor).Time("expire_time", e.ExpireTime).Msg("token renewed")
 	return e, ttl, warnings, nil
 }
+
+// RevokeByPath revokes every token created on a path under prefix (with its
+// descendants), as Vault does when an auth method is disabled: the tokens its
+// logins issued must not outlive it. It returns how many tokens went.
+func (s *Store) RevokeByPath(ctx context.Context, prefix string) (int, error) {
+	keys, err := s.storage.List(ctx, idPrefix)
+	if err != nil {
+		return 0, fmt.Errorf("revoke tokens of %s: %w", prefix, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	total := 0
+	for _, key := range keys {
+		e, err := s.loadKey(ctx, key)
+		if err != nil || e == nil || !strings.HasPrefix(e.Path, prefix) {
+			continue
+		}
+		n, err := s.revokeTreeLocked(ctx, key)
+		if err != nil {
+			return total, fmt.Errorf("revoke tokens of %s: %w", prefix, err)
+		}
+		total += n
+	}
+	return total, nil
+}

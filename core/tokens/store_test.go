@@ -235,9 +235,10 @@ func TestPeriodicTokens(t *testing.T) {
 			t.Fatalf("renewal %d expires at %s, want %s", i, r.ExpireTime, want)
 		}
 	}
-	// An increment below the period is honoured; above it is not.
-	if r, _ := h.s.Renew(h.ctx, e.ID, 10*time.Minute); !r.ExpireTime.Equal(h.clock.Now().Add(10 * time.Minute)) {
-		t.Fatalf("increment 10m gave %s", r.ExpireTime)
+	// As in Vault (framework.CalculateTTL), a periodic token's renewal sets
+	// the period whatever the increment, below or above it.
+	if r, _ := h.s.Renew(h.ctx, e.ID, 10*time.Minute); !r.ExpireTime.Equal(h.clock.Now().Add(time.Hour)) {
+		t.Fatalf("increment 10m gave %s, want the period", r.ExpireTime)
 	}
 	if r, _ := h.s.Renew(h.ctx, e.ID, 5*time.Hour); !r.ExpireTime.Equal(h.clock.Now().Add(time.Hour)) {
 		t.Fatalf("increment 5h gave %s, want the period", r.ExpireTime)
@@ -555,4 +556,25 @@ func FuzzDecodeEntry(f *testing.F) {
 			t.Fatalf("round trip changed the entry: %+v vs %+v", again, e)
 		}
 	})
+}
+
+func TestRevokeByPath(t *testing.T) {
+	h := newHarness(t, Options{})
+	login := &Entry{Policies: []string{"default"}, Path: "auth/userpass/login/bob", Orphan: true}
+	other := &Entry{Policies: []string{"default"}, Path: "auth/corp/login/ann", Orphan: true}
+	for _, e := range []*Entry{login, other} {
+		if err := h.s.Create(h.ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := h.s.RevokeByPath(h.ctx, "auth/userpass/")
+	if err != nil || n != 1 {
+		t.Fatalf("RevokeByPath = %d, %v; want 1 token", n, err)
+	}
+	if e, _ := h.s.Lookup(h.ctx, login.ID); e != nil {
+		t.Fatal("a token of the disabled method survived")
+	}
+	if e, _ := h.s.Lookup(h.ctx, other.ID); e == nil {
+		t.Fatal("a token of another method was revoked")
+	}
 }

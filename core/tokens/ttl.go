@@ -18,7 +18,7 @@ type ttlRequest struct {
 // computeTTL applies Vault's lease rules (framework.CalculateTTL) to a
 // token:
 //
-//   - A periodic token gets its period (or a smaller positive increment),
+//   - A periodic token gets its period whatever the increment asked for,
 //     bounded only by its explicit max TTL counted from creation.
 //   - Otherwise the TTL is the increment, else the token's own TTL, else the
 //     system default, bounded by the smaller of the system max TTL and the
@@ -27,9 +27,6 @@ type ttlRequest struct {
 func (o Options) computeTTL(r ttlRequest) (time.Duration, []string, error) {
 	if r.Period > 0 {
 		ttl := r.Period
-		if r.Increment > 0 && r.Increment < r.Period {
-			ttl = r.Increment
-		}
 		if r.ExplicitMaxTTL > 0 {
 			left := r.Created.Add(r.ExplicitMaxTTL).Sub(r.Now)
 			if left <= 0 {
