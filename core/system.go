@@ -2,8 +2,6 @@ package core
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -237,7 +235,7 @@ func parseMountConfig(raw any) (MountConfig, error) {
 		if !ok || v == nil || v == "" {
 			continue
 		}
-		d, err := parseDurationField(name, v)
+		d, err := logical.ParseDuration(name, v)
 		if err != nil {
 			return cfg, err
 		}
@@ -346,138 +344,29 @@ func (s *systemBackend) capabilities(ctx context.Context, req *logical.Request, 
 	return &logical.Response{Data: data}, nil
 }
 
-// field helpers: typed reads of request data with errors naming the field.
+// field helpers: the logical package's typed reads, without the "given" flag.
 
 func fieldString(d map[string]any, name string) (string, error) {
-	v, ok := d[name]
-	if !ok || v == nil {
-		return "", nil
-	}
-	s, ok := v.(string)
-	if !ok {
-		return "", logical.InvalidRequest("field %q must be a string, got %s", name, jsonType(v))
-	}
-	return s, nil
+	v, _, err := logical.FieldString(d, name)
+	return v, err
 }
 
 func fieldBool(d map[string]any, name string) (bool, error) {
-	v, ok := d[name]
-	if !ok || v == nil {
-		return false, nil
-	}
-	switch b := v.(type) {
-	case bool:
-		return b, nil
-	case string:
-		switch strings.ToLower(b) {
-		case "true", "1", "t":
-			return true, nil
-		case "false", "0", "f", "":
-			return false, nil
-		}
-	}
-	return false, logical.InvalidRequest("field %q must be a boolean, got %s", name, jsonType(v))
+	v, _, err := logical.FieldBool(d, name)
+	return v, err
 }
 
 func fieldStrings(d map[string]any, name string) ([]string, error) {
-	v, ok := d[name]
-	if !ok || v == nil {
-		return nil, nil
-	}
-	switch t := v.(type) {
-	case string:
-		var out []string
-		for _, p := range strings.Split(t, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				out = append(out, p)
-			}
-		}
-		return out, nil
-	case []any:
-		out := make([]string, 0, len(t))
-		for _, e := range t {
-			s, ok := e.(string)
-			if !ok {
-				return nil, logical.InvalidRequest("field %q must be a list of strings, got an element of type %s", name, jsonType(e))
-			}
-			out = append(out, s)
-		}
-		return out, nil
-	case []string:
-		return t, nil
-	}
-	return nil, logical.InvalidRequest("field %q must be a list of strings, got %s", name, jsonType(v))
+	v, _, err := logical.FieldStrings(d, name)
+	return v, err
 }
 
 func fieldStringMap(d map[string]any, name string) (map[string]string, error) {
-	v, ok := d[name]
-	if !ok || v == nil {
-		return map[string]string{}, nil
+	v, given, err := logical.FieldStringMap(d, name)
+	if !given || v == nil {
+		v = map[string]string{}
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, logical.InvalidRequest("field %q must be an object of strings, got %s", name, jsonType(v))
-	}
-	out := make(map[string]string, len(m))
-	for k, e := range m {
-		switch t := e.(type) {
-		case string:
-			out[k] = t
-		case json.Number:
-			out[k] = t.String()
-		case float64, bool:
-			out[k] = fmt.Sprint(t)
-		default:
-			return nil, logical.InvalidRequest("field %q: value of %q must be a string, got %s", name, k, jsonType(e))
-		}
-	}
-	return out, nil
-}
-
-// parseDurationField accepts seconds (number or numeric string) or a Go duration string.
-func parseDurationField(name string, v any) (time.Duration, error) {
-	switch t := v.(type) {
-	case float64:
-		return time.Duration(t) * time.Second, nil
-	case json.Number:
-		n, err := t.Int64()
-		if err != nil {
-			return 0, logical.InvalidRequest("field %q must be a whole number of seconds or a duration like \"1h\"", name)
-		}
-		return time.Duration(n) * time.Second, nil
-	case string:
-		if t == "" {
-			return 0, nil
-		}
-		var n int64
-		if _, err := fmt.Sscan(t, &n); err == nil && fmt.Sprint(n) == t {
-			return time.Duration(n) * time.Second, nil
-		}
-		d, err := time.ParseDuration(t)
-		if err != nil {
-			return 0, logical.InvalidRequest("field %q: %q is not a duration: use seconds or a duration like \"30m\", \"768h\"", name, t)
-		}
-		return d, nil
-	}
-	return 0, logical.InvalidRequest("field %q must be a duration (seconds or a string like \"1h\"), got %s", name, jsonType(v))
-}
-
-func jsonType(v any) string {
-	switch v.(type) {
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case float64, json.Number:
-		return "a number"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "an object"
-	case nil:
-		return "null"
-	}
-	return fmt.Sprintf("%T", v)
+	return v, err
 }
 
 func sortStrings(s []string) { sort.Strings(s) }

@@ -322,9 +322,10 @@ func isNumber(v any) bool {
 	return false
 }
 
-// Describe renders a bad value for an error message, briefly, for parsers
-// kept outside this file. A string is
-// quoted and cut at 64 bytes; a secret never gets here (see ParseSecret).
+// Describe renders a bad value briefly for an error message, for the
+// readers here and a backend's own: a string quoted and cut at 64 bytes, a
+// number or boolean as itself, an object or list by its kind. Never give it
+// a secret (see ParseSecret).
 func Describe(v any) string {
 	switch x := v.(type) {
 	case nil:

@@ -40,7 +40,7 @@ func parseStringMap(field string, v any, keepNulls bool) (map[string]*string, er
 		case json.Number:
 			s = x.String()
 		default:
-			return nil, logical.InvalidRequest("%s: value of %q must be a string, got %s", field, k, kind(raw))
+			return nil, logical.InvalidRequest("%s: value of %q must be a string, got %s", field, k, logical.Describe(raw))
 		}
 		out[k] = &s
 	}
@@ -75,7 +75,7 @@ func parseVersions(v any) ([]uint64, error) {
 	for _, it := range items {
 		n, err := logical.ParseInt("versions", it)
 		if err != nil || n < 0 {
-			return nil, logical.InvalidRequest("versions: expected a list of version numbers such as [1, 2], got %s", kind(v))
+			return nil, logical.InvalidRequest("versions: expected a list of version numbers such as [1, 2], got %s", logical.Describe(v))
 		}
 		out = append(out, uint64(n))
 	}

@@ -63,7 +63,7 @@ func TestParseInt(t *testing.T) {
 		{map[string]any{}, 0, false},
 		{json.Number("1.5"), 0, false},
 	} {
-		got, err := parseInt("max_versions", tc.in)
+		got, err := logical.ParseInt("max_versions", tc.in)
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("parseInt(%#v) = %d, %v; want %d ok=%v", tc.in, got, err, tc.want, tc.ok)
 		}
@@ -90,7 +90,7 @@ func TestParseDuration(t *testing.T) {
 		{true, 0, false},
 		{float64(1.5), 0, false},
 	} {
-		got, err := parseDuration("delete_version_after", tc.in)
+		got, err := logical.ParseDuration("delete_version_after", tc.in)
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("parseDuration(%#v) = %v, %v; want %v ok=%v", tc.in, got, err, tc.want, tc.ok)
 		}

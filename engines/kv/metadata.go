@@ -46,20 +46,20 @@ func (b *V2) configWrite(ctx context.Context, req *logical.Request) (*logical.Re
 	}
 	changed := false
 	if raw, ok := req.Data["max_versions"]; ok {
-		n, err := parseNonNegInt("max_versions", raw, math.MaxUint32)
+		n, err := logical.ParseIntRange("max_versions", raw, 0, math.MaxUint32)
 		if err != nil {
 			return nil, err
 		}
 		c.MaxVersions, changed = uint32(n), true
 	}
 	if raw, ok := req.Data["cas_required"]; ok {
-		if c.CASRequired, err = parseBool("cas_required", raw); err != nil {
+		if c.CASRequired, err = logical.ParseBool("cas_required", raw); err != nil {
 			return nil, err
 		}
 		changed = true
 	}
 	if raw, ok := req.Data["delete_version_after"]; ok {
-		d, err := parseDuration("delete_version_after", raw)
+		d, err := logical.ParseDuration("delete_version_after", raw)
 		if err != nil {
 			return nil, err
 		}
@@ -138,7 +138,7 @@ func parseMetaFields(data map[string]any, patch bool) (*metaFields, error) {
 		var n int64
 		if raw != nil {
 			var err error
-			if n, err = parseNonNegInt("max_versions", raw, math.MaxUint32); err != nil {
+			if n, err = logical.ParseIntRange("max_versions", raw, 0, math.MaxUint32); err != nil {
 				return nil, err
 			}
 		}
@@ -149,7 +149,7 @@ func parseMetaFields(data map[string]any, patch bool) (*metaFields, error) {
 		var v bool
 		if raw != nil {
 			var err error
-			if v, err = parseBool("cas_required", raw); err != nil {
+			if v, err = logical.ParseBool("cas_required", raw); err != nil {
 				return nil, err
 			}
 		}
@@ -159,7 +159,7 @@ func parseMetaFields(data map[string]any, patch bool) (*metaFields, error) {
 		var d time.Duration
 		if raw != nil {
 			var err error
-			if d, err = parseDuration("delete_version_after", raw); err != nil {
+			if d, err = logical.ParseDuration("delete_version_after", raw); err != nil {
 				return nil, err
 			}
 		}

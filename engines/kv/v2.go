@@ -170,18 +170,13 @@ func versionMetadata(m *keyMeta, n uint64, vm *versionMeta) map[string]any {
 
 // requestedVersion reads the optional version parameter; 0 means current.
 func requestedVersion(req *logical.Request, m *keyMeta) (uint64, error) {
-	raw, ok := req.Data["version"]
-	if !ok || raw == nil {
-		return m.CurrentVersion, nil
-	}
-	n, err := parseInt("version", raw)
-	if err != nil {
+	n, ok, err := logical.FieldInt(req.Data, "version")
+	switch {
+	case err != nil:
 		return 0, err
-	}
-	if n < 0 {
+	case n < 0:
 		return 0, logical.InvalidRequest("version: must be a version number (1, 2, ...) or 0 for the current version, got %d", n)
-	}
-	if n == 0 {
+	case !ok || n == 0:
 		return m.CurrentVersion, nil
 	}
 	return uint64(n), nil
@@ -234,7 +229,7 @@ func (b *V2) dataRead(ctx context.Context, req *logical.Request, key string) (*l
 func (b *V2) subkeysRead(ctx context.Context, req *logical.Request, key string) (*logical.Response, error) {
 	depth := int64(0)
 	if raw, ok := req.Data["depth"]; ok && raw != nil {
-		d, err := parseNonNegInt("depth", raw, 1<<31)
+		d, err := logical.ParseIntRange("depth", raw, 0, 1<<31)
 		if err != nil {
 			return nil, err
 		}
@@ -277,22 +272,18 @@ func checkCAS(req *logical.Request, c *config, m *keyMeta) error {
 		current = m.CurrentVersion
 		required = required || m.CASRequired
 	}
-	var cas any
-	hasCAS := false
-	if raw, ok := req.Data["options"]; ok && raw != nil {
-		opts, err := parseObject("options", raw)
-		if err != nil {
-			return err
-		}
-		cas, hasCAS = opts["cas"]
+	opts, _, err := logical.FieldObject(req.Data, "options")
+	if err != nil {
+		return err
 	}
+	cas, hasCAS := opts["cas"]
 	if !hasCAS {
 		if required {
 			return logical.Errorf(http.StatusBadRequest, msgCASRequired)
 		}
 		return nil
 	}
-	n, err := parseInt("options.cas", cas)
+	n, err := logical.ParseInt("options.cas", cas)
 	if err != nil {
 		return err
 	}
@@ -304,11 +295,11 @@ func checkCAS(req *logical.Request, c *config, m *keyMeta) error {
 
 // requestData reads the "data" object of a data/ write or patch.
 func requestData(req *logical.Request) (map[string]any, error) {
-	raw, ok := req.Data["data"]
-	if !ok || raw == nil {
+	data, ok, err := logical.FieldObject(req.Data, "data")
+	if !ok && err == nil {
 		return nil, logical.Errorf(http.StatusBadRequest, msgNoData)
 	}
-	return parseObject("data", raw)
+	return data, err
 }
 
 func (b *V2) dataWrite(ctx context.Context, req *logical.Request, key string) (*logical.Response, error) {

@@ -22,7 +22,7 @@ func (b *Backend) login(ctx context.Context, req *logical.Request, name string) 
 	if !ok {
 		return nil, logical.InvalidRequest("missing password: give password in the login request")
 	}
-	password, err := parseString("password", raw)
+	password, err := logical.ParseSecret("password", raw)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -61,9 +60,8 @@ func (b *Backend) parseUpdate(data map[string]any, allowed fieldSet) (*userUpdat
 			ignored = append(ignored, k)
 		}
 	}
-	if len(ignored) > 0 {
-		sort.Strings(ignored)
-		u.warnings = append(u.warnings, fmt.Sprintf("Endpoint ignored these unrecognized parameters: [%s]", strings.Join(ignored, " ")))
+	if w := logical.IgnoredFieldsWarning(ignored); w != "" {
+		u.warnings = append(u.warnings, w)
 	}
 	get := func(k string) (any, bool) {
 		if !allowed[k] {
@@ -81,25 +79,25 @@ func (b *Backend) parseUpdate(data map[string]any, allowed fieldSet) (*userUpdat
 	if u.policies, u.legacyPolicies, err = aliased(get, "token_policies", "policies", parsePolicies); err != nil {
 		return nil, err
 	}
-	if u.ttl, _, err = aliased(get, "token_ttl", "ttl", parseDuration); err != nil {
+	if u.ttl, _, err = aliased(get, "token_ttl", "ttl", parseTTL); err != nil {
 		return nil, err
 	}
-	if u.maxTTL, _, err = aliased(get, "token_max_ttl", "max_ttl", parseDuration); err != nil {
+	if u.maxTTL, _, err = aliased(get, "token_max_ttl", "max_ttl", parseTTL); err != nil {
 		return nil, err
 	}
 	if u.cidrs, _, err = aliased(get, "token_bound_cidrs", "bound_cidrs", parseCIDRs); err != nil {
 		return nil, err
 	}
-	if u.explicitMaxTTL, err = optional(get, "token_explicit_max_ttl", parseDuration); err != nil {
+	if u.explicitMaxTTL, err = optional(get, "token_explicit_max_ttl", parseTTL); err != nil {
 		return nil, err
 	}
-	if u.period, err = optional(get, "token_period", parseDuration); err != nil {
+	if u.period, err = optional(get, "token_period", parseTTL); err != nil {
 		return nil, err
 	}
 	if u.numUses, err = optional(get, "token_num_uses", parseNumUses); err != nil {
 		return nil, err
 	}
-	if u.noDefault, err = optional(get, "token_no_default_policy", parseBool); err != nil {
+	if u.noDefault, err = optional(get, "token_no_default_policy", logical.ParseBool); err != nil {
 		return nil, err
 	}
 	if u.tokenType, err = optional(get, "token_type", parseTokenType); err != nil {
@@ -113,14 +111,14 @@ func (b *Backend) parseUpdate(data map[string]any, allowed fieldSet) (*userUpdat
 func (b *Backend) parsePassword(get func(string) (any, bool), u *userUpdate) error {
 	var password, hash string
 	if v, ok := get("password"); ok {
-		s, err := parseString("password", v)
+		s, err := logical.ParseSecret("password", v)
 		if err != nil {
 			return err
 		}
 		password = s
 	}
 	if v, ok := get("password_hash"); ok {
-		s, err := parseString("password_hash", v)
+		s, err := logical.ParseSecret("password_hash", v)
 		if err != nil {
 			return err
 		}
