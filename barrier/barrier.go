@@ -302,3 +302,14 @@ func (b *Barrier) open(key string) (*keyring, error) {
 // now is the install time of a new key: UTC without a monotonic reading, so
 // it compares equal after a JSON round trip.
 func now() time.Time { return time.Now().UTC().Round(0) }
+
+// RootKey returns a copy of the root key that opens the keyring, for the
+// replication bootstrap bundle (a secondary needs it to open the keyring it
+// receives). ErrSealed while sealed.
+func (b *Barrier) RootKey() ([]byte, error) {
+	kr := b.kr.Load()
+	if kr == nil {
+		return nil, ErrSealed
+	}
+	return append([]byte(nil), kr.rootKey...), nil
+}

@@ -133,6 +133,9 @@ func (c *Core) EnableAudit(ctx context.Context, e *auditEntry) error {
 	if e.Path == "" {
 		return logical.InvalidRequest("an audit device path is required")
 	}
+	if err := c.refuseOnSecondary(e.Local); err != nil {
+		return err
+	}
 	if _, exists := c.auditEntries[e.Path]; exists {
 		return logical.InvalidRequest("path %q is already in use: disable that audit device first", e.Path)
 	}
@@ -176,6 +179,9 @@ func (c *Core) DisableAudit(ctx context.Context, path string) error {
 	e, ok := c.auditEntries[path]
 	if !ok {
 		return logical.Errorf(http.StatusBadRequest, "no audit device at %q: list them with sys/audit", path)
+	}
+	if err := c.refuseOnSecondary(e.Local); err != nil {
+		return err
 	}
 	delete(c.auditEntries, path)
 	if err := c.persistAudit(ctx, e.Local); err != nil {

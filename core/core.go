@@ -44,6 +44,8 @@ type Config struct {
 	APIAddr string
 	// WAL tunes group commit.
 	WAL wal.Options
+	// Replication configures the NATS bus and the WAL stream.
+	Replication ReplicationConfig
 	// DefaultLeaseTTL and MaxLeaseTTL bound token TTLs (Vault's defaults: 768h).
 	DefaultLeaseTTL, MaxLeaseTTL time.Duration
 	// Logger receives core's logs.
@@ -82,6 +84,12 @@ type Core struct {
 	policies  *policyStore
 	tokens    *tokens.Store
 	wrapMu    sync.Mutex // makes unwrap's read-and-delete single use
+
+	replMu sync.RWMutex // guards repl
+	repl   replState
+
+	activationMu  sync.Mutex // guards activationKey
+	activationKey []byte
 
 	auditMu        sync.RWMutex
 	audit          *audit.Broker
@@ -384,11 +392,21 @@ func (c *Core) postUnseal(ctx context.Context) error {
 		return err
 	}
 	c.tokens.Start()
+	if err := c.loadReplication(ctx); err != nil {
+		c.logger.Error().Err(err).Msg("replication could not restart; the cluster serves its local data")
+	}
 	return nil
 }
 
-// sealLocked takes the logical layer down and seals the barrier.
+// sealLocked takes the logical layer and replication down and seals the barrier.
 func (c *Core) sealLocked() {
+	c.stopReplication()
+	c.sealLockedKeepRepl()
+}
+
+// sealLockedKeepRepl seals without touching the replication role (activation
+// replaces the data underneath a running secondary).
+func (c *Core) sealLockedKeepRepl() {
 	c.tokens.Stop()
 	c.router.clear()
 	c.auditMu.Lock()

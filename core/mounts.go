@@ -320,6 +320,9 @@ func (c *Core) EnableMount(ctx context.Context, e *MountEntry) error {
 	if e.Table == AuthTable && e.Path == "token/" {
 		return logical.InvalidRequest("cannot mount at \"auth/token/\": the token auth method is built in")
 	}
+	if err := c.refuseOnSecondary(e.Local); err != nil {
+		return err
+	}
 	rp := e.RoutePath()
 	for _, existing := range c.router.entries(e.Table) {
 		ep := existing.RoutePath()
@@ -359,6 +362,9 @@ func (c *Core) DisableMount(ctx context.Context, t Table, path string) error {
 	if mb.entry.builtin {
 		return logical.InvalidRequest("%q is built in and cannot be disabled", rp)
 	}
+	if err := c.refuseOnSecondary(mb.entry.Local); err != nil {
+		return err
+	}
 	c.router.remove(rp)
 	if err := c.persistTable(ctx, t, mb.entry.Local); err != nil {
 		c.router.add(mb)
@@ -393,6 +399,9 @@ func (c *Core) TuneMount(ctx context.Context, rp string, desc *string, cfg *Moun
 	}
 	if mb.entry.builtin {
 		return logical.InvalidRequest("%q is built in and cannot be tuned", rp)
+	}
+	if err := c.refuseOnSecondary(mb.entry.Local); err != nil {
+		return err
 	}
 	ne := mb.entry.clone()
 	if desc != nil {

@@ -38,14 +38,7 @@ type Response struct {
 }
 
 // WrapInfo describes a response-wrapping token (the envelope's wrap_info).
-type WrapInfo struct {
-	Token           string    `json:"token"`
-	Accessor        string    `json:"accessor"`
-	TTL             int64     `json:"ttl"`
-	CreationTime    time.Time `json:"creation_time"`
-	CreationPath    string    `json:"creation_path"`
-	WrappedAccessor string    `json:"wrapped_accessor,omitempty"`
-}
+type WrapInfo = logical.WrapInfo
 
 type callerKey struct{}
 
@@ -63,7 +56,8 @@ func unauthenticated(mb *mountedBackend, rel string) bool {
 		return strings.HasPrefix(rel, "login/") || rel == "login"
 	}
 	if mb.entry.Type == "system" {
-		return rel == "wrapping/lookup"
+		r := strings.TrimSuffix(rel, "/")
+		return r == "wrapping/lookup" || r == "replication/status" || r == "replication/performance/status"
 	}
 	return false
 }
@@ -107,6 +101,12 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, erro
 		ctx = context.WithValue(ctx, callerKey{}, te)
 	}
 
+	if isWrite(lreq.Operation) && mb.entry.Type != "system" && mb.entry.Type != "token" && !unauthenticated(mb, rel) {
+		if err := c.refuseOnSecondary(mb.entry.Local); err != nil {
+			c.auditDenied(ctx, lreq, te, err)
+			return nil, err
+		}
+	}
 	if err := c.auditRequest(ctx, lreq, te); err != nil {
 		return nil, err
 	}
@@ -115,6 +115,9 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, erro
 		err = c.issueLoginToken(ctx, path, mb, lresp.Auth)
 	}
 	resp := &Response{RequestID: lreq.ID, Response: lresp}
+	if lresp != nil && lresp.WrapInfo != nil {
+		resp.WrapInfo = lresp.WrapInfo
+	}
 	if err == nil && req.WrapTTL > 0 && lresp != nil && (lresp.Data != nil || lresp.Auth != nil) {
 		resp.WrapInfo, err = c.wrap(ctx, path, req.WrapTTL, lresp)
 		if err == nil {
@@ -237,4 +240,12 @@ func normalizePolicies(in []string, addDefault bool) []string {
 	}
 	sortStrings(out)
 	return out
+}
+
+func isWrite(op logical.Operation) bool {
+	switch op {
+	case logical.CreateOperation, logical.UpdateOperation, logical.PatchOperation, logical.DeleteOperation:
+		return true
+	}
+	return false
 }

@@ -74,6 +74,8 @@ func (s *systemBackend) HandleRequest(ctx context.Context, req *logical.Request)
 		return s.onlyRead(op, func() (*logical.Response, error) { return s.uiMounts(), nil })
 	case strings.HasPrefix(p, "internal/ui/mounts/"):
 		return s.onlyRead(op, func() (*logical.Response, error) { return s.uiMount(strings.TrimPrefix(p, "internal/ui/mounts/")) })
+	case strings.HasPrefix(p, "replication/"):
+		return s.replication(ctx, req, p)
 	case p == "capabilities-self" || p == "capabilities":
 		return s.capabilities(ctx, req, p == "capabilities-self")
 	}
@@ -256,6 +258,9 @@ func (s *systemBackend) policy(ctx context.Context, req *logical.Request, name, 
 		}
 		return &logical.Response{Data: map[string]any{"name": acl.NormalizeName(name), textField: text}}, nil
 	case logical.CreateOperation, logical.UpdateOperation:
+		if err := s.c.refuseOnSecondary(false); err != nil {
+			return nil, err
+		}
 		text, err := fieldString(req.Data, "policy")
 		if err != nil {
 			return nil, err
@@ -267,6 +272,9 @@ func (s *systemBackend) policy(ctx context.Context, req *logical.Request, name, 
 		}
 		return nil, s.c.policies.put(ctx, name, text)
 	case logical.DeleteOperation:
+		if err := s.c.refuseOnSecondary(false); err != nil {
+			return nil, err
+		}
 		return nil, s.c.policies.delete(ctx, name)
 	}
 	return nil, logical.ErrUnsupportedOperation

@@ -63,6 +63,19 @@ type Response struct {
 	StatusCode int
 	// Headers are added to the HTTP response.
 	Headers http.Header
+	// WrapInfo, set by a backend, answers with this wrapping token and no data
+	// (the replication activation token is handed out this way).
+	WrapInfo *WrapInfo
+}
+
+// WrapInfo describes a response-wrapping token (the envelope's wrap_info).
+type WrapInfo struct {
+	Token           string    `json:"token"`
+	Accessor        string    `json:"accessor"`
+	TTL             int64     `json:"ttl"`
+	CreationTime    time.Time `json:"creation_time"`
+	CreationPath    string    `json:"creation_path"`
+	WrappedAccessor string    `json:"wrapped_accessor,omitempty"`
 }
 
 // Auth is the authentication a response hands out.

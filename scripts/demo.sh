@@ -1,53 +1,72 @@
 #!/usr/bin/env bash
-# The Coffer demo: one dev server and a scripted tour of what it does today.
+# The Coffer demo: a primary and a secondary dev server on embedded defaults
+# (in-memory storage, an embedded NATS JetStream each), replicating.
 # Run with `make demo`. Stops everything it started on exit or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=./bin/coffer
-ADDR=${DEMO_ADDR:-127.0.0.1:8200}
-NATS=${DEMO_NATS:-127.0.0.1:4222}
-LOG=$(mktemp -t coffer-demo.XXXXXX.log)
-export VAULT_ADDR="http://$ADDR" VAULT_TOKEN=root
+P_ADDR=${DEMO_PRIMARY_ADDR:-127.0.0.1:8200}
+P_NATS=${DEMO_PRIMARY_NATS:-127.0.0.1:4222}
+S_ADDR=${DEMO_SECONDARY_ADDR:-127.0.0.1:8210}
+S_NATS=${DEMO_SECONDARY_NATS:-127.0.0.1:4232}
+LOGDIR=$(mktemp -d -t coffer-demo.XXXXXX)
+export VAULT_TOKEN=root
 
-pid=""
+pids=()
 cleanup() {
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    echo "== stopping the dev server (SIGTERM: in-flight requests finish, storage closes)"
-    kill -TERM "$pid"; wait "$pid" || true
-  fi
-  rm -f "$LOG"
+  for pid in "${pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid"; fi
+  done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [ ${#pids[@]} -gt 0 ] && echo "== stopped both servers (SIGTERM: in-flight requests finish, storage closes)"
+  rm -rf "$LOGDIR"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 step() { printf '\n== %s\n' "$*"; }
+P() { VAULT_ADDR="http://$P_ADDR" "$BIN" "$@"; }
+S() { VAULT_ADDR="http://$S_ADDR" "$BIN" "$@"; }
 
-step "starting a dev server on $ADDR: in-memory storage, initialized and unsealed, root token 'root'"
-"$BIN" server -dev -dev-root-token-id=root -dev-listen-address="$ADDR" -dev-nats-listen="$NATS" >"$LOG" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do
-  if "$BIN" status >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$pid" 2>/dev/null; then echo "the dev server exited:"; cat "$LOG"; exit 1; fi
-  sleep 0.1
-done
-"$BIN" status >/dev/null || { echo "the dev server did not come up:"; cat "$LOG"; exit 1; }
-grep -E '^(Unseal Key|Root Token):' "$LOG" || true
-UNSEAL_KEY=$(sed -n 's/^Unseal Key: //p' "$LOG")
+start() { # name addr nats
+  "$BIN" server -dev -dev-root-token-id=root -dev-listen-address="$2" -dev-nats-listen="$3" >"$LOGDIR/$1.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 150); do
+    if VAULT_ADDR="http://$2" "$BIN" status >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "${pids[-1]}" 2>/dev/null; then echo "the $1 server exited:"; cat "$LOGDIR/$1.log"; exit 1; fi
+    sleep 0.1
+  done
+  echo "the $1 server did not come up:"; cat "$LOGDIR/$1.log"; exit 1
+}
 
-step "coffer status: seal type shamir, initialized, unsealed (exit code 0)"
-"$BIN" status
+step "starting two dev servers: the primary-to-be on $P_ADDR (NATS $P_NATS), the secondary-to-be on $S_ADDR (NATS $S_NATS)"
+start primary "$P_ADDR" "$P_NATS"
+start secondary "$S_ADDR" "$S_NATS"
 
-step "coffer operator rotate: the barrier gets key term 2; older data stays readable with term 1"
-"$BIN" operator rotate
+step "coffer write -f sys/replication/performance/primary/enable: the primary creates its WAL stream on its NATS"
+P write -f sys/replication/performance/primary/enable
 
-step "coffer operator seal: the barrier forgets its keys; every data access is refused"
-"$BIN" operator seal
-set +e; "$BIN" status; code=$?; set -e
-echo "(coffer status exits $code while sealed, as vault status does)"
+step "coffer write sys/replication/performance/primary/secondary-token id=dc2: a wrapped, signed, single-use JWT"
+TOKEN=$(P write -field=wrapping_token sys/replication/performance/primary/secondary-token id=dc2)
+echo "token: ${TOKEN:0:40}..."
 
-step "coffer operator unseal: the dev server has one key share, so one share unseals it"
-"$BIN" operator unseal "$UNSEAL_KEY"
+step "coffer write sys/replication/performance/secondary/enable token=...: the secondary wipes itself, takes the primary's keyring and data"
+S write sys/replication/performance/secondary/enable token="$TOKEN"
 
-step "coffer status -format=json: the same state for machines"
-"$BIN" status -format=json
+step "coffer kv put secret/app password=s3cr3t on the primary"
+P kv put secret/app password=s3cr3t
 
-step "done: replication between a primary and a secondary arrives with the replication issues"
+step "coffer kv get secret/app on the secondary: served from its own storage"
+for _ in $(seq 1 100); do S kv get -field=password secret/app >/dev/null 2>&1 && break; sleep 0.1; done
+S kv get secret/app
+
+step "a write through the secondary: refused until write forwarding lands, with the primary's address"
+S kv put secret/app password=from-secondary || true
+
+step "coffer replication status on the primary: the secondary, its heartbeat and its lag"
+P replication status
+
+step "coffer replication status on the secondary"
+S replication status
+
+step "done: everything stops now"

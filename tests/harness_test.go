@@ -72,6 +72,9 @@ type serverConfig struct {
 	// MaxRequestSize, when non-zero, sets max_request_size.
 	MaxRequestSize int
 	ClusterName    string
+	// Bus and Replication, when set, are the bodies of a bus { ... } and a
+	// replication { ... } block.
+	Bus, Replication string
 }
 
 // node is one data directory and config file; it can be started and
@@ -107,6 +110,12 @@ func newNode(t *testing.T, cfg serverConfig) *node {
 	fmt.Fprintf(&b, "api_addr = %q\ncluster_name = %q\n", "http://"+n.addr, name)
 	if cfg.MaxRequestSize != 0 {
 		fmt.Fprintf(&b, "max_request_size = %d\n", cfg.MaxRequestSize)
+	}
+	if cfg.Bus != "" {
+		fmt.Fprintf(&b, "bus {\n  %s\n}\n", cfg.Bus)
+	}
+	if cfg.Replication != "" {
+		fmt.Fprintf(&b, "replication {\n  %s\n}\n", cfg.Replication)
 	}
 	if err := os.WriteFile(n.cfgPath, []byte(b.String()), 0o600); err != nil {
 		t.Fatalf("write config: %v", err)

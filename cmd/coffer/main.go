@@ -41,6 +41,8 @@ var commands = map[string]command{
 	"policy":  {"Write, read, list and delete ACL policies", subcommands("policy", policyCommands)},
 	"token":   {"Create, look up, renew and revoke tokens", subcommands("token", tokenCommands)},
 	"login":   {"Authenticate and store the token in ~/.vault-token", (*cli).login},
+
+	"replication": {"Show performance replication status", subcommands("replication", replicationCommands)},
 }
 
 // run dispatches args (without the program name) and returns the exit code.

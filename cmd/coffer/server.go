@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/barrier/seal"
+	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/config"
 	"github.com/cofferhq/coffer/core"
 	"github.com/cofferhq/coffer/httpapi"
@@ -141,12 +142,40 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 		}
 		return err
 	}
+	var nb *bus.Bus
+	if cfg.Bus.Embedded || cfg.Bus.URL != "" {
+		nb, err = bus.Open(ctx, bus.Config{
+			Embedded: cfg.Bus.Embedded, Listen: cfg.Bus.Listen, StoreDir: cfg.Bus.StoreDir,
+			URL: cfg.Bus.URL, CredsFile: cfg.Bus.CredsFile, TLSCAFile: cfg.Bus.TLSCAFile,
+			Name: "coffer-" + cfg.ClusterName,
+		}, logger.With().Str("component", "bus").Logger())
+		if err != nil {
+			if cl, ok := phys.(io.Closer); ok {
+				_ = cl.Close()
+			}
+			return fmt.Errorf("open the NATS bus: %w", err)
+		}
+		defer func() {
+			if err := nb.Close(); err != nil {
+				logger.Warn().Err(err).Msg("closing the NATS bus")
+			}
+		}()
+		logger.Info().Str("url", nb.ClientURL()).Bool("embedded", cfg.Bus.Embedded).Msg("NATS bus ready")
+	}
 	c, err := core.New(ctx, core.Config{
-		Physical:        phys,
-		StorageType:     cfg.Storage.Type,
-		Seal:            sl,
-		ClusterName:     cfg.ClusterName,
-		APIAddr:         cfg.AdvertisedAPIAddr(),
+		Physical:    phys,
+		StorageType: cfg.Storage.Type,
+		Seal:        sl,
+		ClusterName: cfg.ClusterName,
+		APIAddr:     cfg.AdvertisedAPIAddr(),
+		Replication: core.ReplicationConfig{
+			Bus:               nb,
+			BusTemplate:       bus.Config{CredsFile: cfg.Bus.CredsFile, TLSCAFile: cfg.Bus.TLSCAFile, Name: "coffer-" + cfg.ClusterName},
+			WALStreamMaxAge:   cfg.Replication.WALStreamMaxAge,
+			WALStreamMaxBytes: cfg.Replication.WALStreamMaxBytes,
+			WALStreamMaxMsgs:  cfg.Replication.WALStreamMaxMsgs,
+			Dev:               dev,
+		},
 		DefaultLeaseTTL: cfg.DefaultLeaseTTL,
 		MaxLeaseTTL:     cfg.MaxLeaseTTL,
 		Logger:          logger.With().Str("component", "core").Logger(),
@@ -231,6 +260,7 @@ func initDev(ctx context.Context, c *core.Core, rootID string, cfg *config.Confi
 	if err != nil {
 		return fmt.Errorf("dev init: %w", err)
 	}
+	c.SetDevRootToken(res.RootToken)
 	if len(res.Keys) > 0 {
 		if _, err := c.Unseal(ctx, res.Keys[0]); err != nil {
 			return fmt.Errorf("dev unseal: %w", err)

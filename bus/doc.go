@@ -1,0 +1,32 @@
+// Package bus is Coffer's only door to NATS: it runs an embedded nats-server
+// with JetStream or connects to an external NATS cluster, provisions the
+// streams and durable consumers that replication uses, and offers
+// request/reply.
+//
+// What it owns:
+//
+//   - the NATS connection (reconnecting forever) and, in embedded mode, the
+//     nats-server in this process with its JetStream store;
+//   - stream provisioning (file storage, limits retention, discard old, a
+//     2-minute duplicate window for Nats-Msg-Id) and idempotent publishing;
+//   - durable pull consumers delivered strictly in order, one message at a
+//     time, from one goroutine per Consume call;
+//   - request/reply servers (queue group "coffer") with bounded concurrency;
+//   - every goroutine it starts: stop functions and Close wait for them.
+//
+// What it must never do: look inside a message. The bus is untrusted (see
+// docs/replication.md): bytes go in and the same bytes come out. This package
+// knows no key, no wire format and no subject naming scheme; callers
+// (primary, secondary) seal, sign and name everything. It never logs payloads.
+//
+// Typical use:
+//
+//	b, err := bus.Open(ctx, bus.Config{Embedded: true, Listen: "127.0.0.1:4222"}, logger)
+//	defer b.Close()
+//	b.EnsureStream(ctx, bus.StreamConfig{Name: "COFFER_WAL_c1", Subject: "coffer.c1.wal"})
+//	seq, err := b.Publish(ctx, "coffer.c1.wal", sealed, "c1-1-10", nil)
+//	stop, err := b.Consume(ctx, "COFFER_WAL_c1", "sec_dc2", 0, func(ctx context.Context, m *bus.Msg) {
+//		if apply(m.Data) == nil { m.Ack() } else { m.Nak() }
+//	})
+//	defer stop()
+package bus

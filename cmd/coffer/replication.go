@@ -1,0 +1,112 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// replicationCommands are `coffer replication ...`.
+var replicationCommands = map[string]command{
+	"status": {"Print performance replication status, with each secondary's lag", (*cli).replicationStatus},
+}
+
+// replicationStatus prints sys/replication/performance/status: the cluster's
+// role and position, then one row per secondary (on a primary) with how many
+// WAL entries it is behind, or the primary it follows (on a secondary).
+func (c *cli) replicationStatus(args []string) int {
+	f := c.newFlags("replication status", "replication status [-address=ADDR] [-format=table|json]")
+	if code, ok := f.vparse(args); !ok {
+		return code
+	}
+	if !f.wantArgs(0, 0) {
+		return exitLocal
+	}
+	client, code := f.vclient()
+	if client == nil {
+		return code
+	}
+	s, err := client.Logical().Read("sys/replication/performance/status")
+	if err != nil {
+		return c.remote("Error reading replication status: %s", apiError(err))
+	}
+	if s == nil || s.Data == nil {
+		return c.remote("Error reading replication status: empty response")
+	}
+	if f.format == "json" {
+		return f.outputJSON(s.Data)
+	}
+	d := s.Data
+	rows := [][]string{
+		{"Mode", str(d["mode"])},
+		{"Cluster ID", str(d["cluster_id"])},
+		{"State", str(d["state"])},
+		{"Last WAL", str(d["last_wal"])},
+	}
+	if d["mode"] == "secondary" {
+		rows = append(rows, []string{"Secondary ID", str(d["secondary_id"])}, []string{"Last Remote WAL", str(d["last_remote_wal"])},
+			[]string{"Primary Cluster Address", str(d["primary_cluster_addr"])}, []string{"Connection State", str(d["connection_state"])})
+	}
+	if d["mode"] == "primary" {
+		rows = append(rows, []string{"Primary Cluster Address", str(d["primary_cluster_addr"])}, []string{"Last Shipped WAL", str(d["last_shipped_wal"])})
+	}
+	fmt.Fprint(c.stdout, table([]string{"Key", "Value"}, rows))
+	if p, ok := d["merkle_sync_progress"].(map[string]any); ok {
+		fmt.Fprintln(c.stdout)
+		fmt.Fprintln(c.stdout, progressBar(num(p["sync_progress"]), num(p["sync_total_keys"]), 40))
+	}
+	if secs, ok := d["secondaries"].([]any); ok && len(secs) > 0 {
+		last := num(d["last_wal"])
+		var srows [][]string
+		for _, x := range secs {
+			m, _ := x.(map[string]any)
+			lag := "n/a"
+			if r := num(m["last_remote_wal"]); last >= r {
+				lag = fmt.Sprint(last - r)
+			}
+			srows = append(srows, []string{str(m["node_id"]), str(m["api_address"]), str(m["connection_status"]),
+				str(m["last_heartbeat"]), str(m["last_remote_wal"]), lag})
+		}
+		fmt.Fprintln(c.stdout)
+		fmt.Fprint(c.stdout, table([]string{"Secondary", "API Address", "Connection", "Last Heartbeat", "Last Remote WAL", "Lag (WAL entries)"}, srows))
+	}
+	if prims, ok := d["primaries"].([]any); ok && len(prims) > 0 {
+		var prows [][]string
+		for _, x := range prims {
+			m, _ := x.(map[string]any)
+			prows = append(prows, []string{str(m["api_address"]), str(m["cluster_address"]), str(m["connection_status"]), str(m["last_heartbeat"])})
+		}
+		fmt.Fprintln(c.stdout)
+		fmt.Fprint(c.stdout, table([]string{"Primary API Address", "Cluster Address", "Connection", "Last Heartbeat"}, prows))
+	}
+	return exitOK
+}
+
+// progressBar draws done/total as [#####.....] 42% (420/1000 keys).
+func progressBar(done, total uint64, width int) string {
+	if total == 0 {
+		return "sync: waiting for the key count"
+	}
+	done = min(done, total)
+	filled := int(done * uint64(width) / total)
+	return fmt.Sprintf("sync [%s%s] %d%% (%d/%d keys)", strings.Repeat("#", filled), strings.Repeat(".", width-filled),
+		done*100/total, done, total)
+}
+
+func str(v any) string {
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+func num(v any) uint64 {
+	switch n := v.(type) {
+	case json.Number:
+		u, _ := n.Int64()
+		return uint64(max(u, 0))
+	case float64:
+		return uint64(max(n, 0))
+	}
+	return 0
+}

@@ -1,0 +1,38 @@
+// Package primary is the primary side of performance replication: the WAL
+// shipper, the secondary registry (activation tokens, revocation, key
+// epochs) and the RPC server secondaries call (activate, sync, heartbeat,
+// key). docs/replication.md is the contract.
+//
+// # What it owns
+//
+//   - The primary's replication state under Config.State (a barrier view the
+//     caller provides, under core/replication/primary/): "state" holds JSON
+//     {"v":1, cluster_id, signing_key, epoch, keys{epoch: key}, secondaries{id:
+//     {state pending|active|revoked, jti, token_expires, rpc_key, ...}}};
+//     "shipped" holds {"v":1,"index":N}, the last WAL index JetStream
+//     acknowledged, stored lazily (every 64 batches or 1 s, and on Stop).
+//   - The WAL stream COFFER_WAL_<cluster id>: Enable and Open provision it,
+//     Disable deletes it.
+//   - The shipper goroutine: committed entries after the shipped index ->
+//     batches (at most 512 entries or 1 MiB of replicated ops, 5 ms linger;
+//     only replicated ops, but every entry counts in First..Last, so a batch
+//     may carry none) -> SealBatch with the current epoch -> Publish with
+//     Nats-Msg-Id "<cluster id>-<first>-<last>", one batch in flight, retried
+//     with backoff (50 ms to 2 s) while NATS is down, logged once per outage.
+//     Enable starts shipping at the WAL's last index: earlier entries reach a
+//     new secondary through its full sync.
+//   - The RPC handlers. activate is the one clear request (the token protects
+//     it); every other request is sealed with the secondary's RPC key and
+//     refused with a plain "revoked" / "unknown_secondary" error reply once the
+//     secondary is revoked or unknown.
+//
+// # What it must never do
+//
+//   - See plaintext or import barrier or core: it moves ciphertext as stored
+//     (Raw) and its own state through the view it is given.
+//   - Block a writer: entries wait in the WAL's storage while NATS is away.
+//   - Truncate the WAL (not its job yet) or write under wal/.
+//
+// Every goroutine it starts (the shipper; the RPC subscriptions through bus.Serve)
+// ends in Stop, which waits for them.
+package primary

@@ -1,0 +1,411 @@
+package primary
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/replication"
+	"github.com/cofferhq/coffer/storage"
+	"github.com/cofferhq/coffer/wal"
+	"github.com/rs/zerolog"
+)
+
+// Defaults.
+const (
+	DefaultHeartbeatInterval = 2 * time.Second
+	DefaultTokenTTL          = 30 * time.Minute
+)
+
+// Errors of the primary API, for the lead to map to HTTP status codes.
+var (
+	// ErrNotEnabled: Open found no replication state: enable replication first.
+	ErrNotEnabled = errors.New("primary: replication is not enabled on this cluster")
+	// ErrAlreadyEnabled: Enable found replication state already: use Open.
+	ErrAlreadyEnabled = errors.New("primary: replication is already enabled on this cluster")
+	// ErrSecondaryExists: a token for the id is still live, or the id is an
+	// active secondary: revoke it first.
+	ErrSecondaryExists = errors.New("primary: this secondary id already has a live activation token or is an active secondary: revoke it first")
+	// ErrUnknownSecondary: no secondary of that id.
+	ErrUnknownSecondary = errors.New("primary: no secondary of that id")
+	// ErrInvalidID: the secondary id breaks replication.ValidateID.
+	ErrInvalidID = errors.New("primary: invalid secondary id")
+)
+
+// Config configures a Primary. Validate fills defaults.
+type Config struct {
+	// ClusterID is this cluster's id (replication.ValidateID).
+	ClusterID string
+	// APIAddr is this cluster's API address, advertised in tokens.
+	APIAddr string
+	// BusURL is the NATS URL advertised in activation tokens; default Bus.ClientURL().
+	BusURL string
+	// Bus is the NATS connection. Required.
+	Bus *bus.Bus
+	// WAL is the log of committed entries to ship. Required.
+	WAL *wal.Log
+	// Raw is storage below the barrier: sync pages list its replicated keys and
+	// their ciphertext. Required.
+	Raw storage.Backend
+	// State is where the primary keeps its replication state (a barrier view
+	// under core/replication/primary/). Required.
+	State storage.Backend
+	// Classify gives a key's class; only Replicated keys are listed by sync.
+	// Nil means wal.DefaultClassify.
+	Classify func(key string) wal.Class
+	// RootKey returns the barrier root key for the bootstrap bundle. Required.
+	RootKey func() ([]byte, error)
+	// DevRootTokenID is put in the bundle ("" unless dev mode).
+	DevRootTokenID string
+	// Stream holds the WAL stream's limits (MaxAge, MaxBytes, MaxMsgs; 0 =
+	// unlimited) and Replicas; Name and Subject are set by the primary.
+	Stream bus.StreamConfig
+	// HeartbeatInterval is the secondaries' heartbeat interval: a secondary is
+	// connected when it was heard from within 3 intervals. Default 2s.
+	HeartbeatInterval time.Duration
+	// Logger receives the primary's logs.
+	Logger zerolog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Validate checks the configuration and fills defaults.
+func (c *Config) Validate() error {
+	switch {
+	case c.Bus == nil:
+		return errors.New("primary config: no bus")
+	case c.WAL == nil:
+		return errors.New("primary config: no WAL")
+	case c.Raw == nil || c.State == nil:
+		return errors.New("primary config: raw storage and state storage are required")
+	case c.RootKey == nil:
+		return errors.New("primary config: no root key function")
+	case c.HeartbeatInterval < 0:
+		return errors.New("primary config: negative heartbeat interval")
+	}
+	if err := replication.ValidateID(c.ClusterID); err != nil {
+		return fmt.Errorf("primary config: cluster id: %w", err)
+	}
+	if c.Classify == nil {
+		c.Classify = wal.DefaultClassify
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.BusURL == "" {
+		c.BusURL = c.Bus.ClientURL()
+	}
+	return nil
+}
+
+func (c *Config) streamConfig() bus.StreamConfig {
+	sc := c.Stream
+	sc.Name = replication.StreamName(c.ClusterID)
+	sc.Subject = replication.WALSubject(c.ClusterID)
+	return sc
+}
+
+// Primary is a running replication primary: the shipper and the RPC server.
+type Primary struct {
+	cfg    Config
+	log    zerolog.Logger
+	stream string
+	subj   string
+	guard  *replication.ReplayGuard
+
+	// mu guards st (and its persistence) and live.
+	mu   sync.Mutex
+	st   *persisted
+	live map[string]*liveInfo
+
+	shipped atomic.Uint64
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	stops  []func()
+	once   sync.Once
+}
+
+// liveInfo is what heartbeats tell, in memory only.
+type liveInfo struct {
+	apiAddr       string
+	lastRemoteWAL uint64
+	lastHeartbeat time.Time
+}
+
+// Enable turns this cluster into a replication primary for the first time:
+// it generates the signing key and the replication key of epoch 1, stores them,
+// provisions the stream and starts the shipper and the RPC server. Shipping
+// starts at the WAL's current last index: entries written before are not
+// shipped (a new secondary runs a full sync).
+func Enable(ctx context.Context, cfg Config) (*Primary, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if st, err := loadState(ctx, cfg.State); err != nil {
+		return nil, err
+	} else if st != nil {
+		return nil, ErrAlreadyEnabled
+	}
+	_, signer, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	st := &persisted{V: stateV, ClusterID: cfg.ClusterID, SigningKey: signer, Epoch: 1,
+		Keys: map[string][]byte{}, Secondary: map[string]*secondaryRec{}}
+	st.setKey(1, randomKey())
+	// The shipped index first: a crash between the two writes leaves no state,
+	// so Enable can run again.
+	if err := saveShipped(ctx, cfg.State, cfg.WAL.LastIndex()); err != nil {
+		return nil, fmt.Errorf("enable primary: %w", err)
+	}
+	if err := saveState(ctx, cfg.State, st); err != nil {
+		return nil, fmt.Errorf("enable primary: %w", err)
+	}
+	return start(ctx, cfg, st)
+}
+
+// Open restarts an already enabled primary from its stored state.
+func Open(ctx context.Context, cfg Config) (*Primary, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	st, err := loadState(ctx, cfg.State)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, ErrNotEnabled
+	}
+	if st.ClusterID != cfg.ClusterID {
+		return nil, fmt.Errorf("open primary: the stored replication state belongs to cluster %q, this is %q", st.ClusterID, cfg.ClusterID)
+	}
+	return start(ctx, cfg, st)
+}
+
+func start(ctx context.Context, cfg Config, st *persisted) (*Primary, error) {
+	p := &Primary{
+		cfg:    cfg,
+		log:    cfg.Logger.With().Str("component", "replication-primary").Str("cluster_id", cfg.ClusterID).Logger(),
+		stream: replication.StreamName(cfg.ClusterID),
+		subj:   replication.WALSubject(cfg.ClusterID),
+		guard:  replication.NewReplayGuard(replication.DefaultReplayWindow),
+		st:     st,
+		live:   make(map[string]*liveInfo),
+	}
+	shipped, ok, err := loadShipped(ctx, cfg.State)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		shipped = cfg.WAL.LastIndex()
+	}
+	p.shipped.Store(shipped)
+	if err := cfg.Bus.EnsureStream(ctx, cfg.streamConfig()); err != nil {
+		return nil, fmt.Errorf("start primary: %w", err)
+	}
+	if err := p.serve(); err != nil {
+		p.stopServers()
+		return nil, fmt.Errorf("start primary: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.cancel = cancel
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.ship(runCtx)
+	}()
+	p.log.Info().Uint64("shipped", shipped).Uint32("epoch", st.Epoch).Str("stream", p.stream).Msg("replication primary started")
+	return p, nil
+}
+
+// Stop stops the RPC server and the shipper (which persists its index) and
+// waits for them. Idempotent.
+func (p *Primary) Stop() {
+	p.once.Do(func() {
+		p.stopServers()
+		p.cancel()
+		p.wg.Wait()
+		p.log.Info().Uint64("shipped", p.shipped.Load()).Msg("replication primary stopped")
+	})
+}
+
+func (p *Primary) stopServers() {
+	for _, stop := range p.stops {
+		stop()
+	}
+	p.stops = nil
+}
+
+// Disable deletes the WAL stream (with every consumer) and the primary's
+// state. Stop the Primary first.
+func Disable(ctx context.Context, cfg Config) error {
+	if cfg.Bus == nil || cfg.State == nil {
+		return errors.New("disable primary: bus and state storage are required")
+	}
+	if err := cfg.Bus.DeleteStream(ctx, replication.StreamName(cfg.ClusterID)); err != nil {
+		return fmt.Errorf("disable primary: %w", err)
+	}
+	for _, k := range []string{shippedKey, stateKey} {
+		if err := cfg.State.Delete(ctx, k); err != nil {
+			return fmt.Errorf("disable primary: delete %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// Status is the primary's view for sys/replication/status.
+type Status struct {
+	ClusterID    string
+	LastWAL      uint64 // the WAL's last committed index
+	ShippedIndex uint64 // the last index JetStream acknowledged
+	Epoch        uint32 // the current replication key epoch
+	Stream       string
+	Secondaries  []SecondaryStatus // sorted by ID
+}
+
+// SecondaryStatus is one secondary as the primary sees it.
+type SecondaryStatus struct {
+	ID            string
+	State         string // SecondaryPending, SecondaryActive, SecondaryRevoked
+	APIAddr       string
+	LastRemoteWAL uint64
+	LastHeartbeat time.Time
+	// Connected: a heartbeat arrived within 3 heartbeat intervals.
+	Connected    bool
+	TokenExpires time.Time
+}
+
+// Status returns the current status.
+func (p *Primary) Status() Status {
+	now := p.cfg.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := Status{ClusterID: p.cfg.ClusterID, LastWAL: p.cfg.WAL.LastIndex(), ShippedIndex: p.shipped.Load(),
+		Epoch: p.st.Epoch, Stream: p.stream}
+	for id, r := range p.st.Secondary {
+		ss := SecondaryStatus{ID: id, State: r.State, TokenExpires: r.TokenExpires}
+		if l := p.live[id]; l != nil {
+			ss.APIAddr, ss.LastRemoteWAL, ss.LastHeartbeat = l.apiAddr, l.lastRemoteWAL, l.lastHeartbeat
+			ss.Connected = r.State == SecondaryActive && now.Sub(l.lastHeartbeat) < 3*p.cfg.HeartbeatInterval
+		}
+		s.Secondaries = append(s.Secondaries, ss)
+	}
+	sort.Slice(s.Secondaries, func(i, j int) bool { return s.Secondaries[i].ID < s.Secondaries[j].ID })
+	return s
+}
+
+// SecondaryToken issues a signed, single-use activation token for secondary
+// id, valid for ttl (0 = 30m). It refuses (ErrSecondaryExists) while id has a
+// live token or is active.
+func (p *Primary) SecondaryToken(ctx context.Context, id string, ttl time.Duration) (string, time.Time, error) {
+	if err := replication.ValidateID(id); err != nil {
+		return "", time.Time{}, fmt.Errorf("%w: %v", ErrInvalidID, err)
+	}
+	if ttl <= 0 {
+		ttl = DefaultTokenTTL
+	}
+	now := p.cfg.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r := p.st.Secondary[id]; r != nil {
+		if r.State == SecondaryActive || (r.State == SecondaryPending && now.Before(r.TokenExpires)) {
+			return "", time.Time{}, ErrSecondaryExists
+		}
+	}
+	exp := time.Unix(now.Add(ttl).Unix(), 0) // the token carries whole seconds
+	jti := randomID()
+	signer := p.st.signer()
+	tok, err := replication.SignToken(&replication.TokenClaims{
+		Issuer: p.cfg.ClusterID, Subject: id, ID: jti, IssuedAt: now.Unix(), Expires: exp.Unix(),
+		APIAddr: p.cfg.APIAddr, BusURL: p.cfg.BusURL, PublicKey: signer.Public().(ed25519.PublicKey),
+		Version: 1,
+	}, signer)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("secondary token: %w", err)
+	}
+	old := p.st.Secondary[id]
+	p.st.Secondary[id] = &secondaryRec{State: SecondaryPending, JTI: jti, TokenExpires: exp}
+	if err := saveState(ctx, p.cfg.State, p.st); err != nil {
+		p.restoreRec(id, old)
+		return "", time.Time{}, fmt.Errorf("secondary token: %w", err)
+	}
+	p.log.Info().Str("secondary_id", id).Time("expires", exp).Msg("activation token issued")
+	return tok, exp, nil
+}
+
+func (p *Primary) restoreRec(id string, old *secondaryRec) {
+	if old == nil {
+		delete(p.st.Secondary, id)
+	} else {
+		p.st.Secondary[id] = old
+	}
+}
+
+// RevokeSecondary revokes secondary id: its token or activation ends, every
+// RPC of it is refused from now on, its durable consumer is deleted, and the
+// primary moves to a new replication key epoch (the remaining secondaries
+// fetch it with the key RPC), so batches shipped from now on are unreadable
+// to it.
+func (p *Primary) RevokeSecondary(ctx context.Context, id string) error {
+	p.mu.Lock()
+	r := p.st.Secondary[id]
+	if r == nil {
+		p.mu.Unlock()
+		return fmt.Errorf("revoke secondary %q: %w", id, ErrUnknownSecondary)
+	}
+	old := *r
+	wasActive := r.State == SecondaryActive
+	r.State, r.RPCKey, r.RevokedAt = SecondaryRevoked, nil, p.cfg.Now()
+	oldEpoch := p.st.Epoch
+	if wasActive {
+		p.st.Epoch++
+		p.st.setKey(p.st.Epoch, randomKey())
+	}
+	if err := saveState(ctx, p.cfg.State, p.st); err != nil {
+		*r = old
+		if wasActive {
+			delete(p.st.Keys, fmt.Sprint(p.st.Epoch))
+			p.st.Epoch = oldEpoch
+		}
+		p.mu.Unlock()
+		return fmt.Errorf("revoke secondary %q: %w", id, err)
+	}
+	epoch := p.st.Epoch
+	delete(p.live, id)
+	p.mu.Unlock()
+	p.log.Info().Str("secondary_id", id).Uint32("epoch", epoch).Msg("secondary revoked")
+	if err := p.cfg.Bus.DeleteConsumer(ctx, p.stream, replication.ConsumerName(id)); err != nil {
+		p.log.Warn().Err(err).Str("secondary_id", id).Msg("revoked, but its consumer could not be deleted; it can no longer read new batches anyway (new key epoch)")
+	}
+	return nil
+}
+
+// currentKey returns the current epoch, its key and the signing key.
+func (p *Primary) currentKey() (uint32, []byte, ed25519.PrivateKey) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.st.Epoch, p.st.key(p.st.Epoch), p.st.signer()
+}
+
+func randomKey() []byte {
+	k := make([]byte, replication.KeySize)
+	if _, err := rand.Read(k); err != nil {
+		panic(err)
+	}
+	return k
+}
+
+func randomID() string {
+	return fmt.Sprintf("%x", randomKey()[:16])
+}

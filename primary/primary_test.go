@@ -1,0 +1,60 @@
+package primary
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"testing"
+
+	"github.com/cofferhq/coffer/storage"
+	"github.com/cofferhq/coffer/storage/inmem"
+	"github.com/cofferhq/coffer/wal"
+)
+
+// The sync listing walks one-level listings depth first; check it against the
+// dumb oracle: every key sorted, filtered by "after".
+func TestWalkKeysOrderAgainstSort(t *testing.T) {
+	ctx := context.Background()
+	b := inmem.New()
+	keys := []string{"a", "a-b", "a/x", "a/y/z", "a/y-", "a0", "b/c/d", "b/c-", "b/c", "c", "a/y/zz"}
+	for _, k := range keys {
+		if err := b.Put(ctx, &storage.Entry{Key: k, Value: []byte(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sorted := append([]string(nil), keys...)
+	sort.Strings(sorted)
+	for _, after := range append([]string{""}, sorted...) {
+		var got, want []string
+		for _, k := range sorted {
+			if k > after {
+				want = append(want, k)
+			}
+		}
+		if _, err := walkKeys(ctx, b, "", after, func(k string) (bool, error) { got = append(got, k); return true, nil }); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("after %q: %v, want %v", after, got, want)
+		}
+	}
+}
+
+func TestMakeBatchKeepsReplicatedOpsAndTheRange(t *testing.T) {
+	p := &Primary{cfg: Config{ClusterID: "c"}}
+	big := make([]byte, maxBatchBytes/2+1)
+	entries := []*wal.Entry{
+		{Index: 7, Ops: []wal.Op{{Kind: storage.PutOperation, Class: wal.Local, Key: "sys/token/x", Value: []byte("t")}}},
+		{Index: 8, Ops: []wal.Op{{Kind: storage.PutOperation, Class: wal.Replicated, Key: "a", Value: big}, {Kind: storage.PutOperation, Class: wal.Local, Key: "sys/expire/y"}}},
+		{Index: 9, Ops: []wal.Op{{Kind: storage.DeleteOperation, Class: wal.Replicated, Key: "b"}}},
+		{Index: 10, Ops: []wal.Op{{Kind: storage.PutOperation, Class: wal.Replicated, Key: "c", Value: big}}},
+	}
+	b := p.makeBatch(entries)
+	if b.First != 7 || b.Last != 9 || len(b.Entries) != 2 || b.Entries[0].Index != 8 || len(b.Entries[0].Ops) != 1 || b.Entries[1].Index != 9 {
+		t.Fatalf("batch %d-%d with %d entries: %+v", b.First, b.Last, len(b.Entries), b.Entries)
+	}
+	only := p.makeBatch(entries[:1])
+	if only.First != 7 || only.Last != 7 || len(only.Entries) != 0 {
+		t.Fatalf("local-only batch %d-%d with %d entries", only.First, only.Last, len(only.Entries))
+	}
+}

@@ -1,0 +1,326 @@
+package primary
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cofferhq/coffer/replication"
+	"github.com/cofferhq/coffer/storage"
+	"github.com/cofferhq/coffer/wal"
+)
+
+// Sync page bounds.
+const (
+	syncPageKeys  = 512
+	syncPageBytes = 1 << 20
+)
+
+// serve starts the RPC server: one Serve per method.
+func (p *Primary) serve() error {
+	handlers := map[string]func(context.Context, []byte) []byte{
+		replication.MethodActivate:  p.handleActivate,
+		replication.MethodSync:      p.sealed(replication.MethodSync, p.handleSync),
+		replication.MethodHeartbeat: p.sealed(replication.MethodHeartbeat, p.handleHeartbeat),
+		replication.MethodKey:       p.sealed(replication.MethodKey, p.handleKey),
+	}
+	for method, h := range handlers {
+		stop, err := p.cfg.Bus.Serve(replication.RPCSubject(p.cfg.ClusterID, method), h)
+		if err != nil {
+			return fmt.Errorf("serve %s: %w", method, err)
+		}
+		p.stops = append(p.stops, stop)
+	}
+	return nil
+}
+
+// activateErr is an activation refusal: code and a sentence for the operator.
+func activateErr(code, msg string) []byte {
+	out, _ := replication.EncodeMessage(&replication.ActivateReply{Code: code, Error: msg})
+	return out
+}
+
+// handleActivate answers the one clear request: it checks the token (signature,
+// expiry, issuer, registry: pending, same jti), marks the secondary active with
+// a new RPC key and answers with the bundle sealed to the request's key.
+func (p *Primary) handleActivate(ctx context.Context, data []byte) []byte {
+	out, id := p.activate(ctx, data)
+	if id != "" {
+		// A durable left over from an earlier activation of this id would start
+		// at an old position: start clean before the secondary creates its own
+		// (best effort: an old position only costs skipped replays).
+		if err := p.cfg.Bus.DeleteConsumer(ctx, p.stream, replication.ConsumerName(id)); err != nil {
+			p.log.Warn().Err(err).Str("secondary_id", id).Msg("activation: cannot delete an old consumer")
+		}
+	}
+	return out
+}
+
+// activate does handleActivate's work; id is set when the secondary was activated.
+func (p *Primary) activate(ctx context.Context, data []byte) ([]byte, string) {
+	var req replication.ActivateRequest
+	if err := replication.DecodeMessage(data, &req); err != nil {
+		return activateErr(replication.CodeBadRequest, "activation request is malformed: "+err.Error()), ""
+	}
+	now := p.cfg.Now()
+	claims, err := replication.ParseToken(req.Token, now)
+	switch {
+	case errors.Is(err, replication.ErrTokenExpired):
+		return activateErr(replication.CodeTokenExpired, "activation token has expired: generate a new one on the primary"), ""
+	case errors.Is(err, replication.ErrBadSignature):
+		return activateErr(replication.CodeTokenInvalid, "activation token was not issued by this primary (bad signature)"), ""
+	case err != nil:
+		return activateErr(replication.CodeTokenInvalid, "activation token is invalid: "+err.Error()), ""
+	}
+	pub, err := ecdh.X25519().NewPublicKey(req.PublicKey)
+	if err != nil {
+		return activateErr(replication.CodeBadRequest, "activation public key is invalid"), ""
+	}
+	root, err := p.cfg.RootKey()
+	if err != nil {
+		p.log.Error().Err(err).Msg("activation: cannot read the root key")
+		return activateErr(replication.CodeUnavailable, "the primary cannot read its root key right now (sealed?): retry later"), ""
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	signer := p.st.signer()
+	if claims.Issuer != p.cfg.ClusterID || replication.VerifyTokenKey(claims, signer.Public().(ed25519.PublicKey)) != nil {
+		return activateErr(replication.CodeTokenInvalid, "activation token was not issued by this primary"), ""
+	}
+	id := claims.Subject
+	r := p.st.Secondary[id]
+	switch {
+	case r == nil:
+		return activateErr(replication.CodeTokenInvalid, "activation token was not issued by this primary (unknown secondary id)"), ""
+	case r.JTI != claims.ID || r.State == SecondaryRevoked:
+		return activateErr(replication.CodeTokenUsed, "activation token was revoked: generate a new one on the primary"), ""
+	case r.State == SecondaryActive:
+		return activateErr(replication.CodeTokenUsed, "activation token was already used: revoke the secondary and generate a new token"), ""
+	case !now.Before(r.TokenExpires):
+		return activateErr(replication.CodeTokenExpired, "activation token has expired: generate a new one on the primary"), ""
+	}
+	old := *r
+	r.State, r.RPCKey, r.ActivatedAt = SecondaryActive, randomKey(), now
+	if err := saveState(ctx, p.cfg.State, p.st); err != nil {
+		*r = old
+		p.log.Error().Err(err).Str("secondary_id", id).Msg("activation: cannot store the registry")
+		return activateErr(replication.CodeUnavailable, "the primary cannot store the activation right now: retry later"), ""
+	}
+	sealed, err := replication.SealBundle(&replication.Bundle{
+		PrimaryClusterID: p.cfg.ClusterID,
+		SecondaryID:      id,
+		RootKey:          root,
+		ReplicationKey:   p.st.key(p.st.Epoch),
+		Epoch:            p.st.Epoch,
+		SigningPublicKey: signer.Public().(ed25519.PublicKey),
+		RPCKey:           r.RPCKey,
+		Stream:           p.stream,
+		Subject:          p.subj,
+		DevRootTokenID:   p.cfg.DevRootTokenID,
+	}, pub)
+	if err != nil {
+		p.log.Error().Err(err).Str("secondary_id", id).Msg("activation: cannot seal the bundle")
+		return activateErr(replication.CodeInternal, "the primary cannot seal the bootstrap bundle: see its log"), ""
+	}
+	p.live[id] = &liveInfo{lastHeartbeat: now}
+	out, err := replication.EncodeMessage(&replication.ActivateReply{Bundle: sealed})
+	if err != nil {
+		return activateErr(replication.CodeInternal, err.Error()), ""
+	}
+	p.log.Info().Str("secondary_id", id).Uint32("epoch", p.st.Epoch).Msg("secondary activated")
+	return out, id
+}
+
+// sealed wraps a handler of an authenticated method: it picks the secondary's
+// RPC key, opens the request, and seals the reply (or the error).
+// An unknown or revoked secondary gets a plain error reply: its key is gone.
+func (p *Primary) sealed(method string, h func(ctx context.Context, id string, payload []byte) ([]byte, *replication.RPCError)) func(context.Context, []byte) []byte {
+	return func(ctx context.Context, data []byte) []byte {
+		id, _, err := replication.PeekRequest(data)
+		if err != nil {
+			return replication.PlainErrorReply(&replication.RPCError{Code: replication.CodeBadRequest, Msg: "malformed request"})
+		}
+		p.mu.Lock()
+		r := p.st.Secondary[id]
+		var key []byte
+		if r != nil && r.State == SecondaryActive {
+			key = r.RPCKey
+		}
+		p.mu.Unlock()
+		switch {
+		case r == nil:
+			return replication.PlainErrorReply(&replication.RPCError{Code: replication.CodeUnknownSecondary,
+				Msg: fmt.Sprintf("secondary %q is unknown to primary %s", id, p.cfg.ClusterID)})
+		case r.State == SecondaryRevoked:
+			return replication.PlainErrorReply(&replication.RPCError{Code: replication.CodeRevoked,
+				Msg: fmt.Sprintf("secondary %q was revoked on primary %s: re-activate it with a new token", id, p.cfg.ClusterID)})
+		case key == nil:
+			return replication.PlainErrorReply(&replication.RPCError{Code: replication.CodeUnknownSecondary,
+				Msg: fmt.Sprintf("secondary %q is not activated on primary %s", id, p.cfg.ClusterID)})
+		}
+		_, payload, nonce, err := replication.OpenRequest(data, method, key, p.guard, p.cfg.Now())
+		if err != nil {
+			p.log.Warn().Err(err).Str("secondary_id", id).Str("method", method).Msg("refused an RPC request")
+			return replication.PlainErrorReply(&replication.RPCError{Code: replication.ErrorCode(err), Msg: err.Error()})
+		}
+		out, rerr := h(ctx, id, payload)
+		var reply []byte
+		if rerr != nil {
+			reply, err = replication.SealErrorReply(key, nonce, rerr)
+		} else {
+			reply, err = replication.SealReply(key, nonce, out)
+		}
+		if err != nil {
+			p.log.Error().Err(err).Str("method", method).Msg("cannot seal an RPC reply")
+			return replication.PlainErrorReply(&replication.RPCError{Code: replication.CodeInternal, Msg: "cannot seal the reply"})
+		}
+		return reply
+	}
+}
+
+func internalErr(err error) *replication.RPCError {
+	return &replication.RPCError{Code: replication.CodeInternal, Msg: err.Error()}
+}
+
+func (p *Primary) handleHeartbeat(_ context.Context, id string, payload []byte) ([]byte, *replication.RPCError) {
+	var req replication.HeartbeatRequest
+	if err := replication.DecodeMessage(payload, &req); err != nil {
+		return nil, &replication.RPCError{Code: replication.CodeBadRequest, Msg: err.Error()}
+	}
+	p.mu.Lock()
+	p.live[id] = &liveInfo{apiAddr: req.APIAddr, lastRemoteWAL: req.LastRemoteWAL, lastHeartbeat: p.cfg.Now()}
+	p.mu.Unlock()
+	out, err := replication.EncodeMessage(&replication.HeartbeatReply{LastWAL: p.cfg.WAL.LastIndex(), APIAddr: p.cfg.APIAddr})
+	if err != nil {
+		return nil, internalErr(err)
+	}
+	return out, nil
+}
+
+func (p *Primary) handleKey(_ context.Context, id string, payload []byte) ([]byte, *replication.RPCError) {
+	var req replication.KeyRequest
+	if err := replication.DecodeMessage(payload, &req); err != nil {
+		return nil, &replication.RPCError{Code: replication.CodeBadRequest, Msg: err.Error()}
+	}
+	p.mu.Lock()
+	key := p.st.key(req.Epoch)
+	p.mu.Unlock()
+	if key == nil {
+		return nil, &replication.RPCError{Code: replication.CodeUnknownEpoch, Msg: fmt.Sprintf("primary %s has no replication key of epoch %d", p.cfg.ClusterID, req.Epoch)}
+	}
+	p.log.Info().Str("secondary_id", id).Uint32("epoch", req.Epoch).Msg("replication key handed out")
+	out, err := replication.EncodeMessage(&replication.KeyReply{Epoch: req.Epoch, Key: key})
+	if err != nil {
+		return nil, internalErr(err)
+	}
+	return out, nil
+}
+
+// handleSync answers one page of the full listing of replicated keys, in key
+// order, strictly after req.After, with their values as stored.
+func (p *Primary) handleSync(ctx context.Context, id string, payload []byte) ([]byte, *replication.RPCError) {
+	var req replication.SyncRequest
+	if err := replication.DecodeMessage(payload, &req); err != nil {
+		return nil, &replication.RPCError{Code: replication.CodeBadRequest, Msg: err.Error()}
+	}
+	maxKeys, maxBytes := req.MaxKeys, req.MaxBytes
+	if maxKeys <= 0 || maxKeys > syncPageKeys {
+		maxKeys = syncPageKeys
+	}
+	if maxBytes <= 0 || maxBytes > syncPageBytes {
+		maxBytes = syncPageBytes
+	}
+	var reply replication.SyncReply
+	if req.After == "" {
+		// Taken before the first key is read: every later change is re-applied
+		// from the stream, so the listing may be fuzzy.
+		reply.WALIndex = p.cfg.WAL.LastIndex()
+	}
+	size := 0
+	full := false
+	err := p.walk(ctx, "", req.After, func(key string) (bool, error) {
+		if len(reply.Entries) >= maxKeys || (len(reply.Entries) > 0 && size >= maxBytes) {
+			full = true
+			return false, nil
+		}
+		e, err := p.cfg.Raw.Get(ctx, key)
+		if err != nil {
+			return false, err
+		}
+		if e == nil {
+			return true, nil // deleted since listed
+		}
+		reply.Entries = append(reply.Entries, replication.KV{Key: key, Value: e.Value})
+		size += len(key) + len(e.Value)
+		return true, nil
+	})
+	if err != nil {
+		p.log.Error().Err(err).Str("secondary_id", id).Msg("sync page: cannot read storage")
+		return nil, &replication.RPCError{Code: replication.CodeUnavailable, Msg: "the primary cannot read its storage: " + err.Error()}
+	}
+	if full && len(reply.Entries) > 0 {
+		reply.Next = reply.Entries[len(reply.Entries)-1].Key
+	} else {
+		reply.Done = true
+	}
+	if reply.Entries == nil {
+		reply.Entries = []replication.KV{}
+	}
+	out, err := replication.EncodeMessage(&reply)
+	if err != nil {
+		return nil, internalErr(err)
+	}
+	return out, nil
+}
+
+// walk visits the replicated keys under prefix strictly after `after`, in
+// byte order (a depth-first walk of sorted one-level listings is in byte order
+// of the full keys), until fn returns false. Folders whose keys all sort at or
+// before `after` are not listed.
+func (p *Primary) walk(ctx context.Context, prefix, after string, fn func(key string) (bool, error)) error {
+	_, err := walkKeys(ctx, p.cfg.Raw, prefix, after, func(key string) (bool, error) {
+		if p.cfg.Classify(key) != wal.Replicated {
+			return true, nil
+		}
+		return fn(key)
+	})
+	return err
+}
+
+// walkKeys is walk without the class filter; it reports whether to go on.
+func walkKeys(ctx context.Context, b storage.Backend, prefix, after string, fn func(key string) (bool, error)) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	names, err := b.List(ctx, prefix)
+	if err != nil {
+		return false, err
+	}
+	for _, name := range names {
+		full := prefix + name
+		if strings.HasSuffix(name, "/") {
+			// Every key below sorts after full's prefix; skip the folder when
+			// all of them sort at or before after.
+			if full < after && !strings.HasPrefix(after, full) {
+				continue
+			}
+			more, err := walkKeys(ctx, b, full, after, fn)
+			if err != nil || !more {
+				return more, err
+			}
+			continue
+		}
+		if full <= after {
+			continue
+		}
+		more, err := fn(full)
+		if err != nil || !more {
+			return more, err
+		}
+	}
+	return true, nil
+}

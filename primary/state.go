@@ -1,0 +1,115 @@
+package primary
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/cofferhq/coffer/storage"
+)
+
+// Keys under Config.State. Part of the disk format: do not change them.
+const (
+	stateKey   = "state"   // persisted: keys, epoch, registry
+	shippedKey = "shipped" // persisted: the last index JetStream acknowledged
+	stateV     = 1
+)
+
+// Secondary states, the "state" of SecondaryStatus.
+const (
+	SecondaryPending = "pending" // a token was issued and not yet used
+	SecondaryActive  = "active"  // activated with its token
+	SecondaryRevoked = "revoked" // revoked: every RPC refused
+)
+
+// persisted is the JSON at Config.State "state" (version 1). []byte fields are
+// base64 in JSON.
+type persisted struct {
+	V          int                      `json:"v"`
+	ClusterID  string                   `json:"cluster_id"`
+	SigningKey []byte                   `json:"signing_key"` // ed25519 private key, 64 bytes
+	Epoch      uint32                   `json:"epoch"`
+	Keys       map[string][]byte        `json:"keys"` // replication key per epoch (decimal)
+	Secondary  map[string]*secondaryRec `json:"secondaries"`
+}
+
+// secondaryRec is one secondary in the registry.
+type secondaryRec struct {
+	State        string    `json:"state"`
+	JTI          string    `json:"jti,omitempty"`
+	TokenExpires time.Time `json:"token_expires,omitzero"`
+	RPCKey       []byte    `json:"rpc_key,omitempty"`
+	ActivatedAt  time.Time `json:"activated_at,omitzero"`
+	RevokedAt    time.Time `json:"revoked_at,omitzero"`
+}
+
+type shippedRec struct {
+	V     int    `json:"v"`
+	Index uint64 `json:"index"`
+}
+
+func (s *persisted) key(epoch uint32) []byte { return s.Keys[strconv.FormatUint(uint64(epoch), 10)] }
+
+func (s *persisted) setKey(epoch uint32, key []byte) {
+	s.Keys[strconv.FormatUint(uint64(epoch), 10)] = key
+}
+
+func (s *persisted) signer() ed25519.PrivateKey { return ed25519.PrivateKey(s.SigningKey) }
+
+func loadState(ctx context.Context, b storage.Backend) (*persisted, error) {
+	e, err := b.Get(ctx, stateKey)
+	if err != nil {
+		return nil, fmt.Errorf("read primary replication state: %w", err)
+	}
+	if e == nil {
+		return nil, nil
+	}
+	var s persisted
+	if err := json.Unmarshal(e.Value, &s); err != nil {
+		return nil, fmt.Errorf("read primary replication state: %w", err)
+	}
+	if s.V != stateV {
+		return nil, fmt.Errorf("read primary replication state: version %d, this build knows %d (written by a newer coffer? upgrade this server)", s.V, stateV)
+	}
+	if len(s.SigningKey) != ed25519.PrivateKeySize || s.key(s.Epoch) == nil {
+		return nil, fmt.Errorf("read primary replication state: the signing key or the key of epoch %d is missing: the state is damaged; disable and re-enable replication", s.Epoch)
+	}
+	if s.Secondary == nil {
+		s.Secondary = make(map[string]*secondaryRec)
+	}
+	return &s, nil
+}
+
+func saveState(ctx context.Context, b storage.Backend, s *persisted) error {
+	buf, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(ctx, &storage.Entry{Key: stateKey, Value: buf}); err != nil {
+		return fmt.Errorf("write primary replication state: %w", err)
+	}
+	return nil
+}
+
+func loadShipped(ctx context.Context, b storage.Backend) (uint64, bool, error) {
+	e, err := b.Get(ctx, shippedKey)
+	if err != nil || e == nil {
+		return 0, false, err
+	}
+	var r shippedRec
+	if err := json.Unmarshal(e.Value, &r); err != nil {
+		return 0, false, fmt.Errorf("read shipped index: %w", err)
+	}
+	if r.V != stateV {
+		return 0, false, fmt.Errorf("read shipped index: version %d, this build knows %d", r.V, stateV)
+	}
+	return r.Index, true, nil
+}
+
+func saveShipped(ctx context.Context, b storage.Backend, index uint64) error {
+	buf, _ := json.Marshal(shippedRec{V: stateV, Index: index})
+	return b.Put(ctx, &storage.Entry{Key: shippedKey, Value: buf})
+}

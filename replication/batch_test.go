@@ -1,0 +1,262 @@
+package replication
+
+import (
+	"bytes"
+	"compress/flate"
+	"crypto/ed25519"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"io"
+	"reflect"
+	"runtime"
+	"testing"
+
+	"github.com/cofferhq/coffer/storage"
+	"github.com/cofferhq/coffer/wal"
+)
+
+func TestBatchRoundTrip(t *testing.T) {
+	for name, b := range map[string]*Batch{
+		"ops":          testBatch(),
+		"no entries":   {ClusterID: testClusterID, Epoch: 1, First: 5, Last: 9},
+		"single":       {ClusterID: "x", First: 7, Last: 7, Entries: []*wal.Entry{{Index: 7, Ops: []wal.Op{del("k")}}}},
+		"entry no ops": {ClusterID: "x", First: 1, Last: 2, Entries: []*wal.Entry{{Index: 2, Time: 5}}},
+		"whole range":  {ClusterID: "", First: 0, Last: ^uint64(0)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			msg, err := SealBatch(b, testKey, testSigner)
+			if err != nil {
+				t.Fatal(err)
+			}
+			epoch, first, last, err := PeekBatch(msg)
+			if err != nil || epoch != b.Epoch || first != b.First || last != b.Last {
+				t.Fatalf("PeekBatch = %d %d %d %v", epoch, first, last, err)
+			}
+			got, err := OpenBatch(msg, b.ClusterID, testKey, testPub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, b) {
+				t.Fatalf("round trip:\n got %+v\nwant %+v", got, b)
+			}
+		})
+	}
+}
+
+// TestBatchOpsGolden pins the uncompressed ops encoding: it is part of the
+// wire format.
+func TestBatchOpsGolden(t *testing.T) {
+	b := &Batch{First: 1, Last: 2, Entries: []*wal.Entry{{Index: 2, Time: 3, Ops: []wal.Op{put("a", "xy"), del("b")}}}}
+	plain, err := encodeBatchOps(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "01" + "0000000000000002" + "0000000000000003" + "02" + "0101" + "0161" + "027879" + "0201" + "0162" + "00"
+	if got := hex.EncodeToString(plain); got != want {
+		t.Fatalf("ops encoding changed:\n got %s\nwant %s", got, want)
+	}
+	entries, err := decodeBatchOps(plain, 1, 2)
+	if err != nil || !reflect.DeepEqual(entries, b.Entries) {
+		t.Fatalf("decode = %+v, %v", entries, err)
+	}
+}
+
+func TestBatchTamperEveryByte(t *testing.T) {
+	msg, err := SealBatch(testBatch(), testKey, testSigner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range msg {
+		for _, bit := range []byte{0x01, 0x80} {
+			bad := bytes.Clone(msg)
+			bad[i] ^= bit
+			if b, err := OpenBatch(bad, testClusterID, testKey, testPub); err == nil || b != nil {
+				t.Fatalf("byte %d bit %#x flipped: batch %v, err %v", i, bit, b, err)
+			}
+		}
+	}
+	for n := range len(msg) {
+		if b, err := OpenBatch(msg[:n], testClusterID, testKey, testPub); err == nil || b != nil {
+			t.Fatalf("truncated to %d: batch %v, err %v", n, b, err)
+		}
+	}
+	if _, err := OpenBatch(append(bytes.Clone(msg), 0), testClusterID, testKey, testPub); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("trailing byte: %v, want ErrBadSignature", err)
+	}
+}
+
+func TestBatchRejects(t *testing.T) {
+	msg, err := SealBatch(testBatch(), testKey, testSigner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := SealBatch(testBatch(), testKey, otherSigner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := bytes.Clone(msg)
+	v2[0] = 2
+	for _, tc := range []struct {
+		name    string
+		msg     []byte
+		cluster string
+		key     []byte
+		want    error
+	}{
+		{"wrong cluster", msg, "another-cluster", testKey, ErrDecrypt},
+		{"wrong key", msg, testClusterID, otherKey, ErrDecrypt},
+		{"another signer", foreign, testClusterID, testKey, ErrBadSignature},
+		{"unknown version", v2, testClusterID, testKey, ErrUnknownVersion},
+		{"empty", nil, testClusterID, testKey, ErrCorrupt},
+		{"short", msg[:batchMinLen-1], testClusterID, testKey, ErrCorrupt},
+	} {
+		b, err := OpenBatch(tc.msg, tc.cluster, tc.key, testPub)
+		if !errors.Is(err, tc.want) || b != nil {
+			t.Errorf("%s: %v, %v; want %v", tc.name, b, err, tc.want)
+		}
+	}
+	// A pure Ed25519 signature by the right key (as on a token) is refused: batch
+	// signatures are Ed25519ph with their own context.
+	pure := append(bytes.Clone(msg[:len(msg)-sigLen]), ed25519.Sign(testSigner, msg[:len(msg)-sigLen])...)
+	if _, err := OpenBatch(pure, testClusterID, testKey, testPub); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("pure Ed25519 signature: %v", err)
+	}
+	if _, err := OpenBatch(msg, testClusterID, testKey[:16], testPub); err == nil {
+		t.Error("short key accepted")
+	}
+	if _, err := OpenBatch(msg, testClusterID, testKey, testPub[:31]); err == nil {
+		t.Error("short public key accepted")
+	}
+}
+
+func TestSealBatchValidates(t *testing.T) {
+	bad := []*Batch{
+		{First: 5, Last: 4},
+		{First: 1, Last: 5, Entries: []*wal.Entry{{Index: 6}}},
+		{First: 1, Last: 5, Entries: []*wal.Entry{{Index: 0}}},
+		{First: 1, Last: 5, Entries: []*wal.Entry{{Index: 3}, {Index: 3}}},
+		{First: 1, Last: 5, Entries: []*wal.Entry{{Index: 3}, {Index: 2}}},
+		{First: 1, Last: 5, Entries: []*wal.Entry{nil}},
+		{First: 1, Last: 5, Entries: []*wal.Entry{{Index: 1, Ops: []wal.Op{put("", "v")}}}},
+		{First: 1, Last: 5, Entries: []*wal.Entry{{Index: 1, Ops: []wal.Op{put("a\x00b", "v")}}}},
+		{First: 1, Last: 5, Entries: []*wal.Entry{{Index: 1, Ops: []wal.Op{{Kind: 3, Class: wal.Replicated, Key: "k"}}}}},
+		{First: 1, Last: 5, Entries: []*wal.Entry{{Index: 1, Ops: []wal.Op{{Kind: storage.PutOperation, Class: 9, Key: "k"}}}}},
+	}
+	for i, b := range bad {
+		if _, err := SealBatch(b, testKey, testSigner); err == nil {
+			t.Errorf("batch %d sealed", i)
+		}
+	}
+	if _, err := SealBatch(testBatch(), testKey[:31], testSigner); err == nil {
+		t.Error("short key accepted")
+	}
+	if _, err := SealBatch(testBatch(), testKey, testSigner[:10]); err == nil {
+		t.Error("short signing key accepted")
+	}
+	// A delete's value is not shipped, as in the WAL entry encoding.
+	b := &Batch{First: 1, Last: 1, Entries: []*wal.Entry{{Index: 1, Ops: []wal.Op{{Kind: storage.DeleteOperation, Class: wal.Replicated, Key: "k", Value: []byte("x")}}}}}
+	msg, err := SealBatch(b, testKey, testSigner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := OpenBatch(msg, "", testKey, testPub)
+	if err != nil || got.Entries[0].Ops[0].Value != nil {
+		t.Fatalf("delete value shipped: %+v %v", got, err)
+	}
+}
+
+// TestBatchDecodeRejects feeds authenticated but malformed plaintexts: only a
+// buggy or hostile primary can produce them.
+func TestBatchDecodeRejects(t *testing.T) {
+	entry := func(index uint64, ops ...byte) []byte {
+		p := binary.BigEndian.AppendUint64(nil, index)
+		p = binary.BigEndian.AppendUint64(p, 0)
+		return append(p, ops...)
+	}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	for name, plain := range map[string][]byte{
+		"empty":             {},
+		"count too big":     {5},
+		"non-minimal count": {0x80, 0x00},
+		"trailing":          {0, 1},
+		"index below first": cat([]byte{1}, entry(9, 0)),
+		"index above last":  cat([]byte{1}, entry(21, 0)),
+		"not increasing":    cat([]byte{2}, entry(12, 0), entry(12, 0)),
+		"bad kind":          cat([]byte{1}, entry(12, 1, 3, 1, 1, 'k', 0)),
+		"bad class":         cat([]byte{1}, entry(12, 1, 1, 0, 1, 'k', 0)),
+		"empty key":         cat([]byte{1}, entry(12, 1, 1, 1, 0, 0)),
+		"nul key":           cat([]byte{1}, entry(12, 1, 1, 1, 1, 0, 0)),
+		"delete with value": cat([]byte{1}, entry(12, 1, 2, 1, 1, 'k', 1, 'v')),
+		"value too long":    cat([]byte{1}, entry(12, 1, 1, 1, 1, 'k', 9, 'v')),
+		"op count too big":  cat([]byte{1}, entry(12, 9, 1, 1, 1, 'k', 0)),
+		"too many entries":  cat([]byte{3}, entry(10, 0), entry(11, 0), entry(12, 0)),
+	} {
+		first, last := uint64(10), uint64(20)
+		if name == "too many entries" {
+			last = 11
+		}
+		msg := sealRaw(t, 1, first, last, deflate(t, plain))
+		if b, err := OpenBatch(msg, testClusterID, testKey, testPub); !errors.Is(err, ErrCorrupt) || b != nil {
+			t.Errorf("%s: %v, %v; want ErrCorrupt", name, b, err)
+		}
+	}
+	// Junk after the final flate block.
+	z := append(deflate(t, []byte{0}), 0xff)
+	if _, err := OpenBatch(sealRaw(t, 1, 10, 20, z), testClusterID, testKey, testPub); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("junk after flate stream: %v", err)
+	}
+	if _, err := OpenBatch(sealRaw(t, 1, 10, 20, []byte("not flate")), testClusterID, testKey, testPub); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("not flate: %v", err)
+	}
+}
+
+// TestBatchZipBomb: a signed, sealed batch whose ops inflate past
+// MaxBatchPayload fails with ErrCorrupt instead of exhausting memory.
+func TestBatchZipBomb(t *testing.T) {
+	if testing.Short() {
+		t.Skip("inflates 64 MiB")
+	}
+	var z bytes.Buffer
+	zw, _ := flate.NewWriter(&z, flate.BestCompression)
+	if _, err := io.CopyN(zw, zeroReader{}, MaxBatchPayload+1); err != nil {
+		t.Fatal(err)
+	}
+	zw.Close()
+	msg := sealRaw(t, 1, 1, 1, z.Bytes())
+	t.Logf("bomb: %d bytes inflating to %d", len(msg), MaxBatchPayload+1)
+	if _, err := OpenBatch(msg, testClusterID, testKey, testPub); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("bomb: %v, want ErrCorrupt", err)
+	}
+	// The same with the bound lowered, cheaply.
+	if _, err := openBatch(sealRaw(t, 1, 1, 1, deflate(t, make([]byte, 1025))), testClusterID, testKey, testPub, 1024); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("small bound: %v", err)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestBatchHostileCountsAllocateLittle: counts claiming billions of entries or
+// ops are refused before anything is allocated for them.
+func TestBatchHostileCountsAllocateLittle(t *testing.T) {
+	huge := binary.AppendUvarint(nil, 1<<60)
+	entry := binary.BigEndian.AppendUint64(nil, 10)
+	entry = binary.BigEndian.AppendUint64(entry, 0)
+	inputs := [][]byte{
+		append(bytes.Clone(huge), make([]byte, 64)...),
+		append(append([]byte{1}, entry...), append(bytes.Clone(huge), make([]byte, 64)...)...),
+	}
+	for i, in := range inputs {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if _, err := decodeBatchOps(in, 0, ^uint64(0)); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("input %d: %v", i, err)
+		}
+		runtime.ReadMemStats(&after)
+		if d := after.TotalAlloc - before.TotalAlloc; d > 64<<10 {
+			t.Errorf("input %d allocated %d bytes", i, d)
+		}
+	}
+}

@@ -1,0 +1,52 @@
+package replication
+
+import (
+	"crypto/rand"
+	"fmt"
+	"testing"
+
+	"github.com/cofferhq/coffer/wal"
+)
+
+// benchBatch is 256 entries of one 1 KiB put each. Values are random, like the
+// ciphertext the barrier stores, so compression gains only on keys and framing.
+func benchBatch() (*Batch, int64) {
+	b := &Batch{ClusterID: testClusterID, Epoch: 1, First: 1, Last: 256}
+	var size int64
+	for i := range 256 {
+		v := make([]byte, 1024)
+		rand.Read(v)
+		op := put(fmt.Sprintf("logical/8d3c41aa-0000-1111/data/app/key-%06d", i), "")
+		op.Value = v
+		b.Entries = append(b.Entries, &wal.Entry{Index: uint64(i + 1), Time: int64(i), Ops: []wal.Op{op}})
+		size += int64(len(op.Key) + len(v))
+	}
+	return b, size
+}
+
+func BenchmarkSealBatch(b *testing.B) {
+	batch, size := benchBatch()
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := SealBatch(batch, testKey, testSigner); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkOpenBatch(b *testing.B) {
+	batch, size := benchBatch()
+	msg, err := SealBatch(batch, testKey, testSigner)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := OpenBatch(msg, testClusterID, testKey, testPub); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(msg))/float64(size), "wire/raw")
+}

@@ -1,0 +1,215 @@
+package replication
+
+import (
+	"crypto/ecdh"
+	"encoding/json"
+	"fmt"
+
+	"github.com/cofferhq/coffer/storage"
+)
+
+// MessageVersion is the "v" of every RPC message. It is part of the wire
+// format: do not change it; a change that old peers cannot ignore takes a new
+// version.
+const MessageVersion = 1
+
+// MaxMessageSize bounds an RPC message DecodeMessage accepts (a sync page is at
+// most about 1 MiB of values, 1.4 MiB in base64).
+const MaxMessageSize = 16 << 20
+
+// Message is one of the RPC message types below. EncodeMessage sets its "v";
+// DecodeMessage checks it and the message's invariants.
+type Message interface {
+	header() *msgHeader
+	validate() error
+}
+
+// msgHeader carries "v" in every message. Embedded unexported, so callers build
+// messages with literals that leave it out; EncodeMessage fills it in.
+type msgHeader struct {
+	V int `json:"v"`
+}
+
+func (h *msgHeader) header() *msgHeader { return h }
+
+// EncodeMessage returns the JSON of m with "v" set to MessageVersion.
+func EncodeMessage(m Message) ([]byte, error) {
+	m.header().V = MessageVersion
+	if err := m.validate(); err != nil {
+		return nil, fmt.Errorf("encode %T: %w", m, err)
+	}
+	return json.Marshal(m)
+}
+
+// DecodeMessage parses data into m, checks "v" (a higher one is
+// ErrUnknownVersion, a missing one ErrCorrupt) and m's invariants (ErrCorrupt).
+// Unknown fields are ignored: a newer peer may add fields within version 1.
+// m should be a zero value.
+func DecodeMessage(data []byte, m Message) error {
+	if len(data) > MaxMessageSize {
+		return fmt.Errorf("decode %T: %w: %d bytes, limit %d", m, ErrCorrupt, len(data), MaxMessageSize)
+	}
+	if err := json.Unmarshal(data, m); err != nil {
+		return fmt.Errorf("decode %T: %w: %v", m, ErrCorrupt, err)
+	}
+	switch v := m.header().V; {
+	case v > MessageVersion:
+		return fmt.Errorf("decode %T: %w: v %d", m, ErrUnknownVersion, v)
+	case v != MessageVersion:
+		return fmt.Errorf("decode %T: %w: v %d", m, ErrCorrupt, v)
+	}
+	if err := m.validate(); err != nil {
+		return fmt.Errorf("decode %T: %w: %v", m, ErrCorrupt, err)
+	}
+	return nil
+}
+
+// ActivateRequest is the one request sent in clear, as plain JSON on the
+// activate subject (the secondary has no RPC key yet): the token protects it.
+type ActivateRequest struct {
+	msgHeader
+	// Token is the activation token (a compact JWS).
+	Token string `json:"token"`
+	// PublicKey is the secondary's X25519 activation public key (32 bytes): the
+	// bundle is sealed to it.
+	PublicKey []byte `json:"public_key"`
+}
+
+func (m *ActivateRequest) validate() error {
+	if m.Token == "" {
+		return fmt.Errorf("no token")
+	}
+	if _, err := ecdh.X25519().NewPublicKey(m.PublicKey); err != nil {
+		return fmt.Errorf("public key: %v", err)
+	}
+	return nil
+}
+
+// ActivateReply answers an ActivateRequest in clear: either Bundle (SealBundle
+// output, only the activating secondary can open it) or Error with Code (one of
+// the Code* constants, e.g. CodeTokenExpired).
+type ActivateReply struct {
+	msgHeader
+	Bundle []byte `json:"bundle,omitempty"`
+	Error  string `json:"error,omitempty"`
+	Code   string `json:"code,omitempty"`
+}
+
+func (m *ActivateReply) validate() error {
+	if (len(m.Bundle) == 0) == (m.Code == "") {
+		return fmt.Errorf("exactly one of bundle and code must be set")
+	}
+	return nil
+}
+
+// Err returns the reply's error as an *RPCError (unauthenticated: activation
+// replies are not sealed), or nil for a reply carrying a bundle.
+func (m *ActivateReply) Err() error {
+	if m.Code == "" {
+		return nil
+	}
+	return &RPCError{Code: m.Code, Msg: m.Error}
+}
+
+// SyncRequest asks for a page of replicated keys strictly after After, in key
+// order. MaxKeys and MaxBytes bound the page (0: the primary's defaults, 512
+// keys and 1 MiB).
+type SyncRequest struct {
+	msgHeader
+	After    string `json:"after"`
+	MaxKeys  int    `json:"max_keys"`
+	MaxBytes int    `json:"max_bytes"`
+}
+
+func (m *SyncRequest) validate() error {
+	if m.MaxKeys < 0 || m.MaxBytes < 0 {
+		return fmt.Errorf("negative page bound")
+	}
+	return nil
+}
+
+// SyncReply is one page: WALIndex is the primary's last WAL index when the page
+// was read (the secondary streams from the one of its first page), Entries the
+// keys and stored ciphertext in strictly increasing key order, Next the After of
+// the next request, Done true on the last page.
+type SyncReply struct {
+	msgHeader
+	WALIndex uint64 `json:"wal_index"`
+	Entries  []KV   `json:"entries"`
+	Next     string `json:"next,omitempty"`
+	Done     bool   `json:"done"`
+}
+
+// KV is one stored key and its value (ciphertext, exactly as stored).
+type KV struct {
+	Key   string `json:"key"`
+	Value []byte `json:"value"`
+}
+
+func (m *SyncReply) validate() error {
+	for i := range m.Entries {
+		if err := storage.ValidateKey(m.Entries[i].Key); err != nil {
+			return fmt.Errorf("entry %d: %v", i, err)
+		}
+		if i > 0 && m.Entries[i-1].Key >= m.Entries[i].Key {
+			return fmt.Errorf("entry %d: keys not strictly increasing", i)
+		}
+	}
+	if !m.Done {
+		if m.Next == "" {
+			return fmt.Errorf("a page that is not the last has no next")
+		}
+		if n := len(m.Entries); n > 0 && m.Next < m.Entries[n-1].Key {
+			return fmt.Errorf("next %q before the page's last key", m.Next)
+		}
+	}
+	return nil
+}
+
+// HeartbeatRequest is sent by a secondary every 2 s.
+type HeartbeatRequest struct {
+	msgHeader
+	LastRemoteWAL uint64 `json:"last_remote_wal"`
+	APIAddr       string `json:"api_addr"`
+	ClusterID     string `json:"cluster_id"`
+}
+
+func (m *HeartbeatRequest) validate() error { return nil }
+
+// HeartbeatReply carries the primary's last WAL index and API address.
+type HeartbeatReply struct {
+	msgHeader
+	LastWAL uint64 `json:"last_wal"`
+	APIAddr string `json:"api_addr"`
+}
+
+func (m *HeartbeatReply) validate() error { return nil }
+
+// KeyRequest asks for the replication key of Epoch.
+type KeyRequest struct {
+	msgHeader
+	Epoch uint32 `json:"epoch"`
+}
+
+func (m *KeyRequest) validate() error { return nil }
+
+// KeyReply carries the replication key of Epoch (32 bytes).
+type KeyReply struct {
+	msgHeader
+	Epoch uint32 `json:"epoch"`
+	Key   []byte `json:"key"`
+}
+
+func (m *KeyReply) validate() error { return checkKey(m.Key) }
+
+// Compile-time checks.
+var (
+	_ Message = (*ActivateRequest)(nil)
+	_ Message = (*ActivateReply)(nil)
+	_ Message = (*SyncRequest)(nil)
+	_ Message = (*SyncReply)(nil)
+	_ Message = (*HeartbeatRequest)(nil)
+	_ Message = (*HeartbeatReply)(nil)
+	_ Message = (*KeyRequest)(nil)
+	_ Message = (*KeyReply)(nil)
+)

@@ -1,0 +1,174 @@
+package secondary
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/cofferhq/coffer/storage"
+)
+
+// DefaultStateKey is the default Config.StateKey.
+const DefaultStateKey = "core/replication/secondary/state"
+
+// secretKey is the key under Config.State of the secret state.
+const secretKey = "state"
+
+const stateV = 1
+
+// secret is the JSON (version 1) stored under Config.State "state": what the
+// bundle gave minus the root key (the lead installs that in its seal), plus the
+// replication keys fetched since, by epoch. It holds keys: Config.State must
+// encrypt (a barrier view).
+type secret struct {
+	V                int               `json:"v"`
+	PrimaryClusterID string            `json:"primary_cluster_id"`
+	SecondaryID      string            `json:"secondary_id"`
+	PrimaryAPIAddr   string            `json:"primary_api_addr"`
+	BusURL           string            `json:"bus_url"`
+	SigningPublicKey []byte            `json:"signing_public_key"`
+	RPCKey           []byte            `json:"rpc_key"`
+	Stream           string            `json:"stream"`
+	Subject          string            `json:"subject"`
+	Epoch            uint32            `json:"epoch"` // the newest epoch known
+	Keys             map[string][]byte `json:"keys"`  // replication key by epoch (decimal)
+}
+
+func (s *secret) key(epoch uint32) []byte { return s.Keys[strconv.FormatUint(uint64(epoch), 10)] }
+
+func (s *secret) setKey(epoch uint32, k []byte) {
+	s.Keys[strconv.FormatUint(uint64(epoch), 10)] = k
+	if epoch > s.Epoch {
+		s.Epoch = epoch
+	}
+}
+
+func (s *secret) pub() ed25519.PublicKey { return ed25519.PublicKey(s.SigningPublicKey) }
+
+// clone copies s for persisting outside the lock.
+func (s *secret) clone() *secret {
+	c := *s
+	c.Keys = make(map[string][]byte, len(s.Keys))
+	for k, v := range s.Keys {
+		c.Keys[k] = v
+	}
+	return &c
+}
+
+func loadSecret(ctx context.Context, b storage.Backend) (*secret, error) {
+	e, err := b.Get(ctx, secretKey)
+	if err != nil {
+		return nil, fmt.Errorf("read secondary replication state: %w", err)
+	}
+	if e == nil {
+		return nil, nil
+	}
+	var s secret
+	if err := json.Unmarshal(e.Value, &s); err != nil {
+		return nil, fmt.Errorf("read secondary replication state: %w", err)
+	}
+	if s.V != stateV {
+		return nil, fmt.Errorf("read secondary replication state: version %d, this build knows %d (upgrade this server)", s.V, stateV)
+	}
+	if s.Keys == nil || len(s.RPCKey) == 0 || len(s.SigningPublicKey) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("read secondary replication state: keys missing: the state is damaged; re-activate this secondary")
+	}
+	return &s, nil
+}
+
+func saveSecret(ctx context.Context, b storage.Backend, s *secret) error {
+	buf, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(ctx, &storage.Entry{Key: secretKey, Value: buf}); err != nil {
+		return fmt.Errorf("write secondary replication state: %w", err)
+	}
+	return nil
+}
+
+// position is the JSON (version 1) at Config.StateKey, stored raw (it holds
+// no secret) and written in the same storage transaction as every applied
+// batch, so last_remote_wal and the data never disagree.
+type position struct {
+	V             int    `json:"v"`
+	LastRemoteWAL uint64 `json:"last_remote_wal"`
+}
+
+func positionOp(key string, last uint64) *storage.TxnOp {
+	buf, _ := json.Marshal(position{V: stateV, LastRemoteWAL: last})
+	return &storage.TxnOp{Operation: storage.PutOperation, Entry: &storage.Entry{Key: key, Value: buf}}
+}
+
+func loadPosition(ctx context.Context, b storage.Backend, key string) (uint64, error) {
+	e, err := b.Get(ctx, key)
+	if err != nil || e == nil {
+		return 0, err
+	}
+	var p position
+	if err := json.Unmarshal(e.Value, &p); err != nil {
+		return 0, fmt.Errorf("read %s: %w", key, err)
+	}
+	if p.V != stateV {
+		return 0, fmt.Errorf("read %s: version %d, this build knows %d", key, p.V, stateV)
+	}
+	return p.LastRemoteWAL, nil
+}
+
+// walkKeys visits every key under prefix in byte order until fn returns false.
+func walkKeys(ctx context.Context, b storage.Backend, prefix string, fn func(key string) bool) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	names, err := b.List(ctx, prefix)
+	if err != nil {
+		return false, err
+	}
+	for _, name := range names {
+		full := prefix + name
+		if name[len(name)-1] == '/' {
+			more, err := walkKeys(ctx, b, full, fn)
+			if err != nil || !more {
+				return more, err
+			}
+			continue
+		}
+		if !fn(full) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// wipeChunk is how many deletions one Wipe transaction holds.
+const wipeChunk = 1024
+
+// Wipe deletes every key of raw for which keep returns false (nil keep deletes
+// everything), in transactions of at most 1024 deletions, directly below the
+// WAL. The lead calls it after Activate and before Start, keeping "wal/" (the
+// secondary's own log, which a running wal.Log owns) and its cluster identity.
+func Wipe(ctx context.Context, raw storage.Transactional, keep func(key string) bool) error {
+	var doomed []string
+	if _, err := walkKeys(ctx, raw, "", func(k string) bool {
+		if keep == nil || !keep(k) {
+			doomed = append(doomed, k)
+		}
+		return true
+	}); err != nil {
+		return fmt.Errorf("wipe: list: %w", err)
+	}
+	for len(doomed) > 0 {
+		n := min(len(doomed), wipeChunk)
+		ops := make([]*storage.TxnOp, n)
+		for i, k := range doomed[:n] {
+			ops[i] = &storage.TxnOp{Operation: storage.DeleteOperation, Entry: &storage.Entry{Key: k}}
+		}
+		if err := raw.Transaction(ctx, ops); err != nil {
+			return fmt.Errorf("wipe: delete: %w", err)
+		}
+		doomed = doomed[n:]
+	}
+	return nil
+}
