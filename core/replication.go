@@ -43,6 +43,9 @@ type ReplicationConfig struct {
 	// BusTemplate carries the credentials and CA a secondary uses to reach
 	// its primary's NATS (the URL comes from the activation token).
 	BusTemplate bus.Config
+	// BestEffortWALWait bounds how long a secondary holds a forwarded write's
+	// response waiting to apply it (default 2s).
+	BestEffortWALWait time.Duration
 	// HeartbeatInterval between secondary and primary (default 2s).
 	HeartbeatInterval time.Duration
 	// Dev marks a dev server: the dev root token follows activation.
@@ -92,6 +95,7 @@ func (c *Core) primaryConfig() primary.Config {
 		DevRootTokenID:    c.repl.devRoot,
 		Stream:            bus.StreamConfig{MaxAge: rc.WALStreamMaxAge, MaxBytes: rc.WALStreamMaxBytes, MaxMsgs: rc.WALStreamMaxMsgs},
 		HeartbeatInterval: rc.HeartbeatInterval,
+		Forward:           c.HandleForwarded,
 		Logger:            c.logger.With().Str("component", "primary").Logger(),
 	}
 }

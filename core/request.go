@@ -101,14 +101,28 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, erro
 		ctx = context.WithValue(ctx, callerKey{}, te)
 	}
 
-	if isWrite(lreq.Operation) && mb.entry.Type != "system" && mb.entry.Type != "token" && !unauthenticated(mb, rel) {
-		if err := c.refuseOnSecondary(mb.entry.Local); err != nil {
-			c.auditDenied(ctx, lreq, te, err)
+	// Read-after-write: a request carrying X-Vault-Index is served once this
+	// cluster has that state; a secondary may forward it instead.
+	secondaryMode := c.replMode() == modeSecondary
+	setID, have := c.replicationState()
+	forwardIt := secondaryMode && c.shouldForward(mb, rel, lreq)
+	if hs := req.Headers.Values(headerIndex); len(hs) > 0 {
+		need, err := c.requiredIndex(hs, setID)
+		if err != nil {
 			return nil, err
+		}
+		if need > have {
+			if !secondaryMode || !strings.EqualFold(req.Headers.Get(headerInconsistent), "forward-active-node") {
+				return nil, logical.Errorf(http.StatusPreconditionFailed, "this cluster has not yet reached the replication state the request requires (replicated index %d, at %d): retry shortly, or send %s: forward-active-node", need, have, headerInconsistent)
+			}
+			forwardIt = true
 		}
 	}
 	if err := c.auditRequest(ctx, lreq, te); err != nil {
 		return nil, err
+	}
+	if forwardIt {
+		return c.serveForwarded(ctx, req, lreq, te, path, setID)
 	}
 	lresp, err := mb.backend.HandleRequest(ctx, lreq)
 	if err == nil && lresp != nil && lresp.Auth != nil && lresp.Auth.ClientToken == "" {
@@ -118,10 +132,46 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, erro
 	if lresp != nil && lresp.WrapInfo != nil {
 		resp.WrapInfo = lresp.WrapInfo
 	}
+	if err == nil && isWrite(lreq.Operation) {
+		if secondaryMode {
+			_, have = c.replicationState()
+		} else {
+			setID, have = c.replicationState()
+		}
+		c.setIndexHeader(resp, setID, have)
+	}
+	return c.finish(ctx, req, lreq, te, path, resp, err)
+}
+
+// serveForwarded forwards lreq to the primary and finishes the response here.
+func (c *Core) serveForwarded(ctx context.Context, req *Request, lreq *logical.Request, te *tokens.Entry, path, setID string) (*Response, error) {
+	lresp, idx, err := c.forward(ctx, path, lreq)
+	resp := &Response{RequestID: lreq.ID, Response: lresp}
+	if err == nil {
+		c.setIndexHeader(resp, setID, idx)
+	}
+	return c.finish(ctx, req, lreq, te, path, resp, err)
+}
+
+// setIndexHeader adds X-Vault-Index to a write's response.
+func (c *Core) setIndexHeader(resp *Response, setID string, replicated uint64) {
+	if resp.Response == nil {
+		resp.Response = &logical.Response{}
+	}
+	if resp.Response.Headers == nil {
+		resp.Response.Headers = http.Header{}
+	}
+	resp.Response.Headers.Set(headerIndex, c.indexHeader(setID, replicated))
+}
+
+// finish wraps the response when asked, retires a token whose last use this
+// was, and writes the audit response line.
+func (c *Core) finish(ctx context.Context, req *Request, lreq *logical.Request, te *tokens.Entry, path string, resp *Response, err error) (*Response, error) {
+	lresp := resp.Response
 	if err == nil && req.WrapTTL > 0 && lresp != nil && (lresp.Data != nil || lresp.Auth != nil) {
 		resp.WrapInfo, err = c.wrap(ctx, path, req.WrapTTL, lresp)
 		if err == nil {
-			resp.Response = &logical.Response{Warnings: lresp.Warnings}
+			resp.Response = &logical.Response{Warnings: lresp.Warnings, Headers: lresp.Headers}
 		}
 	}
 	if te != nil && te.RevocationPending() {

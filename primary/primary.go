@@ -41,6 +41,9 @@ var (
 
 // Config configures a Primary. Validate fills defaults.
 type Config struct {
+	// Forward applies a write a secondary forwarded (already authenticated
+	// and authorized there); nil refuses forwarding. See forward.go.
+	Forward func(ctx context.Context, secondaryID string, req *replication.ForwardRequest) *replication.ForwardReply
 	// ClusterID is this cluster's id (replication.ValidateID).
 	ClusterID string
 	// APIAddr is this cluster's API address, advertised in tokens.
@@ -130,6 +133,8 @@ type Primary struct {
 
 	shipped atomic.Uint64
 
+	fwd *forwardCache
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	stops  []func()
@@ -202,6 +207,7 @@ func start(ctx context.Context, cfg Config, st *persisted) (*Primary, error) {
 		guard:  replication.NewReplayGuard(replication.DefaultReplayWindow),
 		st:     st,
 		live:   make(map[string]*liveInfo),
+		fwd:    newForwardCache(),
 	}
 	shipped, ok, err := loadShipped(ctx, cfg.State)
 	if err != nil {

@@ -26,6 +26,7 @@ func (p *Primary) serve() error {
 		replication.MethodSync:      p.sealed(replication.MethodSync, p.handleSync),
 		replication.MethodHeartbeat: p.sealed(replication.MethodHeartbeat, p.handleHeartbeat),
 		replication.MethodKey:       p.sealed(replication.MethodKey, p.handleKey),
+		replication.MethodForward:   p.sealed(replication.MethodForward, p.handleForward),
 	}
 	for method, h := range handlers {
 		stop, err := p.cfg.Bus.Serve(replication.RPCSubject(p.cfg.ClusterID, method), h)

@@ -213,3 +213,50 @@ var (
 	_ Message = (*KeyRequest)(nil)
 	_ Message = (*KeyReply)(nil)
 )
+
+// ForwardRequest is a write a secondary authenticated and authorized itself
+// and forwards to the primary as a logical request. ID is unique per client
+// request: the primary answers a retry with the first reply instead of
+// applying it twice. Data is the request body as JSON, kept raw so numbers
+// stay exact.
+type ForwardRequest struct {
+	msgHeader
+	ID        string          `json:"id"`
+	Operation string          `json:"operation"`
+	Path      string          `json:"path"`
+	Data      json.RawMessage `json:"data,omitempty"`
+	// WrapTTL asks the primary to wrap the response (seconds).
+	WrapTTL int64 `json:"wrap_ttl,omitempty"`
+	// Caller describes the secondary-side token, for the primary's audit log.
+	CallerDisplayName string   `json:"caller_display_name,omitempty"`
+	CallerPolicies    []string `json:"caller_policies,omitempty"`
+	RemoteAddr        string   `json:"remote_addr,omitempty"`
+}
+
+func (m *ForwardRequest) validate() error {
+	if m.ID == "" || m.Operation == "" || m.Path == "" {
+		return fmt.Errorf("forward request needs an id, an operation and a path")
+	}
+	if len(m.ID) > MaxIDLen || len(m.Path) > 4096 {
+		return fmt.Errorf("forward request id or path too long")
+	}
+	return nil
+}
+
+// ForwardReply is the primary's answer: the response as the client would have
+// had it from the primary, or an error with its HTTP status, and WALIndex, the
+// primary's WAL index once the write committed (the secondary waits for it).
+type ForwardReply struct {
+	msgHeader
+	Status   int             `json:"status"`
+	Body     json.RawMessage `json:"body,omitempty"`
+	Errors   []string        `json:"errors,omitempty"`
+	WALIndex uint64          `json:"wal_index"`
+}
+
+func (m *ForwardReply) validate() error {
+	if m.Status < 100 || m.Status > 599 {
+		return fmt.Errorf("forward reply status %d out of range", m.Status)
+	}
+	return nil
+}

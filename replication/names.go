@@ -12,6 +12,7 @@ const (
 	MethodSync      = "sync"
 	MethodHeartbeat = "heartbeat"
 	MethodKey       = "key"
+	MethodForward   = "forward"
 )
 
 // MaxIDLen is the longest cluster or secondary id ValidateID accepts.

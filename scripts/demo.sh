@@ -60,8 +60,9 @@ step "coffer kv get secret/app on the secondary: served from its own storage"
 for _ in $(seq 1 100); do S kv get -field=password secret/app >/dev/null 2>&1 && break; sleep 0.1; done
 S kv get secret/app
 
-step "a write through the secondary: refused until write forwarding lands, with the primary's address"
-S kv put secret/app password=from-secondary || true
+step "coffer kv put on the secondary: forwarded to the primary, answered once replicated back here"
+S kv put secret/app password=from-secondary
+S kv get -field=password secret/app; echo
 
 step "coffer replication status on the primary: the secondary, its heartbeat and its lag"
 P replication status

@@ -125,6 +125,7 @@ type Secondary struct {
 	syncDone      int
 	lastErr       string
 	startSeq      uint64 // where a new durable starts (stream last seq + 1 before the first sync)
+	advanced      chan struct{} // closed and replaced at every step: waiters re-check
 
 	revoked     chan struct{}
 	revokeOnce  sync.Once
@@ -136,7 +137,7 @@ type Secondary struct {
 
 func newSecondary(cfg Config, b *bus.Bus, own bool, sec *secret) *Secondary {
 	return &Secondary{
-		cfg: cfg, bus: b, ownBus: own, sec: sec, m: NewMachine(), revoked: make(chan struct{}),
+		cfg: cfg, bus: b, ownBus: own, sec: sec, m: NewMachine(), revoked: make(chan struct{}), advanced: make(chan struct{}),
 		log: cfg.Logger.With().Str("component", "replication-secondary").Str("primary_cluster_id", sec.PrimaryClusterID).
 			Str("secondary_id", sec.SecondaryID).Logger(),
 	}
@@ -328,7 +329,47 @@ func (s *Secondary) Status() Status {
 func (s *Secondary) step(ev Event) []Action {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.m.Step(ev)
+	acts := s.m.Step(ev)
+	close(s.advanced)
+	s.advanced = make(chan struct{})
+	return acts
+}
+
+// WaitRemoteWAL waits until this secondary has applied the primary's WAL up
+// to index, or ctx ends (the caller bounds it: best_effort_wal_wait_duration).
+func (s *Secondary) WaitRemoteWAL(ctx context.Context, index uint64) error {
+	for {
+		s.mu.Lock()
+		done, ch := s.m.LastRemoteWAL() >= index, s.advanced
+		s.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// LastRemoteWAL is the primary WAL index applied here.
+func (s *Secondary) LastRemoteWAL() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.LastRemoteWAL()
+}
+
+// Forward sends a write to the primary over the authenticated RPC and
+// returns its reply. It fails fast (ErrUnreachable from the bus) when the
+// primary cannot be reached; it never retries on its own, so a write the
+// client saw fail is not applied later.
+func (s *Secondary) Forward(ctx context.Context, req *replication.ForwardRequest) (*replication.ForwardReply, error) {
+	var reply replication.ForwardReply
+	if err := s.call(ctx, replication.MethodForward, req, &reply); err != nil {
+		return nil, err
+	}
+	return &reply, nil
 }
 
 func (s *Secondary) setErr(err error) {

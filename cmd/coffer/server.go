@@ -174,6 +174,7 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 			WALStreamMaxAge:   cfg.Replication.WALStreamMaxAge,
 			WALStreamMaxBytes: cfg.Replication.WALStreamMaxBytes,
 			WALStreamMaxMsgs:  cfg.Replication.WALStreamMaxMsgs,
+			BestEffortWALWait: cfg.Replication.BestEffortWALWaitDuration,
 			Dev:               dev,
 		},
 		DefaultLeaseTTL: cfg.DefaultLeaseTTL,
