@@ -14,7 +14,7 @@
 //   - The WAL stream COFFER_WAL_<cluster id>: Enable and Open provision it,
 //     Disable deletes it.
 //   - The shipper goroutine: committed entries after the shipped index ->
-//     batches (at most 512 entries or 1 MiB of replicated ops, 5 ms linger;
+//     batches (at most 512 entries or 1 MiB of replicated ops, no linger: what committed while the previous publish ran forms the next batch;
 //     only replicated ops, but every entry counts in First..Last, so a batch
 //     may carry none) -> SealBatch with the current epoch -> Publish with
 //     Nats-Msg-Id "<cluster id>-<first>-<last>", one batch in flight, retried

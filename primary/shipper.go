@@ -16,8 +16,6 @@ const (
 	maxBatchEntries = 512
 	// maxBatchBytes bounds the replicated ops (keys and values) of one batch.
 	maxBatchBytes = 1 << 20
-	// linger is how long the shipper waits after the first entry for more.
-	linger = 5 * time.Millisecond
 	// persistEvery and persistBatches bound how stale the stored shipped index
 	// is; re-shipping after a crash is harmless (msg id dedup, idempotent apply).
 	persistEvery   = time.Second
@@ -58,14 +56,6 @@ func (p *Primary) ship(ctx context.Context) {
 				p.log.Warn().Msg("the WAL closed under the shipper; shipping stops until the primary is reopened")
 			}
 			return
-		}
-		if p.cfg.WAL.LastIndex()-shipped < maxBatchEntries {
-			lctx, cancel := context.WithTimeout(ctx, linger)
-			_ = p.cfg.WAL.WaitIndex(lctx, shipped+maxBatchEntries)
-			cancel()
-			if ctx.Err() != nil {
-				return
-			}
 		}
 		entries, err := p.cfg.WAL.Read(ctx, shipped, maxBatchEntries)
 		if errors.Is(err, wal.ErrTruncated) {

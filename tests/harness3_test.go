@@ -55,7 +55,7 @@ type devCluster struct {
 }
 
 // devReplServer starts a dev server with root token rootID on free ports.
-func devReplServer(t *testing.T, rootID string) *devCluster {
+func devReplServer(t testing.TB, rootID string) *devCluster {
 	t.Helper()
 	d := &devCluster{addr: freeAddr(t), natsAddr: freeAddr(t), rootID: rootID}
 	d.p = startProc(t, d.addr, "server", "-dev", "-dev-root-token-id="+rootID,
@@ -307,10 +307,11 @@ func seedPrimary(t *testing.T, root *api.Client) {
 	seedAuth(t, root)
 }
 
-// seedAuth writes the policy "reader" and the userpass user alice/pw.
+// seedAuth writes the policy "reader" (read, and write for forwarded writes,
+// on secret/) and the userpass user alice/pw.
 func seedAuth(t *testing.T, root *api.Client) {
 	t.Helper()
-	if err := root.Sys().PutPolicy("reader", `path "secret/*" { capabilities = ["read", "list"] }`); err != nil {
+	if err := root.Sys().PutPolicy("reader", `path "secret/*" { capabilities = ["read", "list", "create", "update"] }`); err != nil {
 		t.Fatalf("put policy reader: %v", err)
 	}
 	if err := root.Sys().EnableAuthWithOptions("userpass", &api.EnableAuthOptions{Type: "userpass"}); err != nil {

@@ -52,7 +52,7 @@ const (
 )
 
 // freeAddr returns a loopback address with a port nobody listens on now.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -131,7 +131,7 @@ func (n *node) start() *proc {
 
 // proc is one running coffer process.
 type proc struct {
-	t    *testing.T
+	t    testing.TB
 	addr string
 	cmd  *exec.Cmd
 	out  *syncBuffer
@@ -160,7 +160,7 @@ func (s *syncBuffer) String() string {
 // startProc starts coffer with args and waits until addr answers
 // sys/health with any status. On test failure the output is logged; at
 // cleanup a still-running process is stopped.
-func startProc(t *testing.T, addr string, args ...string) *proc {
+func startProc(t testing.TB, addr string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, addr: addr, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(cofferBin, args...)
@@ -251,7 +251,7 @@ func (n *node) restart(p *proc) *proc {
 
 // client returns a vault/api client for addr with token (may be empty).
 // Retries are off so that a refused request fails at once and visibly.
-func client(t *testing.T, addr, token string) *api.Client {
+func client(t testing.TB, addr, token string) *api.Client {
 	t.Helper()
 	cfg := api.DefaultConfig()
 	cfg.Address = "http://" + addr
@@ -266,7 +266,7 @@ func client(t *testing.T, addr, token string) *api.Client {
 }
 
 // waitFor polls cond until it returns nil or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() error) {
+func waitFor(t testing.TB, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
@@ -283,7 +283,7 @@ func waitFor(t *testing.T, what string, cond func() error) {
 
 // waitHealthCode polls sys/health (default status codes) until it returns
 // want.
-func waitHealthCode(t *testing.T, addr string, want int) {
+func waitHealthCode(t testing.TB, addr string, want int) {
 	t.Helper()
 	hc := &http.Client{Timeout: 2 * time.Second}
 	waitFor(t, fmt.Sprintf("sys/health on %s answers %d", addr, want), func() error {
