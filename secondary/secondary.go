@@ -124,7 +124,7 @@ type Secondary struct {
 	lastHeartbeat time.Time
 	syncDone      int
 	lastErr       string
-	startSeq      uint64 // where a new durable starts (stream last seq + 1 before the first sync)
+	startSeq      uint64        // where a new durable starts (stream last seq + 1 before the first sync)
 	advanced      chan struct{} // closed and replaced at every step: waiters re-check
 
 	revoked     chan struct{}

@@ -61,6 +61,22 @@ func (rp *fwdPair) pauseConsumer(t testing.TB) (resume func()) {
 	if _, err := js.PauseConsumer(ctx, stream, "sec_dc2", time.Now().Add(10*time.Minute)); err != nil {
 		t.Fatalf("pause the secondary's consumer: %v", err)
 	}
+	// A pull the secondary issued before the pause may still deliver one
+	// batch: spend it on a probe write, shipped on its own, so that every
+	// later write is held back.
+	if _, err := kvWrite(rp.p.root, "pause-probe", time.Now().String()); err != nil {
+		t.Fatalf("probe write: %v", err)
+	}
+	waitFor(t, "the probe write shipped", func() error {
+		st, err := rp.p.root.Logical().Read("sys/replication/performance/status")
+		if err != nil || st == nil {
+			return fmt.Errorf("status: %v", err)
+		}
+		if fmt.Sprint(st.Data["last_shipped_wal"]) != fmt.Sprint(st.Data["last_wal"]) {
+			return fmt.Errorf("shipped %v of %v", st.Data["last_shipped_wal"], st.Data["last_wal"])
+		}
+		return nil
+	})
 	var once sync.Once
 	return func() {
 		once.Do(func() { resumeConsumer(t, js, nc, stream) })

@@ -37,6 +37,26 @@ func forbidden(t *testing.T, what string, err error) {
 	}
 }
 
+// secondaryWrite checks the outcome of a write to a replicated path sent to a
+// secondary: refused (400, naming the primary at priAddr) and not applied on
+// the primary, or forwarded: applied on the primary (onPrimary nil).
+func secondaryWrite(t *testing.T, what string, err error, priAddr string, onPrimary func() error) (forwarded bool) {
+	t.Helper()
+	if err != nil {
+		refused(t, what, err, 400, "primary")
+		refused(t, what, err, 400, priAddr)
+		if onPrimary() == nil {
+			t.Fatalf("%s: refused, yet applied on the primary", what)
+		}
+		return false
+	}
+	t.Logf("%s: accepted: checking that it was forwarded to the primary", what)
+	if err := onPrimary(); err != nil {
+		t.Fatalf("%s: accepted by the secondary but not on the primary: %v", what, err)
+	}
+	return true
+}
+
 // secondaryEntry returns the secondaries[] entry of id in a primary's status.
 func secondaryEntry(st map[string]any, id string) (map[string]any, error) {
 	for _, e := range entries(st["secondaries"]) {
@@ -242,17 +262,25 @@ func TestReplicationDevWorkflow(t *testing.T) {
 		t.Fatalf("the secondary's login token on the secondary: %v", err)
 	}
 
-	// Writes to replicated paths on the secondary are refused, naming the primary.
-	_, err = S.KVv2("secret").Put(ctx, "nope", map[string]any{"v": "x"})
-	refused(t, "kv write on the secondary", err, 400, "primary")
-	refused(t, "kv write on the secondary", err, 400, pri.addr)
-	refused(t, "replicated mount on the secondary", S.Sys().Mount("nolocal", &api.MountInput{Type: "kv"}), 400, "primary")
-	refused(t, "policy write on the secondary", S.Sys().PutPolicy("p2", `path "x" { capabilities = ["read"] }`), 400, "primary")
-	_, err = kvData(P, "secret", "nope")
-	notFound(t, "the refused write on the primary", err)
-	if _, ok := mountPaths(t, S)["nolocal/"]; ok {
-		t.Fatal("the refused mount exists on the secondary")
+	// A write to a replicated path on the secondary is refused with an error
+	// naming the primary (docs/replication.md), or, once write forwarding is
+	// in, forwarded: then it is applied on the primary and comes back.
+	_, err = S.KVv2("secret").Put(ctx, "fromsec", map[string]any{"v": "fwd"})
+	if secondaryWrite(t, "kv write on the secondary", err, pri.addr, func() error {
+		return kvHas(P, "secret", "fromsec", "fwd")
+	}) {
+		waitKV(t, S, "secret", "fromsec", "fwd", waitTimeout)
 	}
+	secondaryWrite(t, "replicated mount on the secondary", S.Sys().Mount("nolocal", &api.MountInput{Type: "kv"}), pri.addr, func() error {
+		if e, ok := mountPaths(t, P)["nolocal/"]; !ok || e.Local {
+			return fmt.Errorf("nolocal/ on the primary: %+v", e)
+		}
+		return nil
+	})
+	secondaryWrite(t, "policy write on the secondary", S.Sys().PutPolicy("p2", `path "x" { capabilities = ["read"] }`), pri.addr, func() error {
+		_, err := P.Sys().GetPolicy("p2")
+		return err
+	})
 
 	// Status, unauthenticated, with Vault's fields.
 	waitFor(t, "primary status lists dc2 as connected", func() error {
@@ -318,6 +346,27 @@ func TestReplicationDevWorkflow(t *testing.T) {
 		}
 		return nil
 	})
+	// Heartbeats run both ways: each side's last_heartbeat moves on, and the
+	// primary learns the secondary's last_remote_wal from them.
+	firstP, _ := secondaryEntry(perfStatus(t, pri.addr), "dc2")
+	firstS := entries(perfStatus(t, sec.addr)["primaries"])[0]
+	waitFor(t, "a later heartbeat on both sides", func() error {
+		e, err := secondaryEntry(perfStatus(t, pri.addr), "dc2")
+		if err != nil {
+			return err
+		}
+		if str(e["last_heartbeat"]) == str(firstP["last_heartbeat"]) {
+			return fmt.Errorf("primary: dc2 last_heartbeat still %v", e["last_heartbeat"])
+		}
+		sst := perfStatus(t, sec.addr)
+		if hb := entries(sst["primaries"])[0]["last_heartbeat"]; str(hb) == str(firstS["last_heartbeat"]) {
+			return fmt.Errorf("secondary: primaries[0].last_heartbeat still %v", hb)
+		}
+		if a, b := str(e["last_remote_wal"]), str(sst["last_remote_wal"]); a != b {
+			return fmt.Errorf("primary's view of dc2 last_remote_wal %s, the secondary's %s", a, b)
+		}
+		return nil
+	})
 	// sys/replication/status nests the same under "performance".
 	for _, addr := range []string{pri.addr, sec.addr} {
 		s, err := client(t, addr, "").Logical().Read("sys/replication/status")
@@ -342,9 +391,26 @@ func TestReplicationDevWorkflow(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("coffer replication status: exit %d: %s%s", code, out, errOut)
 	}
-	if !strings.Contains(out, "dc2") || !strings.Contains(strings.ToLower(out), "lag") {
-		t.Fatalf("coffer replication status output lacks dc2 and a lag column:\n%s", out)
+	if !strings.Contains(strings.ToLower(out), "lag") {
+		t.Fatalf("coffer replication status output has no lag column:\n%s", out)
 	}
+	// Caught up: dc2's row ends with a lag of 0.
+	waitFor(t, "coffer replication status shows dc2 with lag 0", func() error {
+		code, out, errOut := runCLI(t, pri.addr, pri.rootID, "", "replication", "status")
+		if code != 0 {
+			return fmt.Errorf("exit %d: %s%s", code, out, errOut)
+		}
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) > 1 && f[0] == "dc2" {
+				if f[len(f)-1] != "0" {
+					return fmt.Errorf("dc2 row %q", line)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no dc2 row in:\n%s", out)
+	})
 }
 
 // replPair is a config-file primary and secondary activated as dc2, with
@@ -413,6 +479,15 @@ func TestReplicationStaleReadsWhilePrimaryDown(t *testing.T) {
 		t.Fatalf("userpass login on the secondary with the primary down: %v", err)
 	}
 	primaryConn(t, r.sec.n.addr, "disconnected", waitTimeout)
+	// A replicated write on the secondary cannot reach the primary now: it
+	// fails, and is not applied later either (checked below).
+	_, err = fresh.KVv2("secret").Put(context.Background(), "while-down", map[string]any{"v": "x"})
+	switch statusOf(err) {
+	case 400: // refused: no forwarding
+		refused(t, "a replicated write on the secondary with the primary down", err, 400, "primary")
+	default: // forwarding: 503, not applied
+		refused(t, "a forwarded write with the primary down", err, 503, "not applied")
+	}
 	if err := kvHas(fresh, "secret", "b", "2"); err != nil {
 		t.Fatalf("read on the secondary after it noticed the primary is gone: %v", err)
 	}
@@ -426,6 +501,8 @@ func TestReplicationStaleReadsWhilePrimaryDown(t *testing.T) {
 	kvPut(t, r.P, "secret", "c", map[string]any{"v": "3"})
 	waitKV(t, r.S, "secret", "c", "3", replTimeout)
 	primaryConn(t, r.sec.n.addr, "connected", replTimeout)
+	_, err = kvData(r.P, "secret", "while-down")
+	notFound(t, "the write sent to the secondary while the primary was down, on the primary", err)
 
 	// A restarted secondary resumes as well.
 	r.sec.p = r.sec.n.restart(r.sec.p)
@@ -451,6 +528,10 @@ func TestReplicationNATSOutage(t *testing.T) {
 	ctx := context.Background()
 
 	const before, total, distinct = 5, 30, 10
+	// kv-v2 keeps 10 versions by default: keep them all.
+	if err := r.P.KVv2("secret").PutMetadata(ctx, "seq", api.KVMetadataPutInput{MaxVersions: 2 * total}); err != nil {
+		t.Fatal(err)
+	}
 	for i := 1; i <= before; i++ {
 		kvPut(t, r.P, "secret", "seq", map[string]any{"v": strconv.Itoa(i)})
 	}
@@ -584,6 +665,16 @@ func TestReplicationSecurity(t *testing.T) {
 		if err := kvHas(T, "secret", "before-revoke", "b"); err != nil {
 			t.Fatalf("the revoked secondary's old data: %v", err)
 		}
+		// A write on the revoked secondary goes nowhere.
+		_, err = T.KVv2("secret").Put(context.Background(), "from-revoked", map[string]any{"v": "x"})
+		switch statusOf(err) {
+		case 400: // refused: no forwarding
+			refused(t, "a write on the revoked secondary", err, 400, "primary")
+		default: // forwarding: its RPC is refused
+			refused(t, "a write forwarded by the revoked secondary", err, 503, "revoked")
+		}
+		_, perr := kvData(P, "secret", "from-revoked")
+		notFound(t, "a write on the revoked secondary, on the primary", perr)
 		if logCount(tgt.p, "revoked") == 0 {
 			t.Fatal("the revoked secondary logged nothing about its revocation")
 		}
