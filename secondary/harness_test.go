@@ -159,6 +159,12 @@ func startPrimary(t *testing.T, b *bus.Bus, id string, limits bus.StreamConfig) 
 	clk := &clock{}
 	cfg := primaryConfig(t, c, b, id, clk)
 	cfg.Stream = limits
+	return startPrimaryWith(t, c, cfg, clk)
+}
+
+// startPrimaryWith enables a primary with cfg on cluster c.
+func startPrimaryWith(t *testing.T, c *cluster, cfg primary.Config, clk *clock) *primarySide {
+	t.Helper()
 	p, err := primary.Enable(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
