@@ -102,6 +102,9 @@ type Replication struct {
 	WALStreamMaxBytes int64 `koanf:"wal_stream_max_bytes" unit:"bytes"`
 	// WALStreamMaxMsgs caps the number of batches in the stream.
 	WALStreamMaxMsgs int64 `koanf:"wal_stream_max_msgs"`
+	// WALStreamReplicas is the WAL stream's JetStream replica count (1, or 3
+	// on a three-node NATS cluster so that losing one node loses nothing).
+	WALStreamReplicas int64 `koanf:"wal_stream_replicas"`
 	// BestEffortWALWaitDuration is how long a secondary holds a forwarded
 	// write's response waiting to apply its WAL index.
 	BestEffortWALWaitDuration time.Duration `koanf:"best_effort_wal_wait_duration"`
@@ -272,6 +275,9 @@ func (c *Config) Validate() error {
 	}
 	if r.WALStreamMaxMsgs < 0 {
 		add("replication: wal_stream_max_msgs %d must not be negative (0 means no message limit)", r.WALStreamMaxMsgs)
+	}
+	if r.WALStreamReplicas < 0 || r.WALStreamReplicas > 5 {
+		add("replication: wal_stream_replicas %d must be between 1 and 5 (0 means 1)", r.WALStreamReplicas)
 	}
 	if r.BestEffortWALWaitDuration < 0 {
 		add("replication: best_effort_wal_wait_duration %s must not be negative", r.BestEffortWALWaitDuration)

@@ -273,7 +273,7 @@ func TestEnvTableCoversEveryKey(t *testing.T) {
 		"cluster_name", "default_lease_ttl", "listener.address", "listener.tls_cert_file", "listener.tls_disable",
 		"listener.tls_key_file", "listener.type", "log_level", "max_lease_ttl", "max_request_size",
 		"replication.best_effort_wal_wait_duration", "replication.wal_stream_max_age",
-		"replication.wal_stream_max_bytes", "replication.wal_stream_max_msgs",
+		"replication.wal_stream_max_bytes", "replication.wal_stream_max_msgs", "replication.wal_stream_replicas",
 		"seal.key_file", "seal.type", "storage.path", "storage.type",
 	}
 	if got := Keys(); !reflect.DeepEqual(got, want) {

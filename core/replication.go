@@ -40,6 +40,7 @@ type ReplicationConfig struct {
 	WALStreamMaxAge   time.Duration
 	WALStreamMaxBytes int64
 	WALStreamMaxMsgs  int64
+	WALStreamReplicas int
 	// BusTemplate carries the credentials and CA a secondary uses to reach
 	// its primary's NATS (the URL comes from the activation token).
 	BusTemplate bus.Config
@@ -93,7 +94,7 @@ func (c *Core) primaryConfig() primary.Config {
 		Classify:          c.classify,
 		RootKey:           c.barrier.RootKey,
 		DevRootTokenID:    c.repl.devRoot,
-		Stream:            bus.StreamConfig{MaxAge: rc.WALStreamMaxAge, MaxBytes: rc.WALStreamMaxBytes, MaxMsgs: rc.WALStreamMaxMsgs},
+		Stream:            bus.StreamConfig{MaxAge: rc.WALStreamMaxAge, MaxBytes: rc.WALStreamMaxBytes, MaxMsgs: rc.WALStreamMaxMsgs, Replicas: rc.WALStreamReplicas},
 		HeartbeatInterval: rc.HeartbeatInterval,
 		Forward:           c.HandleForwarded,
 		Logger:            c.logger.With().Str("component", "primary").Logger(),

@@ -174,6 +174,7 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 			WALStreamMaxAge:   cfg.Replication.WALStreamMaxAge,
 			WALStreamMaxBytes: cfg.Replication.WALStreamMaxBytes,
 			WALStreamMaxMsgs:  cfg.Replication.WALStreamMaxMsgs,
+			WALStreamReplicas: int(cfg.Replication.WALStreamReplicas),
 			BestEffortWALWait: cfg.Replication.BestEffortWALWaitDuration,
 			Dev:               dev,
 		},
