@@ -88,6 +88,8 @@ type Core struct {
 	replMu sync.RWMutex // guards repl
 	repl   replState
 
+	merkle merkleState
+
 	activationMu  sync.Mutex // guards activationKey
 	activationKey []byte
 
@@ -198,6 +200,12 @@ func (c *Core) Close() error {
 	c.stateMu.Lock()
 	c.sealLocked()
 	c.stateMu.Unlock()
+	c.merkle.mu.Lock()
+	merr := c.stopMerkleLocked(context.Background(), true)
+	c.merkle.mu.Unlock()
+	if merr != nil {
+		c.logger.Warn().Err(merr).Msg("flushing the merkle index at shutdown; the next start redoes from its checkpoint")
+	}
 	err := c.wal.Close()
 	if cl, ok := c.phys.(interface{ Close() error }); ok {
 		if cerr := cl.Close(); err == nil {
@@ -392,6 +400,9 @@ func (c *Core) postUnseal(ctx context.Context) error {
 		return err
 	}
 	c.tokens.Start()
+	if err := c.startMerkle(ctx); err != nil {
+		return err
+	}
 	if err := c.loadReplication(ctx); err != nil {
 		c.logger.Error().Err(err).Msg("replication could not restart; the cluster serves its local data")
 	}

@@ -281,9 +281,17 @@ func (c *Core) EnableSecondary(ctx context.Context, token, primaryAPIAddr, busUR
 	keep := func(key string) bool {
 		return strings.HasPrefix(key, "wal/")
 	}
+	c.merkle.mu.Lock()
+	_ = c.stopMerkleLocked(ctx, false)
+	c.merkle.mu.Unlock()
 	if err := secondary.Wipe(ctx, c.phys, keep); err != nil {
 		sec.Stop()
 		return fmt.Errorf("wipe storage for activation: %w (the cluster is sealed; restart it and activate again)", err)
+	}
+	// A fresh, empty index: the sync below fills it through the WAL.
+	if err := c.ReindexMerkle(ctx); err != nil {
+		sec.Stop()
+		return fmt.Errorf("reset the merkle index: %w", err)
 	}
 	c.setActivationRoot(bundle.RootKey)
 	defer c.setActivationRoot(nil)
@@ -458,6 +466,9 @@ func (c *Core) ReplicationStatus() map[string]any {
 		"mode":       modeDisabled,
 		"cluster_id": c.clusterID,
 		"last_wal":   c.wal.LastIndex(),
+	}
+	if x := c.Merkle(); x != nil {
+		st["merkle_root"] = x.RootHex()
 	}
 	switch {
 	case c.repl.primary != nil:

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"sort"
 	"strings"
@@ -74,6 +75,8 @@ func (s *systemBackend) HandleRequest(ctx context.Context, req *logical.Request)
 		return s.onlyRead(op, func() (*logical.Response, error) { return s.uiMounts(), nil })
 	case strings.HasPrefix(p, "internal/ui/mounts/"):
 		return s.onlyRead(op, func() (*logical.Response, error) { return s.uiMount(strings.TrimPrefix(p, "internal/ui/mounts/")) })
+	case p == "replication/merkle-check" || p == "replication/reindex":
+		return s.merkleEndpoints(ctx, req, p)
 	case strings.HasPrefix(p, "replication/"):
 		return s.replication(ctx, req, p)
 	case p == "capabilities-self" || p == "capabilities":
@@ -378,3 +381,13 @@ func fieldStringMap(d map[string]any, name string) (map[string]string, error) {
 }
 
 func sortStrings(s []string) { sort.Strings(s) }
+
+// jsonMap turns a struct into the map a response's data holds, through its JSON tags.
+func jsonMap(v any) (map[string]any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	return m, json.Unmarshal(b, &m)
+}

@@ -42,6 +42,7 @@ func (c *cli) replicationStatus(args []string) int {
 		{"Cluster ID", str(d["cluster_id"])},
 		{"State", str(d["state"])},
 		{"Last WAL", str(d["last_wal"])},
+		{"Merkle Root", str(d["merkle_root"])},
 	}
 	if d["mode"] == "secondary" {
 		rows = append(rows, []string{"Secondary ID", str(d["secondary_id"])}, []string{"Last Remote WAL", str(d["last_remote_wal"])},

@@ -1,0 +1,272 @@
+package merkle
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cofferhq/coffer/storage"
+)
+
+// flushChunk is the most pages one storage transaction writes.
+const flushChunk = 4096
+
+// FlushStats reports one flush.
+type FlushStats struct {
+	// Pages is the number of pages written or deleted.
+	Pages int
+	// Failed is the number of dirty pages that could not be written (their
+	// keys could not be found: a stored page is corrupt) and stay dirty.
+	Failed int
+	// RedoPoint is the durable redo point after the flush.
+	RedoPoint uint64
+	// Dirty is the number of dirty pages left.
+	Dirty int
+	// Duration is the time the flush took.
+	Duration time.Duration
+	// Err is the flush's error, if any (the flusher goroutine reports it here).
+	Err error
+}
+
+// snap is a dirty bucket taken for a flush.
+type snap struct {
+	b       uint32
+	lsn     uint64
+	recLSN  uint64
+	items   []item
+	pending []string
+}
+
+// Flush writes up to max dirty pages (max <= 0: every page dirty when it
+// starts), oldest recLSN first, and the checkpoint, in transactions of at
+// most 4096 pages. Each transaction holds its pages and the checkpoint whose
+// redo point accounts for every page still dirty, so a crash at any moment
+// leaves a checkpoint and pages that Recover can use.
+func (x *Index) Flush(ctx context.Context, max int) (FlushStats, error) {
+	start := time.Now()
+	x.flushMu.Lock()
+	defer x.flushMu.Unlock()
+	if max <= 0 {
+		x.mu.Lock()
+		max = len(x.dirty)
+		x.mu.Unlock()
+	}
+	var st FlushStats
+	var errs []error
+	for {
+		n := min(max-st.Pages-st.Failed, flushChunk)
+		written, failed, err := x.flushChunkLocked(ctx, max0(n), false)
+		st.Pages += written
+		st.Failed += failed
+		if err != nil {
+			errs = append(errs, err)
+			if written == 0 {
+				break
+			}
+		}
+		if written+failed == 0 || st.Pages+st.Failed >= max {
+			break
+		}
+	}
+	x.mu.Lock()
+	st.Dirty = len(x.dirty)
+	x.mu.Unlock()
+	x.cpMu.Lock()
+	st.RedoPoint = x.checkpoint
+	x.cpMu.Unlock()
+	st.Duration = time.Since(start)
+	st.Err = errors.Join(errs...)
+	return st, st.Err
+}
+
+func max0(n int) int { return max(n, 0) }
+
+// flushChunkLocked writes up to n dirty pages and the checkpoint in one
+// transaction. fresh means every item's key is pending (a reindex): stored
+// pages are not read. Caller holds flushMu.
+func (x *Index) flushChunkLocked(ctx context.Context, n int, fresh bool) (written, failed int, err error) {
+	x.mu.Lock()
+	ids := make([]uint32, 0, len(x.dirty))
+	for b := range x.dirty {
+		ids = append(ids, b)
+	}
+	slices.SortFunc(ids, func(a, b uint32) int {
+		if c := cmp.Compare(x.buckets[a].recLSN, x.buckets[b].recLSN); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	ids = ids[:min(n, len(ids))]
+	snaps := make([]snap, len(ids))
+	for i, b := range ids {
+		bk := &x.buckets[b]
+		snaps[i] = snap{b: b, lsn: bk.pageLSN, recLSN: bk.recLSN, items: slices.Clone(bk.items), pending: bk.pending}
+		bk.pending, bk.recLSN = nil, 0
+		delete(x.dirty, b)
+	}
+	redo := x.applied + 1
+	for b := range x.dirty {
+		redo = min(redo, x.buckets[b].recLSN)
+	}
+	x.mu.Unlock()
+
+	x.cpMu.Lock()
+	same := redo == x.checkpoint
+	x.cpMu.Unlock()
+	if len(snaps) == 0 && same {
+		return 0, 0, nil
+	}
+	ops := make([]*storage.TxnOp, 0, len(snaps)+1)
+	var bad []snap
+	var errs []error
+	for _, s := range snaps {
+		op, err := x.pageOp(ctx, &s, fresh)
+		if err != nil {
+			bad = append(bad, s)
+			redo = min(redo, s.recLSN)
+			errs = append(errs, err)
+			continue
+		}
+		ops = append(ops, op)
+	}
+	ops = append(ops, &storage.TxnOp{Operation: storage.PutOperation,
+		Entry: &storage.Entry{Key: checkpointKey, Value: encodeCheckpoint(redo)}})
+	if err := x.store.Transaction(ctx, ops); err != nil {
+		x.restore(snaps)
+		return 0, len(snaps), fmt.Errorf("merkle: flush %d pages: %w", len(snaps), err)
+	}
+	if len(bad) > 0 {
+		x.restore(bad)
+		x.logger.Error().Err(errors.Join(errs...)).Int("pages", len(bad)).
+			Msg("merkle pages cannot be flushed: their stored copy is damaged; run sys/replication/reindex")
+	}
+	x.cpMu.Lock()
+	x.checkpoint = redo
+	x.cpMu.Unlock()
+	return len(snaps) - len(bad), len(bad), errors.Join(errs...)
+}
+
+// pageOp builds the storage op writing one snapshot's page: the keys come from
+// the bucket's pending keys, the others from its stored page.
+func (x *Index) pageOp(ctx context.Context, s *snap, fresh bool) (*storage.TxnOp, error) {
+	key := pageKey(s.b)
+	if len(s.items) == 0 {
+		return &storage.TxnOp{Operation: storage.DeleteOperation, Entry: &storage.Entry{Key: key}}, nil
+	}
+	keys, err := x.bucketKeys(ctx, s.b, s.items, s.pending, fresh)
+	if err != nil {
+		return nil, err
+	}
+	return &storage.TxnOp{Operation: storage.PutOperation,
+		Entry: &storage.Entry{Key: key, Value: encodePage(s.b, s.lsn, s.items, keys)}}, nil
+}
+
+// bucketKeys finds the key of every item: among pending, else on the stored
+// page (unless fresh). Caller holds flushMu, so the stored page is the one the
+// last flush wrote.
+func (x *Index) bucketKeys(ctx context.Context, b uint32, items []item, pending []string, fresh bool) ([]string, error) {
+	keys := make([]string, len(items))
+	missing := len(items)
+	fill := func(k string, fp uint64) {
+		if i, ok := (&bucket{items: items}).find(fp); ok && keys[i] == "" {
+			keys[i] = k
+			missing--
+		}
+	}
+	for _, k := range pending {
+		_, fp := keyHash(k)
+		fill(k, fp)
+	}
+	if missing > 0 && !fresh {
+		e, err := x.store.Get(ctx, pageKey(b))
+		if err != nil {
+			return nil, fmt.Errorf("merkle: read page %04x: %w", b, err)
+		}
+		if e != nil {
+			p, err := decodePage(e.Value, b, true)
+			if err != nil {
+				return nil, fmt.Errorf("merkle: read page %04x: %w", b, err)
+			}
+			for i, k := range p.keys {
+				fill(k, p.items[i].fp)
+			}
+		}
+	}
+	if missing > 0 {
+		return nil, fmt.Errorf("merkle: page %04x: %w: the keys of %d items are neither pending nor on the stored page", b, ErrReindexRequired, missing)
+	}
+	return keys, nil
+}
+
+// restore puts snapshots whose flush failed back into the dirty set.
+func (x *Index) restore(snaps []snap) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, s := range snaps {
+		bk := &x.buckets[s.b]
+		for _, k := range s.pending {
+			bk.addPending(k)
+		}
+		if bk.recLSN == 0 || s.recLSN < bk.recLSN {
+			bk.recLSN = s.recLSN
+		}
+		x.dirty[s.b] = struct{}{}
+	}
+}
+
+// Start starts the flusher goroutine: every FlushInterval it flushes at most
+// FlushPages dirty pages. Idempotent; Stop stops it.
+func (x *Index) Start() {
+	x.runMu.Lock()
+	defer x.runMu.Unlock()
+	if x.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	x.cancel = cancel
+	x.done = make(chan struct{})
+	go x.runFlusher(ctx, x.done)
+}
+
+// Stop stops the flusher and waits for it. It does not flush: Close does.
+func (x *Index) Stop() {
+	x.runMu.Lock()
+	defer x.runMu.Unlock()
+	if x.cancel == nil {
+		return
+	}
+	x.cancel()
+	<-x.done
+	x.cancel, x.done = nil, nil
+}
+
+// Close stops the flusher and flushes every dirty page, so the next Recover
+// redoes nothing.
+func (x *Index) Close(ctx context.Context) error {
+	x.Stop()
+	_, err := x.Flush(ctx, 0)
+	return err
+}
+
+func (x *Index) runFlusher(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(x.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := x.Flush(ctx, x.opts.FlushPages)
+		if err != nil && ctx.Err() == nil {
+			x.logger.Warn().Err(err).Int("pages", st.Pages).Msg("merkle flush failed; the pages stay dirty and are retried")
+		}
+		if x.opts.OnFlush != nil {
+			x.opts.OnFlush(st)
+		}
+	}
+}
