@@ -200,6 +200,7 @@ func (c *Core) Close() error {
 	c.stateMu.Lock()
 	c.sealLocked()
 	c.stateMu.Unlock()
+	c.stopWALGC()
 	c.merkle.mu.Lock()
 	merr := c.stopMerkleLocked(context.Background(), true)
 	c.merkle.mu.Unlock()

@@ -18,6 +18,10 @@ type merkleState struct {
 	mu       sync.Mutex
 	x        *merkle.Index
 	follower *merkle.Follower
+	// gcStop and gcDone own the WAL garbage collector (walgc.go), started
+	// with the index and stopped at Close.
+	gcStop chan struct{}
+	gcDone chan struct{}
 }
 
 func (c *Core) merkleOptions() merkle.Options { return merkle.Options{} }
@@ -42,7 +46,23 @@ func (c *Core) startMerkle(ctx context.Context) error {
 		logger.Info().Interface("recovery", stats).Msg("merkle index recovered")
 	}
 	c.installMerkleLocked(x)
+	if c.merkle.gcStop == nil {
+		c.merkle.gcStop, c.merkle.gcDone = make(chan struct{}), make(chan struct{})
+		go c.runWALGC(c.merkle.gcStop, c.merkle.gcDone)
+	}
 	return nil
+}
+
+// stopWALGC stops the collector and waits for it.
+func (c *Core) stopWALGC() {
+	c.merkle.mu.Lock()
+	stop, done := c.merkle.gcStop, c.merkle.gcDone
+	c.merkle.gcStop, c.merkle.gcDone = nil, nil
+	c.merkle.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
 }
 
 func (c *Core) installMerkleLocked(x *merkle.Index) {
