@@ -97,6 +97,7 @@ func (c *Core) primaryConfig() primary.Config {
 		Stream:            bus.StreamConfig{MaxAge: rc.WALStreamMaxAge, MaxBytes: rc.WALStreamMaxBytes, MaxMsgs: rc.WALStreamMaxMsgs, Replicas: rc.WALStreamReplicas},
 		HeartbeatInterval: rc.HeartbeatInterval,
 		Forward:           c.HandleForwarded,
+		Merkle:            c.Merkle,
 		Logger:            c.logger.With().Str("component", "primary").Logger(),
 	}
 }
@@ -113,6 +114,7 @@ func (c *Core) secondaryConfig() secondary.Config {
 		StateKey:          replSecondaryPrefix + "state",
 		Classify:          c.classify,
 		OnApplied:         c.onReplicated,
+		Merkle:            c.Merkle,
 		APIAddr:           c.cfg.APIAddr,
 		ClusterID:         c.clusterID,
 		HeartbeatInterval: rc.HeartbeatInterval,
@@ -520,8 +522,9 @@ func (c *Core) ReplicationStatus() map[string]any {
 			"connection_status": conn,
 			"last_heartbeat":    fmtTime(ss.LastHeartbeat),
 		}}
-		if ss.State == secondary.StateSync {
-			st["merkle_sync_progress"] = map[string]any{"sync_progress": ss.SyncKeysDone, "sync_total_keys": 0}
+		switch ss.State {
+		case secondary.StateSync, secondary.StateMerkleDiff, secondary.StateMerkleSync:
+			st["merkle_sync_progress"] = map[string]any{"sync_progress": ss.SyncKeysDone, "sync_total_keys": ss.SyncTotalKeys}
 		}
 		if ss.LastError != "" {
 			st["last_error"] = ss.LastError

@@ -1,7 +1,7 @@
 // Package primary is the primary side of performance replication: the WAL
 // shipper, the secondary registry (activation tokens, revocation, key
 // epochs) and the RPC server secondaries call (activate, sync, heartbeat,
-// key). docs/replication.md is the contract.
+// key, forward, merkle, fetch). docs/replication.md is the contract.
 //
 // # What it owns
 //
@@ -21,6 +21,14 @@
 //     with backoff (50 ms to 2 s) while NATS is down, logged once per outage.
 //     Enable starts shipping at the WAL's last index: earlier entries reach a
 //     new secondary through its full sync.
+//   - Guards: with Config.Merkle, before sealing a batch ending at L the
+//     shipper waits (at most 2 s, and not again while a stalled index stays
+//     stalled) for the index to apply L; if its Applied is then exactly L the
+//     root goes with the batch as its guard, else the batch has none.
+//   - merkle answers x.ServeRPC after letting the index catch up (at most
+//     2 s) with the WAL committed when the request arrived, so the Applied it
+//     reports is past every batch already published; fetch answers the stored
+//     values of replicated keys only (anything else is reported absent).
 //   - The RPC handlers. activate is the one clear request (the token protects
 //     it); every other request is sealed with the secondary's RPC key and
 //     refused with a plain "revoked" / "unknown_secondary" error reply once the

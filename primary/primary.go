@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/merkle"
 	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/wal"
@@ -65,6 +66,14 @@ type Config struct {
 	Classify func(key string) wal.Class
 	// RootKey returns the barrier root key for the bootstrap bundle. Required.
 	RootKey func() ([]byte, error)
+	// Merkle returns this cluster's merkle index over the replicated keys
+	// (following this WAL), or nil when there is none right now. A func, as
+	// sys/replication/reindex swaps the index. With an index, every batch
+	// carries the root as its guard when the index applied exactly the batch's
+	// last entry, and the merkle RPC serves merkle sync. Nil (or a nil index):
+	// no guards, the merkle RPC answers "unavailable" and secondaries fall back
+	// to the full listing.
+	Merkle func() *merkle.Index
 	// DevRootTokenID is put in the bundle ("" unless dev mode).
 	DevRootTokenID string
 	// Stream holds the WAL stream's limits (MaxAge, MaxBytes, MaxMsgs; 0 =
@@ -105,6 +114,9 @@ func (c *Config) Validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Merkle == nil {
+		c.Merkle = func() *merkle.Index { return nil }
+	}
 	if c.BusURL == "" {
 		c.BusURL = c.Bus.ClientURL()
 	}
@@ -132,6 +144,10 @@ type Primary struct {
 	live map[string]*liveInfo
 
 	shipped atomic.Uint64
+	// stalledIndex and stalledAt: the index that last missed guardWait and its
+	// Applied then (shipper goroutine only).
+	stalledIndex *merkle.Index
+	stalledAt    uint64
 
 	fwd *forwardCache
 

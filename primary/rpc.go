@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/cofferhq/coffer/merkle"
 	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/wal"
@@ -17,6 +19,11 @@ import (
 const (
 	syncPageKeys  = 512
 	syncPageBytes = 1 << 20
+	// fetchPageBytes bounds the values of one fetch reply.
+	fetchPageBytes = 1 << 20
+	// merkleServeWait bounds how long a merkle request waits for the index to
+	// apply the WAL committed when it arrived.
+	merkleServeWait = 2 * time.Second
 )
 
 // serve starts the RPC server: one Serve per method.
@@ -27,6 +34,8 @@ func (p *Primary) serve() error {
 		replication.MethodHeartbeat: p.sealed(replication.MethodHeartbeat, p.handleHeartbeat),
 		replication.MethodKey:       p.sealed(replication.MethodKey, p.handleKey),
 		replication.MethodForward:   p.sealed(replication.MethodForward, p.handleForward),
+		replication.MethodMerkle:    p.sealed(replication.MethodMerkle, p.handleMerkle),
+		replication.MethodFetch:     p.sealed(replication.MethodFetch, p.handleFetch),
 	}
 	for method, h := range handlers {
 		stop, err := p.cfg.Bus.Serve(replication.RPCSubject(p.cfg.ClusterID, method), h)
@@ -271,6 +280,74 @@ func (p *Primary) handleSync(ctx context.Context, id string, payload []byte) ([]
 	if reply.Entries == nil {
 		reply.Entries = []replication.KV{}
 	}
+	out, err := replication.EncodeMessage(&reply)
+	if err != nil {
+		return nil, internalErr(err)
+	}
+	return out, nil
+}
+
+// handleMerkle answers one merkle sync request (merkle's own encoded Request)
+// from this cluster's index with its encoded Response. It first lets the index
+// catch up (bounded) with the WAL committed when the request arrived, hence
+// with every batch already published: the Applied it reports is where the
+// secondary resumes streaming, and it must not be behind a batch the secondary
+// already took off the stream.
+func (p *Primary) handleMerkle(ctx context.Context, id string, payload []byte) ([]byte, *replication.RPCError) {
+	x := p.cfg.Merkle()
+	if x == nil {
+		return nil, &replication.RPCError{Code: replication.CodeNoMerkle,
+			Msg: fmt.Sprintf("primary %s has no merkle index right now (starting, or reindexing): sync by full listing", p.cfg.ClusterID)}
+	}
+	wctx, cancel := context.WithTimeout(ctx, merkleServeWait)
+	_ = x.WaitApplied(wctx, p.cfg.WAL.LastIndex()) // late: serve what it has, the secondary checks Applied
+	cancel()
+	out, err := x.ServeRPC(ctx, payload)
+	switch {
+	case errors.Is(err, merkle.ErrCorrupt), errors.Is(err, merkle.ErrUnknownVersion), errors.Is(err, merkle.ErrBadRef):
+		return nil, &replication.RPCError{Code: replication.CodeBadRequest, Msg: err.Error()}
+	case err != nil:
+		p.log.Error().Err(err).Str("secondary_id", id).Msg("merkle sync request: cannot serve it")
+		return nil, &replication.RPCError{Code: replication.CodeUnavailable, Msg: "the primary cannot serve merkle pages: " + err.Error()}
+	}
+	return out, nil
+}
+
+// handleFetch answers the stored values of the keys a merkle diff found, in
+// request order, stopping once the reply holds fetchPageBytes of values (one
+// key at least). A key that is not replicated here is reported absent, like a
+// key not stored: a secondary reads nothing through fetch that sync would not
+// list.
+func (p *Primary) handleFetch(ctx context.Context, id string, payload []byte) ([]byte, *replication.RPCError) {
+	var req replication.FetchRequest
+	if err := replication.DecodeMessage(payload, &req); err != nil {
+		return nil, &replication.RPCError{Code: replication.CodeBadRequest, Msg: err.Error()}
+	}
+	reply := replication.FetchReply{Entries: []replication.KV{}}
+	size := 0
+	for _, key := range req.Keys {
+		if reply.Answered > 0 && size >= fetchPageBytes {
+			break
+		}
+		var e *storage.Entry
+		if p.cfg.Classify(key) == wal.Replicated {
+			var err error
+			if e, err = p.cfg.Raw.Get(ctx, key); err != nil {
+				p.log.Error().Err(err).Str("secondary_id", id).Msg("fetch: cannot read storage")
+				return nil, &replication.RPCError{Code: replication.CodeUnavailable, Msg: "the primary cannot read its storage: " + err.Error()}
+			}
+		}
+		if e == nil {
+			reply.Absent = append(reply.Absent, key)
+		} else {
+			reply.Entries = append(reply.Entries, replication.KV{Key: key, Value: e.Value})
+			size += len(key) + len(e.Value)
+		}
+		reply.Answered++
+	}
+	// Read after the values: no value above reflects a WAL entry past it (but
+	// for an entry committed and not yet published as the WAL's last index).
+	reply.WALIndex = p.cfg.WAL.LastIndex()
 	out, err := replication.EncodeMessage(&reply)
 	if err != nil {
 		return nil, internalErr(err)

@@ -25,6 +25,9 @@ const (
 	retryMax = 2 * time.Second
 	// publishTimeout bounds one publish attempt.
 	publishTimeout = 5 * time.Second
+	// guardWait bounds how long the shipper waits for the merkle index to
+	// apply a batch's last entry before shipping the batch without a guard.
+	guardWait = 2 * time.Second
 )
 
 // ship is the shipper goroutine: committed WAL entries after the shipped index
@@ -79,6 +82,7 @@ func (p *Primary) ship(ctx context.Context) {
 			continue
 		}
 		b := p.makeBatch(entries)
+		b.Guard = p.batchGuard(ctx, b.Last)
 		if !p.publish(ctx, b) {
 			return
 		}
@@ -116,6 +120,38 @@ func (p *Primary) makeBatch(entries []*wal.Entry) *replication.Batch {
 		}
 	}
 	return b
+}
+
+// batchGuard returns the merkle root to send as the guard of a batch ending at
+// last: the index's root when it has applied exactly the WAL up to last, nil
+// when there is no index, it applied more already (the root no longer
+// describes last), or it did not reach last within guardWait. After one such
+// timeout it does not wait again until the index moves, so a stalled index
+// (its follower stopped) does not slow shipping down.
+func (p *Primary) batchGuard(ctx context.Context, last uint64) []byte {
+	x := p.cfg.Merkle()
+	if x == nil {
+		return nil
+	}
+	if x != p.stalledIndex || x.Applied() != p.stalledAt {
+		wctx, cancel := context.WithTimeout(ctx, guardWait)
+		err := x.WaitApplied(wctx, last)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				p.stalledIndex, p.stalledAt = x, x.Applied()
+				p.log.Warn().Uint64("last", last).Uint64("merkle_applied", p.stalledAt).
+					Msg("the merkle index did not reach the batch's last WAL entry in time; shipping without a guard")
+			}
+			return nil
+		}
+	}
+	root, applied := x.State()
+	if applied != last {
+		return nil
+	}
+	p.stalledIndex = nil
+	return root
 }
 
 // publish seals and publishes b until JetStream acknowledges it; false when ctx

@@ -21,13 +21,20 @@ import (
 
 // Batch format constants. They are part of the wire format: do not change them.
 const (
-	batchVersion = 1
-	// batchHeaderLen is version + epoch + first + last.
+	// batchVersion1 is the first layout, without a guard: still opened.
+	batchVersion1 = 1
+	// batchVersion is the layout SealBatch writes: version 1 plus the guard.
+	batchVersion = 2
+	// batchHeaderLen is version + epoch + first + last (the version 1 header,
+	// and the fixed part of the version 2 header).
 	batchHeaderLen = 1 + 4 + 8 + 8
-	nonceLen       = 12
-	tagLen         = 16
-	sigLen         = ed25519.SignatureSize
-	// batchMinLen is a header, a nonce, an empty GCM ciphertext and a signature.
+	// GuardSize is the length of a batch's guard: a merkle root.
+	GuardSize = 32
+	nonceLen  = 12
+	tagLen    = 16
+	sigLen    = ed25519.SignatureSize
+	// batchMinLen is a version 1 header, a nonce, an empty GCM ciphertext and a
+	// signature: the shortest batch of any version.
 	batchMinLen = batchHeaderLen + nonceLen + tagLen + sigLen
 	// batchAADLabel starts the associated data of a batch's GCM.
 	batchAADLabel = "coffer-wal"
@@ -61,6 +68,11 @@ type Batch struct {
 	// Entries hold only the replicated ops of each entry, in strictly increasing
 	// index order within [First, Last]; an entry with no op may be omitted.
 	Entries []*wal.Entry
+	// Guard is nil or GuardSize bytes: the primary's merkle root once its index
+	// had applied exactly the WAL up to Last. A secondary that applied the
+	// batch compares its own root with it. It is in the header, so the
+	// signature and the GCM associated data cover it. A version 1 batch has none.
+	Guard []byte
 }
 
 // SealBatch encodes, compresses, encrypts and signs b (see the package doc for
@@ -73,6 +85,9 @@ func SealBatch(b *Batch, key []byte, signer ed25519.PrivateKey) ([]byte, error) 
 	}
 	if len(signer) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("seal batch: signing key of %d bytes, want %d", len(signer), ed25519.PrivateKeySize)
+	}
+	if len(b.Guard) != 0 && len(b.Guard) != GuardSize {
+		return nil, fmt.Errorf("seal batch %d-%d: guard of %d bytes, want 0 or %d", b.First, b.Last, len(b.Guard), GuardSize)
 	}
 	plain, err := encodeBatchOps(b)
 	if err != nil {
@@ -94,16 +109,19 @@ func SealBatch(b *Batch, key []byte, signer ed25519.PrivateKey) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	msg := make([]byte, batchHeaderLen+nonceLen, batchHeaderLen+nonceLen+z.Len()+tagLen+sigLen)
+	hlen := batchHeaderLen + 1 + len(b.Guard)
+	msg := make([]byte, hlen+nonceLen, hlen+nonceLen+z.Len()+tagLen+sigLen)
 	msg[0] = batchVersion
 	binary.BigEndian.PutUint32(msg[1:5], b.Epoch)
 	binary.BigEndian.PutUint64(msg[5:13], b.First)
 	binary.BigEndian.PutUint64(msg[13:21], b.Last)
-	nonce := msg[batchHeaderLen:]
+	msg[batchHeaderLen] = byte(len(b.Guard))
+	copy(msg[batchHeaderLen+1:hlen], b.Guard)
+	nonce := msg[hlen:]
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	msg = aead.Seal(msg, nonce, z.Bytes(), batchAAD(b.ClusterID, msg[:batchHeaderLen]))
+	msg = aead.Seal(msg, nonce, z.Bytes(), batchAAD(b.ClusterID, msg[:hlen]))
 	sig, err := signBatch(signer, msg)
 	if err != nil {
 		return nil, err
@@ -115,29 +133,52 @@ func SealBatch(b *Batch, key []byte, signer ed25519.PrivateKey) ([]byte, error) 
 // receiver can pick the key of the epoch and skip a batch it already applied.
 // Trust nothing it returns until OpenBatch succeeds.
 func PeekBatch(msg []byte) (epoch uint32, first, last uint64, err error) {
-	if epoch, first, last, err = peekBatch(msg); err != nil {
+	h, err := peekBatch(msg)
+	if err != nil {
 		return 0, 0, 0, fmt.Errorf("peek batch: %w", err)
 	}
-	return epoch, first, last, nil
+	return h.epoch, h.first, h.last, nil
 }
 
-func peekBatch(msg []byte) (epoch uint32, first, last uint64, err error) {
+// batchHeader is a parsed header; len is its length in bytes (the AAD's
+// header part), guard aliases the message.
+type batchHeader struct {
+	epoch       uint32
+	first, last uint64
+	guard       []byte
+	len         int
+}
+
+func peekBatch(msg []byte) (batchHeader, error) {
+	var h batchHeader
 	if len(msg) == 0 {
-		return 0, 0, 0, fmt.Errorf("%w: empty message", ErrCorrupt)
+		return h, fmt.Errorf("%w: empty message", ErrCorrupt)
 	}
-	if msg[0] != batchVersion {
-		return 0, 0, 0, fmt.Errorf("%w: batch version %d", ErrUnknownVersion, msg[0])
+	if msg[0] != batchVersion1 && msg[0] != batchVersion {
+		return h, fmt.Errorf("%w: batch version %d", ErrUnknownVersion, msg[0])
 	}
 	if len(msg) < batchMinLen {
-		return 0, 0, 0, fmt.Errorf("%w: %d bytes is shorter than the minimum %d", ErrCorrupt, len(msg), batchMinLen)
+		return h, fmt.Errorf("%w: %d bytes is shorter than the minimum %d", ErrCorrupt, len(msg), batchMinLen)
 	}
-	epoch = binary.BigEndian.Uint32(msg[1:5])
-	first = binary.BigEndian.Uint64(msg[5:13])
-	last = binary.BigEndian.Uint64(msg[13:21])
-	if first > last {
-		return 0, 0, 0, fmt.Errorf("%w: first index %d after last %d", ErrCorrupt, first, last)
+	h.epoch = binary.BigEndian.Uint32(msg[1:5])
+	h.first = binary.BigEndian.Uint64(msg[5:13])
+	h.last = binary.BigEndian.Uint64(msg[13:21])
+	h.len = batchHeaderLen
+	if msg[0] == batchVersion {
+		switch g := int(msg[batchHeaderLen]); {
+		case g != 0 && g != GuardSize:
+			return h, fmt.Errorf("%w: guard of %d bytes", ErrCorrupt, g)
+		case len(msg) < batchMinLen+1+g:
+			return h, fmt.Errorf("%w: %d bytes is shorter than the minimum %d", ErrCorrupt, len(msg), batchMinLen+1+g)
+		case g > 0:
+			h.guard = msg[batchHeaderLen+1 : batchHeaderLen+1+g]
+		}
+		h.len += 1 + len(h.guard)
 	}
-	return epoch, first, last, nil
+	if h.first > h.last {
+		return h, fmt.Errorf("%w: first index %d after last %d", ErrCorrupt, h.first, h.last)
+	}
+	return h, nil
 }
 
 // OpenBatch verifies the signature against pub first, then decrypts with key
@@ -156,10 +197,11 @@ func openBatch(msg []byte, clusterID string, key []byte, pub ed25519.PublicKey, 
 	if len(pub) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("open batch: signing public key of %d bytes, want %d", len(pub), ed25519.PublicKeySize)
 	}
-	epoch, first, last, err := peekBatch(msg)
+	h, err := peekBatch(msg)
 	if err != nil {
 		return nil, fmt.Errorf("open batch: %w", err)
 	}
+	first, last := h.first, h.last
 	body := msg[:len(msg)-sigLen]
 	digest := sha512.Sum512(body)
 	if ed25519.VerifyWithOptions(pub, digest[:], msg[len(body):], batchSigOpts) != nil {
@@ -169,8 +211,8 @@ func openBatch(msg []byte, clusterID string, key []byte, pub ed25519.PublicKey, 
 	if err != nil {
 		return nil, err
 	}
-	nonce := body[batchHeaderLen : batchHeaderLen+nonceLen]
-	z, err := aead.Open(nil, nonce, body[batchHeaderLen+nonceLen:], batchAAD(clusterID, body[:batchHeaderLen]))
+	nonce := body[h.len : h.len+nonceLen]
+	z, err := aead.Open(nil, nonce, body[h.len+nonceLen:], batchAAD(clusterID, body[:h.len]))
 	if err != nil {
 		return nil, fmt.Errorf("open batch %d-%d: %w", first, last, ErrDecrypt)
 	}
@@ -178,7 +220,10 @@ func openBatch(msg []byte, clusterID string, key []byte, pub ed25519.PublicKey, 
 	if err != nil {
 		return nil, fmt.Errorf("open batch %d-%d: %w", first, last, err)
 	}
-	b := &Batch{ClusterID: clusterID, Epoch: epoch, First: first, Last: last}
+	b := &Batch{ClusterID: clusterID, Epoch: h.epoch, First: first, Last: last}
+	if h.guard != nil {
+		b.Guard = bytes.Clone(h.guard)
+	}
 	if b.Entries, err = decodeBatchOps(plain, first, last); err != nil {
 		return nil, fmt.Errorf("open batch %d-%d: %w", first, last, err)
 	}

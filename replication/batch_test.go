@@ -23,6 +23,7 @@ func TestBatchRoundTrip(t *testing.T) {
 		"single":       {ClusterID: "x", First: 7, Last: 7, Entries: []*wal.Entry{{Index: 7, Ops: []wal.Op{del("k")}}}},
 		"entry no ops": {ClusterID: "x", First: 1, Last: 2, Entries: []*wal.Entry{{Index: 2, Time: 5}}},
 		"whole range":  {ClusterID: "", First: 0, Last: ^uint64(0)},
+		"guard only":   {ClusterID: "x", First: 3, Last: 3, Guard: make([]byte, GuardSize)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			msg, err := SealBatch(b, testKey, testSigner)
@@ -95,8 +96,8 @@ func TestBatchRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2 := bytes.Clone(msg)
-	v2[0] = 2
+	v3 := bytes.Clone(msg)
+	v3[0] = 3
 	for _, tc := range []struct {
 		name    string
 		msg     []byte
@@ -107,7 +108,7 @@ func TestBatchRejects(t *testing.T) {
 		{"wrong cluster", msg, "another-cluster", testKey, ErrDecrypt},
 		{"wrong key", msg, testClusterID, otherKey, ErrDecrypt},
 		{"another signer", foreign, testClusterID, testKey, ErrBadSignature},
-		{"unknown version", v2, testClusterID, testKey, ErrUnknownVersion},
+		{"unknown version", v3, testClusterID, testKey, ErrUnknownVersion},
 		{"empty", nil, testClusterID, testKey, ErrCorrupt},
 		{"short", msg[:batchMinLen-1], testClusterID, testKey, ErrCorrupt},
 	} {
@@ -258,5 +259,84 @@ func TestBatchHostileCountsAllocateLittle(t *testing.T) {
 		if d := after.TotalAlloc - before.TotalAlloc; d > 64<<10 {
 			t.Errorf("input %d allocated %d bytes", i, d)
 		}
+	}
+}
+
+// TestBatchVersion1StillOpens: a version 1 batch (no guard field) from a
+// primary not yet upgraded opens, without a guard.
+func TestBatchVersion1StillOpens(t *testing.T) {
+	want := testBatch()
+	want.Guard = nil
+	plain, err := encodeBatchOps(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := sealRaw(t, want.Epoch, want.First, want.Last, deflate(t, plain))
+	if msg[0] != 1 {
+		t.Fatalf("version %d", msg[0])
+	}
+	epoch, first, last, err := PeekBatch(msg)
+	if err != nil || epoch != want.Epoch || first != want.First || last != want.Last {
+		t.Fatalf("PeekBatch = %d %d %d %v", epoch, first, last, err)
+	}
+	got, err := OpenBatch(msg, testClusterID, testKey, testPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("version 1:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestBatchGuardIsAuthenticated: the guard sits in the header, under the
+// signature and in the GCM associated data. Replacing, dropping or adding a
+// guard fails the signature; re-signed by the primary's key (which a
+// secondary holding only the replication key cannot do) it still fails GCM.
+func TestBatchGuardIsAuthenticated(t *testing.T) {
+	b := testBatch()
+	msg, err := SealBatch(b, testKey, testSigner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg[0] != batchVersion || msg[batchHeaderLen] != GuardSize || !bytes.Equal(msg[batchHeaderLen+1:batchHeaderLen+1+GuardSize], b.Guard) {
+		t.Fatalf("header % x does not carry the guard", msg[:batchHeaderLen+1+GuardSize])
+	}
+	hlen := batchHeaderLen + 1 + GuardSize
+	rest := msg[hlen : len(msg)-sigLen] // nonce and GCM output
+	resign := func(header []byte) []byte {
+		body := append(bytes.Clone(header), rest...)
+		sig, err := signBatch(testSigner, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(body, sig...)
+	}
+	other := bytes.Clone(msg[:hlen])
+	other[hlen-1] ^= 1
+	dropped := append(bytes.Clone(msg[:batchHeaderLen]), 0)
+	for name, tc := range map[string]struct {
+		msg  []byte
+		want error
+	}{
+		"guard altered":            {append(append(bytes.Clone(other), rest...), msg[len(msg)-sigLen:]...), ErrBadSignature},
+		"guard dropped":            {append(append(bytes.Clone(dropped), rest...), msg[len(msg)-sigLen:]...), ErrBadSignature},
+		"guard altered, re-signed": {resign(other), ErrDecrypt},
+		"guard dropped, re-signed": {resign(dropped), ErrDecrypt},
+	} {
+		got, err := OpenBatch(tc.msg, testClusterID, testKey, testPub)
+		if !errors.Is(err, tc.want) || got != nil {
+			t.Errorf("%s: %v, %v; want %v", name, got, err, tc.want)
+		}
+	}
+	// A guard of another length is refused by the sealer and the opener.
+	bad := testBatch()
+	bad.Guard = bad.Guard[:31]
+	if _, err := SealBatch(bad, testKey, testSigner); err == nil {
+		t.Error("sealed a 31-byte guard")
+	}
+	short := append(bytes.Clone(msg[:batchHeaderLen]), 31)
+	short = append(short, make([]byte, 31)...)
+	if _, err := OpenBatch(sealRawHeader(t, append(short, 0), []byte{}), testClusterID, testKey, testPub); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("31-byte guard: %v, want ErrCorrupt", err)
 	}
 }

@@ -38,16 +38,22 @@
 // ErrUnknownVersion. Integers are big-endian; uvarints are in their shortest
 // form, so a decodable batch has one encoding.
 //
-// # WAL batch (version 1)
+// # WAL batch (version 2; version 1 is still opened)
 //
-//	+---------+--------+--------------+-------------+----------+----------------------------+-----------+
-//	| version | epoch  | first index  | last index  | nonce    | AES-256-GCM(flate(ops))    | signature |
-//	| 1 = 1   | 4 BE   | 8 BE         | 8 BE        | 12       | len(flate) + 16 tag        | 64        |
-//	+---------+--------+--------------+-------------+----------+----------------------------+-----------+
-//	 \________________ header (21) _______________/
+//	+---------+--------+-------------+------------+-----------+-----------+-------+-------------------------+-----------+
+//	| version | epoch  | first index | last index | guard len | guard     | nonce | AES-256-GCM(flate(ops)) | signature |
+//	| 1 = 2   | 4 BE   | 8 BE        | 8 BE       | 1: 0|32   | 0 or 32   | 12    | len(flate) + 16 tag     | 64        |
+//	+---------+--------+-------------+------------+-----------+-----------+-------+-------------------------+-----------+
+//	 \__________________________ header (22 or 54) ______________________/
 //
+//	version 1 (still opened, never written): no guard len, no guard; header (21) =
+//	| version 1 = 1 | epoch 4 BE | first 8 BE | last 8 BE |
+//
+//	guard     = the primary's merkle root (merkle/doc.go) once its index had applied
+//	            exactly the WAL up to last; absent when it had applied more already
+//	            (or there is no index). Any other length is ErrCorrupt.
 //	GCM key   = the replication key of epoch
-//	GCM AAD   = "coffer-wal" | primary cluster id | header
+//	GCM AAD   = "coffer-wal" | primary cluster id | header (the guard included)
 //	signature = Ed25519ph(signing key, context "coffer-wal", SHA-512(every byte before it))
 //
 //	ops (inflated at most MaxBatchPayload = 64 MiB):
@@ -66,7 +72,10 @@
 // The compression is raw DEFLATE (RFC 1951; the level, BestSpeed today, is
 // not part of the format); nothing may follow the final block. The receiver peeks (PeekBatch) for the epoch and range, skips a
 // batch at or below its last_remote_wal, then opens: signature, then GCM, then
-// bounded inflate, then decode.
+// bounded inflate, then decode. A secondary that applied a guarded batch
+// compares its own merkle root with the guard; a mismatch starts a merkle
+// sync. SealBatch always writes version 2: upgrade secondaries before their
+// primary, as a version 1 reader refuses version 2 with ErrUnknownVersion.
 //
 // # RPC request (version 1)
 //
@@ -114,7 +123,12 @@
 // The payloads are JSON objects, each with "v": 1 (MessageVersion), encoded by
 // EncodeMessage and checked by DecodeMessage (size, version, invariants such
 // as sorted sync keys). Fields added within version 1 are ignored by older
-// peers. The activate exchange is the one RPC outside the envelope (the
+// peers. Two methods serve merkle sync: "merkle", whose payloads are not JSON
+// but merkle's own versioned, fuzzed Request and Response (merkle/doc.go),
+// sealed in the envelope like any other; and "fetch" (FetchRequest: at most
+// MaxFetchKeys keys; FetchReply: the first Answered of them, present ones
+// with their stored value, absent ones listed, about 1 MiB of values a reply).
+// A primary without a merkle index answers "merkle" with CodeNoMerkle. The activate exchange is the one RPC outside the envelope (the
 // secondary has no RPC key yet): ActivateRequest and ActivateReply travel as
 // plain JSON, the token authenticating the request and the bundle's own
 // encryption protecting the reply.

@@ -356,6 +356,9 @@ const (
 	CodeUnavailable = "unavailable"
 	// CodeInternal: anything else; retry with backoff.
 	CodeInternal = "internal"
+	// CodeNoMerkle: the primary has no merkle index right now (none wired,
+	// starting, reindexing): sync by full listing instead. Transient.
+	CodeNoMerkle = "no_merkle"
 )
 
 // RPCError is an error answer to an RPC. Code is one of the Code* constants

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"bytes"
+	"compress/flate"
 	"crypto/ecdh"
 	"reflect"
 	"strings"
@@ -17,6 +18,11 @@ func FuzzPeekBatch(f *testing.F) {
 	msg, _ := SealBatch(testBatch(), testKey, testSigner)
 	f.Add(msg)
 	f.Add([]byte{1})
+	f.Add([]byte{2})
+	noGuard := testBatch()
+	noGuard.Guard = nil
+	msg, _ = SealBatch(noGuard, testKey, testSigner)
+	f.Add(msg)
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		_, first, last, err := PeekBatch(msg)
 		if err == nil && first > last {
@@ -29,10 +35,24 @@ func FuzzOpenBatch(f *testing.F) {
 	msg, _ := SealBatch(testBatch(), testKey, testSigner)
 	f.Add(msg)
 	f.Add(msg[:batchMinLen])
+	f.Add(msg[:batchMinLen+1+GuardSize])
+	noGuard := testBatch()
+	noGuard.Guard = nil
+	msg, _ = SealBatch(noGuard, testKey, testSigner)
+	f.Add(msg)
+	plain, _ := encodeBatchOps(noGuard)
+	var z bytes.Buffer
+	zw, _ := flate.NewWriter(&z, flate.BestSpeed)
+	zw.Write(plain)
+	zw.Close()
+	f.Add(sealRaw(f, noGuard.Epoch, noGuard.First, noGuard.Last, z.Bytes())) // version 1
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		b, err := OpenBatch(msg, testClusterID, testKey, testPub)
 		if (err == nil) != (b != nil) {
 			t.Fatalf("batch %v with error %v", b, err)
+		}
+		if b != nil && len(b.Guard) != 0 && len(b.Guard) != GuardSize {
+			t.Fatalf("guard of %d bytes accepted", len(b.Guard))
 		}
 	})
 }
@@ -171,6 +191,8 @@ func FuzzDecodeMessage(f *testing.F) {
 		func() Message { return new(HeartbeatReply) },
 		func() Message { return new(KeyRequest) },
 		func() Message { return new(KeyReply) },
+		func() Message { return new(FetchRequest) },
+		func() Message { return new(FetchReply) },
 	}
 	for i, m := range []Message{
 		&ActivateRequest{Token: "t", PublicKey: bytes.Repeat([]byte{9}, 32)},
@@ -181,6 +203,8 @@ func FuzzDecodeMessage(f *testing.F) {
 		&HeartbeatReply{LastWAL: 1},
 		&KeyRequest{Epoch: 1},
 		&KeyReply{Key: testKey},
+		&FetchRequest{Keys: []string{"logical/a", "core/mounts"}},
+		&FetchReply{WALIndex: 9, Answered: 2, Entries: []KV{{"logical/a", []byte("v")}}, Absent: []string{"core/mounts"}},
 	} {
 		data, err := EncodeMessage(m)
 		if err != nil {

@@ -42,23 +42,38 @@ func testBatch() *Batch {
 			{Index: 12, Time: 1_700_000_000_000_000_001, Ops: []wal.Op{put("core/mounts", "")}},
 			{Index: 20, Time: -1, Ops: []wal.Op{{Kind: storage.PutOperation, Class: wal.Local, Key: "sys/token/x", Value: []byte{0, 1, 2}}}},
 		},
+		Guard: bytes.Repeat([]byte{0x6a}, GuardSize),
 	}
 }
 
-// sealRaw builds a batch message around arbitrary compressed bytes z, signed
-// and sealed like SealBatch does, to reach the decoder behind the crypto.
+// sealRaw builds a version 1 batch message around arbitrary compressed bytes
+// z, signed and sealed like SealBatch does, to reach the decoder behind the
+// crypto.
 func sealRaw(t testing.TB, epoch uint32, first, last uint64, z []byte) []byte {
+	t.Helper()
+	return sealRawHeader(t, batchV1Header(epoch, first, last), z)
+}
+
+// batchV1Header is a version 1 header.
+func batchV1Header(epoch uint32, first, last uint64) []byte {
+	h := make([]byte, batchHeaderLen)
+	h[0] = batchVersion1
+	binary.BigEndian.PutUint32(h[1:5], epoch)
+	binary.BigEndian.PutUint64(h[5:13], first)
+	binary.BigEndian.PutUint64(h[13:21], last)
+	return h
+}
+
+// sealRawHeader seals z under an arbitrary header, which is also the AAD's
+// header part, and signs it with testSigner.
+func sealRawHeader(t testing.TB, header, z []byte) []byte {
 	t.Helper()
 	aead, err := newGCM(testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := make([]byte, batchHeaderLen+nonceLen)
-	msg[0] = batchVersion
-	binary.BigEndian.PutUint32(msg[1:5], epoch)
-	binary.BigEndian.PutUint64(msg[5:13], first)
-	binary.BigEndian.PutUint64(msg[13:21], last)
-	msg = aead.Seal(msg, msg[batchHeaderLen:], z, batchAAD(testClusterID, msg[:batchHeaderLen]))
+	msg := append(bytes.Clone(header), make([]byte, nonceLen)...)
+	msg = aead.Seal(msg, msg[len(header):], z, batchAAD(testClusterID, header))
 	sig, err := signBatch(testSigner, msg)
 	if err != nil {
 		t.Fatal(err)

@@ -166,6 +166,63 @@ func (m *SyncReply) validate() error {
 	return nil
 }
 
+// MaxFetchKeys bounds the keys of one FetchRequest.
+const MaxFetchKeys = 1024
+
+// FetchRequest asks for the stored values of Keys (at most MaxFetchKeys,
+// each valid and listed once): the values of the keys a merkle diff found.
+type FetchRequest struct {
+	msgHeader
+	Keys []string `json:"keys"`
+}
+
+func (m *FetchRequest) validate() error {
+	if len(m.Keys) > MaxFetchKeys {
+		return fmt.Errorf("%d keys, limit %d", len(m.Keys), MaxFetchKeys)
+	}
+	seen := make(map[string]struct{}, len(m.Keys))
+	for i, k := range m.Keys {
+		if err := storage.ValidateKey(k); err != nil {
+			return fmt.Errorf("key %d: %v", i, err)
+		}
+		if _, dup := seen[k]; dup {
+			return fmt.Errorf("key %d: %q listed twice", i, k)
+		}
+		seen[k] = struct{}{}
+	}
+	return nil
+}
+
+// FetchReply answers the first Answered keys of a FetchRequest, in request
+// order: those stored in Entries (the value exactly as stored), those absent
+// in Absent. A reply holds about 1 MiB of values at most but always answers
+// at least one key of a non-empty request; the secondary asks again for the
+// rest. WALIndex is the primary's last WAL index read after the values.
+type FetchReply struct {
+	msgHeader
+	WALIndex uint64   `json:"wal_index"`
+	Answered int      `json:"answered"`
+	Entries  []KV     `json:"entries"`
+	Absent   []string `json:"absent,omitempty"`
+}
+
+func (m *FetchReply) validate() error {
+	if m.Answered < 0 || m.Answered != len(m.Entries)+len(m.Absent) {
+		return fmt.Errorf("answered %d keys with %d entries and %d absent", m.Answered, len(m.Entries), len(m.Absent))
+	}
+	for i := range m.Entries {
+		if err := storage.ValidateKey(m.Entries[i].Key); err != nil {
+			return fmt.Errorf("entry %d: %v", i, err)
+		}
+	}
+	for i, k := range m.Absent {
+		if err := storage.ValidateKey(k); err != nil {
+			return fmt.Errorf("absent %d: %v", i, err)
+		}
+	}
+	return nil
+}
+
 // HeartbeatRequest is sent by a secondary every 2 s.
 type HeartbeatRequest struct {
 	msgHeader
@@ -212,6 +269,8 @@ var (
 	_ Message = (*HeartbeatReply)(nil)
 	_ Message = (*KeyRequest)(nil)
 	_ Message = (*KeyReply)(nil)
+	_ Message = (*FetchRequest)(nil)
+	_ Message = (*FetchReply)(nil)
 )
 
 // ForwardRequest is a write a secondary authenticated and authorized itself

@@ -20,6 +20,9 @@ func TestMessagesRoundTrip(t *testing.T) {
 		&HeartbeatReply{LastWAL: 9, APIAddr: "http://x:8200"},
 		&KeyRequest{Epoch: 5},
 		&KeyReply{Epoch: 5, Key: testKey},
+		&FetchRequest{Keys: []string{"logical/a", "core/mounts"}},
+		&FetchReply{WALIndex: 12, Answered: 3, Entries: []KV{{"logical/a", []byte{1}}, {"core/mounts", []byte{}}}, Absent: []string{"logical/gone"}},
+		&FetchReply{WALIndex: 12},
 	} {
 		data, err := EncodeMessage(m)
 		if err != nil {
@@ -59,6 +62,11 @@ func TestDecodeMessageRejects(t *testing.T) {
 		{`{"v":1,"entries":[{"key":""}],"done":true}`, &SyncReply{}, ErrCorrupt},
 		{`{"v":1,"entries":[{"key":"b"}],"next":"a"}`, &SyncReply{}, ErrCorrupt},
 		{`{"v":1,"entries":[]}`, &SyncReply{}, ErrCorrupt},
+		{`{"v":1,"keys":["a","a"]}`, &FetchRequest{}, ErrCorrupt},
+		{`{"v":1,"keys":[""]}`, &FetchRequest{}, ErrCorrupt},
+		{`{"v":1,"answered":2,"entries":[{"key":"a"}]}`, &FetchReply{}, ErrCorrupt},
+		{`{"v":1,"answered":1,"absent":[""]}`, &FetchReply{}, ErrCorrupt},
+		{`{"v":1,"answered":-1}`, &FetchReply{}, ErrCorrupt},
 	} {
 		if err := DecodeMessage([]byte(tc.data), tc.m); !errors.Is(err, tc.want) {
 			t.Errorf("%s into %T: %v, want %v", tc.data, tc.m, err, tc.want)

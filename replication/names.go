@@ -13,6 +13,12 @@ const (
 	MethodHeartbeat = "heartbeat"
 	MethodKey       = "key"
 	MethodForward   = "forward"
+	// MethodMerkle carries merkle sync: the payload is merkle's own encoded
+	// Request and the reply its encoded Response (merkle/doc.go), both
+	// versioned and fuzzed there; the envelope seals them like any method.
+	MethodMerkle = "merkle"
+	// MethodFetch returns the stored values of listed keys (FetchRequest).
+	MethodFetch = "fetch"
 )
 
 // MaxIDLen is the longest cluster or secondary id ValidateID accepts.

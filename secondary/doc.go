@@ -1,15 +1,38 @@
 // Package secondary is the secondary side of performance replication:
-// activation, the durable consumer and applier, gap detection, the full sync
-// and heartbeats. docs/replication.md is the contract.
+// activation, the durable consumer and applier, gap detection, merkle sync
+// (or the full listing without an index), guard checks and heartbeats.
+// docs/replication.md is the contract.
 //
 // # Shape
 //
 // Decisions live in Machine, a pure state machine in etcd raft's RawNode
 // style: the driver (Secondary) feeds it Events (Started, BatchArrived,
-// BatchApplied, BatchRejected, ApplyFailed, SyncDone, HeartbeatOK/Failed,
-// Revoked, Stopped) and carries out the Actions it returns (StartSync,
-// StartStreaming, StopStreaming, ApplyBatch, Ack, Nak). machine_test.go
-// scripts it without I/O.
+// BatchApplied, GuardMismatch, BatchRejected, ApplyFailed, DiffStarted,
+// DiffDone, ListingStarted, SyncDone, HeartbeatOK/Failed, Revoked, Stopped)
+// and carries out the Actions it returns (StartSync, StartStreaming,
+// StopStreaming, ApplyBatch, Ack, Nak). machine_test.go scripts it without I/O.
+//
+// # Sync
+//
+// On activation, a gap, or a guard mismatch (after applying a guarded batch,
+// once the local index applied that write, the local root differs from the
+// guard), with a local merkle index (Config.Merkle):
+//
+//	merkle-diff   wait for the local index to apply the local WAL; merkle.Diff
+//	              against the primary's index over the "merkle" RPC
+//	merkle-sync   fetch the added and changed keys' values ("fetch", pages of
+//	              about 1 MiB), delete the deleted keys, each page one WAL
+//	              write (the Follower updates the local index); progress in
+//	              Status.SyncKeysDone of SyncTotalKeys; last_remote_wal = the
+//	              primary index's Applied at round 1 (RemoteApplied)
+//	stream-wals   batches up to it are skipped, later ones re-applied
+//
+// Without an index, or when the local index cannot serve (behind its WAL,
+// needing a reindex), or the primary has none (CodeNoMerkle) or does not serve
+// merkle, or its index lags the stream position already consumed: state
+// "sync", the full listing. Guards of batches ending before the sync's
+// GuardFrom (the primary's WAL index after the last fetched value) are not
+// compared: the sync may have written values newer than them.
 //
 // # How the lead drives it
 //
@@ -17,7 +40,8 @@
 //     primary's NATS (cfg.Bus, or a connection it opens and owns), sends the
 //     activate request with a fresh X25519 key and returns the opened bundle.
 //  2. The lead wipes its storage (Wipe, keeping wal/ and its identity) and
-//     installs bundle.RootKey in its seal/barrier.
+//     installs bundle.RootKey in its seal/barrier. Wipe deletes the merkle
+//     pages too: the lead rebuilds the index (merkle.Reindex) before Start.
 //  3. Start runs the first full sync (which brings core/keyring: OnApplied
 //     tells the lead to reload it), stores the secret state in cfg.State, then
 //     streams. After a restart, Open + Start resume from the stored state.

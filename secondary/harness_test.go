@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/merkle"
 	"github.com/cofferhq/coffer/primary"
 	"github.com/cofferhq/coffer/secondary"
 	"github.com/cofferhq/coffer/storage"
@@ -46,10 +48,65 @@ func testLogger(t *testing.T) zerolog.Logger {
 	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Timestamp().Logger()
 }
 
-// cluster is one side's storage: raw inmem under a WAL.
+// cluster is one side's storage: raw inmem under a WAL, and, once
+// startIndex ran, a merkle index over it kept up to date by a Follower.
 type cluster struct {
 	raw *inmem.Backend
 	wal *wal.Log
+
+	xmu sync.Mutex
+	x   *merkle.Index
+	f   *merkle.Follower
+}
+
+// startIndex (re)builds the merkle index from storage (Reindex: what the lead
+// does after a wipe) and starts it and its Follower. Stopped at cleanup.
+func (c *cluster) startIndex(t *testing.T) {
+	t.Helper()
+	c.stopIndex(t)
+	x, err := merkle.Reindex(context.Background(), c.raw, c.wal, wal.DefaultClassify, merkle.Options{FlushInterval: 5 * time.Millisecond}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := merkle.NewFollower(x, c.wal, testLogger(t))
+	x.Start()
+	f.Start()
+	c.xmu.Lock()
+	c.x, c.f = x, f
+	c.xmu.Unlock()
+}
+
+func (c *cluster) stopIndex(t *testing.T) {
+	c.xmu.Lock()
+	x, f := c.x, c.f
+	c.x, c.f = nil, nil
+	c.xmu.Unlock()
+	if x == nil {
+		return
+	}
+	f.Stop()
+	if err := x.Close(context.Background()); err != nil {
+		t.Error(err)
+	}
+}
+
+// index is Config.Merkle: the current index, nil before startIndex.
+func (c *cluster) index() *merkle.Index {
+	c.xmu.Lock()
+	defer c.xmu.Unlock()
+	return c.x
+}
+
+// root is the index's root once it has applied the whole WAL.
+func (c *cluster) root(t *testing.T) string {
+	t.Helper()
+	x := c.index()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := x.WaitApplied(ctx, c.wal.LastIndex()); err != nil {
+		t.Fatalf("merkle index at %d, WAL at %d: %v", x.Applied(), c.wal.LastIndex(), err)
+	}
+	return x.RootHex()
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -59,8 +116,10 @@ func newCluster(t *testing.T) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := &cluster{raw: raw, wal: l}
 	t.Cleanup(func() { _ = l.Close() })
-	return &cluster{raw: raw, wal: l}
+	t.Cleanup(func() { c.stopIndex(t) }) // runs first: before the log closes
+	return c
 }
 
 func (c *cluster) put(t *testing.T, key, val string) {
@@ -199,6 +258,17 @@ type secondarySide struct {
 	s       *secondary.Secondary
 	mu      sync.Mutex
 	applied []string
+	states  []secondary.State // every state reported by OnState, in order
+	// wiped, when set, runs after the activation's wipe (the lead rebuilds
+	// its merkle index there).
+	wiped func()
+}
+
+// seen returns the states reported so far.
+func (ss *secondarySide) seen() []secondary.State {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return slices.Clone(ss.states)
 }
 
 func newSecondarySide(t *testing.T, name string) *secondarySide {
@@ -209,6 +279,11 @@ func newSecondarySide(t *testing.T, name string) *secondarySide {
 		OnApplied: func(keys []string) {
 			ss.mu.Lock()
 			ss.applied = append(ss.applied, keys...)
+			ss.mu.Unlock()
+		},
+		OnState: func(st secondary.State) {
+			ss.mu.Lock()
+			ss.states = append(ss.states, st)
 			ss.mu.Unlock()
 		},
 		ClusterID: name, APIAddr: "http://" + name + ":8200",
@@ -230,6 +305,9 @@ func (ss *secondarySide) activate(t *testing.T, tok string) {
 	}
 	if err := secondary.Wipe(ctx, ss.raw, func(k string) bool { return strings.HasPrefix(k, "wal/") }); err != nil {
 		t.Fatal(err)
+	}
+	if ss.wiped != nil {
+		ss.wiped()
 	}
 	ss.start(t, s)
 }

@@ -12,8 +12,15 @@ const (
 	// StateConnecting: running, streaming requested, nothing heard from the
 	// primary yet (no batch applied, no heartbeat answered).
 	StateConnecting State = "connecting"
-	// StateSync: a full sync is running (fresh activation or a gap).
+	// StateSync: a sync by full listing is running (fresh activation, a gap or
+	// a guard mismatch, and no merkle index to diff).
 	StateSync State = "sync"
+	// StateMerkleDiff: a merkle sync is comparing the local index with the
+	// primary's, top down.
+	StateMerkleDiff State = "merkle-diff"
+	// StateMerkleSync: a merkle sync is fetching and writing the keys the
+	// diff found (Status.SyncKeysDone of SyncTotalKeys).
+	StateMerkleSync State = "merkle-sync"
 	// StateStreaming: applying WAL batches from the stream.
 	StateStreaming State = "stream-wals"
 	// StateRevoked: the primary refused this secondary. Terminal: re-activate
@@ -24,10 +31,13 @@ const (
 // Event is an input to Machine.Step: something the driver observed.
 type Event interface{ event() }
 
-// Started: the driver runs. NeedSync is true after a fresh activation.
+// Started: the driver runs. NeedSync is true after a fresh activation; Merkle
+// when the driver syncs by merkle diff (it has a merkle index), so a sync
+// starts in StateMerkleDiff rather than StateSync.
 type Started struct {
 	LastRemoteWAL uint64
 	NeedSync      bool
+	Merkle        bool
 }
 
 // BatchArrived: an authentic batch arrived on the WAL stream (the driver
@@ -37,6 +47,10 @@ type BatchArrived struct{ First, Last uint64 }
 
 // BatchApplied: the batch of the last ApplyBatch committed.
 type BatchApplied struct{ Last uint64 }
+
+// GuardMismatch: after applying a guarded batch ending at Last, the local
+// merkle root differs from the batch's guard (the primary's root at Last).
+type GuardMismatch struct{ Last uint64 }
 
 // BatchRejected: a message failed verification (not a batch, bad signature,
 // GCM, format, or an epoch the primary does not have): dropped.
@@ -49,9 +63,23 @@ type BatchRejected struct {
 // shutting down). It must be delivered again.
 type ApplyFailed struct{ Err error }
 
-// SyncDone: the full sync finished; WALIndex is the primary's WAL index taken
-// when it began.
-type SyncDone struct{ WALIndex uint64 }
+// DiffStarted: a merkle sync attempt begins its diff.
+type DiffStarted struct{}
+
+// DiffDone: the diff found Keys keys to fetch or delete; they are being written.
+type DiffDone struct{ Keys int }
+
+// ListingStarted: a sync attempt copies the full listing instead (no usable
+// merkle index).
+type ListingStarted struct{}
+
+// SyncDone: the sync finished. WALIndex is where streaming resumes: the
+// primary's WAL index when the sync began (full listing) or the one its
+// merkle index had applied at the diff's first round. GuardFrom is the
+// primary's WAL index once the last value was read: the sync may have written
+// values newer than WALIndex, which batches up to GuardFrom overwrite again,
+// so the guards of batches ending before it are not compared.
+type SyncDone struct{ WALIndex, GuardFrom uint64 }
 
 // HeartbeatOK: the primary answered a heartbeat.
 type HeartbeatOK struct{ PrimaryLastWAL uint64 }
@@ -68,6 +96,10 @@ type Stopped struct{}
 func (Started) event()         {}
 func (BatchArrived) event()    {}
 func (BatchApplied) event()    {}
+func (GuardMismatch) event()   {}
+func (DiffStarted) event()     {}
+func (DiffDone) event()        {}
+func (ListingStarted) event()  {}
 func (BatchRejected) event()   {}
 func (ApplyFailed) event()     {}
 func (SyncDone) event()        {}
@@ -80,8 +112,12 @@ func (Stopped) event()         {}
 // order.
 type Action interface{ action() }
 
-// StartSync: run a full sync now; report SyncDone.
-type StartSync struct{}
+// StartSync: run a sync now (merkle diff, or the full listing without an
+// index); report DiffStarted/DiffDone or ListingStarted, then SyncDone. Floor
+// is the least WAL index the sync may resume streaming from: the stream
+// messages up to it were already taken off the stream (a gap's batch, an
+// applied batch), so resuming below it would lose entries.
+type StartSync struct{ Floor uint64 }
 
 // StartStreaming: start the durable consumer (if not running).
 type StartStreaming struct{}
@@ -111,7 +147,7 @@ func (Nak) action()            {}
 // Ack reasons.
 const (
 	ReasonReplay   = "replay"   // the batch is at or below last_remote_wal
-	ReasonGap      = "gap"      // the batch left a gap; the full sync covers it
+	ReasonGap      = "gap"      // the batch left a gap; the sync covers it
 	ReasonRejected = "rejected" // the batch failed verification: dropped
 )
 
@@ -124,13 +160,17 @@ const (
 //   - A batch whose Last is at or below last_remote_wal is a replay: acked,
 //     nothing applied.
 //   - A batch whose First is past last_remote_wal+1 is a gap: the stream lost
-//     entries (limits) or they were never shipped. The machine goes to "sync";
-//     the message is acked after the sync, which covers it (the primary's WAL
-//     index at the sync's start is at or past every batch already published).
+//     entries (limits) or they were never shipped. The machine syncs
+//     ("merkle-diff" then "merkle-sync", or "sync" without merkle); the message
+//     is acked after the sync, which covers it (StartSync.Floor is its Last:
+//     the sync resumes at or past it).
 //   - Otherwise the batch is applied, from last_remote_wal+1 on.
-//   - SyncDone sets last_remote_wal to the primary's index at the sync's start
-//     (later batches re-apply what changed since: harmless, entries carry whole
-//     values and tombstones).
+//   - A guard mismatch after an applied batch starts a sync, unless the batch
+//     ends before the last sync's GuardFrom (its guard predates values the
+//     sync wrote) or a sync is already running.
+//   - SyncDone sets last_remote_wal to the sync's WALIndex (later batches
+//     re-apply what changed since: harmless, entries carry whole values and
+//     tombstones).
 //   - Revoked is terminal.
 type Machine struct {
 	state      State
@@ -138,6 +178,8 @@ type Machine struct {
 	connected  bool
 	primaryWAL uint64
 	streaming  bool
+	merkle     bool
+	guardFrom  uint64
 }
 
 // NewMachine returns a machine in StateIdle.
@@ -155,6 +197,21 @@ func (m *Machine) Connected() bool { return m.connected }
 // PrimaryLastWAL is the primary's last WAL index from its last heartbeat reply.
 func (m *Machine) PrimaryLastWAL() uint64 { return m.primaryWAL }
 
+// Syncing reports whether a sync runs (StateSync, StateMerkleDiff or
+// StateMerkleSync).
+func (m *Machine) Syncing() bool {
+	return m.state == StateSync || m.state == StateMerkleDiff || m.state == StateMerkleSync
+}
+
+// startSync enters the sync state.
+func (m *Machine) startSync(floor uint64) StartSync {
+	m.state = StateSync
+	if m.merkle {
+		m.state = StateMerkleDiff
+	}
+	return StartSync{Floor: floor}
+}
+
 // Step applies one event and returns the actions to carry out, in order.
 func (m *Machine) Step(ev Event) []Action {
 	if m.state == StateRevoked {
@@ -167,9 +224,9 @@ func (m *Machine) Step(ev Event) []Action {
 	switch ev := ev.(type) {
 	case Started:
 		m.lastRemote = ev.LastRemoteWAL
+		m.merkle = ev.Merkle
 		if ev.NeedSync {
-			m.state = StateSync
-			return []Action{StartSync{}}
+			return []Action{m.startSync(0)}
 		}
 		m.state = StateConnecting
 		m.streaming = true
@@ -179,13 +236,12 @@ func (m *Machine) Step(ev Event) []Action {
 		switch {
 		case m.state == StateIdle:
 			return []Action{Nak{Reason: "stopped"}}
-		case m.state == StateSync:
+		case m.Syncing():
 			return []Action{Nak{Reason: "sync running"}}
 		case ev.Last <= m.lastRemote:
 			return []Action{Ack{Reason: ReasonReplay}}
 		case ev.First > m.lastRemote+1:
-			m.state = StateSync
-			return []Action{StartSync{}, Ack{Reason: ReasonGap}}
+			return []Action{m.startSync(ev.Last), Ack{Reason: ReasonGap}}
 		}
 		return []Action{ApplyBatch{After: m.lastRemote}}
 
@@ -198,6 +254,30 @@ func (m *Machine) Step(ev Event) []Action {
 		}
 		return []Action{Ack{}}
 
+	case GuardMismatch:
+		if m.Syncing() || m.state == StateIdle || ev.Last < m.guardFrom {
+			return nil
+		}
+		return []Action{m.startSync(max(ev.Last, m.lastRemote))}
+
+	case DiffStarted:
+		if m.Syncing() {
+			m.state = StateMerkleDiff
+		}
+		return nil
+
+	case DiffDone:
+		if m.Syncing() {
+			m.state = StateMerkleSync
+		}
+		return nil
+
+	case ListingStarted:
+		if m.Syncing() {
+			m.state = StateSync
+		}
+		return nil
+
 	case BatchRejected:
 		return []Action{Ack{Reason: ReasonRejected}}
 
@@ -205,10 +285,11 @@ func (m *Machine) Step(ev Event) []Action {
 		return []Action{Nak{Reason: "apply failed"}}
 
 	case SyncDone:
-		if m.state != StateSync {
+		if !m.Syncing() {
 			return nil
 		}
 		m.lastRemote = ev.WALIndex
+		m.guardFrom = ev.GuardFrom
 		m.state = StateStreaming
 		m.connected = true
 		if !m.streaming {

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/merkle"
 	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/wal"
@@ -26,6 +28,13 @@ const (
 	retryMax = 5 * time.Second
 	// deleteChunk is how many deletions one sync transaction holds.
 	deleteChunk = 512
+	// guardWait bounds how long the applier waits for the local merkle index
+	// to apply a guarded batch's local WAL write before comparing roots; past
+	// it the guard is not compared.
+	guardWait = 2 * time.Second
+	// indexWait bounds how long a merkle sync waits for the local index to
+	// apply the local WAL; past it the sync uses the full listing.
+	indexWait = 10 * time.Second
 )
 
 // Errors.
@@ -66,6 +75,18 @@ type Config struct {
 	// OnApplied is called after each applied batch and sync page with the keys
 	// written or deleted (the lead invalidates caches). It must not block long.
 	OnApplied func(keys []string)
+	// Merkle returns this cluster's merkle index over the replicated keys
+	// (following WAL), or nil when there is none right now. A func, as
+	// sys/replication/reindex swaps the index. With an index, a sync is a
+	// merkle diff against the primary's index followed by fetching the
+	// differing keys, and every guarded batch is checked: after applying it
+	// the local root must equal its guard, else a sync runs. Nil (or a nil
+	// index, or an index that cannot serve the diff): the full listing.
+	Merkle func() *merkle.Index
+	// OnState, when set, is called with the new state at every state change,
+	// in order. It must not block long nor call back into the Secondary
+	// except Status.
+	OnState func(State)
 	// ClusterID and APIAddr are this cluster's, sent in heartbeats.
 	ClusterID, APIAddr string
 	// HeartbeatInterval: default 2s.
@@ -114,6 +135,8 @@ type Secondary struct {
 	bus    *bus.Bus
 	ownBus bool
 
+	// stepMu serialises Step with its OnState call, so states are reported in order.
+	stepMu sync.Mutex
 	// mu guards everything below it.
 	mu            sync.Mutex
 	m             *Machine
@@ -123,6 +146,7 @@ type Secondary struct {
 	started       bool
 	lastHeartbeat time.Time
 	syncDone      int
+	syncTotal     int
 	lastErr       string
 	startSeq      uint64        // where a new durable starts (stream last seq + 1 before the first sync)
 	advanced      chan struct{} // closed and replaced at every step: waiters re-check
@@ -264,7 +288,7 @@ func (s *Secondary) Start(ctx context.Context) error {
 		return ErrRevoked
 	}
 	s.started = true
-	ev := Started{LastRemoteWAL: s.m.lastRemote, NeedSync: s.needSync}
+	ev := Started{LastRemoteWAL: s.m.lastRemote, NeedSync: s.needSync, Merkle: s.cfg.Merkle != nil}
 	s.mu.Unlock()
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
@@ -307,10 +331,13 @@ type Status struct {
 	LastHeartbeat    time.Time
 	Connected        bool
 	Epoch            uint32
-	// SyncKeysDone counts the keys written by the running (or last) full sync;
-	// the total is not known in advance.
-	SyncKeysDone int
-	LastError    string
+	// SyncKeysDone counts the keys written or deleted by the running (or
+	// last) sync. SyncTotalKeys is the number a merkle sync's diff found
+	// (added + changed + deleted); 0 for a full listing, whose total is not
+	// known in advance.
+	SyncKeysDone  int
+	SyncTotalKeys int
+	LastError     string
 }
 
 // Status returns the current status.
@@ -321,18 +348,33 @@ func (s *Secondary) Status() Status {
 		State: s.m.State(), SecondaryID: s.sec.SecondaryID, PrimaryClusterID: s.sec.PrimaryClusterID,
 		PrimaryAPIAddr: s.sec.PrimaryAPIAddr, LastRemoteWAL: s.m.LastRemoteWAL(), PrimaryLastWAL: s.m.PrimaryLastWAL(),
 		LastHeartbeat: s.lastHeartbeat, Connected: s.m.Connected(), Epoch: s.sec.Epoch,
-		SyncKeysDone: s.syncDone, LastError: s.lastErr,
+		SyncKeysDone: s.syncDone, SyncTotalKeys: s.syncTotal, LastError: s.lastErr,
 	}
 }
 
-// step feeds the machine under the lock.
+// step feeds the machine under the lock, then reports a state change.
 func (s *Secondary) step(ev Event) []Action {
+	s.stepMu.Lock()
+	defer s.stepMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	before := s.m.State()
 	acts := s.m.Step(ev)
+	after := s.m.State()
 	close(s.advanced)
 	s.advanced = make(chan struct{})
+	s.mu.Unlock()
+	if after != before && s.cfg.OnState != nil {
+		s.cfg.OnState(after)
+	}
 	return acts
+}
+
+// index is the local merkle index, or nil.
+func (s *Secondary) index() *merkle.Index {
+	if s.cfg.Merkle == nil {
+		return nil
+	}
+	return s.cfg.Merkle()
 }
 
 // WaitRemoteWAL waits until this secondary has applied the primary's WAL up
@@ -402,14 +444,18 @@ func (s *Secondary) exec(ctx context.Context, acts []Action, d *delivery) {
 	for _, a := range acts {
 		switch a := a.(type) {
 		case StartSync:
-			s.exec(ctx, s.syncUntilDone(ctx), d)
+			s.exec(ctx, s.syncUntilDone(ctx, a.Floor), d)
 		case StartStreaming:
 			s.startStreaming(ctx)
 		case StopStreaming:
 			s.revokeOnce.Do(func() { close(s.revoked) })
 			s.log.Error().Msg("the primary revoked this secondary: replication stopped; generate a new token on the primary and activate again")
 		case ApplyBatch:
-			s.exec(ctx, s.step(s.apply(ctx, d.batch, a.After)), d)
+			ev, local := s.apply(ctx, d.batch, a.After)
+			s.exec(ctx, s.step(ev), d)
+			if _, ok := ev.(BatchApplied); ok && s.guardMismatch(ctx, d.batch, local) {
+				s.exec(ctx, s.step(GuardMismatch{Last: d.batch.Last}), nil)
+			}
 		case Ack:
 			if d == nil {
 				continue
@@ -418,7 +464,7 @@ func (s *Secondary) exec(ctx context.Context, acts []Action, d *delivery) {
 			case ReasonReplay:
 				s.log.Info().Uint64("first", d.batch.First).Uint64("last", d.batch.Last).Msg("skipped a replayed batch (already applied)")
 			case ReasonGap:
-				s.log.Info().Uint64("first", d.batch.First).Msg("batch after a gap covered by the full sync")
+				s.log.Info().Uint64("first", d.batch.First).Msg("batch after a gap covered by the sync")
 			}
 			if err := d.msg.Ack(); err != nil {
 				s.log.Warn().Err(err).Msg("ack")
@@ -540,8 +586,9 @@ func (s *Secondary) accept(key string) bool {
 }
 
 // apply writes the entries of b after `after` and the new last_remote_wal in
-// one WAL write (one storage transaction).
-func (s *Secondary) apply(ctx context.Context, b *replication.Batch, after uint64) Event {
+// one WAL write (one storage transaction). It returns the event and the local
+// WAL index of that write (0 when it logged nothing).
+func (s *Secondary) apply(ctx context.Context, b *replication.Batch, after uint64) (Event, uint64) {
 	var ops []*storage.TxnOp
 	var keys []string
 	for _, e := range b.Entries {
@@ -559,29 +606,66 @@ func (s *Secondary) apply(ctx context.Context, b *replication.Batch, after uint6
 		}
 	}
 	ops = append(ops, positionOp(s.cfg.StateKey, b.Last))
-	if _, err := s.cfg.WAL.Write(ctx, ops); err != nil {
+	local, err := s.cfg.WAL.Write(ctx, ops)
+	if err != nil {
 		s.setErr(err)
 		s.log.Warn().Err(err).Uint64("first", b.First).Uint64("last", b.Last).Msg("cannot apply a batch; it will be redelivered")
-		return ApplyFailed{Err: err}
+		return ApplyFailed{Err: err}, 0
 	}
 	if len(keys) > 0 {
 		s.cfg.OnApplied(keys)
 	}
-	return BatchApplied{Last: b.Last}
+	return BatchApplied{Last: b.Last}, local
 }
 
-// syncUntilDone runs the full sync until it succeeds, ctx ends or the
-// primary says revoked; it returns the machine's answer.
-func (s *Secondary) syncUntilDone(ctx context.Context) []Action {
+// guardMismatch compares the local merkle root with b's guard once the local
+// index has applied the batch's local WAL write (local; 0 when that write
+// logged nothing: then everything written so far). Having applied the
+// primary's WAL up to b.Last, this cluster's replicated keys equal the
+// primary's at b.Last, hence the roots. It reports false when there is no
+// guard or no index, or the index did not catch up within guardWait.
+func (s *Secondary) guardMismatch(ctx context.Context, b *replication.Batch, local uint64) bool {
+	if len(b.Guard) == 0 {
+		return false
+	}
+	x := s.index()
+	if x == nil {
+		return false
+	}
+	if local == 0 {
+		local = s.cfg.WAL.LastIndex()
+	}
+	wctx, cancel := context.WithTimeout(ctx, guardWait)
+	err := x.WaitApplied(wctx, local)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn().Uint64("last", b.Last).Uint64("local_index", local).Uint64("merkle_applied", x.Applied()).
+				Msg("the local merkle index did not reach the applied batch in time; its guard is not compared")
+		}
+		return false
+	}
+	root := x.Root()
+	if bytes.Equal(root, b.Guard) {
+		return false
+	}
+	s.log.Warn().Uint64("last", b.Last).Hex("guard", b.Guard).Hex("local_root", root).
+		Msg("merkle guard mismatch: this cluster's replicated keys differ from the primary's at the batch's last index; running a merkle sync")
+	return true
+}
+
+// syncUntilDone runs the sync until it succeeds, ctx ends or the primary
+// says revoked; it returns the machine's answer. floor is StartSync.Floor.
+func (s *Secondary) syncUntilDone(ctx context.Context, floor uint64) []Action {
 	wait := retryMin
 	for {
-		idx, err := s.fullSync(ctx)
+		idx, from, err := s.syncOnce(ctx, floor)
 		if err == nil {
 			if err := s.storeSecret(ctx); err != nil {
 				return nil
 			}
-			s.log.Info().Uint64("wal_index", idx).Msg("full sync done; streaming")
-			return s.step(SyncDone{WALIndex: idx})
+			s.log.Info().Uint64("wal_index", idx).Uint64("guard_from", from).Msg("sync done; streaming")
+			return s.step(SyncDone{WALIndex: idx, GuardFrom: from})
 		}
 		if replication.IsRevoked(err) {
 			return s.step(Revoked{})
@@ -590,7 +674,7 @@ func (s *Secondary) syncUntilDone(ctx context.Context) []Action {
 			return nil
 		}
 		s.setErr(err)
-		s.log.Warn().Err(err).Dur("retry_in", wait).Msg("full sync failed; retrying")
+		s.log.Warn().Err(err).Dur("retry_in", wait).Msg("sync failed; retrying")
 		if !sleepCtx(ctx, wait) {
 			return nil
 		}
@@ -624,22 +708,210 @@ func (s *Secondary) storeSecret(ctx context.Context) error {
 	}
 }
 
+// errUseListing: this sync attempt cannot use the merkle index; it copies
+// the full listing instead.
+var errUseListing = errors.New("the merkle index cannot serve this sync")
+
+// syncOnce runs one sync attempt: a merkle sync when there is an index, else
+// (or when the index cannot serve it) the full listing. It returns where
+// streaming resumes and SyncDone.GuardFrom.
+func (s *Secondary) syncOnce(ctx context.Context, floor uint64) (uint64, uint64, error) {
+	if x := s.index(); x != nil {
+		idx, from, err := s.merkleSync(ctx, x, floor)
+		if !errors.Is(err, errUseListing) {
+			return idx, from, err
+		}
+		s.log.Warn().Err(err).Msg("syncing by full listing instead of merkle diff")
+	}
+	s.step(ListingStarted{})
+	idx, err := s.fullSync(ctx)
+	return idx, idx, err
+}
+
+// beginSync resets the progress and notes where a new durable starts: every
+// message in the stream now was published before the sync's WAL index is
+// taken (the primary's WAL index, or the one its index applied after
+// catching up with that WAL), so a new durable can start after them.
+func (s *Secondary) beginSync(ctx context.Context) error {
+	s.mu.Lock()
+	stream := s.sec.Stream
+	s.syncDone, s.syncTotal = 0, 0
+	s.mu.Unlock()
+	_, last, _, err := s.bus.StreamState(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	s.mu.Lock()
+	s.startSeq = last + 1
+	s.mu.Unlock()
+	return nil
+}
+
+// merkleSync makes this cluster's replicated keys those of the primary by
+// merkle diff: it compares the local index with the primary's (state
+// merkle-diff), then fetches the values of the added and changed keys in
+// pages and deletes the deleted ones, each page one WAL write, so the
+// Follower brings the local index along (state merkle-sync). It stores and
+// returns last_remote_wal = the WAL index the primary's index had applied at
+// the diff's first round (at least floor, else the attempt fails and is
+// retried), and the primary's WAL index after the last value was read. Values
+// written meanwhile on the primary may be missed or newer: streaming from the
+// returned index re-applies them.
+func (s *Secondary) merkleSync(ctx context.Context, x *merkle.Index, floor uint64) (uint64, uint64, error) {
+	s.step(DiffStarted{})
+	if err := s.beginSync(ctx); err != nil {
+		return 0, 0, err
+	}
+	// The local index must reflect every local write before it is compared.
+	local := s.cfg.WAL.LastIndex()
+	wctx, cancel := context.WithTimeout(ctx, indexWait)
+	err := x.WaitApplied(wctx, local)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, 0, ctx.Err()
+		}
+		return 0, 0, fmt.Errorf("%w: the local index has applied the local WAL up to %d of %d (is its follower running?)", errUseListing, x.Applied(), local)
+	}
+	remote := merkle.SourceFunc(func(ctx context.Context, req []byte) ([]byte, error) {
+		return s.callRaw(ctx, replication.MethodMerkle, req)
+	})
+	res, err := merkle.Diff(ctx, x, remote, merkle.DiffOptions{})
+	var re *replication.RPCError
+	switch {
+	case errors.Is(err, merkle.ErrReindexRequired):
+		return 0, 0, fmt.Errorf("%w: the local index: %w", errUseListing, err)
+	case errors.As(err, &re) && re.Code == replication.CodeNoMerkle:
+		return 0, 0, fmt.Errorf("%w: %w", errUseListing, err)
+	case errors.Is(err, bus.ErrUnreachable) && s.Status().Connected:
+		// The primary answers heartbeats but nobody serves the merkle subject:
+		// a primary from before merkle sync.
+		return 0, 0, fmt.Errorf("%w: the primary does not serve merkle sync: %w", errUseListing, err)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("merkle diff: %w", err)
+	}
+	if res.RemoteApplied < floor {
+		// Resuming the stream below floor would lose what was already taken
+		// off it; the primary's index lags its WAL (the primary waited for it).
+		return 0, 0, fmt.Errorf("%w: the primary's merkle index has applied its WAL up to %d only, and this secondary read the stream up to %d", errUseListing, res.RemoteApplied, floor)
+	}
+	total := res.Keys()
+	s.mu.Lock()
+	s.syncTotal = total
+	s.mu.Unlock()
+	s.log.Info().Int("added", len(res.Added)).Int("changed", len(res.Changed)).Int("deleted", len(res.Deleted)).
+		Int("rounds", res.Rounds).Int64("bytes_received", res.BytesReceived).Uint64("remote_applied", res.RemoteApplied).
+		Msg("merkle diff done; fetching the differing keys")
+	s.step(DiffDone{Keys: total})
+
+	guardFrom := res.RemoteApplied
+	fetch := make([]string, 0, len(res.Added)+len(res.Changed))
+	skipped := 0
+	for _, k := range slices.Concat(res.Added, res.Changed) {
+		if s.accept(k) {
+			fetch = append(fetch, k)
+		} else {
+			skipped++
+		}
+	}
+	for len(fetch) > 0 {
+		chunk := fetch[:min(len(fetch), replication.MaxFetchKeys)]
+		var reply replication.FetchReply
+		if err := s.call(ctx, replication.MethodFetch, &replication.FetchRequest{Keys: chunk}, &reply); err != nil {
+			return 0, 0, fmt.Errorf("merkle sync: fetch: %w", err)
+		}
+		if reply.Answered < 1 || reply.Answered > len(chunk) {
+			return 0, 0, fmt.Errorf("merkle sync: the primary answered %d keys of %d", reply.Answered, len(chunk))
+		}
+		asked := make(map[string]struct{}, reply.Answered)
+		for _, k := range chunk[:reply.Answered] {
+			asked[k] = struct{}{}
+		}
+		ops := make([]*storage.TxnOp, 0, reply.Answered)
+		keys := make([]string, 0, reply.Answered)
+		take := func(k string) error {
+			if _, ok := asked[k]; !ok {
+				return fmt.Errorf("merkle sync: the primary answered key %q, not asked or answered twice", k)
+			}
+			delete(asked, k)
+			keys = append(keys, k)
+			return nil
+		}
+		for _, kv := range reply.Entries {
+			if err := take(kv.Key); err != nil {
+				return 0, 0, err
+			}
+			ops = append(ops, &storage.TxnOp{Operation: storage.PutOperation, Entry: &storage.Entry{Key: kv.Key, Value: kv.Value}})
+		}
+		for _, k := range reply.Absent { // gone since the diff: the stream brings its deletion too
+			if err := take(k); err != nil {
+				return 0, 0, err
+			}
+			ops = append(ops, &storage.TxnOp{Operation: storage.DeleteOperation, Entry: &storage.Entry{Key: k}})
+		}
+		if _, err := s.cfg.WAL.Write(ctx, ops); err != nil {
+			return 0, 0, fmt.Errorf("merkle sync: write fetched values: %w", err)
+		}
+		s.cfg.OnApplied(keys)
+		guardFrom = max(guardFrom, reply.WALIndex)
+		fetch = fetch[reply.Answered:]
+		s.mu.Lock()
+		s.syncDone += reply.Answered
+		s.mu.Unlock()
+	}
+	doomed := make([]string, 0, len(res.Deleted))
+	for _, k := range res.Deleted {
+		if s.cfg.Classify(k) == wal.Replicated && s.accept(k) {
+			doomed = append(doomed, k)
+		} else {
+			skipped++
+		}
+	}
+	if err := s.deleteKeys(ctx, doomed, res.RemoteApplied); err != nil {
+		return 0, 0, fmt.Errorf("merkle sync: %w", err)
+	}
+	if skipped > 0 {
+		s.log.Warn().Int("keys", skipped).Msg("merkle sync: skipped keys this secondary does not replicate")
+	}
+	return res.RemoteApplied, guardFrom, nil
+}
+
+// deleteKeys deletes doomed in WAL writes of at most deleteChunk keys, the
+// last one (even when doomed is empty) storing last_remote_wal = position.
+func (s *Secondary) deleteKeys(ctx context.Context, doomed []string, position uint64) error {
+	for {
+		n := min(len(doomed), deleteChunk)
+		ops := make([]*storage.TxnOp, 0, n+1)
+		for _, k := range doomed[:n] {
+			ops = append(ops, &storage.TxnOp{Operation: storage.DeleteOperation, Entry: &storage.Entry{Key: k}})
+		}
+		last := n == len(doomed)
+		if last {
+			ops = append(ops, positionOp(s.cfg.StateKey, position))
+		}
+		if _, err := s.cfg.WAL.Write(ctx, ops); err != nil {
+			return fmt.Errorf("delete keys the primary no longer has: %w", err)
+		}
+		if n > 0 {
+			s.cfg.OnApplied(doomed[:n])
+		}
+		s.mu.Lock()
+		s.syncDone += n
+		s.mu.Unlock()
+		doomed = doomed[n:]
+		if last {
+			return nil
+		}
+	}
+}
+
 // fullSync copies every replicated key of the primary, deletes the local
 // replicated keys it does not list, and stores last_remote_wal = the
 // primary's WAL index at the start. It returns that index.
 func (s *Secondary) fullSync(ctx context.Context) (uint64, error) {
-	s.mu.Lock()
-	stream := s.sec.Stream
-	s.syncDone = 0
-	s.mu.Unlock()
-	// Every message in the stream now was published before the sync's WAL
-	// index is taken: a new durable can start after them.
-	if _, last, _, err := s.bus.StreamState(ctx, stream); err != nil {
-		return 0, fmt.Errorf("sync: %w", err)
-	} else {
-		s.mu.Lock()
-		s.startSeq = last + 1
-		s.mu.Unlock()
+	if err := s.beginSync(ctx); err != nil {
+		return 0, err
 	}
 	listed := make(map[string]struct{})
 	var walIndex uint64
@@ -688,58 +960,46 @@ func (s *Secondary) fullSync(ctx context.Context) (uint64, error) {
 	}); err != nil {
 		return 0, fmt.Errorf("sync: list local keys: %w", err)
 	}
-	for {
-		n := min(len(doomed), deleteChunk)
-		ops := make([]*storage.TxnOp, 0, n+1)
-		for _, k := range doomed[:n] {
-			ops = append(ops, &storage.TxnOp{Operation: storage.DeleteOperation, Entry: &storage.Entry{Key: k}})
-		}
-		last := n == len(doomed)
-		if last {
-			ops = append(ops, positionOp(s.cfg.StateKey, walIndex))
-		}
-		if _, err := s.cfg.WAL.Write(ctx, ops); err != nil {
-			return 0, fmt.Errorf("sync: delete keys the primary no longer has: %w", err)
-		}
-		if n > 0 {
-			s.cfg.OnApplied(doomed[:n])
-		}
-		doomed = doomed[n:]
-		if last {
-			break
-		}
+	if err := s.deleteKeys(ctx, doomed, walIndex); err != nil {
+		return 0, fmt.Errorf("sync: %w", err)
 	}
 	return walIndex, nil
 }
 
 // call sends one authenticated RPC and decodes its reply.
 func (s *Secondary) call(ctx context.Context, method string, req, reply replication.Message) error {
-	s.mu.Lock()
-	sid, cid, key := s.sec.SecondaryID, s.sec.PrimaryClusterID, s.sec.RPCKey
-	s.mu.Unlock()
 	payload, err := replication.EncodeMessage(req)
 	if err != nil {
 		return err
 	}
-	msg, err := replication.SealRequest(sid, method, key, payload, s.cfg.Now())
+	out, err := s.callRaw(ctx, method, payload)
 	if err != nil {
 		return err
 	}
+	return replication.DecodeMessage(out, reply)
+}
+
+// callRaw sends one authenticated RPC with an opaque payload and returns the
+// opened reply payload.
+func (s *Secondary) callRaw(ctx context.Context, method string, payload []byte) ([]byte, error) {
+	s.mu.Lock()
+	sid, cid, key := s.sec.SecondaryID, s.sec.PrimaryClusterID, s.sec.RPCKey
+	s.mu.Unlock()
+	msg, err := replication.SealRequest(sid, method, key, payload, s.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
 	nonce, err := replication.RequestNonce(msg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
 	resp, err := s.bus.Request(rctx, replication.RPCSubject(cid, method), msg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	out, err := replication.OpenReply(resp, key, nonce)
-	if err != nil {
-		return err
-	}
-	return replication.DecodeMessage(out, reply)
+	return replication.OpenReply(resp, key, nonce)
 }
 
 // heartbeats sends a heartbeat every interval until ctx ends or revocation.
