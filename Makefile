@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 TEST_TIMEOUT ?= 30m
 
-.PHONY: build test lint unit demo clean tools
+.PHONY: build test lint unit demo clean tools images compose-test
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/coffer ./cmd/coffer
@@ -25,8 +25,25 @@ lint: tools
 unit:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-# test: formatting, vet, staticcheck, then every test (unit, crash, end-to-end).
-test: lint unit
+# images: static binaries and the FROM scratch images of deploy/compose
+# (coffer:dev, coffer-nats:dev, coffer-natscli:dev); nothing is pulled.
+images:
+	./scripts/images.sh
+
+# compose-test: the fault tests of the compose topology (tests/compose,
+# docs/operations.md), when a Docker engine answers; otherwise a log line says
+# they were skipped.
+compose-test:
+	@if docker info >/dev/null 2>&1; then \
+	  ./scripts/images.sh && \
+	  COFFER_COMPOSE_TESTS=1 $(GO) test -count=1 -v -timeout 20m ./tests/compose/; \
+	else \
+	  echo "compose-test: SKIPPED: no Docker engine answers (docker info failed); the compose fault tests did not run"; \
+	fi
+
+# test: formatting, vet, staticcheck, then every test (unit, crash, end-to-end),
+# then the compose fault tests when Docker is there.
+test: lint unit compose-test
 
 demo: build
 	./scripts/demo.sh

@@ -195,8 +195,9 @@ func (b *Bus) ClientURL() string {
 		return b.cfg.Advertise
 	}
 	if b.srv != nil {
-		addr := b.srv.Addr().(*net.TCPAddr)
-		if addr.IP.IsUnspecified() {
+		// After Close the server has no address: the URL it had stays the answer.
+		addr, ok := b.srv.Addr().(*net.TCPAddr)
+		if ok && addr.IP.IsUnspecified() {
 			if h, err := os.Hostname(); err == nil {
 				return "nats://" + net.JoinHostPort(h, strconv.Itoa(addr.Port))
 			}

@@ -193,7 +193,18 @@ func Enable(ctx context.Context, cfg Config) (*Primary, error) {
 	if err := saveState(ctx, cfg.State, st); err != nil {
 		return nil, fmt.Errorf("enable primary: %w", err)
 	}
-	return start(ctx, cfg, st)
+	p, err := start(ctx, cfg, st)
+	if err != nil {
+		// Nothing runs: forget the state so that enable can be retried
+		// (a NATS cluster still forming cannot place the stream yet).
+		for _, k := range []string{stateKey, shippedKey} {
+			if derr := cfg.State.Delete(context.WithoutCancel(ctx), k); derr != nil {
+				return nil, fmt.Errorf("enable primary: %w (and its state could not be removed: %v; restart and retry)", err, derr)
+			}
+		}
+		return nil, fmt.Errorf("enable primary: %w; nothing was enabled, retry", err)
+	}
+	return p, nil
 }
 
 // Open restarts an already enabled primary from its stored state.

@@ -6,9 +6,12 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/storage/inmem"
 	"github.com/cofferhq/coffer/wal"
+	"github.com/rs/zerolog"
 )
 
 // The sync listing walks one-level listings depth first; check it against the
@@ -57,4 +60,47 @@ func TestMakeBatchKeepsReplicatedOpsAndTheRange(t *testing.T) {
 	if only.First != 7 || only.Last != 7 || len(only.Entries) != 0 {
 		t.Fatalf("local-only batch %d-%d with %d entries", only.First, only.Last, len(only.Entries))
 	}
+}
+
+// A failed enable (the stream cannot be created: the bus is closed) leaves no
+// state behind, so enable can be retried once NATS is back.
+func TestEnableFailureCanBeRetried(t *testing.T) {
+	ctx := context.Background()
+	raw := inmem.New()
+	log, err := wal.Open(ctx, raw, wal.Options{}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = log.Close() })
+	newBus := func() *bus.Bus {
+		b, err := bus.Open(ctx, bus.Config{Embedded: true, Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	cfg := Config{
+		ClusterID: "dc1", APIAddr: "http://dc1:8200", WAL: log, Raw: raw,
+		State:   logical.NewView(raw, "core/replication/primary/"),
+		RootKey: func() ([]byte, error) { return make([]byte, 32), nil },
+		Logger:  zerolog.Nop(),
+	}
+	dead := newBus()
+	if err := dead.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Bus = dead
+	if _, err := Enable(ctx, cfg); err == nil {
+		t.Fatal("enable on a closed bus succeeded")
+	}
+	if names, _ := raw.List(ctx, "core/replication/primary/"); len(names) != 0 {
+		t.Fatalf("a failed enable left state behind: %v", names)
+	}
+	cfg.Bus = newBus()
+	t.Cleanup(func() { _ = cfg.Bus.Close() })
+	p, err := Enable(ctx, cfg)
+	if err != nil {
+		t.Fatalf("enable after a failed attempt: %v", err)
+	}
+	p.Stop()
 }
