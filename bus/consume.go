@@ -14,7 +14,10 @@ import (
 
 const (
 	// AckWait is how long JetStream waits for an Ack before redelivering.
-	AckWait = 30 * time.Second
+	// Short, because with one message in flight an ack lost in a NATS outage
+	// holds the whole stream back for this long; a handler that runs longer
+	// (a resync) only causes one redelivery, which the caller skips as a replay.
+	AckWait = 5 * time.Second
 	// NakDelay is how long JetStream holds a Nak'ed message before
 	// redelivering it, so a handler failing on every try does not spin.
 	NakDelay = 250 * time.Millisecond
@@ -47,7 +50,7 @@ type Msg struct {
 
 // Consume delivers the stream's messages to handle, one at a time and in
 // stream order, from one goroutine it owns, through the durable pull consumer
-// named durable (explicit ack, AckWait 30 s, MaxAckPending 1).
+// named durable (explicit ack, AckWait 5 s, MaxAckPending 1).
 //
 // A new durable starts at startSeq (0 = the first message in the stream); an
 // existing durable keeps its position and startSeq is ignored. Should the
