@@ -1028,6 +1028,7 @@ func (s *Secondary) heartbeat(ctx context.Context) {
 	case err == nil:
 		s.mu.Lock()
 		s.lastHeartbeat = s.cfg.Now()
+		s.lastErr = "" // the primary answers again: an old failure is no longer the state
 		if reply.APIAddr != "" {
 			s.sec.PrimaryAPIAddr = reply.APIAddr
 		}
