@@ -294,7 +294,10 @@ func (p *Primary) handleSync(ctx context.Context, id string, payload []byte) ([]
 // secondary resumes streaming, and it must not be behind a batch the secondary
 // already took off the stream.
 func (p *Primary) handleMerkle(ctx context.Context, id string, payload []byte) ([]byte, *replication.RPCError) {
-	x := p.cfg.Merkle()
+	var x *merkle.Index
+	if p.cfg.Merkle != nil {
+		x = p.cfg.Merkle()
+	}
 	if x == nil {
 		return nil, &replication.RPCError{Code: replication.CodeNoMerkle,
 			Msg: fmt.Sprintf("primary %s has no merkle index right now (starting, or reindexing): sync by full listing", p.cfg.ClusterID)}

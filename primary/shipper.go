@@ -26,7 +26,7 @@ const (
 	// publishTimeout bounds one publish attempt.
 	publishTimeout = 5 * time.Second
 	// guardWait bounds how long the shipper waits for the merkle index to
-	// apply a batch's last entry before shipping the batch without a guard.
+	// apply a batch's first entry before shipping the batch without a guard.
 	guardWait = 2 * time.Second
 )
 
@@ -60,7 +60,15 @@ func (p *Primary) ship(ctx context.Context) {
 			}
 			return
 		}
-		entries, err := p.cfg.WAL.Read(ctx, shipped, maxBatchEntries)
+		// Cut the batch where the merkle index stands, so that its root is the
+		// batch's guard: the index follows the WAL closely, so (almost) every
+		// batch carries one.
+		at, root := p.indexPoint(ctx, shipped+1)
+		limit := maxBatchEntries
+		if root != nil && at-shipped < uint64(limit) {
+			limit = int(at - shipped)
+		}
+		entries, err := p.cfg.WAL.Read(ctx, shipped, limit)
 		if errors.Is(err, wal.ErrTruncated) {
 			first := p.cfg.WAL.FirstIndex()
 			p.log.Warn().Uint64("shipped", shipped).Uint64("first_stored", first).
@@ -82,7 +90,9 @@ func (p *Primary) ship(ctx context.Context) {
 			continue
 		}
 		b := p.makeBatch(entries)
-		b.Guard = p.batchGuard(ctx, b.Last)
+		if root != nil && b.Last == at {
+			b.Guard = root
+		}
 		if !p.publish(ctx, b) {
 			return
 		}
@@ -122,36 +132,38 @@ func (p *Primary) makeBatch(entries []*wal.Entry) *replication.Batch {
 	return b
 }
 
-// batchGuard returns the merkle root to send as the guard of a batch ending at
-// last: the index's root when it has applied exactly the WAL up to last, nil
-// when there is no index, it applied more already (the root no longer
-// describes last), or it did not reach last within guardWait. After one such
-// timeout it does not wait again until the index moves, so a stalled index
-// (its follower stopped) does not slow shipping down.
-func (p *Primary) batchGuard(ctx context.Context, last uint64) []byte {
+// indexPoint returns where the merkle index stands and its root there, once
+// it has applied at least first; (0, nil) when there is no index or it did not
+// reach first within guardWait. After one such timeout it does not wait again
+// until the index moves, so a stalled index (its follower stopped) does not
+// slow shipping down.
+func (p *Primary) indexPoint(ctx context.Context, first uint64) (uint64, []byte) {
+	if p.cfg.Merkle == nil {
+		return 0, nil
+	}
 	x := p.cfg.Merkle()
 	if x == nil {
-		return nil
+		return 0, nil
 	}
 	if x != p.stalledIndex || x.Applied() != p.stalledAt {
 		wctx, cancel := context.WithTimeout(ctx, guardWait)
-		err := x.WaitApplied(wctx, last)
+		err := x.WaitApplied(wctx, first)
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
 				p.stalledIndex, p.stalledAt = x, x.Applied()
-				p.log.Warn().Uint64("last", last).Uint64("merkle_applied", p.stalledAt).
-					Msg("the merkle index did not reach the batch's last WAL entry in time; shipping without a guard")
+				p.log.Warn().Uint64("first", first).Uint64("merkle_applied", p.stalledAt).
+					Msg("the merkle index did not reach the batch's first WAL entry in time; shipping without a guard")
 			}
-			return nil
+			return 0, nil
 		}
 	}
 	root, applied := x.State()
-	if applied != last {
-		return nil
+	if applied < first {
+		return 0, nil
 	}
 	p.stalledIndex = nil
-	return root
+	return applied, root
 }
 
 // publish seals and publishes b until JetStream acknowledges it; false when ctx

@@ -323,3 +323,46 @@ func TestForwardClientRetries412(t *testing.T) {
 		t.Fatal("the retried read never completed")
 	}
 }
+
+// Every WAL batch carries the primary's merkle root as its guard: batches are
+// cut where the primary's index stands.
+func TestBatchesCarryTheGuard(t *testing.T) {
+	rp := fwdPairT(t)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 25 {
+				if _, err := kvWrite(rp.p.root, fmt.Sprintf("g%d/%d", w, i), i); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	ws := openWALStream(t, "nats://"+rp.p.natsAddr, rp.clusterID)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	info, err := ws.stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guarded, total := 0, 0
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := ws.stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		total++
+		// version 2: version(1) epoch(4) first(8) last(8) guard len(1) guard
+		if len(m.Data) > 22 && m.Data[0] == 2 && m.Data[21] == 32 {
+			guarded++
+		}
+	}
+	if total == 0 || guarded != total {
+		t.Fatalf("%d of %d WAL batches carry a merkle guard, want all", guarded, total)
+	}
+	t.Logf("%d of %d batches guarded", guarded, total)
+}
