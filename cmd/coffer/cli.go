@@ -30,13 +30,6 @@ type cli struct {
 	stderr io.Writer
 }
 
-// errorf prints "Error <doing something>: <err>" to stderr, as vault does,
-// and returns exitRemote.
-func (c *cli) errorf(format string, args ...any) int {
-	fmt.Fprintf(c.stderr, format+"\n", args...)
-	return exitRemote
-}
-
 // commandFlags are the flags every API command takes, parsed vault-style:
 // single-dash long names with the standard flag package.
 type commandFlags struct {
@@ -48,6 +41,8 @@ type commandFlags struct {
 	// wrapTTL is -wrap-ttl, registered by httpFlags on the commands that
 	// read or write data; zero means no wrapping asked on the command line.
 	wrapTTL time.Duration
+	// mount is -mount, registered by kvFlags on the kv commands.
+	mount string
 }
 
 // newFlags builds the flag set of one command with the shared flags.
@@ -163,7 +158,7 @@ func printJSON(w io.Writer, v any) error {
 func (f *commandFlags) output(v any, rows []row) int {
 	if f.format == "json" {
 		if err := printJSON(f.cli.stdout, v); err != nil {
-			return f.cli.errorf("Error writing JSON output: %v", err)
+			return f.cli.remote("Error writing JSON output: %v", err)
 		}
 		return exitOK
 	}

@@ -85,13 +85,13 @@ func kvPreflight(client *api.Client, p string) (mount string, v2 bool, err error
 }
 
 // kvResolve runs the preflight for arg (or for -mount when given).
-func (f *commandFlags) kvResolve(client *api.Client, arg, mountFlag string) (kvTarget, bool) {
-	t := kvTarget{partial: sanitizePath(arg), useMount: mountFlag != ""}
+func (f *commandFlags) kvResolve(client *api.Client, arg string) (kvTarget, bool) {
+	t := kvTarget{partial: sanitizePath(arg), useMount: f.mount != ""}
 	var err error
 	if t.useMount {
-		t.mount, t.v2, err = kvPreflight(client, sanitizePath(mountFlag))
+		t.mount, t.v2, err = kvPreflight(client, sanitizePath(f.mount))
 		if err == nil && t.mount == "" {
-			t.mount = sanitizePath(mountFlag)
+			t.mount = sanitizePath(f.mount)
 		}
 		if t.v2 {
 			t.partial = path.Join(t.mount, t.partial)
@@ -106,22 +106,55 @@ func (f *commandFlags) kvResolve(client *api.Client, arg, mountFlag string) (kvT
 	return t, true
 }
 
-func (c *cli) kvFlags(name, usage string) (*commandFlags, *string) {
+// kvFlags builds the flag set of `kv <name>`, with -wrap-ttl and -mount.
+func (c *cli) kvFlags(name, usage string) *commandFlags {
 	f := c.newFlags("kv "+name, "kv "+name+" "+usage)
 	f.httpFlags()
-	mount := f.String("mount", "", "the KV mount path (then PATH is relative to it)")
-	return f, mount
+	f.StringVar(&f.mount, "mount", "", "the KV mount path (then PATH is relative to it)")
+	return f
+}
+
+// kvConnect builds the client and resolves arg against its mount. client
+// is nil when the command must stop with code.
+func (f *commandFlags) kvConnect(arg string) (client *api.Client, t kvTarget, code int) {
+	if client, code = f.connect(); client == nil {
+		return nil, t, code
+	}
+	t, ok := f.kvResolve(client, arg)
+	if !ok {
+		return nil, t, exitRemote
+	}
+	return client, t, exitOK
+}
+
+// kvOpen is the start of the kv commands that take exactly one PATH:
+// parse, then kvConnect.
+func (f *commandFlags) kvOpen(args []string) (client *api.Client, t kvTarget, code int) {
+	if code, ok := f.parseArgs(args, 1, 1); !ok {
+		return nil, t, code
+	}
+	return f.kvConnect(f.Arg(0))
+}
+
+// kvMetadataOpen is the start of the kv metadata commands: kvOpen on a
+// KV v2 mount, and the metadata path of PATH.
+func (f *commandFlags) kvMetadataOpen(args []string) (client *api.Client, full string, code int) {
+	client, t, code := f.kvOpen(args)
+	if client == nil {
+		return nil, "", code
+	}
+	if !t.v2 {
+		return nil, "", f.cli.local("Metadata not supported on KV Version 1")
+	}
+	return client, t.apiPath("metadata"), exitOK
 }
 
 func (c *cli) kvPut(args []string) int {
-	f, mount := c.kvFlags("put", "[-mount=M] [-cas=N] [-field=NAME] PATH k=v [k=@file | k=- | - ...]")
+	f := c.kvFlags("put", "[-mount=M] [-cas=N] [-field=NAME] PATH k=v [k=@file | k=- | - ...]")
 	cas := f.Int("cas", -1, "check-and-set: write only if the current version is N (0: only if none exists); KV v2")
 	field := f.fieldFlag()
-	if code, ok := f.vparse(args); !ok {
+	if code, ok := f.parseArgs(args, 1, -1); !ok {
 		return code
-	}
-	if !f.wantArgs(1, -1) {
-		return exitLocal
 	}
 	if f.NArg() == 1 {
 		return c.local("Must supply data")
@@ -130,13 +163,9 @@ func (c *cli) kvPut(args []string) int {
 	if err != nil {
 		return c.local("Failed to parse K=V data: %v", err)
 	}
-	client, code := f.vclient()
+	client, t, code := f.kvConnect(f.Arg(0))
 	if client == nil {
 		return code
-	}
-	t, ok := f.kvResolve(client, f.Arg(0), *mount)
-	if !ok {
-		return exitRemote
 	}
 	full := t.apiPath("data")
 	body := map[string]any(data)
@@ -154,24 +183,9 @@ func (c *cli) kvPut(args []string) int {
 // kvWriteResult prints a kv put or patch result: the new version's
 // metadata under the secret path.
 func (f *commandFlags) kvWriteResult(full string, secret *api.Secret, err error, field string) int {
-	if err != nil {
-		code := f.cli.remote("Error writing data to %s: %v", full, err)
-		if secret != nil {
-			f.outputSecret(secret)
-		}
-		return code
-	}
-	if secret == nil {
-		if f.format == "table" {
-			fmt.Fprintf(f.cli.stdout, "Success! Data written to: %s\n", full)
-		}
-		return exitOK
-	}
-	if field != "" {
-		return f.printField(secret, field)
-	}
-	if (secret.WrapInfo != nil && secret.WrapInfo.TTL != 0) || f.format != "table" {
-		return f.outputSecret(secret)
+	if err != nil || secret == nil || field != "" ||
+		(secret.WrapInfo != nil && secret.WrapInfo.TTL != 0) || f.format != "table" {
+		return f.report(dataWritten, full, secret, err, field)
 	}
 	f.printWarnings(secret)
 	f.printPath(full, "Secret Path")
@@ -180,22 +194,12 @@ func (f *commandFlags) kvWriteResult(full string, secret *api.Secret, err error,
 }
 
 func (c *cli) kvGet(args []string) int {
-	f, mount := c.kvFlags("get", "[-mount=M] [-version=N] [-field=NAME] [-format=table|json] PATH")
+	f := c.kvFlags("get", "[-mount=M] [-version=N] [-field=NAME] [-format=table|json] PATH")
 	version := f.Int("version", 0, "the version to read (KV v2; default the latest)")
 	field := f.fieldFlag()
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(1, 1) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, t, code := f.kvOpen(args)
 	if client == nil {
 		return code
-	}
-	t, ok := f.kvResolve(client, f.Arg(0), *mount)
-	if !ok {
-		return exitRemote
 	}
 	full := t.apiPath("data")
 	var params map[string][]string
@@ -204,11 +208,7 @@ func (c *cli) kvGet(args []string) int {
 	}
 	secret, err := client.Logical().ReadWithData(full, params)
 	if err != nil {
-		code := c.remote("Error reading %s: %v", full, err)
-		if secret != nil {
-			f.outputSecret(secret)
-		}
-		return code
+		return f.refused(secret, "Error reading %s: %v", full, err)
 	}
 	if secret == nil {
 		return c.remote("No value found at %s", full)
@@ -254,25 +254,18 @@ func (c *cli) kvGet(args []string) int {
 }
 
 func (c *cli) kvList(args []string) int {
-	f, mount := c.kvFlags("list", "[-mount=M] [-format=table|json] PATH")
-	if code, ok := f.vparse(args); !ok {
+	f := c.kvFlags("list", "[-mount=M] [-format=table|json] PATH")
+	if code, ok := f.parse(args); !ok {
 		return code
 	}
-	arg := ""
-	if f.NArg() == 0 && *mount == "" || f.NArg() > 1 {
+	// PATH may be left out when -mount names the mount.
+	if f.NArg() == 0 && f.mount == "" || f.NArg() > 1 {
 		f.wantArgs(1, 1)
 		return exitLocal
 	}
-	if f.NArg() == 1 {
-		arg = f.Arg(0)
-	}
-	client, code := f.vclient()
+	client, t, code := f.kvConnect(f.Arg(0))
 	if client == nil {
 		return code
-	}
-	t, ok := f.kvResolve(client, arg, *mount)
-	if !ok {
-		return exitRemote
 	}
 	full := t.apiPath("metadata")
 	secret, err := client.Logical().List(full)
@@ -283,49 +276,21 @@ func (c *cli) kvList(args []string) int {
 }
 
 func (c *cli) kvDelete(args []string) int {
-	f, mount := c.kvFlags("delete", "[-mount=M] [-versions=1,2] PATH")
+	f := c.kvFlags("delete", "[-mount=M] [-versions=1,2] PATH")
 	versions := &sliceFlag{split: true}
 	f.Var(versions, "versions", "versions to soft-delete, comma-separated or repeated (KV v2; default the latest)")
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(1, 1) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, t, code := f.kvOpen(args)
 	if client == nil {
 		return code
 	}
-	t, ok := f.kvResolve(client, f.Arg(0), *mount)
-	if !ok {
-		return exitRemote
+	if t.v2 && len(versions.values) > 0 {
+		full := t.apiPath("delete")
+		secret, err := client.Logical().Write(full, map[string]any{"versions": versions.values})
+		return f.report(dataDeleted, full, secret, err, "")
 	}
-	var (
-		secret *api.Secret
-		err    error
-	)
 	full := t.apiPath("data")
-	switch {
-	case t.v2 && len(versions.values) > 0:
-		full = t.apiPath("delete")
-		secret, err = client.Logical().Write(full, map[string]any{"versions": versions.values})
-	default:
-		secret, err = client.Logical().Delete(full)
-	}
-	if err != nil {
-		code := c.remote("Error deleting %s: %v", full, err)
-		if secret != nil {
-			f.outputSecret(secret)
-		}
-		return code
-	}
-	if secret == nil {
-		if f.format == "table" {
-			fmt.Fprintf(c.stdout, "Success! Data deleted (if it existed) at: %s\n", full)
-		}
-		return exitOK
-	}
-	return f.outputSecret(secret)
+	secret, err := client.Logical().Delete(full)
+	return f.report(dataDeleted, full, secret, err, "")
 }
 
 func (c *cli) kvUndelete(args []string) int {
@@ -339,59 +304,36 @@ func (c *cli) kvDestroy(args []string) int {
 // kvVersionsOp is kv undelete and kv destroy: a write of the version list
 // to <mount>/<op>/<path>.
 func (c *cli) kvVersionsOp(op string, args []string) int {
-	f, mount := c.kvFlags(op, "[-mount=M] -versions=1,2 PATH")
+	f := c.kvFlags(op, "[-mount=M] -versions=1,2 PATH")
 	versions := &sliceFlag{split: true}
 	f.Var(versions, "versions", "the versions, comma-separated or repeated (required)")
-	if code, ok := f.vparse(args); !ok {
+	if code, ok := f.parseArgs(args, 1, 1); !ok {
 		return code
-	}
-	if !f.wantArgs(1, 1) {
-		return exitLocal
 	}
 	if len(versions.values) == 0 {
 		return c.local("No versions provided, use the \"-versions\" flag to specify the version to %s.", op)
 	}
-	client, code := f.vclient()
+	client, t, code := f.kvConnect(f.Arg(0))
 	if client == nil {
 		return code
-	}
-	t, ok := f.kvResolve(client, f.Arg(0), *mount)
-	if !ok {
-		return exitRemote
 	}
 	if !t.v2 {
 		return c.local("%s not supported on KV Version 1", strings.ToUpper(op[:1])+op[1:])
 	}
 	full := t.apiPath(op)
 	secret, err := client.Logical().Write(full, map[string]any{"versions": versions.values})
-	if err != nil {
-		code := c.remote("Error writing data to %s: %v", full, err)
-		if secret != nil {
-			f.outputSecret(secret)
-		}
-		return code
-	}
-	if secret == nil {
-		if f.format == "table" {
-			fmt.Fprintf(c.stdout, "Success! Data written to: %s\n", full)
-		}
-		return exitOK
-	}
-	return f.outputSecret(secret)
+	return f.report(dataWritten, full, secret, err, "")
 }
 
 func (c *cli) kvPatch(args []string) int {
-	f, mount := c.kvFlags("patch", "[-mount=M] [-cas=N] [-method=patch|rw] [-remove-data=K] [-field=NAME] PATH [k=v ...]")
+	f := c.kvFlags("patch", "[-mount=M] [-cas=N] [-method=patch|rw] [-remove-data=K] [-field=NAME] PATH [k=v ...]")
 	cas := f.Int("cas", 0, "check-and-set version (0: none)")
 	method := f.String("method", "", "patch (HTTP PATCH) or rw (read, then write with cas); default patch, falling back to rw")
 	remove := &sliceFlag{}
 	f.Var(remove, "remove-data", "a key to remove (repeatable)")
 	field := f.fieldFlag()
-	if code, ok := f.vparse(args); !ok {
+	if code, ok := f.parseArgs(args, 1, -1); !ok {
 		return code
-	}
-	if !f.wantArgs(1, -1) {
-		return exitLocal
 	}
 	if f.NArg() == 1 && len(remove.values) == 0 {
 		return c.local("Must supply data")
@@ -408,13 +350,9 @@ func (c *cli) kvPatch(args []string) int {
 	default:
 		return c.local("Unsupported method provided to -method flag: %s", *method)
 	}
-	client, code := f.vclient()
+	client, t, code := f.kvConnect(f.Arg(0))
 	if client == nil {
 		return code
-	}
-	t, ok := f.kvResolve(client, f.Arg(0), *mount)
-	if !ok {
-		return exitRemote
 	}
 	if !t.v2 {
 		return c.remote("KV engine mount must be version 2 for patch support")
@@ -472,26 +410,12 @@ func (f *commandFlags) kvReadThenWrite(client *api.Client, full string, patch ma
 }
 
 func (c *cli) kvMetadataGet(args []string) int {
-	f, mount := c.kvFlags("metadata get", "[-mount=M] [-field=NAME] [-format=table|json] PATH")
+	f := c.kvFlags("metadata get", "[-mount=M] [-field=NAME] [-format=table|json] PATH")
 	field := f.fieldFlag()
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(1, 1) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, full, code := f.kvMetadataOpen(args)
 	if client == nil {
 		return code
 	}
-	t, ok := f.kvResolve(client, f.Arg(0), *mount)
-	if !ok {
-		return exitRemote
-	}
-	if !t.v2 {
-		return c.local("Metadata not supported on KV Version 1")
-	}
-	full := t.apiPath("metadata")
 	secret, err := client.Logical().Read(full)
 	if err != nil {
 		return c.remote("Error reading %s: %v", full, err)
@@ -507,9 +431,7 @@ func (c *cli) kvMetadataGet(args []string) int {
 	}
 	versions, ok := secret.Data["versions"].(map[string]any)
 	if !ok {
-		code := c.remote("No value found at %s", full)
-		f.outputSecret(secret)
-		return code
+		return f.refused(secret, "No value found at %s", full)
 	}
 	delete(secret.Data, "versions")
 
@@ -539,31 +461,17 @@ func (c *cli) kvMetadataGet(args []string) int {
 }
 
 func (c *cli) kvMetadataPut(args []string) int {
-	f, mount := c.kvFlags("metadata put", "[-mount=M] [-max-versions=N] [-cas-required] [-delete-version-after=D] [-custom-metadata=k=v ...] PATH")
+	f := c.kvFlags("metadata put", "[-mount=M] [-max-versions=N] [-cas-required] [-delete-version-after=D] [-custom-metadata=k=v ...] PATH")
 	maxVersions := f.Int("max-versions", -1, "versions to keep (0: the mount's setting)")
 	casRequired := f.Bool("cas-required", false, "require -cas on every write")
 	var deleteAfter durationFlag = -1
 	f.Var(&deleteAfter, "delete-version-after", "delete versions this long after they are written (0s: never)")
 	custom := mapFlag{}
 	f.Var(custom, "custom-metadata", "a k=v pair of custom metadata (repeatable)")
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(1, 1) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, full, code := f.kvMetadataOpen(args)
 	if client == nil {
 		return code
 	}
-	t, ok := f.kvResolve(client, f.Arg(0), *mount)
-	if !ok {
-		return exitRemote
-	}
-	if !t.v2 {
-		return c.local("Metadata not supported on KV Version 1")
-	}
-	full := t.apiPath("metadata")
 	data := map[string]any{}
 	if *maxVersions >= 0 {
 		data["max_versions"] = *maxVersions
@@ -578,48 +486,17 @@ func (c *cli) kvMetadataPut(args []string) int {
 		data["custom_metadata"] = map[string]string(custom)
 	}
 	secret, err := client.Logical().Write(full, data)
-	if err != nil {
-		code := c.remote("Error writing data to %s: %v", full, err)
-		if secret != nil {
-			f.outputSecret(secret)
-		}
-		return code
-	}
-	if secret == nil {
-		if f.format == "table" {
-			fmt.Fprintf(c.stdout, "Success! Data written to: %s\n", full)
-		}
-		return exitOK
-	}
-	return f.outputSecret(secret)
+	return f.report(dataWritten, full, secret, err, "")
 }
 
 func (c *cli) kvMetadataDelete(args []string) int {
-	f, mount := c.kvFlags("metadata delete", "[-mount=M] PATH")
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(1, 1) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	f := c.kvFlags("metadata delete", "[-mount=M] PATH")
+	client, full, code := f.kvMetadataOpen(args)
 	if client == nil {
 		return code
 	}
-	t, ok := f.kvResolve(client, f.Arg(0), *mount)
-	if !ok {
-		return exitRemote
-	}
-	if !t.v2 {
-		return c.local("Metadata not supported on KV Version 1")
-	}
-	full := t.apiPath("metadata")
 	if secret, err := client.Logical().Delete(full); err != nil {
-		code := c.remote("Error deleting %s: %v", full, err)
-		if secret != nil {
-			f.outputSecret(secret)
-		}
-		return code
+		return f.refused(secret, "Error deleting %s: %v", full, err)
 	}
 	fmt.Fprintf(c.stdout, "Success! Data deleted (if it existed) at: %s\n", full)
 	return exitOK

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/hashicorp/vault/api"
 )
@@ -13,18 +12,7 @@ func (c *cli) read(args []string) int {
 	f := c.newFlags("read", "read [-format=table|json] [-field=NAME] [-wrap-ttl=D] PATH [k=v ...]")
 	f.httpFlags()
 	field := f.fieldFlag()
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(1, -1) {
-		return exitLocal
-	}
-	path := sanitizePath(f.Arg(0))
-	params, err := parseArgsLists(c.stdin, f.Args()[1:])
-	if err != nil {
-		return c.local("Failed to parse K=V data: %v", err)
-	}
-	client, code := f.vclient()
+	client, path, params, code := f.openPathParams(args, "K=V")
 	if client == nil {
 		return code
 	}
@@ -35,10 +23,23 @@ func (c *cli) read(args []string) int {
 	if secret == nil {
 		return c.remote("No value found at %s", path)
 	}
-	if *field != "" {
-		return f.printField(secret, *field)
+	return f.outputSecretField(secret, *field)
+}
+
+// openPathParams is the start of read and delete: PATH [k=v ...], the
+// pairs sent as query parameters; what names the pairs in a parse error.
+// client is nil when the command must stop with code.
+func (f *commandFlags) openPathParams(args []string, what string) (client *api.Client, path string, params map[string][]string, code int) {
+	if code, ok := f.parseArgs(args, 1, -1); !ok {
+		return nil, "", nil, code
 	}
-	return f.outputSecret(secret)
+	path = sanitizePath(f.Arg(0))
+	params, err := parseArgsLists(f.cli.stdin, f.Args()[1:])
+	if err != nil {
+		return nil, "", nil, f.cli.local("Failed to parse %s data: %v", what, err)
+	}
+	client, code = f.connect()
+	return client, path, params, code
 }
 
 // write is `coffer write [-f] PATH [k=v ...]`: PUT /v1/PATH with the data.
@@ -57,11 +58,8 @@ func (c *cli) writeOrPatch(name string, args []string) int {
 	field := f.fieldFlag()
 	force := f.Bool("force", false, "allow no key=value pairs (for paths that need no data)")
 	f.BoolVar(force, "f", false, "short for -force")
-	if code, ok := f.vparse(args); !ok {
+	if code, ok := f.parseArgs(args, 1, -1); !ok {
 		return code
-	}
-	if !f.wantArgs(1, -1) {
-		return exitLocal
 	}
 	if f.NArg() == 1 && !*force {
 		return c.local("Must supply data or use -force")
@@ -71,7 +69,7 @@ func (c *cli) writeOrPatch(name string, args []string) int {
 	if err != nil {
 		return c.local("Failed to parse K=V data: %v", err)
 	}
-	client, code := f.vclient()
+	client, code := f.connect()
 	if client == nil {
 		return code
 	}
@@ -81,41 +79,17 @@ func (c *cli) writeOrPatch(name string, args []string) int {
 	} else {
 		secret, err = client.Logical().Write(path, data)
 	}
-	return f.writeResult(path, secret, err, *field)
-}
-
-// writeResult prints the outcome of a write as `vault write` does.
-func (f *commandFlags) writeResult(path string, secret *api.Secret, err error, field string) int {
-	if err != nil {
-		code := f.cli.remote("Error writing data to %s: %v", path, err)
-		if secret != nil {
-			f.outputSecret(secret)
-		}
-		return code
+	if err == nil && secret == nil && *field != "" {
+		return exitOK // vault write prints no success line under -field
 	}
-	if secret == nil {
-		if field == "" && f.format == "table" {
-			fmt.Fprintf(f.cli.stdout, "Success! Data written to: %s\n", path)
-		}
-		return exitOK
-	}
-	if field != "" {
-		return f.printField(secret, field)
-	}
-	return f.outputSecret(secret)
+	return f.report(dataWritten, path, secret, err, *field)
 }
 
 // list is `coffer list PATH`: LIST /v1/PATH.
 func (c *cli) list(args []string) int {
 	f := c.newFlags("list", "list [-format=table|json] [-wrap-ttl=D] PATH")
 	f.httpFlags()
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(1, 1) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, code := f.open(args, 1, 1)
 	if client == nil {
 		return code
 	}
@@ -132,37 +106,10 @@ func (c *cli) delete(args []string) int {
 	f := c.newFlags("delete", "delete [-format=table|json] [-field=NAME] PATH [k=v ...]")
 	f.httpFlags()
 	field := f.fieldFlag()
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(1, -1) {
-		return exitLocal
-	}
-	path := sanitizePath(f.Arg(0))
-	params, err := parseArgsLists(c.stdin, f.Args()[1:])
-	if err != nil {
-		return c.local("Failed to parse string list data: %v", err)
-	}
-	client, code := f.vclient()
+	client, path, params, code := f.openPathParams(args, "string list")
 	if client == nil {
 		return code
 	}
 	secret, err := client.Logical().DeleteWithData(path, params)
-	if err != nil {
-		code := c.remote("Error deleting %s: %v", path, err)
-		if secret != nil {
-			f.outputSecret(secret)
-		}
-		return code
-	}
-	if secret == nil {
-		if f.format == "table" {
-			fmt.Fprintf(c.stdout, "Success! Data deleted (if it existed) at: %s\n", path)
-		}
-		return exitOK
-	}
-	if *field != "" {
-		return f.printField(secret, *field)
-	}
-	return f.outputSecret(secret)
+	return f.report(dataDeleted, path, secret, err, *field)
 }

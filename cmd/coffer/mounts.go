@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,22 +43,12 @@ func (c *cli) secretsEnable(args []string) int {
 	f.Var(options, "options", "an engine option as k=v (repeatable)")
 	sealWrap := f.Bool("seal-wrap", false, "seal-wrap the engine's critical values")
 	forceNoCache := f.Bool("force-no-cache", false, "never cache the engine's data")
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(1, 1) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, code := f.open(args, 1, 1)
 	if client == nil {
 		return code
 	}
 	engine := strings.TrimSpace(f.Arg(0))
-	p := *mountPath
-	if p == "" {
-		p = engine
-	}
-	p = ensureTrailingSlash(p)
+	p := pathOrType(*mountPath, engine)
 	if *version > 0 {
 		options["version"] = strconv.Itoa(*version)
 	}
@@ -83,13 +75,7 @@ func (c *cli) secretsEnable(args []string) int {
 
 func (c *cli) secretsDisable(args []string) int {
 	f := c.newFlags("secrets disable", "secrets disable PATH")
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(1, 1) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, code := f.open(args, 1, 1)
 	if client == nil {
 		return code
 	}
@@ -110,13 +96,7 @@ func (c *cli) secretsTune(args []string) int {
 	version := f.Int("version", 0, "upgrade a KV mount to this version")
 	options := mapFlag{}
 	f.Var(options, "options", "an engine option as k=v (repeatable)")
-	if code, ok := f.vparse(normalizeSystemTTL(args)); !ok {
-		return code
-	}
-	if !f.wantArgs(1, 1) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, code := f.open(normalizeSystemTTL(args), 1, 1)
 	if client == nil {
 		return code
 	}
@@ -176,6 +156,23 @@ func ttlToAPI(d durationFlag) string {
 	return d.String()
 }
 
+// pathOrType is where enable mounts a TYPE: -path, or else the type, with
+// a trailing slash.
+func pathOrType(path, typ string) string {
+	if path == "" {
+		path = typ
+	}
+	return ensureTrailingSlash(path)
+}
+
+// replication is the Replication column of the -detailed lists.
+func replication(local bool) string {
+	if local {
+		return "local"
+	}
+	return "replicated"
+}
+
 // mountTTL is a TTL column of `secrets list -detailed`.
 func mountTTL(typ string, ttl int) string {
 	switch {
@@ -190,13 +187,7 @@ func mountTTL(typ string, ttl int) string {
 func (c *cli) secretsList(args []string) int {
 	f := c.newFlags("secrets list", "secrets list [-detailed] [-format=table|json]")
 	detailed := f.Bool("detailed", false, "print more columns")
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(0, 0) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, code := f.open(args, 0, 0)
 	if client == nil {
 		return code
 	}
@@ -207,11 +198,7 @@ func (c *cli) secretsList(args []string) int {
 	if f.format == "json" {
 		return f.outputJSON(mounts)
 	}
-	paths := make([]string, 0, len(mounts))
-	for p := range mounts {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
+	paths := slices.Sorted(maps.Keys(mounts))
 	var rows [][]string
 	if !*detailed {
 		for _, p := range paths {
@@ -223,14 +210,10 @@ func (c *cli) secretsList(args []string) int {
 	}
 	for _, p := range paths {
 		m := mounts[p]
-		replication := "replicated"
-		if m.Local {
-			replication = "local"
-		}
 		rows = append(rows, []string{
 			p, m.Type, m.Accessor,
 			mountTTL(m.Type, m.Config.DefaultLeaseTTL), mountTTL(m.Type, m.Config.MaxLeaseTTL),
-			strconv.FormatBool(m.Config.ForceNoCache), replication, strconv.FormatBool(m.SealWrap),
+			strconv.FormatBool(m.Config.ForceNoCache), replication(m.Local), strconv.FormatBool(m.SealWrap),
 			strconv.FormatBool(m.ExternalEntropyAccess), fmt.Sprint(m.Options), m.Description, m.UUID,
 			m.PluginVersion, m.RunningVersion, m.RunningSha256, m.DeprecationStatus,
 		})
@@ -251,22 +234,12 @@ func (c *cli) authEnable(args []string) int {
 	f.Var(&maxTTL, "max-lease-ttl", "maximum token TTL (default: the system's)")
 	options := mapFlag{}
 	f.Var(options, "options", "a method option as k=v (repeatable)")
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(1, 1) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, code := f.open(args, 1, 1)
 	if client == nil {
 		return code
 	}
 	method := strings.TrimSpace(f.Arg(0))
-	p := *authPath
-	if p == "" {
-		p = method
-	}
-	p = ensureTrailingSlash(p)
+	p := pathOrType(*authPath, method)
 	opts := &api.EnableAuthOptions{
 		Type:        method,
 		Description: *description,
@@ -288,13 +261,7 @@ func (c *cli) authEnable(args []string) int {
 
 func (c *cli) authDisable(args []string) int {
 	f := c.newFlags("auth disable", "auth disable PATH")
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(1, 1) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, code := f.open(args, 1, 1)
 	if client == nil {
 		return code
 	}
@@ -309,13 +276,7 @@ func (c *cli) authDisable(args []string) int {
 func (c *cli) authList(args []string) int {
 	f := c.newFlags("auth list", "auth list [-detailed] [-format=table|json]")
 	detailed := f.Bool("detailed", false, "print more columns")
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(0, 0) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, code := f.open(args, 0, 0)
 	if client == nil {
 		return code
 	}
@@ -326,11 +287,7 @@ func (c *cli) authList(args []string) int {
 	if f.format == "json" {
 		return f.outputJSON(auths)
 	}
-	paths := make([]string, 0, len(auths))
-	for p := range auths {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
+	paths := slices.Sorted(maps.Keys(auths))
 	var rows [][]string
 	if !*detailed {
 		for _, p := range paths {
@@ -342,14 +299,10 @@ func (c *cli) authList(args []string) int {
 	}
 	for _, p := range paths {
 		m := auths[p]
-		replication := "replicated"
-		if m.Local {
-			replication = "local"
-		}
 		rows = append(rows, []string{
 			p, m.Type, m.Accessor,
 			mountTTL(m.Type, m.Config.DefaultLeaseTTL), mountTTL(m.Type, m.Config.MaxLeaseTTL),
-			m.Config.TokenType, replication, strconv.FormatBool(m.SealWrap),
+			m.Config.TokenType, replication(m.Local), strconv.FormatBool(m.SealWrap),
 			strconv.FormatBool(m.ExternalEntropyAccess), fmt.Sprint(m.Options), m.Description, m.UUID,
 			m.PluginVersion, m.RunningVersion, m.RunningSha256, m.DeprecationStatus,
 		})
@@ -365,23 +318,19 @@ func (c *cli) auditEnable(args []string) int {
 	auditPath := f.String("path", "", "where to enable the device (default: its type)")
 	description := f.String("description", "", "a human-readable description")
 	local := f.Bool("local", false, "do not replicate the device to other clusters")
-	if code, ok := f.vparse(args); !ok {
+	if code, ok := f.parse(args); !ok {
 		return code
 	}
 	if f.NArg() < 1 {
 		return c.local("Error enabling audit device: audit type missing. Valid types include 'file', 'socket' and 'syslog'.")
 	}
 	typ := strings.TrimSpace(f.Arg(0))
-	p := *auditPath
-	if p == "" {
-		p = typ
-	}
-	p = ensureTrailingSlash(p)
+	p := pathOrType(*auditPath, typ)
 	options, err := parseArgsStrings(c.stdin, f.Args()[1:])
 	if err != nil {
 		return c.local("Failed to parse K=V data: %v", err)
 	}
-	client, code := f.vclient()
+	client, code := f.connect()
 	if client == nil {
 		return code
 	}
@@ -396,17 +345,11 @@ func (c *cli) auditEnable(args []string) int {
 
 func (c *cli) auditDisable(args []string) int {
 	f := c.newFlags("audit disable", "audit disable PATH")
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(1, 1) {
-		return exitLocal
-	}
-	p := ensureTrailingSlash(sanitizePath(f.Arg(0)))
-	client, code := f.vclient()
+	client, code := f.open(args, 1, 1)
 	if client == nil {
 		return code
 	}
+	p := ensureTrailingSlash(sanitizePath(f.Arg(0)))
 	if err := client.Sys().DisableAudit(p); err != nil {
 		return c.remote("Error disabling audit device: %v", err)
 	}
@@ -417,13 +360,7 @@ func (c *cli) auditDisable(args []string) int {
 func (c *cli) auditList(args []string) int {
 	f := c.newFlags("audit list", "audit list [-detailed] [-format=table|json]")
 	detailed := f.Bool("detailed", false, "print replication and options too")
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(0, 0) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, code := f.open(args, 0, 0)
 	if client == nil {
 		return code
 	}
@@ -438,11 +375,7 @@ func (c *cli) auditList(args []string) int {
 		fmt.Fprintln(c.stdout, "No audit devices are enabled.")
 		return exitRemote // as the vault CLI does
 	}
-	paths := make([]string, 0, len(audits))
-	for p := range audits {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
+	paths := slices.Sorted(maps.Keys(audits))
 	var rows [][]string
 	for _, p := range paths {
 		a := audits[p]
@@ -450,16 +383,12 @@ func (c *cli) auditList(args []string) int {
 			rows = append(rows, []string{a.Path, a.Type, a.Description})
 			continue
 		}
-		replication := "replicated"
-		if a.Local {
-			replication = "local"
-		}
 		opts := make([]string, 0, len(a.Options))
 		for k, v := range a.Options {
 			opts = append(opts, k+"="+v)
 		}
 		sort.Strings(opts)
-		rows = append(rows, []string{p, a.Type, a.Description, replication, strings.Join(opts, " ")})
+		rows = append(rows, []string{p, a.Type, a.Description, replication(a.Local), strings.Join(opts, " ")})
 	}
 	if *detailed {
 		fmt.Fprint(c.stdout, table([]string{"Path", "Type", "Description", "Replication", "Options"}, rows))

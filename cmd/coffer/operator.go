@@ -20,36 +20,17 @@ var operatorCommands = map[string]command{
 	"key-status": {"Print the barrier encryption key's term (needs a root token)", (*cli).operatorKeyStatus},
 }
 
-func (c *cli) operator(args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
-		w := c.stderr
-		if len(args) > 0 {
-			w = c.stdout
-		}
-		fmt.Fprintln(w, "Usage: coffer operator <subcommand> [args]")
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "Subcommands:")
-		printCommands(w, operatorCommands)
-		if len(args) == 0 {
-			return exitLocal
-		}
-		return exitOK
+// openNoArgs is the start of the operator commands that take no
+// positional arguments: parse, complain about any argument, connect.
+// client is nil when the command must stop with code.
+func (f *commandFlags) openNoArgs(args []string) (client *api.Client, code int) {
+	if code, ok := f.parse(args); !ok {
+		return nil, code
 	}
-	sub, ok := operatorCommands[args[0]]
-	if !ok {
-		fmt.Fprintf(c.stderr, "Unknown operator subcommand %q: run `coffer operator -h` for the list\n", args[0])
-		return exitLocal
-	}
-	return sub.run(c, args[1:])
-}
-
-// noArgs complains about positional arguments a command does not take.
-func (f *commandFlags) noArgs() bool {
 	if f.NArg() > 0 {
-		fmt.Fprintf(f.cli.stderr, "Too many arguments (expected 0, got %d): %s\n", f.NArg(), strings.Join(f.Args(), " "))
-		return false
+		return nil, f.cli.local("Too many arguments (expected 0, got %d): %s", f.NArg(), strings.Join(f.Args(), " "))
 	}
-	return true
+	return f.connect()
 }
 
 // initJSON is `operator init -format=json`, with the vault CLI's field names.
@@ -72,20 +53,14 @@ func (c *cli) operatorInit(args []string) int {
 	recShares := f.Int("recovery-shares", 5, "number of recovery key shares (auto-unseal seals such as static)")
 	recThreshold := f.Int("recovery-threshold", 3, "number of recovery shares needed")
 	statusOnly := f.Bool("status", false, "only report whether the server is initialized: exit 0 if it is, 2 if not")
-	if code, ok := f.parse(args); !ok {
+	client, code := f.openNoArgs(args)
+	if client == nil {
 		return code
-	}
-	if !f.noArgs() {
-		return exitLocal
-	}
-	client, err := f.client()
-	if err != nil {
-		return c.errorf("Error creating client: %v", err)
 	}
 	if *statusOnly {
 		init, err := client.Sys().InitStatus()
 		if err != nil {
-			return c.errorf("Error checking init status: %s", apiError(err))
+			return c.remote("Error checking init status: %s", apiError(err))
 		}
 		if !init {
 			fmt.Fprintln(c.stdout, "Coffer is not initialized")
@@ -103,12 +78,12 @@ func (c *cli) operatorInit(args []string) int {
 	}
 	resp, err := client.Sys().Init(req)
 	if err != nil {
-		return c.errorf("Error initializing: %s", apiError(err))
+		return c.remote("Error initializing: %s", apiError(err))
 	}
 	// The seal status says which shares apply and with which threshold.
 	st, err := client.Sys().SealStatus()
 	if err != nil {
-		return c.errorf("Initialized, but could not read the seal status back (save the output above): %s", apiError(err))
+		return c.remote("Initialized, but could not read the seal status back (save the output above): %s", apiError(err))
 	}
 	out := initJSON{
 		UnsealKeysB64: nonNil(resp.KeysB64), UnsealKeysHex: nonNil(resp.Keys),
@@ -167,27 +142,29 @@ func (c *cli) operatorUnseal(args []string) int {
 		return code
 	}
 	if f.NArg() > 1 {
-		fmt.Fprintf(c.stderr, "Too many arguments (expected at most 1 key share, got %d)\n", f.NArg())
-		return exitLocal
+		return c.local("Too many arguments (expected at most 1 key share, got %d)", f.NArg())
 	}
-	client, err := f.client()
-	if err != nil {
-		return c.errorf("Error creating client: %v", err)
+	client, code := f.connect()
+	if client == nil {
+		return code
 	}
-	var st *api.SealStatusResponse
+	var (
+		st  *api.SealStatusResponse
+		err error
+	)
 	if *reset {
 		if st, err = client.Sys().ResetUnsealProcess(); err != nil {
-			return c.errorf("Error resetting unseal process: %s", apiError(err))
+			return c.remote("Error resetting unseal process: %s", apiError(err))
 		}
 	} else {
 		key := f.Arg(0)
 		if key == "" {
 			if key, err = c.prompt("Unseal Key: "); err != nil {
-				return c.errorf("Error reading the unseal key from stdin: %v", err)
+				return c.remote("Error reading the unseal key from stdin: %v", err)
 			}
 		}
 		if st, err = client.Sys().Unseal(key); err != nil {
-			return c.errorf("Error unsealing: %s", apiError(err))
+			return c.remote("Error unsealing: %s", apiError(err))
 		}
 	}
 	return f.output(st, sealStatusRows(st))
@@ -211,18 +188,12 @@ func (c *cli) prompt(question string) (string, error) {
 
 func (c *cli) operatorSeal(args []string) int {
 	f := c.newFlags("operator seal", "operator seal   (with a root token in VAULT_TOKEN)")
-	if code, ok := f.parse(args); !ok {
+	client, code := f.openNoArgs(args)
+	if client == nil {
 		return code
 	}
-	if !f.noArgs() {
-		return exitLocal
-	}
-	client, err := f.client()
-	if err != nil {
-		return c.errorf("Error creating client: %v", err)
-	}
 	if err := client.Sys().Seal(); err != nil {
-		return c.errorf("Error sealing: %s", apiError(err))
+		return c.remote("Error sealing: %s", apiError(err))
 	}
 	fmt.Fprintln(c.stdout, "Success! Coffer is sealed.")
 	return exitOK
@@ -239,22 +210,16 @@ func keyStatusRows(k *api.KeyStatus) []row {
 
 func (c *cli) operatorRotate(args []string) int {
 	f := c.newFlags("operator rotate", "operator rotate [-format=table|json]   (with a root token in VAULT_TOKEN)")
-	if code, ok := f.parse(args); !ok {
+	client, code := f.openNoArgs(args)
+	if client == nil {
 		return code
 	}
-	if !f.noArgs() {
-		return exitLocal
-	}
-	client, err := f.client()
-	if err != nil {
-		return c.errorf("Error creating client: %v", err)
-	}
 	if err := client.Sys().Rotate(); err != nil {
-		return c.errorf("Error rotating key: %s", apiError(err))
+		return c.remote("Error rotating key: %s", apiError(err))
 	}
 	k, err := client.Sys().KeyStatus()
 	if err != nil {
-		return c.errorf("Key rotated, but reading the key status failed: %s", apiError(err))
+		return c.remote("Key rotated, but reading the key status failed: %s", apiError(err))
 	}
 	if f.format == "table" {
 		fmt.Fprintln(c.stdout, "Success! Rotated key")
@@ -265,19 +230,13 @@ func (c *cli) operatorRotate(args []string) int {
 
 func (c *cli) operatorKeyStatus(args []string) int {
 	f := c.newFlags("operator key-status", "operator key-status [-format=table|json]   (with a root token in VAULT_TOKEN)")
-	if code, ok := f.parse(args); !ok {
+	client, code := f.openNoArgs(args)
+	if client == nil {
 		return code
-	}
-	if !f.noArgs() {
-		return exitLocal
-	}
-	client, err := f.client()
-	if err != nil {
-		return c.errorf("Error creating client: %v", err)
 	}
 	k, err := client.Sys().KeyStatus()
 	if err != nil {
-		return c.errorf("Error reading key status: %s", apiError(err))
+		return c.remote("Error reading key status: %s", apiError(err))
 	}
 	return f.output(k, keyStatusRows(k))
 }

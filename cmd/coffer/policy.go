@@ -16,14 +16,11 @@ var policyCommands = map[string]command{
 
 func (c *cli) policyWrite(args []string) int {
 	f := c.newFlags("policy write", "policy write NAME FILE|-")
-	if code, ok := f.vparse(args); !ok {
+	if code, ok := f.parseArgs(args, 2, 2); !ok {
 		return code
 	}
-	if !f.wantArgs(2, 2) {
-		return exitLocal
-	}
 	given := f.Arg(0)
-	name := strings.ToLower(strings.TrimSpace(given))
+	name := policyName(given)
 	src := strings.TrimSpace(f.Arg(1))
 	var (
 		rules []byte
@@ -38,7 +35,7 @@ func (c *cli) policyWrite(args []string) int {
 		// The vault CLI exits 2 here too.
 		return c.remote("Error reading policy: %v", err)
 	}
-	client, code := f.vclient()
+	client, code := f.connect()
 	if client == nil {
 		return code
 	}
@@ -54,17 +51,11 @@ func (c *cli) policyWrite(args []string) int {
 
 func (c *cli) policyRead(args []string) int {
 	f := c.newFlags("policy read", "policy read [-format=table|json] NAME")
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(1, 1) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, code := f.open(args, 1, 1)
 	if client == nil {
 		return code
 	}
-	name := strings.ToLower(strings.TrimSpace(f.Arg(0)))
+	name := policyName(f.Arg(0))
 	rules, err := client.Sys().GetPolicy(name)
 	if err != nil {
 		return c.remote("Error reading policy named %s: %v", name, err)
@@ -81,13 +72,7 @@ func (c *cli) policyRead(args []string) int {
 
 func (c *cli) policyList(args []string) int {
 	f := c.newFlags("policy list", "policy list [-format=table|json]")
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(0, 0) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, code := f.open(args, 0, 0)
 	if client == nil {
 		return code
 	}
@@ -106,20 +91,19 @@ func (c *cli) policyList(args []string) int {
 
 func (c *cli) policyDelete(args []string) int {
 	f := c.newFlags("policy delete", "policy delete NAME")
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(1, 1) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, code := f.open(args, 1, 1)
 	if client == nil {
 		return code
 	}
-	name := strings.ToLower(strings.TrimSpace(f.Arg(0)))
+	name := policyName(f.Arg(0))
 	if err := client.Sys().DeletePolicy(name); err != nil {
 		return c.remote("Error deleting %s: %v", name, err)
 	}
 	fmt.Fprintf(c.stdout, "Success! Deleted policy: %s\n", name)
 	return exitOK
+}
+
+// policyName is NAME as the server stores it: trimmed, lower case.
+func policyName(name string) string {
+	return strings.ToLower(strings.TrimSpace(name))
 }

@@ -16,13 +16,7 @@ var replicationCommands = map[string]command{
 // WAL entries it is behind, or the primary it follows (on a secondary).
 func (c *cli) replicationStatus(args []string) int {
 	f := c.newFlags("replication status", "replication status [-address=ADDR] [-format=table|json]")
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(0, 0) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, code := f.open(args, 0, 0)
 	if client == nil {
 		return code
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 
 	"github.com/hashicorp/vault/api"
 )
@@ -12,30 +11,24 @@ import (
 // on error.
 func (c *cli) status(args []string) int {
 	f := c.newFlags("status", "status [-address=ADDR] [-format=table|json]")
-	if code, ok := f.parse(args); !ok {
+	if code, ok := f.parseArgs(args, 0, 0); !ok {
 		return code
 	}
-	if f.NArg() > 0 {
-		fmt.Fprintf(c.stderr, "Too many arguments (expected 0, got %d)\n", f.NArg())
-		return exitLocal
-	}
+	// Errors exit 1 (c.local), as vault status does: 2 means sealed.
 	client, err := f.client()
 	if err != nil {
-		c.errorf("Error creating client: %v", err)
-		return exitLocal // vault status: 1 on error, 2 when sealed
+		return c.local("Error creating client: %v", err)
 	}
 	seal, err := client.Sys().SealStatus()
 	if err != nil {
-		c.errorf("Error checking seal status: %s", apiError(err))
-		return exitLocal // vault status: 1 on error, 2 when sealed
+		return c.local("Error checking seal status: %s", apiError(err))
 	}
 	// A sealed server cannot answer sys/leader; do not ask (and do not wait
 	// for the client's retries on 503).
 	var leader *api.LeaderResponse
 	if !seal.Sealed {
 		if leader, err = client.Sys().Leader(); err != nil {
-			c.errorf("Error checking leader status: %s", apiError(err))
-			return exitLocal // vault status: 1 on error, 2 when sealed
+			return c.local("Error checking leader status: %s", apiError(err))
 		}
 	}
 	rows := sealStatusRows(seal)

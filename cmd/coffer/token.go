@@ -35,18 +35,12 @@ func (c *cli) tokenCreate(args []string) int {
 	typ := f.String("type", "service", "service or batch")
 	meta := mapFlag{}
 	f.Var(meta, "metadata", "k=v metadata (repeatable)")
-	if code, ok := f.vparse(args); !ok {
+	client, code := f.open(args, 0, 0)
+	if client == nil {
 		return code
-	}
-	if !f.wantArgs(0, 0) {
-		return exitLocal
 	}
 	if *typ == "batch" {
 		*renewable = false
-	}
-	client, code := f.vclient()
-	if client == nil {
-		return code
 	}
 	req := &api.TokenCreateRequest{
 		ID:              *id,
@@ -76,17 +70,14 @@ func (c *cli) tokenCreate(args []string) int {
 	if err != nil {
 		return c.remote("Error creating token: %v", err)
 	}
-	if *field != "" {
-		return f.printField(secret, *field)
-	}
-	return f.outputSecret(secret)
+	return f.outputSecretField(secret, *field)
 }
 
 func (c *cli) tokenLookup(args []string) int {
 	f := c.newFlags("token lookup", "token lookup [-accessor] [-format=table|json] [TOKEN | ACCESSOR]")
 	f.httpFlags()
 	accessor := f.Bool("accessor", false, "the argument is an accessor, not a token")
-	if code, ok := f.vparse(args); !ok {
+	if code, ok := f.parse(args); !ok {
 		return code
 	}
 	if *accessor && f.NArg() != 1 {
@@ -96,7 +87,7 @@ func (c *cli) tokenLookup(args []string) int {
 		return exitLocal
 	}
 	token := strings.TrimSpace(f.Arg(0))
-	client, code := f.vclient()
+	client, code := f.connect()
 	if client == nil {
 		return code
 	}
@@ -123,7 +114,7 @@ func (c *cli) tokenRevoke(args []string) int {
 	self := f.Bool("self", false, "revoke the token in use")
 	accessor := f.Bool("accessor", false, "the argument is an accessor")
 	mode := f.String("mode", "", "orphan: keep the children (they become orphans); path: revoke every token created under a login path prefix")
-	if code, ok := f.vparse(args); !ok {
+	if code, ok := f.parse(args); !ok {
 		return code
 	}
 	switch *mode {
@@ -146,7 +137,7 @@ func (c *cli) tokenRevoke(args []string) int {
 	case *accessor && *mode != "":
 		return c.local("Cannot use -accessor with -mode=%s!", *mode)
 	}
-	client, code := f.vclient()
+	client, code := f.connect()
 	if client == nil {
 		return code
 	}
@@ -178,13 +169,7 @@ func (c *cli) tokenRenew(args []string) int {
 	f.Var(&increment, "increment", "requested new TTL, counted from now (the server may cap it)")
 	f.Var(&increment, "i", "short for -increment")
 	accessor := f.Bool("accessor", false, "the argument is an accessor")
-	if code, ok := f.vparse(args); !ok {
-		return code
-	}
-	if !f.wantArgs(0, 1) {
-		return exitLocal
-	}
-	client, code := f.vclient()
+	client, code := f.open(args, 0, 1)
 	if client == nil {
 		return code
 	}
@@ -224,7 +209,7 @@ func (c *cli) login(args []string) int {
 	noPrint := f.Bool("no-print", false, "print nothing on success")
 	tokenOnly := f.Bool("token-only", false, "print only the token; implies -no-store")
 	field := f.fieldFlag()
-	if code, ok := f.vparse(args); !ok {
+	if code, ok := f.parse(args); !ok {
 		return code
 	}
 	if *tokenOnly {
@@ -253,7 +238,7 @@ func (c *cli) login(args []string) int {
 	if err != nil {
 		return c.local("Error parsing configuration: %v", err)
 	}
-	client, code := f.vclient()
+	client, code := f.connect()
 	if client == nil {
 		return code
 	}

@@ -36,23 +36,74 @@ func (c *cli) remote(format string, args ...any) int {
 	return exitRemote
 }
 
-// vparse parses args with vault's exit codes: 0 after -h, 1 after a bad
-// flag or -format.
-func (f *commandFlags) vparse(args []string) (code int, ok bool) {
-	code, ok = f.parse(args)
-	if !ok && code != exitOK {
+// parseArgs parses args and checks that minArgs to maxArgs (-1: no limit)
+// positional arguments remain. ok is false when the command must stop
+// with code: 0 after -h, exitLocal after a bad flag, -format or count.
+func (f *commandFlags) parseArgs(args []string, minArgs, maxArgs int) (code int, ok bool) {
+	if code, ok := f.parse(args); !ok {
+		return code, false
+	}
+	if !f.wantArgs(minArgs, maxArgs) {
 		return exitLocal, false
 	}
-	return code, ok
+	return exitOK, true
 }
 
-// vclient builds the API client, printing the error vault-style.
-func (f *commandFlags) vclient() (*api.Client, int) {
+// connect builds the API client, printing the error vault-style. client
+// is nil when the command must stop with code.
+func (f *commandFlags) connect() (client *api.Client, code int) {
 	client, err := f.client()
 	if err != nil {
 		return nil, f.cli.remote("Error creating client: %v", err)
 	}
 	return client, exitOK
+}
+
+// open is the start of most commands: parseArgs, then connect. client is
+// nil when the command must stop with code.
+func (f *commandFlags) open(args []string, minArgs, maxArgs int) (client *api.Client, code int) {
+	if code, ok := f.parseArgs(args, minArgs, maxArgs); !ok {
+		return nil, code
+	}
+	return f.connect()
+}
+
+// outcome words the result of a request that writes or deletes at a path.
+type outcome struct {
+	failed  string // the error, formatted with the path and the error
+	success string // the success line, formatted with the path
+}
+
+var (
+	dataWritten = outcome{"Error writing data to %s: %v", "Success! Data written to: %s"}
+	dataDeleted = outcome{"Error deleting %s: %v", "Success! Data deleted (if it existed) at: %s"}
+)
+
+// report prints the result of a write or a delete at path as the vault CLI
+// does: on error the message (exit 2) and any secret sent with it; with no
+// secret back the success line (table format only); else the secret, or
+// only its field when field is set.
+func (f *commandFlags) report(o outcome, path string, secret *api.Secret, err error, field string) int {
+	if err != nil {
+		return f.refused(secret, o.failed, path, err)
+	}
+	if secret == nil {
+		if f.format == "table" {
+			fmt.Fprintf(f.cli.stdout, o.success+"\n", path)
+		}
+		return exitOK
+	}
+	return f.outputSecretField(secret, field)
+}
+
+// refused prints the error of a request the server refused, then the
+// secret it sent along if any, and returns exitRemote.
+func (f *commandFlags) refused(secret *api.Secret, format string, args ...any) int {
+	code := f.cli.remote(format, args...)
+	if secret != nil {
+		f.outputSecret(secret)
+	}
+	return code
 }
 
 // httpFlags registers -wrap-ttl (default VAULT_WRAP_TTL, which the api
@@ -601,6 +652,14 @@ func (f *commandFlags) outputSecret(s *api.Secret) int {
 		fmt.Fprint(f.cli.stdout, table([]string{"Key", "Value"}, rows))
 	}
 	return exitOK
+}
+
+// outputSecretField prints the secret, or only its field when field is set.
+func (f *commandFlags) outputSecretField(s *api.Secret, field string) int {
+	if field != "" {
+		return f.printField(s, field)
+	}
+	return f.outputSecret(s)
 }
 
 // outputMap prints a map: its JSON, or the Key/Value table.
