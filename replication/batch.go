@@ -323,16 +323,7 @@ func encodeBatchOps(b *Batch) ([]byte, error) {
 		buf = binary.BigEndian.AppendUint64(buf, uint64(e.Time))
 		buf = binary.AppendUvarint(buf, uint64(len(e.Ops)))
 		for j := range e.Ops {
-			op := &e.Ops[j]
-			buf = append(buf, byte(op.Kind), byte(op.Class))
-			buf = binary.AppendUvarint(buf, uint64(len(op.Key)))
-			buf = append(buf, op.Key...)
-			if op.Kind == storage.PutOperation {
-				buf = binary.AppendUvarint(buf, uint64(len(op.Value)))
-				buf = append(buf, op.Value...)
-			} else {
-				buf = append(buf, 0)
-			}
+			buf = wal.AppendOp(buf, &e.Ops[j])
 		}
 	}
 	if len(buf) > MaxBatchPayload {
@@ -381,7 +372,7 @@ func decodeBatchOps(p []byte, first, last uint64) ([]*wal.Entry, error) {
 			e.Ops = make([]wal.Op, n)
 		}
 		for j := range e.Ops {
-			if p, err = decodeOp(p, &e.Ops[j]); err != nil {
+			if p, err = wal.DecodeOp(p, &e.Ops[j]); err != nil {
 				return nil, fmt.Errorf("%w: entry %d op %d: %v", ErrCorrupt, e.Index, j, err)
 			}
 		}
@@ -391,38 +382,6 @@ func decodeBatchOps(p []byte, first, last uint64) ([]*wal.Entry, error) {
 		return nil, fmt.Errorf("%w: %d trailing bytes after the last entry", ErrCorrupt, len(p))
 	}
 	return entries, nil
-}
-
-// decodeOp parses one op in the WAL entry op encoding (kind, class, key, value).
-func decodeOp(p []byte, op *wal.Op) ([]byte, error) {
-	if len(p) < 2 {
-		return nil, errors.New("truncated")
-	}
-	op.Kind, op.Class = storage.Operation(p[0]), wal.Class(p[1])
-	if op.Kind != storage.PutOperation && op.Kind != storage.DeleteOperation {
-		return nil, fmt.Errorf("unknown kind %d", p[0])
-	}
-	if !validClass(op.Class) {
-		return nil, fmt.Errorf("unknown class %d", p[1])
-	}
-	key, p, err := readBytes(p[2:])
-	if err != nil {
-		return nil, fmt.Errorf("key: %v", err)
-	}
-	if err := storage.ValidateKey(string(key)); err != nil {
-		return nil, fmt.Errorf("key: %v", err)
-	}
-	val, p, err := readBytes(p)
-	if err != nil {
-		return nil, fmt.Errorf("value: %v", err)
-	}
-	op.Key = string(key)
-	if op.Kind == storage.PutOperation {
-		op.Value = append(make([]byte, 0, len(val)), val...)
-	} else if len(val) != 0 {
-		return nil, errors.New("a delete carrying a value")
-	}
-	return p, nil
 }
 
 func validClass(c wal.Class) bool { return c >= wal.Replicated && c <= wal.Ignored }
@@ -437,18 +396,6 @@ func readUvarint(p []byte) (uint64, []byte, error) {
 		return 0, nil, errors.New("uvarint not in shortest form")
 	}
 	return v, p[n:], nil
-}
-
-// readBytes reads a uvarint length and that many bytes, without copying.
-func readBytes(p []byte) ([]byte, []byte, error) {
-	n, p, err := readUvarint(p)
-	if err != nil {
-		return nil, nil, err
-	}
-	if n > uint64(len(p)) {
-		return nil, nil, fmt.Errorf("length %d exceeds the %d bytes left", n, len(p))
-	}
-	return p[:n], p[n:], nil
 }
 
 func checkKey(key []byte) error {

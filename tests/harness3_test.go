@@ -30,7 +30,7 @@ import (
 const replTimeout = 60 * time.Second
 
 // waitUntil is waitFor with its own deadline.
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() error) {
+func waitUntil(t testing.TB, what string, timeout time.Duration, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

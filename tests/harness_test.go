@@ -265,20 +265,10 @@ func client(t testing.TB, addr, token string) *api.Client {
 	return c
 }
 
-// waitFor polls cond until it returns nil or the deadline passes.
+// waitFor polls cond until it returns nil or waitTimeout passes.
 func waitFor(t testing.TB, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %v", what, waitTimeout, err)
-		}
-		time.Sleep(50 * time.Millisecond) // pacing only; the condition decides
-	}
+	waitUntil(t, what, waitTimeout, cond)
 }
 
 // waitHealthCode polls sys/health (default status codes) until it returns

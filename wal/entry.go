@@ -87,20 +87,62 @@ func EncodeEntry(e *Entry) []byte {
 	binary.BigEndian.PutUint64(buf[9:17], uint64(e.Time))
 	buf = binary.AppendUvarint(buf, uint64(len(e.Ops)))
 	for i := range e.Ops {
-		op := &e.Ops[i]
-		buf = append(buf, byte(op.Kind), byte(op.Class))
-		buf = binary.AppendUvarint(buf, uint64(len(op.Key)))
-		buf = append(buf, op.Key...)
-		if op.Kind == storage.PutOperation {
-			buf = binary.AppendUvarint(buf, uint64(len(op.Value)))
-			buf = append(buf, op.Value...)
-		} else {
-			buf = append(buf, 0)
-		}
+		buf = AppendOp(buf, &e.Ops[i])
 	}
 	buf = buf[:size]
 	sealEntry(buf, e.Index, e.Time)
 	return buf
+}
+
+// AppendOp appends op in the op encoding shared by WAL entries and
+// replication batches (part of both formats, never change):
+//
+//	kind(1: put=1, delete=2) | class(1) | keylen(uvarint) key | vallen(uvarint) value
+//
+// A delete is encoded with an empty value.
+func AppendOp(buf []byte, op *Op) []byte {
+	buf = append(buf, byte(op.Kind), byte(op.Class))
+	buf = binary.AppendUvarint(buf, uint64(len(op.Key)))
+	buf = append(buf, op.Key...)
+	if op.Kind == storage.PutOperation {
+		buf = binary.AppendUvarint(buf, uint64(len(op.Value)))
+		return append(buf, op.Value...)
+	}
+	return append(buf, 0)
+}
+
+// DecodeOp parses one op of AppendOp's encoding from p into op and returns
+// the bytes after it. It checks the kind, the class and the key, and that a
+// delete carries no value; the value is copied, so op does not alias p.
+func DecodeOp(p []byte, op *Op) ([]byte, error) {
+	if len(p) < 2 {
+		return nil, errors.New("truncated")
+	}
+	op.Kind, op.Class = storage.Operation(p[0]), Class(p[1])
+	if op.Kind != storage.PutOperation && op.Kind != storage.DeleteOperation {
+		return nil, fmt.Errorf("unknown kind %d", p[0])
+	}
+	if !op.Class.valid() {
+		return nil, fmt.Errorf("unknown class %d", p[1])
+	}
+	key, p, err := readBytes(p[2:])
+	if err != nil {
+		return nil, fmt.Errorf("key: %v", err)
+	}
+	if err := storage.ValidateKey(string(key)); err != nil {
+		return nil, fmt.Errorf("key: %v", err)
+	}
+	val, p, err := readBytes(p)
+	if err != nil {
+		return nil, fmt.Errorf("value: %v", err)
+	}
+	op.Key = string(key)
+	if op.Kind == storage.PutOperation {
+		op.Value = append(make([]byte, 0, len(val)), val...)
+	} else if len(val) != 0 {
+		return nil, errors.New("a delete carrying a value")
+	}
+	return p, nil
 }
 
 // sealEntry stamps index and time into an encoded entry and recomputes its CRC.
@@ -144,32 +186,8 @@ func DecodeEntry(buf []byte) (*Entry, error) {
 		e.Ops = make([]Op, count)
 	}
 	for i := range e.Ops {
-		op := &e.Ops[i]
-		if len(p) < 2 {
-			return nil, fmt.Errorf("%w: op %d truncated", ErrCorrupt, i)
-		}
-		op.Kind, op.Class = storage.Operation(p[0]), Class(p[1])
-		if op.Kind != storage.PutOperation && op.Kind != storage.DeleteOperation {
-			return nil, fmt.Errorf("%w: op %d has unknown kind %d", ErrCorrupt, i, p[0])
-		}
-		if !op.Class.valid() {
-			return nil, fmt.Errorf("%w: op %d has unknown class %d", ErrCorrupt, i, p[1])
-		}
-		var key, val []byte
-		if key, p, err = readBytes(p[2:]); err != nil {
-			return nil, fmt.Errorf("%w: op %d key: %v", ErrCorrupt, i, err)
-		}
-		if err := storage.ValidateKey(string(key)); err != nil {
-			return nil, fmt.Errorf("%w: op %d key: %v", ErrCorrupt, i, err)
-		}
-		if val, p, err = readBytes(p); err != nil {
-			return nil, fmt.Errorf("%w: op %d value: %v", ErrCorrupt, i, err)
-		}
-		op.Key = string(key)
-		if op.Kind == storage.PutOperation {
-			op.Value = append(make([]byte, 0, len(val)), val...)
-		} else if len(val) != 0 {
-			return nil, fmt.Errorf("%w: op %d is a delete carrying a value", ErrCorrupt, i)
+		if p, err = DecodeOp(p, &e.Ops[i]); err != nil {
+			return nil, fmt.Errorf("%w: op %d: %v", ErrCorrupt, i, err)
 		}
 	}
 	if len(p) != 0 {
