@@ -45,9 +45,12 @@ func convergeRoots(t *testing.T, ps *primarySide, ss *secondarySide) {
 	ps.waitShipped(t)
 	// The roots agree as soon as a sync's last write lands; the state turns
 	// back to streaming just after: wait for both.
+	// OnState reports a change just after Status shows it: wait for that too.
 	eventually(t, 15*time.Second, "the merkle roots agree and the secondary streams", func() bool {
+		seen := ss.seen()
 		return ss.s.LastRemoteWAL() >= ps.wal.LastIndex() && ps.root(t) == ss.root(t) &&
-			ss.s.Status().State == secondary.StateStreaming
+			ss.s.Status().State == secondary.StateStreaming &&
+			(len(seen) == 0 || seen[len(seen)-1] == secondary.StateStreaming)
 	})
 }
 
@@ -210,9 +213,10 @@ func TestMerkleFallbackWithoutPrimaryIndex(t *testing.T) {
 	ss := newMerkleSecondary(t, "dc2")
 	ss.activate(t, ps.token(t, "dc2"))
 	converge(t, ps, ss)
-	if states := ss.seen(); !sawInOrder(states, secondary.StateMerkleDiff, secondary.StateSync, secondary.StateStreaming) {
-		t.Fatalf("states %v: want merkle-diff, then the full listing, then stream-wals", states)
-	}
+	// The data lands before the state turns back to streaming: wait for it.
+	eventually(t, 15*time.Second, "merkle-diff, then the full listing, then stream-wals", func() bool {
+		return sawInOrder(ss.seen(), secondary.StateMerkleDiff, secondary.StateSync, secondary.StateStreaming)
+	})
 	ps.put(t, "logical/f/2", "2")
 	converge(t, ps, ss)
 }
