@@ -267,20 +267,11 @@ func (s *systemBackend) listAudit() *logical.Response {
 func (s *systemBackend) auditPath(ctx context.Context, req *logical.Request, p string) (*logical.Response, error) {
 	switch req.Operation {
 	case logical.CreateOperation, logical.UpdateOperation:
-		e := &auditEntry{Path: p}
-		var err error
-		if e.Type, err = fieldString(req.Data, "type"); err != nil {
+		ef, err := readEnableFields(req.Data)
+		if err != nil {
 			return nil, err
 		}
-		if e.Description, err = fieldString(req.Data, "description"); err != nil {
-			return nil, err
-		}
-		if e.Local, err = fieldBool(req.Data, "local"); err != nil {
-			return nil, err
-		}
-		if e.Options, err = fieldStringMap(req.Data, "options"); err != nil {
-			return nil, err
-		}
+		e := &auditEntry{Path: p, Type: ef.Type, Description: ef.Description, Local: ef.Local, Options: ef.Options}
 		if e.Type == "" {
 			return nil, logical.InvalidRequest("missing \"type\": the audit device type, e.g. file")
 		}

@@ -146,21 +146,12 @@ func (s *systemBackend) mountPath(ctx context.Context, req *logical.Request, t T
 		}
 		return nil, logical.Errorf(http.StatusBadRequest, "no %s mounted at %q", tableNoun(t), rp)
 	case logical.CreateOperation, logical.UpdateOperation:
-		e := &MountEntry{Table: t, Path: path}
-		var err error
-		if e.Type, err = fieldString(req.Data, "type"); err != nil {
+		ef, err := readEnableFields(req.Data)
+		if err != nil {
 			return nil, err
 		}
-		if e.Description, err = fieldString(req.Data, "description"); err != nil {
-			return nil, err
-		}
-		if e.Local, err = fieldBool(req.Data, "local"); err != nil {
-			return nil, err
-		}
+		e := &MountEntry{Table: t, Path: path, Type: ef.Type, Description: ef.Description, Local: ef.Local, Options: ef.Options}
 		if e.SealWrap, err = fieldBool(req.Data, "seal_wrap"); err != nil {
-			return nil, err
-		}
-		if e.Options, err = fieldStringMap(req.Data, "options"); err != nil {
 			return nil, err
 		}
 		if e.Type == "" {
@@ -353,6 +344,30 @@ func (s *systemBackend) capabilities(ctx context.Context, req *logical.Request, 
 		data["capabilities"] = all
 	}
 	return &logical.Response{Data: data}, nil
+}
+
+// enableFields are what enabling a secrets engine, an auth method or an audit
+// device takes in common.
+type enableFields struct {
+	Type, Description string
+	Local             bool
+	Options           map[string]string
+}
+
+func readEnableFields(d map[string]any) (enableFields, error) {
+	var ef enableFields
+	var err error
+	if ef.Type, err = fieldString(d, "type"); err != nil {
+		return ef, err
+	}
+	if ef.Description, err = fieldString(d, "description"); err != nil {
+		return ef, err
+	}
+	if ef.Local, err = fieldBool(d, "local"); err != nil {
+		return ef, err
+	}
+	ef.Options, err = fieldStringMap(d, "options")
+	return ef, err
 }
 
 // field helpers: the logical package's typed reads, without the "given" flag.
