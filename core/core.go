@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cofferhq/coffer/audit"
@@ -44,8 +45,6 @@ type Config struct {
 	APIAddr string
 	// WAL tunes group commit.
 	WAL wal.Options
-	// Replication configures the NATS bus and the WAL stream.
-	Replication ReplicationConfig
 	// DefaultLeaseTTL and MaxLeaseTTL bound token TTLs (Vault's defaults: 768h).
 	DefaultLeaseTTL, MaxLeaseTTL time.Duration
 	// Logger receives core's logs.
@@ -85,13 +84,14 @@ type Core struct {
 	tokens    *tokens.Store
 	wrapMu    sync.Mutex // makes unwrap's read-and-delete single use
 
+	// clusterIDv is clusterID for readers that cannot take stateMu (the
+	// replication layer, called while stateMu is held).
+	clusterIDv atomic.Pointer[string]
+
 	replMu sync.RWMutex // guards repl
-	repl   replState
+	repl   Replication
 
 	merkle merkleState
-
-	activationMu  sync.Mutex // guards activationKey
-	activationKey []byte
 
 	auditMu        sync.RWMutex
 	audit          *audit.Broker
@@ -299,7 +299,7 @@ func (c *Core) Initialize(ctx context.Context, req InitRequest) (*InitResult, er
 	res := &InitResult{RootToken: rootToken.ID}
 	if c.seal.RecoveryKeySupported() {
 		res.RecoveryKeys = shares
-		c.clusterName, c.clusterID, c.activeTime = info.Name, info.ID, time.Now().UTC()
+		c.setIdentity(info)
 		if err := c.postUnseal(ctx); err != nil {
 			c.sealLocked()
 			return nil, err
@@ -381,13 +381,20 @@ func (c *Core) unsealLocked(ctx context.Context, root []byte) error {
 		c.barrier.Seal()
 		return fmt.Errorf("load cluster identity: %w", err)
 	}
-	c.clusterName, c.clusterID, c.activeTime = info.Name, info.ID, time.Now().UTC()
+	c.setIdentity(info)
 	if err := c.postUnseal(ctx); err != nil {
 		c.sealLocked()
 		return err
 	}
 	c.logger.Info().Str("cluster_name", info.Name).Str("cluster_id", info.ID).Msg("unsealed")
 	return nil
+}
+
+// setIdentity records the cluster's name and id as the barrier opens.
+func (c *Core) setIdentity(info clusterInfo) {
+	c.clusterName, c.clusterID, c.activeTime = info.Name, info.ID, time.Now().UTC()
+	id := info.ID
+	c.clusterIDv.Store(&id)
 }
 
 // postUnseal brings the logical layer up: policies, tokens (and their
@@ -404,7 +411,7 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	if err := c.startMerkle(ctx); err != nil {
 		return err
 	}
-	if err := c.loadReplication(ctx); err != nil {
+	if err := c.replication().Start(ctx); err != nil {
 		c.logger.Error().Err(err).Msg("replication could not restart; the cluster serves its local data")
 	}
 	return nil
@@ -412,7 +419,7 @@ func (c *Core) postUnseal(ctx context.Context) error {
 
 // sealLocked takes the logical layer and replication down and seals the barrier.
 func (c *Core) sealLocked() {
-	c.stopReplication()
+	c.replication().Stop()
 	c.sealLockedKeepRepl()
 }
 
@@ -518,7 +525,7 @@ func (c *Core) SealStatus(ctx context.Context) (*SealStatus, error) {
 func (c *Core) Health(ctx context.Context) *HealthStatus {
 	h := &HealthStatus{
 		Sealed:                     c.barrier.Sealed(),
-		ReplicationPerformanceMode: "disabled",
+		ReplicationPerformanceMode: ModeDisabled,
 		ReplicationDRMode:          "disabled",
 		ServerTimeUTC:              time.Now().UTC().Unix(),
 		Version:                    Version,
@@ -541,10 +548,16 @@ func (c *Core) Leader(ctx context.Context) (*LeaderStatus, error) {
 	}
 	c.stateMu.RLock()
 	defer c.stateMu.RUnlock()
+	// active_time is a timestamp in vault/api: an unset time renders as Go's
+	// zero time, as Vault does.
+	active := c.activeTime.Format(time.RFC3339Nano)
+	if c.activeTime.IsZero() {
+		active = time.Time{}.Format(time.RFC3339)
+	}
 	return &LeaderStatus{
 		HAEnabled:     false,
 		IsSelf:        true,
-		ActiveTime:    c.activeTime.Format(time.RFC3339Nano),
+		ActiveTime:    active,
 		LeaderAddress: c.cfg.APIAddr,
 		LastWAL:       c.wal.LastIndex(),
 	}, nil

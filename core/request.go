@@ -103,7 +103,7 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, erro
 
 	// Read-after-write: a request carrying X-Vault-Index is served once this
 	// cluster has that state; a secondary may forward it instead.
-	secondaryMode := c.replMode() == modeSecondary
+	secondaryMode := c.replMode() == ModeSecondary
 	setID, have := c.replicationState()
 	forwardIt := secondaryMode && c.shouldForward(mb, rel, lreq)
 	if hs := req.Headers.Values(headerIndex); len(hs) > 0 {

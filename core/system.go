@@ -78,7 +78,7 @@ func (s *systemBackend) HandleRequest(ctx context.Context, req *logical.Request)
 	case p == "replication/merkle-check" || p == "replication/reindex":
 		return s.merkleEndpoints(ctx, req, p)
 	case strings.HasPrefix(p, "replication/"):
-		return s.replication(ctx, req, p)
+		return s.c.replication().HandleRequest(ctx, req, p)
 	case p == "capabilities-self" || p == "capabilities":
 		return s.capabilities(ctx, req, p == "capabilities-self")
 	}

@@ -24,11 +24,9 @@ func (c *Core) walGCFloor() uint64 {
 		return 0
 	}
 	floor := x.SafeTruncateIndex()
-	c.replMu.RLock()
-	if p := c.repl.primary; p != nil {
-		floor = min(floor, p.Status().ShippedIndex)
+	if shipped, ok := c.replication().ShippedIndex(); ok {
+		floor = min(floor, shipped)
 	}
-	c.replMu.RUnlock()
 	if floor <= walGCKeep {
 		return 0
 	}

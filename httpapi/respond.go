@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cofferhq/coffer/core"
-	"github.com/cofferhq/coffer/logical"
 )
 
 // Envelope is Vault's logical response: what logical reads (sys/key-status,
@@ -81,37 +80,19 @@ func badRequestf(format string, args ...any) error {
 }
 
 // ErrorStatus maps an error from core (or from httpapi's own request
-// parsing) to the HTTP status Vault uses for it:
-//
-//	core.ErrSealed                      503
-//	core.ErrPermissionDenied            403
-//	core.ErrNotInitialized              400
-//	core.ErrAlreadyInitialized          400
-//	core.ErrInvalidKey                  400
-//	*core.InvalidRequestError           400
-//	body over the size limit            413
-//	anything else                       500
+// parsing) to the HTTP status Vault uses for it: httpapi's own request errors
+// carry their code, a body over the size limit is 413, and everything else
+// takes core's one mapping, core.StatusOf.
 func ErrorStatus(err error) int {
 	var re *requestError
-	var ir *core.InvalidRequestError
 	var mb *http.MaxBytesError
 	switch {
 	case errors.As(err, &re):
 		return re.code
 	case errors.As(err, &mb):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, core.ErrSealed):
-		return http.StatusServiceUnavailable
-	case errors.Is(err, core.ErrPermissionDenied):
-		return http.StatusForbidden
-	case errors.Is(err, core.ErrNotInitialized),
-		errors.Is(err, core.ErrAlreadyInitialized),
-		errors.Is(err, core.ErrInvalidKey),
-		errors.As(err, &ir):
-		return http.StatusBadRequest
 	default:
-		// Errors of the logical layer (backends, the router) carry their own status.
-		return logical.StatusCode(err)
+		return core.StatusOf(err)
 	}
 }
 

@@ -141,33 +141,12 @@ func (h *handler) sealStatus(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// leaderResponse is sys/leader's body. active_time is a timestamp in
-// vault/api, so an unset time is rendered as Go's zero time, as Vault does.
-type leaderResponse struct {
-	HAEnabled            bool   `json:"ha_enabled"`
-	IsSelf               bool   `json:"is_self"`
-	ActiveTime           string `json:"active_time"`
-	LeaderAddress        string `json:"leader_address"`
-	LeaderClusterAddress string `json:"leader_cluster_address"`
-	PerfStandby          bool   `json:"performance_standby"`
-	PerfStandbyLastWAL   uint64 `json:"performance_standby_last_remote_wal"`
-	LastWAL              uint64 `json:"last_wal,omitempty"`
-}
-
 func (h *handler) leader(w http.ResponseWriter, r *http.Request) error {
 	l, err := h.core.Leader(r.Context())
 	if err != nil {
 		return err
 	}
-	active := l.ActiveTime
-	if active == "" {
-		active = time.Time{}.Format(time.RFC3339)
-	}
-	WriteJSON(w, r, http.StatusOK, leaderResponse{
-		HAEnabled: l.HAEnabled, IsSelf: l.IsSelf, ActiveTime: active,
-		LeaderAddress: l.LeaderAddress, LeaderClusterAddress: l.LeaderClusterAddress,
-		PerfStandby: l.PerfStandby, PerfStandbyLastWAL: l.PerfStandbyLastWAL, LastWAL: l.LastWAL,
-	})
+	WriteJSON(w, r, http.StatusOK, l)
 	return nil
 }
 

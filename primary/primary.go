@@ -42,9 +42,11 @@ var (
 
 // Config configures a Primary. Validate fills defaults.
 type Config struct {
-	// Forward applies a write a secondary forwarded (already authenticated
-	// and authorized there); nil refuses forwarding. See forward.go.
-	Forward func(ctx context.Context, secondaryID string, req *replication.ForwardRequest) *replication.ForwardReply
+	// Forward handles the opened payload of a secondary's forward RPC (a
+	// forwarded write, which this package never decodes: package forwarder
+	// does, above the barrier) and returns the reply payload; nil refuses
+	// forwarding. See forward.go.
+	Forward func(ctx context.Context, secondaryID string, payload []byte) ([]byte, *replication.RPCError)
 	// ClusterID is this cluster's id (replication.ValidateID).
 	ClusterID string
 	// APIAddr is this cluster's API address, advertised in tokens.
@@ -149,8 +151,6 @@ type Primary struct {
 	stalledIndex *merkle.Index
 	stalledAt    uint64
 
-	fwd *forwardCache
-
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	stops  []func()
@@ -234,7 +234,6 @@ func start(ctx context.Context, cfg Config, st *persisted) (*Primary, error) {
 		guard:  replication.NewReplayGuard(replication.DefaultReplayWindow),
 		st:     st,
 		live:   make(map[string]*liveInfo),
-		fwd:    newForwardCache(),
 	}
 	shipped, ok, err := loadShipped(ctx, cfg.State)
 	if err != nil {

@@ -3,36 +3,62 @@ package secondary_test
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"sync/atomic"
 	"testing"
 
+	"github.com/cofferhq/coffer/forwarder"
+	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/replication"
 )
 
+// applierFunc applies forwarded calls on the primary side of this test.
+type applierFunc func(ctx context.Context, c *forwarder.Call) (*logical.Response, uint64, error)
+
+func (f applierFunc) ApplyForwarded(ctx context.Context, c *forwarder.Call) (*logical.Response, uint64, error) {
+	return f(ctx, c)
+}
+
 // A forwarded request retried with the same id (its reply was lost) is
-// answered with the first reply, not applied twice.
+// answered with the first reply, not applied twice. The request crosses the
+// real sealed RPC as opaque bytes; forwarder encodes it and de-duplicates it.
 func TestForwardRetryIsNotAppliedTwice(t *testing.T) {
 	b := embeddedBus(t)
 	var applied atomic.Int64
 	c := newCluster(t)
 	clk := &clock{}
 	cfg := primaryConfig(t, c, b, "dc1", clk)
-	cfg.Forward = func(ctx context.Context, sid string, req *replication.ForwardRequest) *replication.ForwardReply {
+	srv := forwarder.NewServer(forwarder.ServerConfig{Applier: applierFunc(func(ctx context.Context, call *forwarder.Call) (*logical.Response, uint64, error) {
 		n := applied.Add(1)
-		body, _ := json.Marshal(map[string]any{"data": map[string]any{"applied": n, "by": sid}})
-		return &replication.ForwardReply{Status: http.StatusOK, Body: body, WALIndex: uint64(n)}
+		return &logical.Response{Data: map[string]any{"applied": n, "by": call.SecondaryID}}, uint64(n), nil
+	})})
+	cfg.Forward = func(ctx context.Context, sid string, payload []byte) ([]byte, *replication.RPCError) {
+		out, err := srv.Handle(ctx, sid, payload)
+		if err != nil {
+			return nil, &replication.RPCError{Code: replication.CodeBadRequest, Msg: err.Error()}
+		}
+		return out, nil
 	}
 	ps := startPrimaryWith(t, c, cfg, clk)
 	ss := newSecondarySide(t, "dc2")
 	ss.activate(t, ps.token(t, "dc2"))
 
-	req := &replication.ForwardRequest{ID: "req-1", Operation: "update", Path: "secret/data/x", Data: json.RawMessage(`{"data":{"v":1}}`)}
-	first, err := ss.s.Forward(context.Background(), req)
+	forward := func(req *forwarder.Request) (*forwarder.Reply, error) {
+		payload, err := forwarder.EncodeRequest(req)
+		if err != nil {
+			return nil, err
+		}
+		out, err := ss.s.Forward(context.Background(), payload)
+		if err != nil {
+			return nil, err
+		}
+		return forwarder.DecodeReply(out)
+	}
+	req := &forwarder.Request{ID: "req-1", Operation: "update", Path: "secret/data/x", Data: json.RawMessage(`{"data":{"v":1}}`)}
+	first, err := forward(req)
 	if err != nil {
 		t.Fatalf("forward: %v", err)
 	}
-	again, err := ss.s.Forward(context.Background(), req)
+	again, err := forward(req)
 	if err != nil {
 		t.Fatalf("retry: %v", err)
 	}
@@ -44,7 +70,7 @@ func TestForwardRetryIsNotAppliedTwice(t *testing.T) {
 	}
 	other := *req
 	other.ID = "req-2"
-	if _, err := ss.s.Forward(context.Background(), &other); err != nil || applied.Load() != 2 {
+	if _, err := forward(&other); err != nil || applied.Load() != 2 {
 		t.Fatalf("a new request id must be applied: %v, applied %d", err, applied.Load())
 	}
 }

@@ -402,16 +402,13 @@ func (s *Secondary) LastRemoteWAL() uint64 {
 	return s.m.LastRemoteWAL()
 }
 
-// Forward sends a write to the primary over the authenticated RPC and
-// returns its reply. It fails fast (ErrUnreachable from the bus) when the
-// primary cannot be reached; it never retries on its own, so a write the
-// client saw fail is not applied later.
-func (s *Secondary) Forward(ctx context.Context, req *replication.ForwardRequest) (*replication.ForwardReply, error) {
-	var reply replication.ForwardReply
-	if err := s.call(ctx, replication.MethodForward, req, &reply); err != nil {
-		return nil, err
-	}
-	return &reply, nil
+// Forward sends an encoded forwarded write (opaque here: package forwarder
+// encodes and decodes it) to the primary over the authenticated, sealed RPC
+// and returns the opened reply payload. It fails fast (ErrUnreachable from
+// the bus) when the primary cannot be reached; it never retries on its own,
+// so a write the client saw fail is not applied later.
+func (s *Secondary) Forward(ctx context.Context, payload []byte) ([]byte, error) {
+	return s.callRaw(ctx, replication.MethodForward, payload)
 }
 
 func (s *Secondary) setErr(err error) {

@@ -21,6 +21,7 @@ import (
 	"github.com/cofferhq/coffer/config"
 	"github.com/cofferhq/coffer/core"
 	"github.com/cofferhq/coffer/httpapi"
+	"github.com/cofferhq/coffer/replmode"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/storage/bolt"
 	"github.com/cofferhq/coffer/storage/inmem"
@@ -168,16 +169,6 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 		Seal:        sl,
 		ClusterName: cfg.ClusterName,
 		APIAddr:     cfg.AdvertisedAPIAddr(),
-		Replication: core.ReplicationConfig{
-			Bus:               nb,
-			BusTemplate:       bus.Config{CredsFile: cfg.Bus.CredsFile, TLSCAFile: cfg.Bus.TLSCAFile, Name: "coffer-" + cfg.ClusterName},
-			WALStreamMaxAge:   cfg.Replication.WALStreamMaxAge,
-			WALStreamMaxBytes: cfg.Replication.WALStreamMaxBytes,
-			WALStreamMaxMsgs:  cfg.Replication.WALStreamMaxMsgs,
-			WALStreamReplicas: int(cfg.Replication.WALStreamReplicas),
-			BestEffortWALWait: cfg.Replication.BestEffortWALWaitDuration,
-			Dev:               dev,
-		},
 		DefaultLeaseTTL: cfg.DefaultLeaseTTL,
 		MaxLeaseTTL:     cfg.MaxLeaseTTL,
 		Logger:          logger.With().Str("component", "core").Logger(),
@@ -188,6 +179,17 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 		}
 		return err
 	}
+	repl := replmode.Attach(c, replmode.Config{
+		Bus:               nb,
+		BusTemplate:       bus.Config{CredsFile: cfg.Bus.CredsFile, TLSCAFile: cfg.Bus.TLSCAFile, Name: "coffer-" + cfg.ClusterName},
+		WALStreamMaxAge:   cfg.Replication.WALStreamMaxAge,
+		WALStreamMaxBytes: cfg.Replication.WALStreamMaxBytes,
+		WALStreamMaxMsgs:  cfg.Replication.WALStreamMaxMsgs,
+		WALStreamReplicas: int(cfg.Replication.WALStreamReplicas),
+		BestEffortWALWait: cfg.Replication.BestEffortWALWaitDuration,
+		Dev:               dev,
+		Logger:            logger.With().Str("component", "replication").Logger(),
+	})
 	defer func() {
 		if err := c.Close(); err != nil {
 			logger.Error().Err(err).Msg("closing storage")
@@ -197,7 +199,7 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 	}()
 
 	if dev {
-		if err := initDev(ctx, c, devRoot, cfg, logger); err != nil {
+		if err := initDev(ctx, c, repl, devRoot, cfg, logger); err != nil {
 			return err
 		}
 	} else if err := c.Start(ctx); err != nil {
@@ -249,7 +251,7 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 
 // initDev initializes and unseals a fresh dev server with one key share and
 // prints what a developer needs, like Vault's dev mode.
-func initDev(ctx context.Context, c *core.Core, rootID string, cfg *config.Config, logger zerolog.Logger) error {
+func initDev(ctx context.Context, c *core.Core, repl *replmode.Manager, rootID string, cfg *config.Config, logger zerolog.Logger) error {
 	init, err := c.Initialized(ctx)
 	if err != nil {
 		return err
@@ -262,7 +264,7 @@ func initDev(ctx context.Context, c *core.Core, rootID string, cfg *config.Confi
 	if err != nil {
 		return fmt.Errorf("dev init: %w", err)
 	}
-	c.SetDevRootToken(res.RootToken)
+	repl.SetDevRootToken(res.RootToken)
 	if len(res.Keys) > 0 {
 		if _, err := c.Unseal(ctx, res.Keys[0]); err != nil {
 			return fmt.Errorf("dev unseal: %w", err)

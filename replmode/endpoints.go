@@ -1,0 +1,125 @@
+package replmode
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/cofferhq/coffer/logical"
+)
+
+// HandleRequest serves the sys/replication/* endpoints (path without
+// "sys/"), as Vault shapes them.
+func (m *Manager) HandleRequest(ctx context.Context, req *logical.Request, p string) (*logical.Response, error) {
+	switch p {
+	case "replication/status":
+		if req.Operation != logical.ReadOperation {
+			return nil, logical.ErrUnsupportedOperation
+		}
+		return &logical.Response{Data: map[string]any{"performance": m.Status(), "dr": map[string]any{"mode": string(Disabled)}}}, nil
+	case "replication/performance/status":
+		if req.Operation != logical.ReadOperation {
+			return nil, logical.ErrUnsupportedOperation
+		}
+		return &logical.Response{Data: m.Status()}, nil
+	}
+	if req.Operation != logical.UpdateOperation && req.Operation != logical.CreateOperation {
+		return nil, logical.ErrUnsupportedOperation
+	}
+	h, ok := writeEndpoints[p]
+	if !ok {
+		return nil, logical.Errorf(http.StatusNotFound, "no handler for route \"sys/%s\"", p)
+	}
+	return h(m, ctx, req.Data)
+}
+
+type endpoint func(m *Manager, ctx context.Context, d map[string]any) (*logical.Response, error)
+
+var writeEndpoints = map[string]endpoint{
+	"replication/performance/primary/enable": (*Manager).enablePrimaryEndpoint,
+	"replication/performance/primary/disable": func(m *Manager, ctx context.Context, _ map[string]any) (*logical.Response, error) {
+		return nil, m.DisablePrimary(ctx)
+	},
+	"replication/performance/primary/secondary-token":  (*Manager).secondaryTokenEndpoint,
+	"replication/performance/primary/revoke-secondary": (*Manager).revokeSecondaryEndpoint,
+	"replication/performance/secondary/enable":         (*Manager).enableSecondaryEndpoint,
+	"replication/performance/secondary/disable": func(m *Manager, ctx context.Context, _ map[string]any) (*logical.Response, error) {
+		return nil, m.DisableSecondary(ctx)
+	},
+}
+
+func fieldString(d map[string]any, name string) (string, error) {
+	v, _, err := logical.FieldString(d, name)
+	return v, err
+}
+
+func (m *Manager) enablePrimaryEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
+	addr, err := fieldString(d, "primary_cluster_addr")
+	if err != nil {
+		return nil, err
+	}
+	return nil, m.EnablePrimary(ctx, addr)
+}
+
+func (m *Manager) secondaryTokenEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
+	id, err := fieldString(d, "id")
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, logical.InvalidRequest("missing \"id\": the name of the secondary this token activates")
+	}
+	ttl, given, err := logical.FieldDuration(d, "ttl")
+	if err != nil {
+		return nil, err
+	}
+	if !given || ttl <= 0 {
+		ttl = 30 * time.Minute
+	}
+	p, err := m.livePrimary(OpSecondaryToken)
+	if err != nil {
+		return nil, err
+	}
+	tok, _, err := p.SecondaryToken(ctx, id, ttl)
+	if err != nil {
+		return nil, logical.InvalidRequest("%v", err)
+	}
+	return &logical.Response{WrapInfo: &logical.WrapInfo{
+		Token: tok, Accessor: "", TTL: int64(ttl / time.Second), CreationTime: time.Now().UTC(),
+		CreationPath: "sys/replication/performance/primary/secondary-token",
+	}}, nil
+}
+
+func (m *Manager) revokeSecondaryEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
+	id, err := fieldString(d, "id")
+	if err != nil {
+		return nil, err
+	}
+	p, err := m.livePrimary(OpRevokeSecondary)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.RevokeSecondary(ctx, id); err != nil {
+		return nil, logical.InvalidRequest("%v", err)
+	}
+	return nil, nil
+}
+
+func (m *Manager) enableSecondaryEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
+	tok, err := fieldString(d, "token")
+	if err != nil {
+		return nil, err
+	}
+	if tok == "" {
+		return nil, logical.InvalidRequest("missing \"token\": the activation token from the primary's secondary-token endpoint")
+	}
+	api, err := fieldString(d, "primary_api_addr")
+	if err != nil {
+		return nil, err
+	}
+	busURL, err := fieldString(d, "bus_url")
+	if err != nil {
+		return nil, err
+	}
+	return nil, m.EnableSecondary(ctx, tok, api, busURL)
+}

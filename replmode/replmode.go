@@ -1,0 +1,298 @@
+package replmode
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cofferhq/coffer/barrier"
+	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/core"
+	"github.com/cofferhq/coffer/forwarder"
+	"github.com/cofferhq/coffer/logical"
+	"github.com/cofferhq/coffer/merkle"
+	"github.com/cofferhq/coffer/primary"
+	"github.com/cofferhq/coffer/secondary"
+	"github.com/cofferhq/coffer/storage"
+	"github.com/cofferhq/coffer/wal"
+	"github.com/rs/zerolog"
+)
+
+// Config carries what replication needs from the server's configuration.
+type Config struct {
+	// Bus is the NATS connection (embedded or external); nil means
+	// replication cannot be enabled.
+	Bus *bus.Bus
+	// WALStreamMaxAge, WALStreamMaxBytes and WALStreamMaxMsgs bound the WAL
+	// stream (0 = unlimited); WALStreamReplicas is its JetStream replica count.
+	WALStreamMaxAge   time.Duration
+	WALStreamMaxBytes int64
+	WALStreamMaxMsgs  int64
+	WALStreamReplicas int
+	// BusTemplate carries the credentials and CA a secondary uses to reach
+	// its primary's NATS (the URL comes from the activation token).
+	BusTemplate bus.Config
+	// BestEffortWALWait bounds how long a secondary holds a forwarded write's
+	// response waiting to apply it (default 2s).
+	BestEffortWALWait time.Duration
+	// HeartbeatInterval between secondary and primary (default 2s).
+	HeartbeatInterval time.Duration
+	// Dev marks a dev server: the dev root token follows activation.
+	Dev bool
+	// Logger receives the layer's logs (the roles log under their own component).
+	Logger zerolog.Logger
+}
+
+// Host is what this layer needs from core (*core.Core implements it).
+type Host interface {
+	Barrier() *barrier.Barrier
+	WAL() *wal.Log
+	Physical() storage.Transactional
+	Classify(key string) wal.Class
+	Merkle() *merkle.Index
+	ClusterID() string
+	APIAddr() string
+	// Invalidate reloads what depends on keys replication changed.
+	Invalidate(keys []string)
+	// ReplaceData runs an activation's wipe and fill with the logical layer down.
+	ReplaceData(ctx context.Context, root []byte, r core.Replacement) error
+	// CreateRootToken creates the dev root token an activation bundle carries.
+	CreateRootToken(ctx context.Context, id string) error
+	// ApplyForwarded applies a forwarded write on the primary.
+	forwarder.Applier
+}
+
+// Manager is a cluster's replication layer: its mode, the running role
+// (a primary or a secondary), the transitions between modes, the
+// sys/replication/* endpoints and the status. It implements core.Replication.
+//
+// Locks: opMu serializes transitions (an activation holds it for its whole
+// sync); mu guards the fields below and is only held briefly, so status
+// and the request path never wait for a transition.
+type Manager struct {
+	cfg  Config
+	host Host
+	log  zerolog.Logger
+	fwd  *forwarder.Server
+
+	opMu sync.Mutex
+
+	mu        sync.RWMutex
+	mode      Mode
+	primary   *primary.Primary
+	secondary *secondary.Secondary
+	client    *forwarder.Client
+	devRoot   string // the dev root token id, for activation bundles
+	// clusterAddr is the NATS URL the primary advertises, or the one a
+	// secondary follows; primaryAPI the primary's API address (secondary).
+	clusterAddr, primaryAPI string
+	// activationRoot is the root key of an activation in progress: the
+	// barrier opens with it as soon as the primary's keyring has arrived.
+	activationRoot []byte
+}
+
+var _ core.Replication = (*Manager)(nil)
+
+// New returns the replication layer of host, with replication disabled
+// until Start finds a stored mode.
+func New(host Host, cfg Config) *Manager {
+	m := &Manager{cfg: cfg, host: host, log: cfg.Logger, mode: Disabled}
+	m.fwd = forwarder.NewServer(forwarder.ServerConfig{Applier: host, StatusOf: core.StatusOf})
+	return m
+}
+
+// Attach builds the replication layer of c and attaches it.
+func Attach(c *core.Core, cfg Config) *Manager {
+	m := New(c, cfg)
+	c.SetReplication(m)
+	return m
+}
+
+// SetDevRootToken records the dev root token id so that activation bundles
+// carry it to dev secondaries (the seeds' "Dev-Mode Root Tokens").
+func (m *Manager) SetDevRootToken(id string) {
+	m.mu.Lock()
+	m.devRoot = id
+	m.mu.Unlock()
+}
+
+// Mode reports the performance mode.
+func (m *Manager) Mode() string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return string(m.mode)
+}
+
+// Start restarts the role stored in storage; core calls it on unseal.
+func (m *Manager) Start(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.activationRoot != nil || m.primary != nil || m.secondary != nil {
+		// An activation unseals core under its own control and records
+		// the mode itself when it is done.
+		return nil
+	}
+	st, ok, err := loadState(ctx, m.host.Barrier())
+	if err != nil {
+		return fmt.Errorf("load replication mode: %w", err)
+	}
+	if !ok || st.Mode == string(Disabled) {
+		return nil
+	}
+	if st.Mode == string(Primary) && m.cfg.Bus == nil {
+		m.log.Error().Msg("this cluster is a replication primary but no NATS bus is configured: add a bus block to the configuration; replication stays stopped")
+		return nil
+	}
+	m.clusterAddr, m.primaryAPI = st.PrimaryClusterAddr, st.PrimaryAPIAddr
+	switch Mode(st.Mode) {
+	case Primary:
+		p, err := primary.Open(ctx, m.primaryConfig())
+		if err != nil {
+			return fmt.Errorf("restart replication primary: %w", err)
+		}
+		m.mode, m.primary = Primary, p
+	case Secondary:
+		s, err := secondary.Open(ctx, m.secondaryConfig())
+		if err != nil {
+			return fmt.Errorf("restart replication secondary: %w", err)
+		}
+		if err := s.Start(context.Background()); err != nil {
+			return fmt.Errorf("restart replication secondary: %w", err)
+		}
+		m.setSecondaryLocked(s)
+	}
+	return nil
+}
+
+// Stop stops the role's goroutines (on seal and shutdown).
+func (m *Manager) Stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.primary != nil {
+		m.primary.Stop()
+		m.primary = nil
+	}
+	if m.secondary != nil {
+		m.secondary.Stop()
+		m.secondary, m.client = nil, nil
+	}
+	m.mode = Disabled
+}
+
+func (m *Manager) setSecondaryLocked(s *secondary.Secondary) {
+	m.mode, m.secondary = Secondary, s
+	m.client = forwarder.NewClient(transport{s}, m.cfg.BestEffortWALWait)
+}
+
+// Forwarder is the forwarding client of a secondary, nil otherwise.
+func (m *Manager) Forwarder() *forwarder.Client {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.client
+}
+
+// Position returns, on a secondary, the set id and the primary's WAL index
+// applied here.
+func (m *Manager) Position() (string, uint64, bool) {
+	m.mu.RLock()
+	s := m.secondary
+	m.mu.RUnlock()
+	if s == nil {
+		return "", 0, false
+	}
+	return s.Status().PrimaryClusterID, s.LastRemoteWAL(), true
+}
+
+// PrimaryAPIAddr is the primary's API address a secondary knows.
+func (m *Manager) PrimaryAPIAddr() string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.primaryAPI
+}
+
+// ShippedIndex is, on a primary, the last WAL index JetStream acknowledged.
+func (m *Manager) ShippedIndex() (uint64, bool) {
+	m.mu.RLock()
+	p := m.primary
+	m.mu.RUnlock()
+	if p == nil {
+		return 0, false
+	}
+	return p.Status().ShippedIndex, true
+}
+
+// Replication state in storage (class ignored: never shipped):
+//
+//	core/replication/mode          the stored mode (state.go)
+//	core/replication/primary/      the primary package's state (barrier view)
+//	core/replication/secondary/    the secondary package's state
+const (
+	primaryPrefix   = "core/replication/primary/"
+	secondaryPrefix = "core/replication/secondary/"
+)
+
+func (m *Manager) primaryConfig() primary.Config {
+	return primary.Config{
+		ClusterID:         m.host.ClusterID(),
+		APIAddr:           m.host.APIAddr(),
+		BusURL:            m.clusterAddr,
+		Bus:               m.cfg.Bus,
+		WAL:               m.host.WAL(),
+		Raw:               m.host.WAL(),
+		State:             logical.NewView(m.host.Barrier(), primaryPrefix),
+		Classify:          m.host.Classify,
+		RootKey:           m.host.Barrier().RootKey,
+		DevRootTokenID:    m.devRoot,
+		Stream:            bus.StreamConfig{MaxAge: m.cfg.WALStreamMaxAge, MaxBytes: m.cfg.WALStreamMaxBytes, MaxMsgs: m.cfg.WALStreamMaxMsgs, Replicas: m.cfg.WALStreamReplicas},
+		HeartbeatInterval: m.cfg.HeartbeatInterval,
+		Forward:           m.handleForward,
+		Merkle:            m.host.Merkle,
+		Logger:            m.log.With().Str("component", "primary").Logger(),
+	}
+}
+
+// secondaryConfig: the secondary opens its own connection to the primary's
+// NATS (the URL in the activation token), not this cluster's bus.
+func (m *Manager) secondaryConfig() secondary.Config {
+	return secondary.Config{
+		BusConfig:         m.cfg.BusTemplate,
+		WAL:               m.host.WAL(),
+		Raw:               m.host.Physical(),
+		State:             logical.NewView(m.host.Barrier(), secondaryPrefix+"secrets/"),
+		StateKey:          secondaryPrefix + "state",
+		Classify:          m.host.Classify,
+		OnApplied:         m.onApplied,
+		Merkle:            m.host.Merkle,
+		APIAddr:           m.host.APIAddr(),
+		ClusterID:         m.host.ClusterID(),
+		HeartbeatInterval: m.cfg.HeartbeatInterval,
+		Logger:            m.log.With().Str("component", "secondary").Logger(),
+	}
+}
+
+// onApplied runs after each batch or sync page a secondary applied. During
+// an activation the barrier opens with the bundle's root key as soon as the
+// primary's keyring has arrived, and nothing else is reloaded (core brings
+// the logical layer up when the activation ends).
+func (m *Manager) onApplied(keys []string) {
+	m.mu.RLock()
+	root := m.activationRoot
+	m.mu.RUnlock()
+	if root == nil {
+		m.host.Invalidate(keys)
+		return
+	}
+	b := m.host.Barrier()
+	if !b.Sealed() {
+		return
+	}
+	for _, k := range keys {
+		if k == barrier.KeyringPath {
+			if err := b.Unseal(context.Background(), root); err != nil {
+				m.log.Error().Err(err).Msg("open the primary's keyring with the activation root key")
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package replmode
+
+import (
+	"time"
+
+	"github.com/cofferhq/coffer/secondary"
+)
+
+// Status renders sys/replication/performance/status with Vault's fields.
+func (m *Manager) Status() map[string]any {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	st := map[string]any{
+		"mode":       string(Disabled),
+		"cluster_id": m.host.ClusterID(),
+		"last_wal":   m.host.WAL().LastIndex(),
+	}
+	if x := m.host.Merkle(); x != nil {
+		st["merkle_root"] = x.RootHex()
+	}
+	switch {
+	case m.primary != nil:
+		m.primaryStatus(st)
+	case m.secondary != nil:
+		m.secondaryStatus(st)
+	default:
+		delete(st, "last_wal")
+	}
+	return st
+}
+
+func (m *Manager) primaryStatus(st map[string]any) {
+	ps := m.primary.Status()
+	st["mode"] = string(Primary)
+	st["state"] = "running"
+	st["primary_cluster_addr"] = m.clusterAddr
+	st["last_reindex_epoch"] = "0"
+	secs := []map[string]any{}
+	var known []string
+	for _, s := range ps.Secondaries {
+		if s.State == "revoked" {
+			continue
+		}
+		known = append(known, s.ID)
+		secs = append(secs, map[string]any{
+			"node_id":           s.ID,
+			"api_address":       s.APIAddr,
+			"cluster_address":   m.clusterAddr,
+			"connection_status": connection(s.Connected),
+			"last_heartbeat":    fmtTime(s.LastHeartbeat),
+			"last_remote_wal":   s.LastRemoteWAL,
+			"state":             s.State,
+		})
+	}
+	st["known_secondaries"] = known
+	st["secondaries"] = secs
+	st["last_shipped_wal"] = ps.ShippedIndex
+}
+
+func (m *Manager) secondaryStatus(st map[string]any) {
+	ss := m.secondary.Status()
+	st["mode"] = string(Secondary)
+	st["state"] = string(ss.State)
+	st["secondary_id"] = ss.SecondaryID
+	st["last_remote_wal"] = ss.LastRemoteWAL
+	st["primary_cluster_addr"] = m.clusterAddr
+	st["known_primary_cluster_addrs"] = []string{m.clusterAddr}
+	st["connection_state"] = map[bool]string{true: "ready", false: "transient_failure"}[ss.Connected]
+	st["primaries"] = []map[string]any{{
+		"api_address":       m.primaryAPI,
+		"cluster_address":   m.clusterAddr,
+		"connection_status": connection(ss.Connected),
+		"last_heartbeat":    fmtTime(ss.LastHeartbeat),
+	}}
+	switch ss.State {
+	case secondary.StateSync, secondary.StateMerkleDiff, secondary.StateMerkleSync:
+		st["merkle_sync_progress"] = map[string]any{"sync_progress": ss.SyncKeysDone, "sync_total_keys": ss.SyncTotalKeys}
+	}
+	if ss.LastError != "" {
+		st["last_error"] = ss.LastError
+	}
+}
+
+func connection(ok bool) string {
+	if ok {
+		return "connected"
+	}
+	return "disconnected"
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}

@@ -1,0 +1,54 @@
+package replmode
+
+import (
+	"context"
+	"errors"
+
+	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/forwarder"
+	"github.com/cofferhq/coffer/replication"
+	"github.com/cofferhq/coffer/secondary"
+)
+
+// transport carries forwarded writes over a secondary's sealed RPC
+// (forwarder.Transport). The payload stays opaque on its way: the secondary
+// seals it, the primary opens it and hands it to forwarder's server.
+type transport struct{ s *secondary.Secondary }
+
+func (t transport) RoundTrip(ctx context.Context, payload []byte) ([]byte, error) {
+	out, err := t.s.Forward(ctx, payload)
+	switch {
+	case err == nil:
+		return out, nil
+	case errors.Is(err, bus.ErrUnreachable):
+		return nil, classified{err, forwarder.ErrUnreachable}
+	case replication.IsRevoked(err):
+		return nil, classified{err, forwarder.ErrRevoked}
+	}
+	return nil, err
+}
+
+func (t transport) WaitApplied(ctx context.Context, index uint64) error {
+	return t.s.WaitRemoteWAL(ctx, index)
+}
+
+// classified keeps an error's message and adds the forwarder's class.
+type classified struct{ err, class error }
+
+func (c classified) Error() string   { return c.err.Error() }
+func (c classified) Unwrap() []error { return []error{c.err, c.class} }
+
+// handleForward is the primary's forward RPC handler: forwarder's server
+// decodes, de-duplicates, checks and applies the request.
+func (m *Manager) handleForward(ctx context.Context, secondaryID string, payload []byte) ([]byte, *replication.RPCError) {
+	out, err := m.fwd.Handle(ctx, secondaryID, payload)
+	switch {
+	case err == nil:
+		return out, nil
+	case errors.Is(err, forwarder.ErrCorrupt), errors.Is(err, forwarder.ErrUnknownVersion):
+		return nil, &replication.RPCError{Code: replication.CodeBadRequest, Msg: err.Error()}
+	case errors.Is(err, forwarder.ErrStillRunning):
+		return nil, &replication.RPCError{Code: replication.CodeUnavailable, Msg: err.Error()}
+	}
+	return nil, &replication.RPCError{Code: replication.CodeInternal, Msg: err.Error()}
+}
