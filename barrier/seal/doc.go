@@ -45,10 +45,13 @@
 //
 // # Shares
 //
-// Shares come from github.com/hashicorp/vault/shamir: each is the secret's
-// length plus one byte (the x coordinate), so 33 bytes for a 32-byte key.
-// With one share (threshold 1), the share is the key itself, 32 bytes, as in
-// Vault.
+// Shares come from package shamir (barrier/seal/shamir, Shamir sharing over
+// GF(2^8)): each is the secret's length plus one byte (the x coordinate), so
+// 33 bytes for a 32-byte key. With one share (threshold 1), the share is the
+// key itself, 32 bytes, as in Vault. The layout and the field are Vault's, and
+// those of github.com/hashicorp/vault/shamir that Coffer used before, so
+// shares handed out by earlier builds still open their server
+// (testdata/seal_vectors.json holds storage and shares written then).
 //
 // # Use by core
 //

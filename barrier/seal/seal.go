@@ -11,8 +11,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/cofferhq/coffer/barrier/seal/shamir"
 	"github.com/cofferhq/coffer/storage"
-	"github.com/hashicorp/vault/shamir"
 )
 
 // Storage keys and format versions. Part of the disk format: never change them.
