@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 TEST_TIMEOUT ?= 30m
 
-.PHONY: build test lint unit demo clean tools images compose-test
+.PHONY: build test lint licences unit demo clean tools images compose-test
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/coffer ./cmd/coffer
@@ -21,6 +21,13 @@ lint: tools
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+
+# licences: every Go module linked into the coffer binary must have an
+# OSI-approved licence; a Business Source License, a missing licence file or an
+# unrecognised text fails, naming the module (docs/licences.md). It reads the
+# module cache only: no network once the modules are downloaded.
+licences:
+	$(GO) run ./scripts/licences -go=$(GO)
 
 unit:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
@@ -41,9 +48,9 @@ compose-test:
 	  echo "compose-test: SKIPPED: no Docker engine answers (docker info failed); the compose fault tests did not run"; \
 	fi
 
-# test: formatting, vet, staticcheck, then every test (unit, crash, end-to-end),
-# then the compose fault tests when Docker is there.
-test: lint unit compose-test
+# test: formatting, vet, staticcheck, the licence check, then every test (unit,
+# crash, end-to-end), then the compose fault tests when Docker is there.
+test: lint licences unit compose-test
 
 demo: build
 	./scripts/demo.sh
