@@ -11,13 +11,15 @@ import (
 // compromised or buggy secondary must not reach endpoints that were never
 // meant to be forwarded (seal, init, replication, tokens, leases...).
 //
-//	operations: create, update, patch, delete (a forwarded read is refused)
+//	operations: create, update, patch, delete, and read and list (a read is
+//	            forwarded when the client asks for a state this cluster has
+//	            not reached: X-Vault-Inconsistent: forward-active-node)
 //	sys/ paths: policies/acl/*, policy/*, mounts/* (not mounts/auth/*),
 //	            auth/*, audit/*; every other sys/ path is refused
 //	auth/token/*: refused (tokens are local to each cluster)
 //	any other path: accepted (the data of a mount)
 
-var forwardableOps = map[string]bool{"create": true, "update": true, "patch": true, "delete": true}
+var forwardableOps = map[string]bool{"create": true, "update": true, "patch": true, "delete": true, "read": true, "list": true}
 
 var forwardableSys = []string{"policies/acl/", "policy/", "mounts/", "auth/", "audit/"}
 
@@ -25,7 +27,7 @@ var forwardableSys = []string{"policies/acl/", "policy/", "mounts/", "auth/", "a
 // request of operation op on path (the full path after /v1/) may be applied.
 func Allowed(op, path string) error {
 	if !forwardableOps[op] {
-		return fmt.Errorf("operation %q is never forwarded: only writes are", op)
+		return fmt.Errorf("operation %q is never forwarded", op)
 	}
 	p := strings.TrimPrefix(path, "/")
 	if p == "" || strings.Contains(p, "..") {
