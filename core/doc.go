@@ -1,6 +1,9 @@
-// Package core owns a Coffer cluster's state machine: initialization, the
-// unseal-key bookkeeping, sealing, barrier key rotation, the cluster's
-// identity, and (for now) the root tokens that authorize sys operations.
+// Package core owns a Coffer cluster's state machine and its request
+// pipeline: initialization, the unseal-key bookkeeping, sealing, barrier key
+// rotation, the cluster's identity; the router and the mount, auth and audit
+// tables; policies and their ACL checks (core/acl), tokens (core/tokens),
+// response wrapping, the audit glue; and the wiring of the merkle index and
+// the WAL collector.
 //
 // A Core stacks the layers of DESIGN.md: the physical storage at the bottom,
 // the WAL (every replicated or local write commits with its WAL entry), the
@@ -8,7 +11,17 @@
 // barrier (everything core stores goes through it as plaintext above,
 // ciphertext below).
 //
+// Replication is not core's: core asks it through the Replication interface
+// (replication.go), which package replmode implements and the server
+// attaches with SetReplication. Core tells it when the barrier opens and
+// closes, hands it sys/replication/*, asks it the mode and, on a secondary,
+// for the forwarding client (package forwarder). In return core offers the
+// replication layer what it needs (Barrier, WAL, Physical, Classify,
+// Merkle, Invalidate, ReplaceData for an activation, ApplyForwarded for a
+// forwarded write) and nothing else.
+//
 // Core must never speak HTTP (that is httpapi), parse configuration files
-// (config), or touch NATS. It returns the sentinel errors of types.go so the
-// HTTP layer can pick status codes.
+// (config), or touch NATS (it imports neither bus nor nats: go list -deps
+// ./core shows it). It returns the sentinel errors of types.go; StatusOf is
+// the one mapping of errors to HTTP status codes.
 package core
