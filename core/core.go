@@ -69,7 +69,10 @@ type Core struct {
 	seal    seal.Seal
 
 	// stateMu guards the sealed/unsealed transition; readers hold it shared.
+	// It is never held across a replication sync: ReplaceData marks the
+	// core replacing instead, and init, unseal and seal refuse meanwhile.
 	stateMu     sync.RWMutex
+	replacing   bool
 	unsealKeys  [][]byte
 	unsealNonce string
 	clusterName string
@@ -192,6 +195,9 @@ func (c *Core) Start(ctx context.Context) error {
 	}
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
+	if c.replacing {
+		return ErrReplacing
+	}
 	return c.unsealLocked(ctx, root)
 }
 
@@ -241,6 +247,9 @@ func (c *Core) Sealed() bool { return c.barrier.Sealed() }
 func (c *Core) Initialize(ctx context.Context, req InitRequest) (*InitResult, error) {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
+	if c.replacing {
+		return nil, ErrReplacing
+	}
 	init, err := c.Initialized(ctx)
 	if err != nil {
 		return nil, err
@@ -318,6 +327,10 @@ func (c *Core) Initialize(ctx context.Context, req InitRequest) (*InitResult, er
 // clears the progress so the operator can start over.
 func (c *Core) Unseal(ctx context.Context, key []byte) (*SealStatus, error) {
 	c.stateMu.Lock()
+	if c.replacing {
+		c.stateMu.Unlock()
+		return nil, ErrReplacing
+	}
 	if !c.barrier.Sealed() {
 		c.stateMu.Unlock()
 		return c.SealStatus(ctx)
@@ -454,6 +467,9 @@ func (c *Core) Seal(ctx context.Context, token string) error {
 	}
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
+	if c.replacing {
+		return ErrReplacing
+	}
 	c.sealLocked()
 	c.logger.Info().Msg("sealed by request")
 	return nil

@@ -124,7 +124,7 @@ func (c *Core) ApplyForwarded(ctx context.Context, call *forwarder.Call) (*logic
 // Vault answers it with (the one mapping; httpapi adds only its own request
 // errors):
 //
-//	ErrSealed                                   503
+//	ErrSealed, ErrReplacing                     503
 //	ErrPermissionDenied                         403
 //	ErrNotInitialized, ErrAlreadyInitialized,
 //	ErrInvalidKey, *InvalidRequestError         400
@@ -132,7 +132,7 @@ func (c *Core) ApplyForwarded(ctx context.Context, call *forwarder.Call) (*logic
 //	anything else                               500
 func StatusOf(err error) int {
 	switch {
-	case errors.Is(err, ErrSealed):
+	case errors.Is(err, ErrSealed), errors.Is(err, ErrReplacing):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrPermissionDenied):
 		return http.StatusForbidden

@@ -168,11 +168,45 @@ type Replacement struct {
 // role: it takes the logical layer down, runs r.Wipe, resets the merkle index,
 // runs r.Fill, then opens the barrier with root (the new keyring), rewrites
 // this cluster's identity under it and brings the logical layer up again.
-// A failure leaves the cluster sealed; the error says what to do.
+// A failure leaves the cluster sealed; the error says what to do. Meanwhile
+// init, unseal and seal answer ErrReplacing.
 func (c *Core) ReplaceData(ctx context.Context, root []byte, r Replacement) error {
 	c.stateMu.Lock()
-	defer c.stateMu.Unlock()
+	if c.replacing {
+		c.stateMu.Unlock()
+		return ErrReplacing
+	}
+	c.replacing = true
 	c.sealLockedKeepRepl()
+	c.stateMu.Unlock()
+	err := c.replaceData(ctx, r)
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	c.replacing = false
+	if err != nil {
+		return err
+	}
+	// This cluster keeps its identity, re-encrypted with the new keyring.
+	if c.barrier.Sealed() {
+		if err := c.barrier.Unseal(ctx, root); err != nil {
+			return fmt.Errorf("open the primary's keyring: %w", err)
+		}
+	}
+	if err := putJSON(ctx, c.barrier, clusterInfoPath, clusterInfo{Name: c.clusterName, ID: c.ClusterID()}); err != nil {
+		return fmt.Errorf("store cluster identity: %w", err)
+	}
+	// The wipe took the token salt: a fresh store, or tokens would be keyed
+	// by a salt that no longer exists.
+	c.tokens = c.newTokenStore()
+	if err := c.unsealLocked(ctx, root); err != nil {
+		return fmt.Errorf("unseal with the primary's keyring: %w", err)
+	}
+	return nil
+}
+
+// replaceData runs a replacement's steps, without stateMu: a sync can take
+// minutes, and status readers must not wait for it.
+func (c *Core) replaceData(ctx context.Context, r Replacement) error {
 	c.merkle.mu.Lock()
 	_ = c.stopMerkleLocked(ctx, false)
 	c.merkle.mu.Unlock()
@@ -183,26 +217,7 @@ func (c *Core) ReplaceData(ctx context.Context, root []byte, r Replacement) erro
 	if err := c.ReindexMerkle(ctx); err != nil {
 		return fmt.Errorf("reset the merkle index: %w", err)
 	}
-	if err := r.Fill(ctx); err != nil {
-		return err
-	}
-	// This cluster keeps its identity, re-encrypted with the new keyring.
-	if c.barrier.Sealed() {
-		if err := c.barrier.Unseal(ctx, root); err != nil {
-			return fmt.Errorf("open the primary's keyring: %w", err)
-		}
-	}
-	id, name := c.ClusterID(), c.clusterName
-	if err := putJSON(ctx, c.barrier, clusterInfoPath, clusterInfo{Name: name, ID: id}); err != nil {
-		return fmt.Errorf("store cluster identity: %w", err)
-	}
-	// The wipe took the token salt: a fresh store, or tokens would be keyed
-	// by a salt that no longer exists.
-	c.tokens = c.newTokenStore()
-	if err := c.unsealLocked(ctx, root); err != nil {
-		return fmt.Errorf("unseal with the primary's keyring: %w", err)
-	}
-	return nil
+	return r.Fill(ctx)
 }
 
 // refuseOnSecondary returns the error a replicated write gets on a

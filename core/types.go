@@ -87,6 +87,9 @@ var (
 	ErrPermissionDenied = errors.New("permission denied")
 	// ErrInvalidKey: an unseal share that does not combine into the key that opens the barrier (400).
 	ErrInvalidKey = errors.New("invalid key")
+	// ErrReplacing: an activation is replacing this cluster's data; init,
+	// unseal and seal wait for it to end (503).
+	ErrReplacing = errors.New("an activation is replacing this cluster's data: retry when it has finished (sys/replication/status shows its progress)")
 )
 
 // InvalidRequestError is a request the caller must correct (400).
