@@ -164,11 +164,11 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 		logger.Info().Str("url", nb.ClientURL()).Bool("embedded", cfg.Bus.Embedded).Msg("NATS bus ready")
 	}
 	c, err := core.New(ctx, core.Config{
-		Physical:    phys,
-		StorageType: cfg.Storage.Type,
-		Seal:        sl,
-		ClusterName: cfg.ClusterName,
-		APIAddr:     cfg.AdvertisedAPIAddr(),
+		Physical:        phys,
+		StorageType:     cfg.Storage.Type,
+		Seal:            sl,
+		ClusterName:     cfg.ClusterName,
+		APIAddr:         cfg.AdvertisedAPIAddr(),
 		DefaultLeaseTTL: cfg.DefaultLeaseTTL,
 		MaxLeaseTTL:     cfg.MaxLeaseTTL,
 		Logger:          logger.With().Str("component", "core").Logger(),
