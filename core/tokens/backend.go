@@ -115,84 +115,123 @@ func storeError(err error) error {
 
 var displayNameSanitize = regexp.MustCompile(`[^a-zA-Z0-9-]`)
 
-// create serves create and create-orphan.
+// create serves create and create-orphan: it reads the request, decides the
+// new token's properties from it and from the caller's token (the parent),
+// stores the token and answers with its auth section.
 func (b *backend) create(ctx context.Context, req *logical.Request, f *fields, orphan bool) (*logical.Response, error) {
-	id, err := f.str("id")
+	cr, err := readCreateRequest(f)
 	if err != nil {
 		return nil, err
 	}
-	policies, err := f.strList("policies")
+	if err := cr.check(); err != nil {
+		return nil, err
+	}
+	parent, err := b.creator(ctx, req.ClientToken)
 	if err != nil {
 		return nil, err
 	}
-	meta, err := f.strMap("meta")
+	e, err := cr.entry("auth/token/"+req.Path, parent, orphan)
 	if err != nil {
 		return nil, err
 	}
-	noParent, err := f.boolean("no_parent", false)
+	warnings, err := b.s.create(ctx, e)
 	if err != nil {
+		return nil, storeError(err)
+	}
+	return &logical.Response{Auth: authFor(e, e.TTL), Warnings: warnings}, nil
+}
+
+// createRequest holds the parameters of auth/token/create.
+type createRequest struct {
+	id, displayName          string
+	policies                 []string
+	meta                     map[string]string
+	noParent, noDefault      bool
+	renewable                bool
+	ttl, explicitMax, period time.Duration
+	numUses                  int64
+	tokenType, entityAlias   string
+}
+
+// readCreateRequest reads the parameters of a create, always in this order; the
+// first unreadable one is the error.
+func readCreateRequest(f *fields) (*createRequest, error) {
+	var cr createRequest
+	var err error
+	if cr.id, err = f.str("id"); err != nil {
 		return nil, err
 	}
-	noDefault, err := f.boolean("no_default_policy", false)
-	if err != nil {
+	if cr.policies, err = f.strList("policies"); err != nil {
+		return nil, err
+	}
+	if cr.meta, err = f.strMap("meta"); err != nil {
+		return nil, err
+	}
+	if cr.noParent, err = f.boolean("no_parent", false); err != nil {
+		return nil, err
+	}
+	if cr.noDefault, err = f.boolean("no_default_policy", false); err != nil {
 		return nil, err
 	}
 	ttl, ttlSet, err := f.duration("ttl")
 	if err != nil {
 		return nil, err
 	}
+	cr.ttl = ttl
 	if lease, leaseSet, err := f.duration("lease"); err != nil { // Vault's older name for ttl
 		return nil, err
 	} else if !ttlSet && leaseSet {
-		ttl = lease
+		cr.ttl = lease
 	}
-	explicitMax, _, err := f.duration("explicit_max_ttl")
-	if err != nil {
+	if cr.explicitMax, _, err = f.duration("explicit_max_ttl"); err != nil {
 		return nil, err
 	}
-	period, _, err := f.duration("period")
-	if err != nil {
+	if cr.period, _, err = f.duration("period"); err != nil {
 		return nil, err
 	}
-	displayName, err := f.str("display_name")
-	if err != nil {
+	if cr.displayName, err = f.str("display_name"); err != nil {
 		return nil, err
 	}
-	numUses, err := f.integer("num_uses")
-	if err != nil {
+	if cr.numUses, err = f.integer("num_uses"); err != nil {
 		return nil, err
 	}
-	renewable, err := f.boolean("renewable", true)
-	if err != nil {
+	if cr.renewable, err = f.boolean("renewable", true); err != nil {
 		return nil, err
 	}
-	tokenType, err := f.str("type")
-	if err != nil {
+	if cr.tokenType, err = f.str("type"); err != nil {
 		return nil, err
 	}
-	entityAlias, err := f.str("entity_alias")
-	if err != nil {
+	if cr.entityAlias, err = f.str("entity_alias"); err != nil {
 		return nil, err
 	}
+	return &cr, nil
+}
 
+// check refuses the values no caller may ask for.
+func (cr *createRequest) check() error {
 	switch {
-	case tokenType != "" && tokenType != TypeService && tokenType != "default":
-		return nil, badRequest("token type %q is not supported: Coffer issues service tokens only; omit type or set type=service", tokenType)
-	case entityAlias != "":
-		return nil, badRequest("'entity_alias' is only allowed in combination with token role, and Coffer has no token roles; remove entity_alias")
-	case numUses < 0:
-		return nil, badRequest("number of uses cannot be negative")
-	case numUses > 1<<31-1:
-		return nil, badRequest("num_uses: %d is too large", numUses)
-	case ttl < 0:
-		return nil, badRequest("ttl must be positive")
-	case explicitMax < 0:
-		return nil, badRequest("explicit_max_ttl must be positive")
-	case period < 0:
-		return nil, badRequest("period must be positive")
+	case cr.tokenType != "" && cr.tokenType != TypeService && cr.tokenType != "default":
+		return badRequest("token type %q is not supported: Coffer issues service tokens only; omit type or set type=service", cr.tokenType)
+	case cr.entityAlias != "":
+		return badRequest("'entity_alias' is only allowed in combination with token role, and Coffer has no token roles; remove entity_alias")
+	case cr.numUses < 0:
+		return badRequest("number of uses cannot be negative")
+	case cr.numUses > 1<<31-1:
+		return badRequest("num_uses: %d is too large", cr.numUses)
+	case cr.ttl < 0:
+		return badRequest("ttl must be positive")
+	case cr.explicitMax < 0:
+		return badRequest("explicit_max_ttl must be positive")
+	case cr.period < 0:
+		return badRequest("period must be positive")
 	}
+	return nil
+}
 
-	parent, err := b.s.Lookup(ctx, req.ClientToken)
+// creator returns the caller's token, which becomes the parent; a
+// use-limited token may not create children.
+func (b *backend) creator(ctx context.Context, clientToken string) (*Entry, error) {
+	parent, err := b.s.Lookup(ctx, clientToken)
 	if err != nil {
 		return nil, err
 	}
@@ -202,33 +241,70 @@ func (b *backend) create(ctx context.Context, req *logical.Request, f *fields, o
 	if parent.NumUses != 0 {
 		return nil, badRequest("restricted use token cannot generate child tokens")
 	}
-	isRoot := hasPolicy(parent.Policies, "root")
+	return parent, nil
+}
 
+// entry decides the new token created on path by parent: its display name,
+// id, policies, parent (none for an orphan), period and TTLs, refusing what
+// needs a root parent when parent is not one.
+func (cr *createRequest) entry(path string, parent *Entry, orphan bool) (*Entry, error) {
+	isRoot := hasPolicy(parent.Policies, "root")
 	e := &Entry{
 		Parent:      parent.ID,
-		Path:        "auth/token/" + req.Path,
-		Meta:        meta,
+		Path:        path,
+		Meta:        cr.meta,
 		DisplayName: "token",
-		NumUses:     int(numUses),
-		TTL:         ttl,
-		Period:      period,
-		Renewable:   renewable,
+		NumUses:     int(cr.numUses),
+		TTL:         cr.ttl,
+		Period:      cr.period,
+		Renewable:   cr.renewable,
 	}
-	if displayName != "" {
-		full := displayNameSanitize.ReplaceAllString("token-"+displayName, "-")
+	if cr.displayName != "" {
+		full := displayNameSanitize.ReplaceAllString("token-"+cr.displayName, "-")
 		e.DisplayName = strings.TrimSuffix(full, "-")
 	}
-	if id != "" {
+	if cr.id != "" {
 		if !isRoot {
 			return nil, badRequest("root privileges required to specify token id; omit id or create the token with a root token")
 		}
-		e.ID = id
+		e.ID = cr.id
 	}
 
-	// Policies: inherit the parent's when none are asked for; otherwise a
-	// non-root parent may only hand out a subset of its own. "default" is
-	// added (when the parent has it, for a non-root parent) unless
-	// no_default_policy.
+	policies, err := cr.childPolicies(parent, isRoot)
+	if err != nil {
+		return nil, err
+	}
+	e.Policies = policies
+
+	switch {
+	case cr.noParent:
+		if !isRoot {
+			return nil, badRequest("root privileges required to create orphan token with no_parent=true; use auth/token/create-orphan, which your policy may grant")
+		}
+		e.Parent = ""
+	case orphan:
+		e.Parent = ""
+	}
+	if e.Parent != "" {
+		e.EntityID = parent.EntityID
+	}
+
+	if cr.period > 0 && !isRoot {
+		return nil, badRequest("root privileges required to create periodic token; remove period or use a root token")
+	}
+	e.ExplicitMaxTTL = cr.explicitMax
+	if hasPolicy(e.Policies, "root") && cr.ttl == 0 && cr.period == 0 && cr.explicitMax == 0 && !parent.ExpireTime.IsZero() {
+		return nil, badRequest("expiring root tokens cannot create non-expiring root tokens; give a ttl")
+	}
+	return e, nil
+}
+
+// childPolicies returns the policies of the new token: the parent's when none
+// are asked for; otherwise a non-root parent may only hand out a subset of its
+// own. "default" is added (when the parent has it, for a non-root parent)
+// unless no_default_policy. Only a root parent may create a root token.
+func (cr *createRequest) childPolicies(parent *Entry, isRoot bool) ([]string, error) {
+	policies := cr.policies
 	addDefault := false
 	switch {
 	case len(policies) == 0:
@@ -245,44 +321,18 @@ func (b *backend) create(ctx context.Context, req *logical.Request, f *fields, o
 		if len(extra) > 0 {
 			return nil, badRequest("child policies must be subset of parent: the parent token lacks %q; ask only for policies the parent holds (%q) or use a root token", extra, held)
 		}
-		addDefault = !noDefault && hasPolicy(parent.Policies, "default")
+		addDefault = !cr.noDefault && hasPolicy(parent.Policies, "default")
 	default:
-		addDefault = !noDefault
+		addDefault = !cr.noDefault
 	}
-	e.Policies = SanitizePolicies(policies, addDefault)
-	if noDefault {
-		e.Policies = deleteString(e.Policies, "default")
+	out := SanitizePolicies(policies, addDefault)
+	if cr.noDefault {
+		out = deleteString(out, "default")
 	}
-	if hasPolicy(e.Policies, "root") && !isRoot {
+	if hasPolicy(out, "root") && !isRoot {
 		return nil, badRequest("root tokens may not be created without parent token being root")
 	}
-
-	switch {
-	case noParent:
-		if !isRoot {
-			return nil, badRequest("root privileges required to create orphan token with no_parent=true; use auth/token/create-orphan, which your policy may grant")
-		}
-		e.Parent = ""
-	case orphan:
-		e.Parent = ""
-	}
-	if e.Parent != "" {
-		e.EntityID = parent.EntityID
-	}
-
-	if period > 0 && !isRoot {
-		return nil, badRequest("root privileges required to create periodic token; remove period or use a root token")
-	}
-	e.ExplicitMaxTTL = explicitMax
-	if hasPolicy(e.Policies, "root") && ttl == 0 && period == 0 && explicitMax == 0 && !parent.ExpireTime.IsZero() {
-		return nil, badRequest("expiring root tokens cannot create non-expiring root tokens; give a ttl")
-	}
-
-	warnings, err := b.s.create(ctx, e)
-	if err != nil {
-		return nil, storeError(err)
-	}
-	return &logical.Response{Auth: authFor(e, e.TTL), Warnings: warnings}, nil
+	return out, nil
 }
 
 func deleteString(list []string, s string) []string {
