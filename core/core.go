@@ -130,6 +130,7 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 		AuthTable:   {"userpass": userpass.Factory},
 	}
 	log.SetClassifier(c.classify)
+	c.initMerkle()
 	return c, nil
 }
 

@@ -3,52 +3,48 @@ package core
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/merkle"
+	"github.com/cofferhq/coffer/wal"
 )
 
-// merkleState is the cluster's merkle index over its replicated keys and
-// the follower that feeds it from the WAL. It lives below the barrier (it
-// hashes ciphertext), starts at the first unseal (when the mount table, and
-// so each key's class, is known) and runs until Close.
+// merkleState is the cluster's merkle index over its replicated keys (with
+// the flusher and the follower that keep it current: merkle.Live) and the WAL
+// garbage collector that truncates the log behind it. Both live below the
+// barrier, start at the first unseal (when the mount table, and so each key's
+// class, is known) and run until Close.
 type merkleState struct {
-	mu       sync.Mutex
-	x        *merkle.Index
-	follower *merkle.Follower
-	// gcStop and gcDone own the WAL garbage collector (walgc.go), started
-	// with the index and stopped at Close.
-	gcStop chan struct{}
-	gcDone chan struct{}
+	// mu serialises starting and stopping (merkle.Live has its own lock;
+	// an activation stops the index through it directly).
+	mu   sync.Mutex
+	live *merkle.Live   // set by New
+	gc   *wal.Collector // set at the first unseal
 }
 
 func (c *Core) merkleOptions() merkle.Options { return merkle.Options{} }
 
-// startMerkle recovers the index (ARIES redo from its checkpoint) or, when
-// its pages cannot be trusted, rebuilds it, then starts its flusher and its
-// follower. It runs once per process.
+// initMerkle sets up the (stopped) index; New calls it once.
+func (c *Core) initMerkle() {
+	c.merkle.live = merkle.NewLive(c.phys, c.wal, c.classify, c.merkleOptions(), c.logger)
+}
+
+// startMerkle recovers or rebuilds the index and starts it (merkle.Live;
+// a running index is left alone), then the WAL collector, once per process.
 func (c *Core) startMerkle(ctx context.Context) error {
 	c.merkle.mu.Lock()
 	defer c.merkle.mu.Unlock()
-	if c.merkle.x != nil {
-		return nil
+	if err := c.merkle.live.Start(ctx); err != nil {
+		return err
 	}
-	logger := c.logger.With().Str("component", "merkle").Logger()
-	x, stats, err := merkle.Recover(ctx, c.phys, c.wal, c.merkleOptions(), logger)
-	if err != nil {
-		logger.Warn().Err(err).Msg("merkle index cannot be recovered from its pages; rebuilding it from storage")
-		if x, err = merkle.Reindex(ctx, c.phys, c.wal, c.classify, c.merkleOptions(), logger); err != nil {
-			return fmt.Errorf("rebuild the merkle index: %w", err)
+	if c.merkle.gc == nil {
+		gc, err := wal.NewCollector(c.wal, wal.CollectorOptions{Redo: c.merkleRedo, Shipped: c.shippedWAL}, c.logger)
+		if err != nil {
+			return err
 		}
-	} else {
-		logger.Info().Interface("recovery", stats).Msg("merkle index recovered")
-	}
-	c.installMerkleLocked(x)
-	if c.merkle.gcStop == nil {
-		c.merkle.gcStop, c.merkle.gcDone = make(chan struct{}), make(chan struct{})
-		go c.runWALGC(c.merkle.gcStop, c.merkle.gcDone)
+		c.merkle.gc = gc
+		gc.Start()
 	}
 	return nil
 }
@@ -56,61 +52,34 @@ func (c *Core) startMerkle(ctx context.Context) error {
 // stopWALGC stops the collector and waits for it.
 func (c *Core) stopWALGC() {
 	c.merkle.mu.Lock()
-	stop, done := c.merkle.gcStop, c.merkle.gcDone
-	c.merkle.gcStop, c.merkle.gcDone = nil, nil
+	gc := c.merkle.gc
+	c.merkle.gc = nil
 	c.merkle.mu.Unlock()
-	if stop != nil {
-		close(stop)
-		<-done
+	if gc != nil {
+		gc.Stop()
 	}
 }
 
-func (c *Core) installMerkleLocked(x *merkle.Index) {
-	x.Start()
-	f := merkle.NewFollower(x, c.wal, c.logger)
-	f.Start()
-	c.merkle.x, c.merkle.follower = x, f
-}
-
-// stopMerkleLocked stops the follower and the flusher; flush writes the
-// dirty pages so the next start redoes nothing.
+// stopMerkleLocked takes the index out of service; flush writes the dirty
+// pages so the next start redoes nothing. Caller holds c.merkle.mu.
 func (c *Core) stopMerkleLocked(ctx context.Context, flush bool) error {
-	if c.merkle.x == nil {
-		return nil
-	}
-	c.merkle.follower.Stop()
-	var err error
 	if flush {
-		err = c.merkle.x.Close(ctx)
-	} else {
-		c.merkle.x.Stop()
+		return c.merkle.live.Close(ctx)
 	}
-	c.merkle.x, c.merkle.follower = nil, nil
-	return err
+	c.merkle.live.Stop()
+	return nil
 }
 
 // Merkle returns the live merkle index, or nil before the first unseal.
-func (c *Core) Merkle() *merkle.Index {
-	c.merkle.mu.Lock()
-	defer c.merkle.mu.Unlock()
-	return c.merkle.x
-}
+func (c *Core) Merkle() *merkle.Index { return c.merkle.live.Index() }
 
 // ReindexMerkle rebuilds the index from a scan of the replicated keys and
 // swaps it in (sys/replication/reindex).
 func (c *Core) ReindexMerkle(ctx context.Context) error {
 	c.merkle.mu.Lock()
 	defer c.merkle.mu.Unlock()
-	if err := c.stopMerkleLocked(ctx, false); err != nil {
-		return err
-	}
-	x, err := merkle.Reindex(ctx, c.phys, c.wal, c.classify, c.merkleOptions(), c.logger.With().Str("component", "merkle").Logger())
-	if err != nil {
-		return fmt.Errorf("reindex: %w", err)
-	}
-	c.installMerkleLocked(x)
-	c.logger.Info().Str("root", x.RootHex()).Msg("merkle index rebuilt")
-	return nil
+	_, err := c.merkle.live.Reindex(ctx)
+	return err
 }
 
 // MerkleCheck compares the index with a full recomputation (sys/replication/merkle-check).

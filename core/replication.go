@@ -207,9 +207,7 @@ func (c *Core) ReplaceData(ctx context.Context, root []byte, r Replacement) erro
 // replaceData runs a replacement's steps, without stateMu: a sync can take
 // minutes, and status readers must not wait for it.
 func (c *Core) replaceData(ctx context.Context, r Replacement) error {
-	c.merkle.mu.Lock()
-	_ = c.stopMerkleLocked(ctx, false)
-	c.merkle.mu.Unlock()
+	c.merkle.live.Stop()
 	if err := r.Wipe(ctx); err != nil {
 		return err
 	}

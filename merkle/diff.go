@@ -444,9 +444,32 @@ func Diff(ctx context.Context, local *Index, remote Source, opts DiffOptions) (*
 		opts.Parallel = 4
 	}
 	res := &DiffResult{}
-	localRoot := local.Root()
+	diffNodes, same, err := res.compareTop(ctx, local, remote, opts)
+	if err != nil {
+		return nil, err
+	}
+	if same {
+		return res, nil
+	}
+	diffBuckets, err := res.compareNodes(ctx, local, remote, diffNodes, opts)
+	if err != nil {
+		return nil, err
+	}
+	res.DifferingBuckets = len(diffBuckets)
+	if err := res.compareBuckets(ctx, local, remote, diffBuckets, opts); err != nil {
+		return nil, err
+	}
+	slices.Sort(res.Added)
+	slices.Sort(res.Changed)
+	slices.Sort(res.Deleted)
+	return res, nil
+}
 
-	// Round 1.
+// compareTop is round 1: the remote root and the pages of levels 0..Depth-2. It
+// returns the level Depth-1 nodes whose hashes differ, or same when the roots
+// are equal.
+func (res *DiffResult) compareTop(ctx context.Context, local *Index, remote Source, opts DiffOptions) (diffNodes []uint32, same bool, err error) {
+	localRoot := local.Root()
 	var top []PageRef
 	for l := 0; l < Depth-1; l++ {
 		for i := range levelNodes[l] {
@@ -455,19 +478,19 @@ func Diff(ctx context.Context, local *Index, remote Source, opts DiffOptions) (*
 	}
 	resps, err := res.round(ctx, remote, []*Request{{KnownRoot: localRoot, Pages: top}}, opts.Parallel)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	first := resps[0]
 	res.RemoteRoot, res.RemoteApplied = first.Root, first.Applied
 	if bytes.Equal(first.Root[:], localRoot) {
-		return res, nil
+		return nil, true, nil
 	}
 	if len(first.Pages) != len(top) {
-		return nil, fmt.Errorf("merkle diff: %w: round 1 answered %d pages of %d", ErrCorrupt, len(first.Pages), len(top))
+		return nil, false, fmt.Errorf("merkle diff: %w: round 1 answered %d pages of %d", ErrCorrupt, len(first.Pages), len(top))
 	}
 	// The level-2 pages give the remote hashes of level Depth-1 nodes.
-	var diffNodes []uint32
 	local.mu.Lock()
+	defer local.mu.Unlock()
 	local.refresh()
 	base := len(top) - levelNodes[Depth-2]
 	for i := range levelNodes[Depth-2] {
@@ -479,9 +502,12 @@ func Diff(ctx context.Context, local *Index, remote Source, opts DiffOptions) (*
 			}
 		}
 	}
-	local.mu.Unlock()
+	return diffNodes, false, nil
+}
 
-	// Round 2.
+// compareNodes is round 2: the pages of the differing level Depth-1 nodes. It
+// returns the buckets whose hashes differ.
+func (res *DiffResult) compareNodes(ctx context.Context, local *Index, remote Source, diffNodes []uint32, opts DiffOptions) ([]uint32, error) {
 	var reqs []*Request
 	for c := range slices.Chunk(diffNodes, opts.MaxPagesPerRequest) {
 		r := &Request{}
@@ -490,65 +516,66 @@ func Diff(ctx context.Context, local *Index, remote Source, opts DiffOptions) (*
 		}
 		reqs = append(reqs, r)
 	}
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	resps, err := res.round(ctx, remote, reqs, opts.Parallel)
+	if err != nil {
+		return nil, err
+	}
 	var diffBuckets []uint32
-	if len(reqs) > 0 {
-		resps, err = res.round(ctx, remote, reqs, opts.Parallel)
-		if err != nil {
-			return nil, err
+	local.mu.Lock()
+	defer local.mu.Unlock()
+	local.refresh()
+	for k, r := range reqs {
+		if len(resps[k].Pages) != len(r.Pages) {
+			return nil, fmt.Errorf("merkle diff: %w: round 2 answered %d pages of %d", ErrCorrupt, len(resps[k].Pages), len(r.Pages))
 		}
-		local.mu.Lock()
-		local.refresh()
-		for k, r := range reqs {
-			if len(resps[k].Pages) != len(r.Pages) {
-				local.mu.Unlock()
-				return nil, fmt.Errorf("merkle diff: %w: round 2 answered %d pages of %d", ErrCorrupt, len(resps[k].Pages), len(r.Pages))
-			}
-			for i, ref := range r.Pages {
-				for j := range Fanout {
-					b := ref.Index*Fanout + uint32(j)
-					if resps[k].Pages[i][j] != local.buckets[b].hash {
-						diffBuckets = append(diffBuckets, b)
-					}
+		for i, ref := range r.Pages {
+			for j := range Fanout {
+				b := ref.Index*Fanout + uint32(j)
+				if resps[k].Pages[i][j] != local.buckets[b].hash {
+					diffBuckets = append(diffBuckets, b)
 				}
 			}
 		}
-		local.mu.Unlock()
 	}
-	res.DifferingBuckets = len(diffBuckets)
+	return diffBuckets, nil
+}
 
-	// Round 3.
-	reqs = reqs[:0]
+// compareBuckets is round 3: the listings of the differing buckets, compared
+// with the local ones into res.Added, Changed and Deleted.
+func (res *DiffResult) compareBuckets(ctx context.Context, local *Index, remote Source, diffBuckets []uint32, opts DiffOptions) error {
+	var reqs []*Request
 	for c := range slices.Chunk(diffBuckets, opts.MaxBucketsPerRequest) {
 		reqs = append(reqs, &Request{Buckets: slices.Clone(c)})
 	}
-	if len(reqs) > 0 {
-		resps, err = res.round(ctx, remote, reqs, opts.Parallel)
-		if err != nil {
-			return nil, err
+	if len(reqs) == 0 {
+		return nil
+	}
+	resps, err := res.round(ctx, remote, reqs, opts.Parallel)
+	if err != nil {
+		return err
+	}
+	for k, r := range reqs {
+		if len(resps[k].Buckets) != len(r.Buckets) {
+			return fmt.Errorf("merkle diff: %w: round 3 answered %d buckets of %d", ErrCorrupt, len(resps[k].Buckets), len(r.Buckets))
 		}
-		for k, r := range reqs {
-			if len(resps[k].Buckets) != len(r.Buckets) {
-				return nil, fmt.Errorf("merkle diff: %w: round 3 answered %d buckets of %d", ErrCorrupt, len(resps[k].Buckets), len(r.Buckets))
+		for i, b := range r.Buckets {
+			if resps[k].Buckets[i].Bucket != b {
+				return fmt.Errorf("merkle diff: %w: round 3 answered bucket %d for %d", ErrCorrupt, resps[k].Buckets[i].Bucket, b)
 			}
-			for i, b := range r.Buckets {
-				if resps[k].Buckets[i].Bucket != b {
-					return nil, fmt.Errorf("merkle diff: %w: round 3 answered bucket %d for %d", ErrCorrupt, resps[k].Buckets[i].Bucket, b)
-				}
-				mine, err := local.BucketItems(ctx, b)
-				if err != nil {
-					return nil, fmt.Errorf("merkle diff: list local bucket %04x: %w", b, err)
-				}
-				a, c, d := DiffItems(mine, resps[k].Buckets[i].Items)
-				res.Added = append(res.Added, a...)
-				res.Changed = append(res.Changed, c...)
-				res.Deleted = append(res.Deleted, d...)
+			mine, err := local.BucketItems(ctx, b)
+			if err != nil {
+				return fmt.Errorf("merkle diff: list local bucket %04x: %w", b, err)
 			}
+			a, c, d := DiffItems(mine, resps[k].Buckets[i].Items)
+			res.Added = append(res.Added, a...)
+			res.Changed = append(res.Changed, c...)
+			res.Deleted = append(res.Deleted, d...)
 		}
 	}
-	slices.Sort(res.Added)
-	slices.Sort(res.Changed)
-	slices.Sort(res.Deleted)
-	return res, nil
+	return nil
 }
 
 // round sends reqs concurrently (at most parallel at a time) and decodes the

@@ -11,12 +11,19 @@
 //     "merkle/checkpoint". wal.DefaultClassify makes it Ignored: never logged,
 //     never shipped.
 //   - The tree, the page and checkpoint formats, and the sync RPC messages.
+//   - The index's lifecycle on a server (Live): recovery, or a reindex when
+//     recovery fails, at start; the flusher and Follower goroutines, started
+//     and stopped together; the swap to a rebuilt index.
 //
 // # What it must never do
 //
 //   - See plaintext, or import bus, nats, barrier or core: it hashes keys and
 //     ciphertext exactly as stored, and moves encoded messages through a Source.
 //   - Read another key's value on an update. An update reads nothing at all.
+//   - Truncate the WAL. It reports how far recovery needs it
+//     (SafeTruncateIndex); wal.Collector, started by the server, truncates.
+//   - Leave a goroutine running: the flusher and the Follower each have a Stop
+//     that waits, and Live stops both.
 //
 // # The tree
 //
@@ -122,14 +129,39 @@
 //
 // # How the server wires it
 //
-//  1. At start: Recover(store, log) (on ErrReindexRequired: Reindex); x.Start();
-//     NewFollower(x, log).Start(). The Follower is the index's single applier.
-//  2. Status: x.RootHex() is merkle_root. The shipper's guard for a batch
+//  1. At start: live := NewLive(store, log, classify, opts, logger) and
+//     live.Start(ctx) (or Open, which does both): Recover, on any error
+//     Reindex; then x.Start() and NewFollower(x, log).Start(). The Follower is
+//     the index's single applier.
+//  2. live.Index() is the index in service (nil while stopped). Reindex swaps
+//     it, so other components hold a func returning it, not the pointer.
+//  3. Status: x.RootHex() is merkle_root. The shipper's guard for a batch
 //     ending at WAL index L is the root once x.Applied() == L; State returns
 //     root and Applied together.
-//  3. WAL GC: truncate at most to min(x.SafeTruncateIndex(), shipped).
-//  4. RPC: the primary's handler answers x.ServeRPC(req); the secondary calls
+//  4. WAL GC: a wal.Collector with Redo = x.SafeTruncateIndex (and the
+//     shipper's acknowledged index on a primary) truncates at most to their
+//     minimum, less a margin.
+//  5. RPC: the primary's handler answers x.ServeRPC(req); the secondary calls
 //     Diff(x, source) and fetches the values.
-//  5. Shutdown: stop the Follower, then x.Close(ctx) (stops the flusher and
-//     flushes everything, so the next start redoes nothing).
+//  6. sys/replication/reindex: live.Reindex(ctx) stops the index in service,
+//     rebuilds it and starts the new one.
+//  7. Shutdown: stop the collector, then live.Close(ctx): it stops the
+//     Follower, then the flusher, and flushes everything, so the next start
+//     redoes nothing.
+//
+// # Why recovery is not a package of its own
+//
+// The design lists a recovery/ package for the ARIES-style redo. It is a file
+// of this package instead (recovery.go, with Reindex and Check), because redo
+// is part of the index rather than a client of it: it decodes the checkpoint
+// and the pages, installs each bucket's items and pageLSN, and applies WAL ops
+// below the public API under a per-page rule (an op is redone only past its
+// page's pageLSN, not past Applied), while Reindex writes pages under the
+// flusher's lock. A separate package would need merkle to export its page
+// format, its buckets and an unchecked update path, the very invariants that
+// make lazily flushed pages trustworthy, for a single caller that must change
+// whenever they do (a new page version is a new redo). One package keeps the
+// format unexported and the invariants in one place. The boundary that
+// matters holds anyway: merkle never truncates the WAL, and wal, which does,
+// learns the redo point through a func without importing merkle.
 package merkle

@@ -11,6 +11,10 @@
 //     moment (at most Options.MaxBatch) into one storage transaction, so one
 //     fsync serves many writers.
 //   - The key space under "wal/": nothing else may write there; Write refuses it.
+//   - Garbage collection (Collector): every Interval (default 10s) it deletes
+//     the entries up to min(what merkle recovery no longer needs, the shipped
+//     index) less Keep (default 1,024). Its goroutine belongs to whoever calls
+//     Start (the server); Stop waits for it.
 //
 // # What it must never do
 //
@@ -19,6 +23,10 @@
 //   - Import nats, bus, barrier, core or anything above storage. The shipper that
 //     publishes entries on the bus lives in primary/ and reads through Read and
 //     WaitIndex.
+//   - Know its readers. The Collector learns how far the merkle index's
+//     recovery and the shipper still need the log from funcs its owner passes
+//     (CollectorOptions.Redo and Shipped); wal imports neither merkle nor
+//     primary.
 //   - Reuse or skip an index. A failed storage transaction consumes no index (the
 //     next batch reuses them); an index is published only after its transaction
 //     committed.
