@@ -4,19 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/hashicorp/vault/api"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,22 +22,6 @@ import (
 // NATS server, backoffs of a few seconds on either side). A passing run
 // never waits for it.
 const replTimeout = 60 * time.Second
-
-// waitUntil is waitFor with its own deadline.
-func waitUntil(t testing.TB, what string, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %v", what, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond) // pacing only; the condition decides
-	}
-}
 
 // devCluster is one `coffer server -dev` process with its embedded NATS.
 type devCluster struct {
@@ -201,7 +179,7 @@ func kvHas(c *api.Client, mount, key, want string) error {
 // waitKV waits until key on mount has v=want on c's server.
 func waitKV(t *testing.T, c *api.Client, mount, key, want string, timeout time.Duration) {
 	t.Helper()
-	waitUntil(t, fmt.Sprintf("%s/%s = %q on %s", mount, key, want, c.Address()), timeout, func() error {
+	testutil.Eventually(t, timeout, fmt.Sprintf("%s/%s = %q on %s", mount, key, want, c.Address()), func() error {
 		return kvHas(c, mount, key, want)
 	})
 }
@@ -319,105 +297,6 @@ func seedAuth(t *testing.T, root *api.Client) {
 	}
 	if _, err := root.Logical().Write("auth/userpass/users/alice", map[string]any{"password": "pw", "token_policies": "reader"}); err != nil {
 		t.Fatalf("create userpass user alice: %v", err)
-	}
-}
-
-// ---------------------------------------------------------------- standalone NATS
-
-var (
-	natsBuildOnce sync.Once
-	natsBin       string
-	natsBuildErr  error
-)
-
-// natsServerBin builds nats-server from the module graph once, next to the
-// coffer binary (TestMain removes that directory).
-func natsServerBin(t *testing.T) string {
-	t.Helper()
-	natsBuildOnce.Do(func() {
-		natsBin = filepath.Join(filepath.Dir(cofferBin), "nats-server")
-		build := exec.Command("go", "build", "-o", natsBin, "github.com/nats-io/nats-server/v2")
-		build.Dir = ".."
-		if out, err := build.CombinedOutput(); err != nil {
-			natsBuildErr = fmt.Errorf("go build nats-server: %v\n%s", err, out)
-		}
-	})
-	if natsBuildErr != nil {
-		t.Fatal(natsBuildErr)
-	}
-	return natsBin
-}
-
-// natsProc is one standalone nats-server process.
-type natsProc struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-}
-
-// startNATS runs nats-server with JetStream on addr with store dir dir and
-// waits until JetStream answers.
-func startNATS(t *testing.T, addr, dir string) *natsProc {
-	t.Helper()
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &natsProc{t: t, out: &syncBuffer{}, done: make(chan struct{})}
-	n.cmd = exec.Command(natsServerBin(t), "-js", "-a", host, "-p", port, "-sd", dir)
-	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
-	if err := n.cmd.Start(); err != nil {
-		t.Fatalf("start nats-server: %v", err)
-	}
-	go func() {
-		_ = n.cmd.Wait()
-		close(n.done)
-	}()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("nats-server on %s output:\n%s", addr, n.out.String())
-		}
-		n.stop()
-	})
-	waitFor(t, "nats-server JetStream answers on "+addr, func() error {
-		select {
-		case <-n.done:
-			t.Fatalf("nats-server exited; output:\n%s", n.out.String())
-		default:
-		}
-		nc, err := nats.Connect("nats://"+addr, nats.Timeout(time.Second), nats.NoReconnect())
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		js, err := jetstream.New(nc)
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err = js.AccountInfo(ctx)
-		return err
-	})
-	return n
-}
-
-// stop sends SIGTERM and waits for the exit.
-func (n *natsProc) stop() {
-	select {
-	case <-n.done:
-		return
-	default:
-	}
-	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		n.t.Errorf("SIGTERM nats-server: %v", err)
-	}
-	select {
-	case <-n.done:
-	case <-time.After(stopTimeout):
-		_ = n.cmd.Process.Kill()
-		<-n.done
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/hashicorp/vault/api"
 
 	"github.com/cofferhq/coffer/storage/bolt"
@@ -71,7 +72,7 @@ func startMerklePair(t *testing.T, replBody string, seed func(P *api.Client)) *m
 	if err := activateSecondary(client(t, m.sec.n.addr, m.sec.root), tok); err != nil {
 		t.Fatalf("secondary/enable: %v", err)
 	}
-	waitUntil(t, "userpass login on the secondary", replTimeout, func() error {
+	testutil.Eventually(t, replTimeout, "userpass login on the secondary", func() error {
 		c, err := userpassLogin(t, m.sec.n.addr, "alice", "pw")
 		m.S = c
 		return err
@@ -220,7 +221,7 @@ func waitConverged(t *testing.T, m *merklePair, timeout time.Duration) (string, 
 	t.Helper()
 	var root string
 	var n int
-	waitUntil(t, "the secondary converges on the primary (merkle root, then data key by key)", timeout, func() error {
+	testutil.Eventually(t, timeout, "the secondary converges on the primary (merkle root, then data key by key)", func() error {
 		pst, sst := perfStatus(t, m.pri.n.addr), perfStatus(t, m.sec.n.addr)
 		if s := str(sst["state"]); s != "stream-wals" {
 			return fmt.Errorf("secondary state %q", s)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/hashicorp/vault/api"
 )
 
@@ -180,28 +181,20 @@ func startProc(t testing.TB, addr string, args ...string) *proc {
 	})
 
 	hc := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(startTimeout)
-	for {
+	testutil.Eventually(t, startTimeout, fmt.Sprintf("coffer %v answers on %s", args, addr), func() error {
 		select {
 		case <-p.done:
 			t.Fatalf("coffer %v exited before serving (%v); output:\n%s", args, p.err, p.out.String())
 		default:
 		}
 		resp, err := hc.Get("http://" + addr + "/v1/sys/health")
-		if err == nil {
-			resp.Body.Close()
-			return p
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("coffer %v not answering on %s after %s: %v; output:\n%s", args, addr, startTimeout, err, p.out.String())
-		}
-		// Poll interval while the process starts: the condition is the
-		// health answer above, this only paces the loop.
-		select {
-		case <-p.done:
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		resp.Body.Close()
+		return nil
+	})
+	return p
 }
 
 // stop sends SIGTERM and waits for the exit; it returns the exit code.
@@ -265,18 +258,12 @@ func client(t testing.TB, addr, token string) *api.Client {
 	return c
 }
 
-// waitFor polls cond until it returns nil or waitTimeout passes.
-func waitFor(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	waitUntil(t, what, waitTimeout, cond)
-}
-
 // waitHealthCode polls sys/health (default status codes) until it returns
 // want.
 func waitHealthCode(t testing.TB, addr string, want int) {
 	t.Helper()
 	hc := &http.Client{Timeout: 2 * time.Second}
-	waitFor(t, fmt.Sprintf("sys/health on %s answers %d", addr, want), func() error {
+	testutil.Eventually(t, waitTimeout, fmt.Sprintf("sys/health on %s answers %d", addr, want), func() error {
 		resp, err := hc.Get("http://" + addr + "/v1/sys/health")
 		if err != nil {
 			return err

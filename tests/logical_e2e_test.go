@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/hashicorp/vault/api"
 )
 
@@ -654,7 +655,7 @@ path "auth/token/create-orphan" { capabilities = ["update"] }
 	}
 	expC := withToken(t, root, exp.Auth.ClientToken)
 	created := time.Now()
-	waitFor(t, "the 2s token is refused", func() error {
+	testutil.Eventually(t, waitTimeout, "the 2s token is refused", func() error {
 		_, err := expC.Logical().Read("secret/data/p1/x")
 		switch {
 		case err == nil:

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/bus/bustest"
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/hashicorp/vault/api"
 )
 
@@ -152,7 +155,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 	}
 
 	// Mounts, policies and userpass users of the primary are served.
-	waitFor(t, "replicated kv mount team/ on the secondary", func() error {
+	testutil.Eventually(t, waitTimeout, "replicated kv mount team/ on the secondary", func() error {
 		s, err := S.Logical().Read("team/cfg")
 		if err != nil {
 			return err
@@ -186,7 +189,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitKV(t, S, "secret", "app2", "two", waitTimeout)
-	waitFor(t, "mount later1/, policy writer and user bob on the secondary", func() error {
+	testutil.Eventually(t, waitTimeout, "mount later1/, policy writer and user bob on the secondary", func() error {
 		if _, ok := mountPaths(t, S)["later1/"]; !ok {
 			return errors.New("no later1/")
 		}
@@ -218,7 +221,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitKV(t, S, "secret", "app3", "three", waitTimeout)
-	waitFor(t, "later2/ mounted and later1/ gone on the secondary", func() error {
+	testutil.Eventually(t, waitTimeout, "later2/ mounted and later1/ gone on the secondary", func() error {
 		m := mountPaths(t, S)
 		if _, ok := m["later2/"]; !ok {
 			return errors.New("no later2/")
@@ -283,7 +286,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 	})
 
 	// Status, unauthenticated, with Vault's fields.
-	waitFor(t, "primary status lists dc2 as connected", func() error {
+	testutil.Eventually(t, waitTimeout, "primary status lists dc2 as connected", func() error {
 		st := perfStatus(t, pri.addr)
 		if str(st["mode"]) != "primary" {
 			return fmt.Errorf("mode %v", st["mode"])
@@ -308,7 +311,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 	if !strings.Contains(str(e["api_address"]), sec.addr) || str(e["cluster_address"]) == "" {
 		t.Fatalf("primary secondaries[dc2] = %v: want api_address with %s and a cluster_address", e, sec.addr)
 	}
-	waitFor(t, "secondary status streaming and connected", func() error {
+	testutil.Eventually(t, waitTimeout, "secondary status streaming and connected", func() error {
 		st := perfStatus(t, sec.addr)
 		if str(st["mode"]) != "secondary" || str(st["state"]) != "stream-wals" {
 			return fmt.Errorf("mode %v state %v", st["mode"], st["state"])
@@ -334,7 +337,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 		t.Fatalf("secondary status has no last_wal: %v", st)
 	}
 	// last_remote_wal catches up with what the primary shipped.
-	waitFor(t, "the secondary's last_remote_wal reaches the primary's last shipped index", func() error {
+	testutil.Eventually(t, waitTimeout, "the secondary's last_remote_wal reaches the primary's last shipped index", func() error {
 		pst, sst := perfStatus(t, pri.addr), perfStatus(t, sec.addr)
 		remote := u64(t, "secondary last_remote_wal", sst["last_remote_wal"])
 		last := u64(t, "primary last_wal", pst["last_wal"])
@@ -350,7 +353,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 	// primary learns the secondary's last_remote_wal from them.
 	firstP, _ := secondaryEntry(perfStatus(t, pri.addr), "dc2")
 	firstS := entries(perfStatus(t, sec.addr)["primaries"])[0]
-	waitFor(t, "a later heartbeat on both sides", func() error {
+	testutil.Eventually(t, waitTimeout, "a later heartbeat on both sides", func() error {
 		e, err := secondaryEntry(perfStatus(t, pri.addr), "dc2")
 		if err != nil {
 			return err
@@ -395,7 +398,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 		t.Fatalf("coffer replication status output has no lag column:\n%s", out)
 	}
 	// Caught up: dc2's row ends with a lag of 0.
-	waitFor(t, "coffer replication status shows dc2 with lag 0", func() error {
+	testutil.Eventually(t, waitTimeout, "coffer replication status shows dc2 with lag 0", func() error {
 		code, out, errOut := runCLI(t, pri.addr, pri.rootID, "", "replication", "status")
 		if code != 0 {
 			return fmt.Errorf("exit %d: %s%s", code, out, errOut)
@@ -436,7 +439,7 @@ func startReplPair(t *testing.T, priBus, secBus string) *replPair {
 	if err := activateSecondary(client(t, r.sec.n.addr, r.sec.root), tok); err != nil {
 		t.Fatalf("secondary/enable: %v", err)
 	}
-	waitFor(t, "userpass login on the secondary", func() error {
+	testutil.Eventually(t, waitTimeout, "userpass login on the secondary", func() error {
 		c, err := userpassLogin(t, r.sec.n.addr, "alice", "pw")
 		r.S = c
 		return err
@@ -448,7 +451,7 @@ func startReplPair(t *testing.T, priBus, secBus string) *replPair {
 // primaryConn waits until the secondary's status shows its primary as want.
 func primaryConn(t *testing.T, addr, want string, timeout time.Duration) {
 	t.Helper()
-	waitUntil(t, "secondary primaries[0].connection_status = "+want, timeout, func() error {
+	testutil.Eventually(t, timeout, "secondary primaries[0].connection_status = "+want, func() error {
 		ps := entries(perfStatus(t, addr)["primaries"])
 		if len(ps) != 1 || str(ps[0]["connection_status"]) != want {
 			return fmt.Errorf("primaries %v", ps)
@@ -521,9 +524,11 @@ func TestReplicationStaleReadsWhilePrimaryDown(t *testing.T) {
 // the primary keeps taking writes and every one reaches the secondary, in order,
 // once NATS is back.
 func TestReplicationNATSOutage(t *testing.T) {
-	natsAddr, natsDir := freeAddr(t), t.TempDir()
-	ns := startNATS(t, natsAddr, natsDir)
-	busBody := fmt.Sprintf("url = %q", "nats://"+natsAddr)
+	// A NATS server of neither cluster, with stock nats-server's max_payload
+	// (1 MiB): it stops and comes back on the same address and store.
+	natsCfg := bus.Config{Listen: freeAddr(t), StoreDir: t.TempDir(), MaxPayload: 1 << 20}
+	ns := bustest.StartConfig(t, natsCfg)
+	busBody := fmt.Sprintf("url = %q", ns.ClientURL())
 	r := startReplPair(t, busBody, busBody)
 	ctx := context.Background()
 
@@ -537,7 +542,9 @@ func TestReplicationNATSOutage(t *testing.T) {
 	}
 	waitKV(t, r.S, "secret", "seq", strconv.Itoa(before), waitTimeout)
 
-	ns.stop()
+	if err := ns.Close(); err != nil {
+		t.Fatalf("stop NATS: %v", err)
+	}
 	for i := before + 1; i <= total; i++ {
 		kvPut(t, r.P, "secret", "seq", map[string]any{"v": strconv.Itoa(i)})
 	}
@@ -551,9 +558,9 @@ func TestReplicationNATSOutage(t *testing.T) {
 		t.Fatalf("read on the secondary during the outage: %v", err)
 	}
 
-	startNATS(t, natsAddr, natsDir)
+	bustest.StartConfig(t, natsCfg)
 	waitKV(t, r.S, "secret", "seq", strconv.Itoa(total), replTimeout)
-	waitUntil(t, "every key written during the outage on the secondary", replTimeout, func() error {
+	testutil.Eventually(t, replTimeout, "every key written during the outage on the secondary", func() error {
 		for i := 0; i < distinct; i++ {
 			if err := kvHas(r.S, "secret", fmt.Sprintf("out-%d", i), fmt.Sprintf("o%d", i)); err != nil {
 				return err
@@ -608,7 +615,7 @@ func TestReplicationSecurity(t *testing.T) {
 		if err != nil {
 			t.Fatalf("exp claim: %v", err)
 		}
-		waitFor(t, "the clock passes the token's expiry", func() error {
+		testutil.Eventually(t, waitTimeout, "the clock passes the token's expiry", func() error {
 			if now := time.Now().Unix(); now <= exp {
 				return fmt.Errorf("now %d, exp %d", now, exp)
 			}
@@ -650,7 +657,7 @@ func TestReplicationSecurity(t *testing.T) {
 		_, err := kvData(T, "secret", "after-revoke")
 		notFound(t, "a write after revocation on the revoked secondary", err)
 
-		waitFor(t, "the revoked secondary's status shows it", func() error {
+		testutil.Eventually(t, waitTimeout, "the revoked secondary's status shows it", func() error {
 			if s := str(perfStatus(t, tgt.addr)["state"]); s != "revoked" {
 				return fmt.Errorf("state %q", s)
 			}
@@ -703,7 +710,7 @@ func TestReplicationSecurity(t *testing.T) {
 			t.Helper()
 			n := logCount(wit.p, logWords...)
 			seq := w.publish(t, data)
-			waitFor(t, what+" (stream seq "+strconv.FormatUint(seq, 10)+") logged by the secondary", func() error {
+			testutil.Eventually(t, waitTimeout, what+" (stream seq "+strconv.FormatUint(seq, 10)+") logged by the secondary", func() error {
 				if logCount(wit.p, logWords...) > n {
 					return nil
 				}
