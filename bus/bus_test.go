@@ -1,4 +1,4 @@
-package bus
+package bus_test
 
 import (
 	"context"
@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/bus/bustest"
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/rs/zerolog"
 )
 
@@ -25,39 +28,17 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// openEmbedded starts an embedded server on a random port with the given
-// store ("" = t.TempDir()) and closes it at the end of the test.
-func openEmbedded(t *testing.T, listen, storeDir string) *Bus {
-	t.Helper()
-	if listen == "" {
-		listen = "127.0.0.1:0"
-	}
-	if storeDir == "" {
-		storeDir = t.TempDir()
-	}
-	b, err := Open(testCtx(t), Config{Embedded: true, Listen: listen, StoreDir: storeDir, Name: "test-" + t.Name()}, testLogger(t))
-	if err != nil {
-		t.Fatalf("open embedded: %v", err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
+// connected is the condition "b's connection to NATS is up".
+func connected(b *bus.Bus) func() error {
+	return func() error {
+		if !b.Connected() {
+			return errors.New("not connected")
 		}
-		<-tick.C
+		return nil
 	}
 }
 
-func ensureWAL(t *testing.T, b *Bus, sc StreamConfig) {
+func ensureWAL(t *testing.T, b *bus.Bus, sc bus.StreamConfig) {
 	t.Helper()
 	if sc.Name == "" {
 		sc.Name, sc.Subject = "COFFER_WAL_c1", "coffer.c1.wal"
@@ -67,7 +48,7 @@ func ensureWAL(t *testing.T, b *Bus, sc StreamConfig) {
 	}
 }
 
-func publishN(t *testing.T, b *Bus, subject string, from, to int) {
+func publishN(t *testing.T, b *bus.Bus, subject string, from, to int) {
 	t.Helper()
 	for i := from; i <= to; i++ {
 		if _, err := b.Publish(testCtx(t), subject, fmt.Appendf(nil, "m%d", i), fmt.Sprintf("id-%d", i), nil); err != nil {
@@ -79,19 +60,19 @@ func publishN(t *testing.T, b *Bus, subject string, from, to int) {
 func TestConfigValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  Config
+		cfg  bus.Config
 		want string // substring of the error, "" = valid
 	}{
-		{"embedded defaults", Config{Embedded: true}, ""},
-		{"external", Config{URL: "nats://a:4222,nats://b:4222"}, ""},
-		{"nothing", Config{}, "no NATS url"},
-		{"both", Config{Embedded: true, URL: "nats://x:4222"}, "choose one"},
-		{"embedded with creds", Config{Embedded: true, CredsFile: "x.creds"}, "external NATS only"},
-		{"bad listen", Config{Embedded: true, Listen: "4222"}, "not host:port"},
-		{"no host", Config{Embedded: true, Listen: ":4222"}, "has no host"},
-		{"bad port", Config{Embedded: true, Listen: "127.0.0.1:99999"}, "invalid port"},
-		{"empty url entry", Config{URL: "nats://a:4222,,nats://b:4222"}, "empty entry"},
-		{"missing creds", Config{URL: "nats://a:4222", CredsFile: "/nonexistent/x.creds"}, "cannot be read"},
+		{"embedded defaults", bus.Config{Embedded: true}, ""},
+		{"external", bus.Config{URL: "nats://a:4222,nats://b:4222"}, ""},
+		{"nothing", bus.Config{}, "no NATS url"},
+		{"both", bus.Config{Embedded: true, URL: "nats://x:4222"}, "choose one"},
+		{"embedded with creds", bus.Config{Embedded: true, CredsFile: "x.creds"}, "external NATS only"},
+		{"bad listen", bus.Config{Embedded: true, Listen: "4222"}, "not host:port"},
+		{"no host", bus.Config{Embedded: true, Listen: ":4222"}, "has no host"},
+		{"bad port", bus.Config{Embedded: true, Listen: "127.0.0.1:99999"}, "invalid port"},
+		{"empty url entry", bus.Config{URL: "nats://a:4222,,nats://b:4222"}, "empty entry"},
+		{"missing creds", bus.Config{URL: "nats://a:4222", CredsFile: "/nonexistent/x.creds"}, "cannot be read"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -103,28 +84,28 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	c := Config{Embedded: true}
-	if err := c.Validate(); err != nil || c.Listen != DefaultListen || c.Name != DefaultName || c.MaxPayload != DefaultMaxPayload {
+	c := bus.Config{Embedded: true}
+	if err := c.Validate(); err != nil || c.Listen != bus.DefaultListen || c.Name != bus.DefaultName || c.MaxPayload != bus.DefaultMaxPayload {
 		t.Fatalf("defaults not filled: %+v, %v", c, err)
 	}
 }
 
 func TestStreamLimitsDiscardOld(t *testing.T) {
-	b := openEmbedded(t, "", "")
+	b := bustest.Start(t)
 	if !b.Connected() || !strings.HasPrefix(b.ClientURL(), "nats://127.0.0.1:") || strings.HasSuffix(b.ClientURL(), ":0") {
 		t.Fatalf("connected=%v url=%q", b.Connected(), b.ClientURL())
 	}
-	if b.MaxPayload() != DefaultMaxPayload {
-		t.Fatalf("max payload = %d, want %d", b.MaxPayload(), DefaultMaxPayload)
+	if b.MaxPayload() != bus.DefaultMaxPayload {
+		t.Fatalf("max payload = %d, want %d", b.MaxPayload(), bus.DefaultMaxPayload)
 	}
-	ensureWAL(t, b, StreamConfig{Name: "S", Subject: "s.wal", MaxMsgs: 5})
+	ensureWAL(t, b, bus.StreamConfig{Name: "S", Subject: "s.wal", MaxMsgs: 5})
 	publishN(t, b, "s.wal", 1, 10)
 	first, last, msgs, err := b.StreamState(testCtx(t), "S")
 	if err != nil || first != 6 || last != 10 || msgs != 5 {
 		t.Fatalf("state = first %d last %d msgs %d err %v, want 6 10 5", first, last, msgs, err)
 	}
 	// Raising the limit in place keeps the stream and its messages.
-	ensureWAL(t, b, StreamConfig{Name: "S", Subject: "s.wal", MaxMsgs: 100, MaxAge: time.Minute})
+	ensureWAL(t, b, bus.StreamConfig{Name: "S", Subject: "s.wal", MaxMsgs: 100, MaxAge: time.Minute})
 	publishN(t, b, "s.wal", 11, 12)
 	if first, last, msgs, err = b.StreamState(testCtx(t), "S"); err != nil || first != 6 || last != 12 || msgs != 7 {
 		t.Fatalf("after update: first %d last %d msgs %d err %v, want 6 12 7", first, last, msgs, err)
@@ -144,14 +125,14 @@ func TestStreamLimitsDiscardOld(t *testing.T) {
 	if err := b.DeleteStream(testCtx(t), "S"); err != nil {
 		t.Fatalf("deleting a missing stream: %v", err)
 	}
-	if _, _, _, err := b.StreamState(testCtx(t), "S"); !errors.Is(err, ErrNotFound) {
+	if _, _, _, err := b.StreamState(testCtx(t), "S"); !errors.Is(err, bus.ErrNotFound) {
 		t.Fatalf("state of a deleted stream: %v, want ErrNotFound", err)
 	}
 }
 
 func TestPublishDeduplicates(t *testing.T) {
-	b := openEmbedded(t, "", "")
-	ensureWAL(t, b, StreamConfig{})
+	b := bustest.Start(t)
+	ensureWAL(t, b, bus.StreamConfig{})
 	ctx := testCtx(t)
 	s1, err := b.Publish(ctx, "coffer.c1.wal", []byte("a"), "c1-1-5", map[string]string{"K": "v"})
 	if err != nil {
@@ -175,10 +156,10 @@ func TestPublishDeduplicates(t *testing.T) {
 
 // collect starts Consume with a handler that forwards messages to the
 // returned channel without settling them; the test acks.
-func collect(t *testing.T, b *Bus, durable string, startSeq uint64) (<-chan *Msg, func()) {
+func collect(t *testing.T, b *bus.Bus, durable string, startSeq uint64) (<-chan *bus.Msg, func()) {
 	t.Helper()
-	ch := make(chan *Msg)
-	stop, err := b.Consume(testCtx(t), "COFFER_WAL_c1", durable, startSeq, func(ctx context.Context, m *Msg) {
+	ch := make(chan *bus.Msg)
+	stop, err := b.Consume(testCtx(t), "COFFER_WAL_c1", durable, startSeq, func(ctx context.Context, m *bus.Msg) {
 		done := make(chan struct{})
 		settle := m.Ack
 		m.Ack = func() error { defer close(done); return settle() }
@@ -199,7 +180,7 @@ func collect(t *testing.T, b *Bus, durable string, startSeq uint64) (<-chan *Msg
 	return ch, stop
 }
 
-func next(t *testing.T, ch <-chan *Msg) *Msg {
+func next(t *testing.T, ch <-chan *bus.Msg) *bus.Msg {
 	t.Helper()
 	select {
 	case m := <-ch:
@@ -211,8 +192,8 @@ func next(t *testing.T, ch <-chan *Msg) *Msg {
 }
 
 func TestConsumeInOrderAndResume(t *testing.T) {
-	b := openEmbedded(t, "", "")
-	ensureWAL(t, b, StreamConfig{})
+	b := bustest.Start(t)
+	ensureWAL(t, b, bus.StreamConfig{})
 	ctx := testCtx(t)
 	publishN(t, b, "coffer.c1.wal", 1, 5)
 
@@ -263,21 +244,21 @@ func TestConsumeInOrderAndResume(t *testing.T) {
 	if err := b.DeleteConsumer(ctx, "COFFER_WAL_c1", "sec_dc2"); err != nil {
 		t.Fatalf("deleting a missing consumer: %v", err)
 	}
-	if _, _, _, err := b.ConsumerInfo(ctx, "COFFER_WAL_c1", "sec_dc2"); !errors.Is(err, ErrNotFound) {
+	if _, _, _, err := b.ConsumerInfo(ctx, "COFFER_WAL_c1", "sec_dc2"); !errors.Is(err, bus.ErrNotFound) {
 		t.Fatalf("info of a deleted consumer: %v, want ErrNotFound", err)
 	}
-	if _, err := b.Consume(ctx, "NO_SUCH_STREAM", "d", 0, func(context.Context, *Msg) {}); !errors.Is(err, ErrNotFound) {
+	if _, err := b.Consume(ctx, "NO_SUCH_STREAM", "d", 0, func(context.Context, *bus.Msg) {}); !errors.Is(err, bus.ErrNotFound) {
 		t.Fatalf("consume from a missing stream: %v, want ErrNotFound", err)
 	}
 }
 
 func TestConsumeNakRedeliversInOrder(t *testing.T) {
-	b := openEmbedded(t, "", "")
-	ensureWAL(t, b, StreamConfig{})
+	b := bustest.Start(t)
+	ensureWAL(t, b, bus.StreamConfig{})
 	publishN(t, b, "coffer.c1.wal", 1, 3)
 	got := make(chan uint64, 16)
 	tries := map[uint64]int{} // only the delivery goroutine touches it
-	stop, err := b.Consume(testCtx(t), "COFFER_WAL_c1", "d", 0, func(ctx context.Context, m *Msg) {
+	stop, err := b.Consume(testCtx(t), "COFFER_WAL_c1", "d", 0, func(ctx context.Context, m *bus.Msg) {
 		tries[m.StreamSeq]++
 		switch {
 		case m.StreamSeq == 2 && tries[2] == 1:
@@ -310,16 +291,16 @@ func TestConsumeNakRedeliversInOrder(t *testing.T) {
 }
 
 func TestExternalSeesEmbeddedStream(t *testing.T) {
-	a := openEmbedded(t, "", "")
-	ensureWAL(t, a, StreamConfig{})
+	a := bustest.Start(t)
+	ensureWAL(t, a, bus.StreamConfig{})
 	publishN(t, a, "coffer.c1.wal", 1, 2)
 
-	b, err := Open(testCtx(t), Config{URL: a.ClientURL(), Name: "coffer-dc2"}, testLogger(t))
+	b, err := bus.Open(testCtx(t), bus.Config{URL: a.ClientURL(), Name: "coffer-dc2"}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	eventually(t, 10*time.Second, "external connection", b.Connected)
+	testutil.Eventually(t, 10*time.Second, "external connection", connected(b))
 	if b.ClientURL() != a.ClientURL() {
 		t.Fatalf("external ClientURL %q, want %q", b.ClientURL(), a.ClientURL())
 	}
@@ -338,13 +319,13 @@ func TestExternalSeesEmbeddedStream(t *testing.T) {
 }
 
 func TestServeRequest(t *testing.T) {
-	a := openEmbedded(t, "", "")
-	b, err := Open(testCtx(t), Config{URL: a.ClientURL()}, testLogger(t))
+	a := bustest.Start(t)
+	b, err := bus.Open(testCtx(t), bus.Config{URL: a.ClientURL()}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	eventually(t, 10*time.Second, "external connection", b.Connected)
+	testutil.Eventually(t, 10*time.Second, "external connection", connected(b))
 
 	stop, err := a.Serve("coffer.c1.rpc.echo", func(ctx context.Context, data []byte) []byte {
 		return append([]byte("echo:"), data...)
@@ -381,7 +362,7 @@ func TestServeRequest(t *testing.T) {
 	stop()
 	start := time.Now()
 	_, err = b.Request(ctx, "coffer.c1.rpc.echo", []byte("hi"))
-	if !errors.Is(err, ErrUnreachable) {
+	if !errors.Is(err, bus.ErrUnreachable) {
 		t.Fatalf("after stop: %v, want ErrUnreachable", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
@@ -390,7 +371,7 @@ func TestServeRequest(t *testing.T) {
 }
 
 func TestServeBoundsConcurrency(t *testing.T) {
-	a := openEmbedded(t, "", "")
+	a := bustest.Start(t)
 	var inflight, peak atomic.Int32
 	release := make(chan struct{})
 	stop, err := a.Serve("busy", func(ctx context.Context, d []byte) []byte {
@@ -405,7 +386,7 @@ func TestServeBoundsConcurrency(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	const n = 2 * ServeConcurrency
+	const n = 2 * bus.ServeConcurrency
 	errs := make(chan error, n)
 	for range n {
 		go func() {
@@ -413,20 +394,25 @@ func TestServeBoundsConcurrency(t *testing.T) {
 			errs <- err
 		}()
 	}
-	eventually(t, 10*time.Second, "the handler pool to fill", func() bool { return inflight.Load() == ServeConcurrency })
+	testutil.Eventually(t, 10*time.Second, "the handler pool to fill", func() error {
+		if n := inflight.Load(); n != bus.ServeConcurrency {
+			return fmt.Errorf("%d handlers running, want %d", n, bus.ServeConcurrency)
+		}
+		return nil
+	})
 	close(release)
 	for range n {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
 	}
-	if p := peak.Load(); p != ServeConcurrency {
-		t.Fatalf("peak concurrency %d, want %d", p, ServeConcurrency)
+	if p := peak.Load(); p != bus.ServeConcurrency {
+		t.Fatalf("peak concurrency %d, want %d", p, bus.ServeConcurrency)
 	}
 }
 
 func TestRequestTimeoutIsUnreachable(t *testing.T) {
-	a := openEmbedded(t, "", "")
+	a := bustest.Start(t)
 	release := make(chan struct{})
 	stop, err := a.Serve("slow", func(ctx context.Context, _ []byte) []byte {
 		select {
@@ -443,7 +429,7 @@ func TestRequestTimeoutIsUnreachable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	_, err = a.Request(ctx, "slow", nil)
-	if !errors.Is(err, ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, bus.ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("slow handler: %v, want ErrUnreachable and DeadlineExceeded", err)
 	}
 }
@@ -464,7 +450,7 @@ func freePort(t *testing.T) string {
 func TestExternalOpenBeforeServerIsUp(t *testing.T) {
 	addr := freePort(t)
 	ctx := testCtx(t)
-	b, err := Open(ctx, Config{URL: "nats://" + addr}, testLogger(t))
+	b, err := bus.Open(ctx, bus.Config{URL: "nats://" + addr}, testLogger(t))
 	if err != nil {
 		t.Fatalf("open with NATS down should succeed: %v", err)
 	}
@@ -474,14 +460,14 @@ func TestExternalOpenBeforeServerIsUp(t *testing.T) {
 	}
 	// Requests fail fast while down; Consume is accepted and waits.
 	start := time.Now()
-	if _, err = b.Request(ctx, "x", nil); !errors.Is(err, ErrUnreachable) || time.Since(start) > time.Second {
+	if _, err = b.Request(ctx, "x", nil); !errors.Is(err, bus.ErrUnreachable) || time.Since(start) > time.Second {
 		t.Fatalf("request with NATS down: %v after %s, want ErrUnreachable at once", err, time.Since(start))
 	}
 	ch, _ := collect(t, b, "sec_dc2", 0)
 
-	a := openEmbedded(t, addr, "")
-	eventually(t, 15*time.Second, "reconnect to the late server", b.Connected)
-	ensureWAL(t, a, StreamConfig{})
+	a := bustest.StartConfig(t, bus.Config{Listen: addr})
+	testutil.Eventually(t, 15*time.Second, "reconnect to the late server", connected(b))
+	ensureWAL(t, a, bus.StreamConfig{})
 	publishN(t, a, "coffer.c1.wal", 1, 1)
 	if _, _, msgs, err := b.StreamState(ctx, "COFFER_WAL_c1"); err != nil || msgs != 1 {
 		t.Fatalf("msgs %d err %v", msgs, err)
@@ -494,11 +480,11 @@ func TestExternalOpenBeforeServerIsUp(t *testing.T) {
 func TestConsumeSurvivesOutage(t *testing.T) {
 	addr := freePort(t)
 	dir := t.TempDir()
-	a := openEmbedded(t, addr, dir)
-	ensureWAL(t, a, StreamConfig{})
+	a := bustest.StartConfig(t, bus.Config{Listen: addr, StoreDir: dir})
+	ensureWAL(t, a, bus.StreamConfig{})
 	publishN(t, a, "coffer.c1.wal", 1, 1)
 
-	b, err := Open(testCtx(t), Config{URL: "nats://" + addr}, testLogger(t))
+	b, err := bus.Open(testCtx(t), bus.Config{URL: "nats://" + addr}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,8 +498,13 @@ func TestConsumeSurvivesOutage(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "disconnect noticed", func() bool { return !b.Connected() })
-	a = openEmbedded(t, addr, dir)
+	testutil.Eventually(t, 10*time.Second, "disconnect noticed", func() error {
+		if b.Connected() {
+			return errors.New("still connected")
+		}
+		return nil
+	})
+	a = bustest.StartConfig(t, bus.Config{Listen: addr, StoreDir: dir})
 	publishN(t, a, "coffer.c1.wal", 2, 2)
 	m := next(t, ch)
 	if m.StreamSeq != 2 {
@@ -527,16 +518,13 @@ func TestConsumeSurvivesOutage(t *testing.T) {
 func TestRestartKeepsMessages(t *testing.T) {
 	dir := t.TempDir()
 	ctx := testCtx(t)
-	a, err := Open(ctx, Config{Embedded: true, Listen: "127.0.0.1:0", StoreDir: dir}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ensureWAL(t, a, StreamConfig{})
+	a := bustest.StartConfig(t, bus.Config{StoreDir: dir})
+	ensureWAL(t, a, bus.StreamConfig{})
 	publishN(t, a, "coffer.c1.wal", 1, 3)
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	a = openEmbedded(t, "", dir)
+	a = bustest.StartConfig(t, bus.Config{StoreDir: dir})
 	first, last, msgs, err := a.StreamState(ctx, "COFFER_WAL_c1")
 	if err != nil || first != 1 || last != 3 || msgs != 3 {
 		t.Fatalf("after restart: first %d last %d msgs %d err %v", first, last, msgs, err)
@@ -548,46 +536,48 @@ func TestRestartKeepsMessages(t *testing.T) {
 }
 
 func TestTempStoreRemovedOnClose(t *testing.T) {
-	b, err := Open(testCtx(t), Config{Embedded: true, Listen: "127.0.0.1:0"}, testLogger(t))
+	b, err := bus.Open(testCtx(t), bus.Config{Embedded: true, Listen: "127.0.0.1:0"}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := b.tmpDir
+	dir := bus.TmpDir(b)
 	if dir == "" {
 		t.Fatal("no temporary store")
 	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Consume(testCtx(t), "S", "d", 0, func(context.Context, *Msg) {}); err == nil {
+	if _, err := b.Consume(testCtx(t), "S", "d", 0, func(context.Context, *bus.Msg) {}); err == nil {
 		t.Fatal("consume on a closed bus succeeded")
 	}
 	if _, err := b.Serve("x", func(context.Context, []byte) []byte { return nil }); err == nil {
 		t.Fatal("serve on a closed bus succeeded")
 	}
-	eventually(t, time.Second, "temp store removed", func() bool {
-		_, err := os.Stat(dir)
-		return err != nil
+	testutil.Eventually(t, time.Second, "temp store removed", func() error {
+		if _, err := os.Stat(dir); err == nil {
+			return fmt.Errorf("%s still exists", dir)
+		}
+		return nil
 	})
 }
 
 func TestCloseStopsEverything(t *testing.T) {
 	base := runtime.NumGoroutine()
 	func() {
-		a, err := Open(testCtx(t), Config{Embedded: true, Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, testLogger(t))
+		a, err := bus.Open(testCtx(t), bus.Config{Embedded: true, Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, testLogger(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := Open(testCtx(t), Config{URL: a.ClientURL()}, testLogger(t))
+		b, err := bus.Open(testCtx(t), bus.Config{URL: a.ClientURL()}, testLogger(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "connected", b.Connected)
-		ensureWAL(t, a, StreamConfig{})
+		testutil.Eventually(t, 10*time.Second, "connected", connected(b))
+		ensureWAL(t, a, bus.StreamConfig{})
 		publishN(t, a, "coffer.c1.wal", 1, 3)
 		handled := make(chan struct{}, 3)
 		// Left running on purpose: Close must stop them.
-		if _, err := b.Consume(testCtx(t), "COFFER_WAL_c1", "d", 0, func(ctx context.Context, m *Msg) {
+		if _, err := b.Consume(testCtx(t), "COFFER_WAL_c1", "d", 0, func(ctx context.Context, m *bus.Msg) {
 			_ = m.Ack()
 			handled <- struct{}{}
 		}); err != nil {
@@ -612,14 +602,12 @@ func TestCloseStopsEverything(t *testing.T) {
 			t.Fatal(err)
 		}
 	}()
-	var now int
-	deadline := time.Now().Add(10 * time.Second)
-	for now = runtime.NumGoroutine(); now > base && time.Now().Before(deadline); now = runtime.NumGoroutine() {
+	testutil.Eventually(t, 10*time.Second, "the goroutines started by Open to end", func() error {
 		runtime.Gosched()
-		time.Sleep(20 * time.Millisecond) // polling a counter, not synchronising
-	}
-	if now > base {
-		buf := make([]byte, 1<<20)
-		t.Fatalf("goroutines: %d before, %d after Close\n%s", base, now, buf[:runtime.Stack(buf, true)])
-	}
+		if now := runtime.NumGoroutine(); now > base {
+			buf := make([]byte, 1<<20)
+			return fmt.Errorf("goroutines: %d before, %d after Close\n%s", base, now, buf[:runtime.Stack(buf, true)])
+		}
+		return nil
+	})
 }

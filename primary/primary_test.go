@@ -6,7 +6,7 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/bus/bustest"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/storage/inmem"
@@ -72,20 +72,13 @@ func TestEnableFailureCanBeRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = log.Close() })
-	newBus := func() *bus.Bus {
-		b, err := bus.Open(ctx, bus.Config{Embedded: true, Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, zerolog.Nop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
 	cfg := Config{
 		ClusterID: "dc1", APIAddr: "http://dc1:8200", WAL: log, Raw: raw,
 		State:   logical.NewView(raw, "core/replication/primary/"),
 		RootKey: func() ([]byte, error) { return make([]byte, 32), nil },
 		Logger:  zerolog.Nop(),
 	}
-	dead := newBus()
+	dead := bustest.Start(t)
 	if err := dead.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -96,8 +89,7 @@ func TestEnableFailureCanBeRetried(t *testing.T) {
 	if names, _ := raw.List(ctx, "core/replication/primary/"); len(names) != 0 {
 		t.Fatalf("a failed enable left state behind: %v", names)
 	}
-	cfg.Bus = newBus()
-	t.Cleanup(func() { _ = cfg.Bus.Close() })
+	cfg.Bus = bustest.Start(t)
 	p, err := Enable(ctx, cfg)
 	if err != nil {
 		t.Fatalf("enable after a failed attempt: %v", err)

@@ -2,6 +2,7 @@ package secondary_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/bus/bustest"
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/cofferhq/coffer/merkle"
 	"github.com/cofferhq/coffer/primary"
 	"github.com/cofferhq/coffer/secondary"
@@ -186,7 +189,7 @@ func newBus(t *testing.T, cfg bus.Config) *bus.Bus {
 }
 
 func embeddedBus(t *testing.T) *bus.Bus {
-	return newBus(t, bus.Config{Embedded: true, Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	return bustest.Start(t)
 }
 
 // clock is a settable clock; zero offset is the real time.
@@ -331,16 +334,15 @@ func converge(t *testing.T, ps *primarySide, ss *secondarySide) {
 	})
 }
 
-// eventually polls cond every 10ms until it holds or timeout passes.
+// eventually polls cond until it holds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting until %s", timeout, what)
+	testutil.Eventually(t, timeout, what, func() error {
+		if !cond() {
+			return errors.New("not yet")
 		}
-		<-time.After(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // freePort returns a loopback address with a port free right now.

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/hashicorp/vault/api"
 )
 
@@ -111,24 +112,22 @@ func benchServer(b *testing.B) (string, string) {
 	return addr, res.RootToken
 }
 
+// benchWait waits until cond holds, failing at once if coffer exits (the
+// cleanup of benchServer logs its output on failure).
 func benchWait(b *testing.B, what string, done <-chan struct{}, out *syncBuffer, cond func() error) {
 	b.Helper()
-	deadline := time.Now().Add(startTimeout)
-	for {
+	testutil.Eventually(b, startTimeout, what, func() error {
 		err := cond()
 		if err == nil {
-			return
+			return nil
 		}
 		select {
 		case <-done:
 			b.Fatalf("%s: coffer exited:\n%s", what, out.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%s: not after %s: %v\n%s", what, startTimeout, err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond) // pacing only; the condition decides
-	}
+		return err
+	})
 }
 
 func benchClient(b *testing.B, addr, token string) *api.Client {

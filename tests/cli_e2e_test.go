@@ -1,75 +1,14 @@
 package tests
 
-import (
-	"encoding/json"
-	"os"
-	"path/filepath"
-	"regexp"
-	"strings"
-	"testing"
-)
-
 // End-to-end tests of the vault-compatible CLI commands: the built coffer
 // binary against a real dev server (kv-v2 at secret/, root token "root").
 
-// cliDevServer starts a dev server and returns its address. HOME points at
-// a fresh directory so that ~/.vault-token is the test's own.
-func cliDevServer(t *testing.T) string {
-	t.Helper()
-	t.Setenv("HOME", t.TempDir())
-	addr := freeAddr(t)
-	startProc(t, addr, "server", "-dev", "-dev-root-token-id=root",
-		"-dev-listen-address="+addr, "-dev-nats-listen="+freeAddr(t))
-	waitHealthCode(t, addr, 200)
-	return addr
-}
-
-// cliOK runs the CLI and fails the test unless it exits 0.
-func cliOK(t *testing.T, addr, token, stdin string, args ...string) string {
-	t.Helper()
-	code, out, errOut := runCLI(t, addr, token, stdin, args...)
-	if code != 0 {
-		t.Fatalf("coffer %s: exit %d, want 0\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out, errOut)
-	}
-	return out
-}
-
-// cliFail runs the CLI, expects exit code want and returns stderr.
-func cliFail(t *testing.T, addr, token, stdin string, want int, args ...string) string {
-	t.Helper()
-	code, out, errOut := runCLI(t, addr, token, stdin, args...)
-	if code != want {
-		t.Fatalf("coffer %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, want, out, errOut)
-	}
-	return errOut
-}
-
-func cliContains(t *testing.T, what, got string, wants ...string) {
-	t.Helper()
-	for _, w := range wants {
-		if !strings.Contains(got, w) {
-			t.Fatalf("%s lacks %q:\n%s", what, w, got)
-		}
-	}
-}
-
-// cliTableValue returns the Value column of key in a Key/Value table.
-func cliTableValue(t *testing.T, out, key string) string {
-	t.Helper()
-	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(key) + `\s{2,}(.*)$`)
-	m := re.FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no %q row in:\n%s", key, out)
-	}
-	return strings.TrimSpace(m[1])
-}
-
-func cliDecode(t *testing.T, out string, v any) {
-	t.Helper()
-	if err := json.Unmarshal([]byte(out), v); err != nil {
-		t.Fatalf("output is not JSON (%v):\n%s", err, out)
-	}
-}
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
 
 func TestCLIKVv2Lifecycle(t *testing.T) {
 	addr := cliDevServer(t)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/hashicorp/vault/api"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -67,7 +68,7 @@ func (rp *fwdPair) pauseConsumer(t testing.TB) (resume func()) {
 	if _, err := kvWrite(rp.p.root, "pause-probe", time.Now().String()); err != nil {
 		t.Fatalf("probe write: %v", err)
 	}
-	waitFor(t, "the probe write shipped", func() error {
+	testutil.Eventually(t, waitTimeout, "the probe write shipped", func() error {
 		st, err := rp.p.root.Logical().Read("sys/replication/performance/status")
 		if err != nil || st == nil {
 			return fmt.Errorf("status: %v", err)

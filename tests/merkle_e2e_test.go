@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/hashicorp/vault/api"
 
 	"github.com/cofferhq/coffer/replication"
@@ -83,7 +84,7 @@ func TestMerkleGapSync(t *testing.T) {
 	// The gap is real: the stream's oldest batch starts past what the
 	// secondary applied, and the stream holds at most 50 batches.
 	w := openWALStream(t, "nats://"+m.natsAddr, priID)
-	waitUntil(t, "the WAL stream dropped the batches the paused secondary needs next", replTimeout, func() error {
+	testutil.Eventually(t, replTimeout, "the WAL stream dropped the batches the paused secondary needs next", func() error {
 		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		info, err := w.stream.Info(ictx)

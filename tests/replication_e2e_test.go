@@ -1,93 +1,20 @@
 package tests
 
+// End-to-end tests of performance replication (docs/replication.md), the seeds'
+// operator workflow between two dev servers: real coffer processes and the
+// vault/api client.
+
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/hashicorp/vault/api"
 )
-
-// End-to-end tests of performance replication (docs/replication.md): real
-// coffer processes, the vault/api client, and for the forged-message and
-// outage cases a plain NATS client and a standalone nats-server.
-
-const pathSecondaryToken = "sys/replication/performance/primary/secondary-token"
-
-// notFound asserts err is the kv-v2 "no such secret" of vault/api.
-func notFound(t *testing.T, what string, err error) {
-	t.Helper()
-	if !errors.Is(err, api.ErrSecretNotFound) {
-		t.Fatalf("%s: want secret not found, got %v", what, err)
-	}
-}
-
-// forbidden asserts err is a 403.
-func forbidden(t *testing.T, what string, err error) {
-	t.Helper()
-	if statusOf(err) != 403 {
-		t.Fatalf("%s: want 403, got %v", what, err)
-	}
-}
-
-// secondaryWrite checks the outcome of a write to a replicated path sent to a
-// secondary: refused (400, naming the primary at priAddr) and not applied on
-// the primary, or forwarded: applied on the primary (onPrimary nil).
-func secondaryWrite(t *testing.T, what string, err error, priAddr string, onPrimary func() error) (forwarded bool) {
-	t.Helper()
-	if err != nil {
-		refused(t, what, err, 400, "primary")
-		refused(t, what, err, 400, priAddr)
-		if onPrimary() == nil {
-			t.Fatalf("%s: refused, yet applied on the primary", what)
-		}
-		return false
-	}
-	t.Logf("%s: accepted: checking that it was forwarded to the primary", what)
-	if err := onPrimary(); err != nil {
-		t.Fatalf("%s: accepted by the secondary but not on the primary: %v", what, err)
-	}
-	return true
-}
-
-// secondaryEntry returns the secondaries[] entry of id in a primary's status.
-func secondaryEntry(st map[string]any, id string) (map[string]any, error) {
-	for _, e := range entries(st["secondaries"]) {
-		if str(e["node_id"]) == id {
-			return e, nil
-		}
-	}
-	return nil, fmt.Errorf("no secondaries[] entry with node_id %q in %v", id, st["secondaries"])
-}
-
-// checkHeartbeat asserts a last_heartbeat is an RFC 3339 time of the last minute.
-func checkHeartbeat(v any) error {
-	ts, err := time.Parse(time.RFC3339Nano, str(v))
-	if err != nil {
-		return fmt.Errorf("last_heartbeat %q: %v", str(v), err)
-	}
-	if d := time.Since(ts); d > time.Minute || d < -time.Minute {
-		return fmt.Errorf("last_heartbeat %s is %s away from now", ts, d)
-	}
-	return nil
-}
-
-// u64 parses a JSON number of a status.
-func u64(t *testing.T, what string, v any) uint64 {
-	t.Helper()
-	n, err := strconv.ParseUint(str(v), 10, 64)
-	if err != nil {
-		t.Fatalf("%s: %q is not a number", what, str(v))
-	}
-	return n
-}
 
 // TestReplicationDevWorkflow runs the seeds' operator workflow between two dev
 // servers, each with its own embedded NATS.
@@ -152,7 +79,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 	}
 
 	// Mounts, policies and userpass users of the primary are served.
-	waitFor(t, "replicated kv mount team/ on the secondary", func() error {
+	testutil.Eventually(t, waitTimeout, "replicated kv mount team/ on the secondary", func() error {
 		s, err := S.Logical().Read("team/cfg")
 		if err != nil {
 			return err
@@ -186,7 +113,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitKV(t, S, "secret", "app2", "two", waitTimeout)
-	waitFor(t, "mount later1/, policy writer and user bob on the secondary", func() error {
+	testutil.Eventually(t, waitTimeout, "mount later1/, policy writer and user bob on the secondary", func() error {
 		if _, ok := mountPaths(t, S)["later1/"]; !ok {
 			return errors.New("no later1/")
 		}
@@ -218,7 +145,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitKV(t, S, "secret", "app3", "three", waitTimeout)
-	waitFor(t, "later2/ mounted and later1/ gone on the secondary", func() error {
+	testutil.Eventually(t, waitTimeout, "later2/ mounted and later1/ gone on the secondary", func() error {
 		m := mountPaths(t, S)
 		if _, ok := m["later2/"]; !ok {
 			return errors.New("no later2/")
@@ -283,7 +210,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 	})
 
 	// Status, unauthenticated, with Vault's fields.
-	waitFor(t, "primary status lists dc2 as connected", func() error {
+	testutil.Eventually(t, waitTimeout, "primary status lists dc2 as connected", func() error {
 		st := perfStatus(t, pri.addr)
 		if str(st["mode"]) != "primary" {
 			return fmt.Errorf("mode %v", st["mode"])
@@ -308,7 +235,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 	if !strings.Contains(str(e["api_address"]), sec.addr) || str(e["cluster_address"]) == "" {
 		t.Fatalf("primary secondaries[dc2] = %v: want api_address with %s and a cluster_address", e, sec.addr)
 	}
-	waitFor(t, "secondary status streaming and connected", func() error {
+	testutil.Eventually(t, waitTimeout, "secondary status streaming and connected", func() error {
 		st := perfStatus(t, sec.addr)
 		if str(st["mode"]) != "secondary" || str(st["state"]) != "stream-wals" {
 			return fmt.Errorf("mode %v state %v", st["mode"], st["state"])
@@ -334,7 +261,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 		t.Fatalf("secondary status has no last_wal: %v", st)
 	}
 	// last_remote_wal catches up with what the primary shipped.
-	waitFor(t, "the secondary's last_remote_wal reaches the primary's last shipped index", func() error {
+	testutil.Eventually(t, waitTimeout, "the secondary's last_remote_wal reaches the primary's last shipped index", func() error {
 		pst, sst := perfStatus(t, pri.addr), perfStatus(t, sec.addr)
 		remote := u64(t, "secondary last_remote_wal", sst["last_remote_wal"])
 		last := u64(t, "primary last_wal", pst["last_wal"])
@@ -350,7 +277,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 	// primary learns the secondary's last_remote_wal from them.
 	firstP, _ := secondaryEntry(perfStatus(t, pri.addr), "dc2")
 	firstS := entries(perfStatus(t, sec.addr)["primaries"])[0]
-	waitFor(t, "a later heartbeat on both sides", func() error {
+	testutil.Eventually(t, waitTimeout, "a later heartbeat on both sides", func() error {
 		e, err := secondaryEntry(perfStatus(t, pri.addr), "dc2")
 		if err != nil {
 			return err
@@ -395,7 +322,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 		t.Fatalf("coffer replication status output has no lag column:\n%s", out)
 	}
 	// Caught up: dc2's row ends with a lag of 0.
-	waitFor(t, "coffer replication status shows dc2 with lag 0", func() error {
+	testutil.Eventually(t, waitTimeout, "coffer replication status shows dc2 with lag 0", func() error {
 		code, out, errOut := runCLI(t, pri.addr, pri.rootID, "", "replication", "status")
 		if code != 0 {
 			return fmt.Errorf("exit %d: %s%s", code, out, errOut)
@@ -410,343 +337,5 @@ func TestReplicationDevWorkflow(t *testing.T) {
 			}
 		}
 		return fmt.Errorf("no dc2 row in:\n%s", out)
-	})
-}
-
-// replPair is a config-file primary and secondary activated as dc2, with
-// alice's token on the secondary.
-type replPair struct {
-	pri, sec *replNode
-	P        *api.Client // root on the primary
-	S        *api.Client // alice (policy reader) on the secondary
-}
-
-// startReplPair starts and activates a config-file pair with the same static
-// seal key and the given bus block bodies.
-func startReplPair(t *testing.T, priBus, secBus string) *replPair {
-	t.Helper()
-	key := randomBytes(t, 32)
-	r := &replPair{pri: startReplNode(t, key, "dc1", priBus)}
-	r.P = client(t, r.pri.n.addr, r.pri.root)
-	seedPrimary(t, r.P)
-	kvPut(t, r.P, "secret", "a", map[string]any{"v": "1"})
-	enablePrimary(t, r.P)
-	tok := secondaryToken(t, r.P, "dc2", "")
-	r.sec = startReplNode(t, key, "dc2", secBus)
-	if err := activateSecondary(client(t, r.sec.n.addr, r.sec.root), tok); err != nil {
-		t.Fatalf("secondary/enable: %v", err)
-	}
-	waitFor(t, "userpass login on the secondary", func() error {
-		c, err := userpassLogin(t, r.sec.n.addr, "alice", "pw")
-		r.S = c
-		return err
-	})
-	waitKV(t, r.S, "secret", "a", "1", waitTimeout)
-	return r
-}
-
-// primaryConn waits until the secondary's status shows its primary as want.
-func primaryConn(t *testing.T, addr, want string, timeout time.Duration) {
-	t.Helper()
-	waitUntil(t, "secondary primaries[0].connection_status = "+want, timeout, func() error {
-		ps := entries(perfStatus(t, addr)["primaries"])
-		if len(ps) != 1 || str(ps[0]["connection_status"]) != want {
-			return fmt.Errorf("primaries %v", ps)
-		}
-		return nil
-	})
-}
-
-// TestReplicationStaleReadsWhilePrimaryDown: with the primary stopped the
-// secondary serves what it has; when the primary is back, replication resumes
-// by itself.
-func TestReplicationStaleReadsWhilePrimaryDown(t *testing.T) {
-	r := startReplPair(t, embeddedBus(t), embeddedBus(t))
-	kvPut(t, r.P, "secret", "b", map[string]any{"v": "2"})
-	waitKV(t, r.S, "secret", "b", "2", waitTimeout)
-
-	if code := r.pri.p.stop(); code != 0 {
-		t.Fatalf("primary exited %d on SIGTERM, want 0", code)
-	}
-	// Reads and logins on the secondary go on.
-	for _, k := range [][2]string{{"a", "1"}, {"b", "2"}} {
-		if err := kvHas(r.S, "secret", k[0], k[1]); err != nil {
-			t.Fatalf("read on the secondary with the primary down: %v", err)
-		}
-	}
-	fresh, err := userpassLogin(t, r.sec.n.addr, "alice", "pw")
-	if err != nil {
-		t.Fatalf("userpass login on the secondary with the primary down: %v", err)
-	}
-	primaryConn(t, r.sec.n.addr, "disconnected", waitTimeout)
-	// A replicated write on the secondary cannot reach the primary now: it
-	// fails, and is not applied later either (checked below).
-	_, err = fresh.KVv2("secret").Put(context.Background(), "while-down", map[string]any{"v": "x"})
-	switch statusOf(err) {
-	case 400: // refused: no forwarding
-		refused(t, "a replicated write on the secondary with the primary down", err, 400, "primary")
-	default: // forwarding: 503, not applied
-		refused(t, "a forwarded write with the primary down", err, 503, "not applied")
-	}
-	if err := kvHas(fresh, "secret", "b", "2"); err != nil {
-		t.Fatalf("read on the secondary after it noticed the primary is gone: %v", err)
-	}
-	if m := str(perfStatus(t, r.sec.n.addr)["mode"]); m != "secondary" {
-		t.Fatalf("secondary mode with the primary down: %q", m)
-	}
-
-	// The primary comes back: no operator action.
-	r.pri.p = r.pri.n.start()
-	waitHealthCode(t, r.pri.n.addr, 200)
-	kvPut(t, r.P, "secret", "c", map[string]any{"v": "3"})
-	waitKV(t, r.S, "secret", "c", "3", replTimeout)
-	primaryConn(t, r.sec.n.addr, "connected", replTimeout)
-	_, err = kvData(r.P, "secret", "while-down")
-	notFound(t, "the write sent to the secondary while the primary was down, on the primary", err)
-
-	// A restarted secondary resumes as well.
-	r.sec.p = r.sec.n.restart(r.sec.p)
-	waitHealthCode(t, r.sec.n.addr, 200)
-	if err := kvHas(r.S, "secret", "c", "3"); err != nil {
-		t.Fatalf("read on the restarted secondary: %v", err)
-	}
-	kvPut(t, r.P, "secret", "d", map[string]any{"v": "4"})
-	waitKV(t, r.S, "secret", "d", "4", replTimeout)
-	if got, want := kvKeys(t, r.S, "secret"), kvKeys(t, r.P, "secret"); !slices.Equal(got, want) {
-		t.Fatalf("keys on the secondary %v, on the primary %v", got, want)
-	}
-}
-
-// TestReplicationNATSOutage: the external NATS server goes away for a while;
-// the primary keeps taking writes and every one reaches the secondary, in order,
-// once NATS is back.
-func TestReplicationNATSOutage(t *testing.T) {
-	natsAddr, natsDir := freeAddr(t), t.TempDir()
-	ns := startNATS(t, natsAddr, natsDir)
-	busBody := fmt.Sprintf("url = %q", "nats://"+natsAddr)
-	r := startReplPair(t, busBody, busBody)
-	ctx := context.Background()
-
-	const before, total, distinct = 5, 30, 10
-	// kv-v2 keeps 10 versions by default: keep them all.
-	if err := r.P.KVv2("secret").PutMetadata(ctx, "seq", api.KVMetadataPutInput{MaxVersions: 2 * total}); err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i <= before; i++ {
-		kvPut(t, r.P, "secret", "seq", map[string]any{"v": strconv.Itoa(i)})
-	}
-	waitKV(t, r.S, "secret", "seq", strconv.Itoa(before), waitTimeout)
-
-	ns.stop()
-	for i := before + 1; i <= total; i++ {
-		kvPut(t, r.P, "secret", "seq", map[string]any{"v": strconv.Itoa(i)})
-	}
-	for i := 0; i < distinct; i++ {
-		kvPut(t, r.P, "secret", fmt.Sprintf("out-%d", i), map[string]any{"v": fmt.Sprintf("o%d", i)})
-	}
-	if err := kvHas(r.P, "secret", "seq", strconv.Itoa(total)); err != nil {
-		t.Fatalf("read on the primary during the outage: %v", err)
-	}
-	if err := kvHas(r.S, "secret", "seq", strconv.Itoa(before)); err != nil {
-		t.Fatalf("read on the secondary during the outage: %v", err)
-	}
-
-	startNATS(t, natsAddr, natsDir)
-	waitKV(t, r.S, "secret", "seq", strconv.Itoa(total), replTimeout)
-	waitUntil(t, "every key written during the outage on the secondary", replTimeout, func() error {
-		for i := 0; i < distinct; i++ {
-			if err := kvHas(r.S, "secret", fmt.Sprintf("out-%d", i), fmt.Sprintf("o%d", i)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	md, err := r.S.KVv2("secret").GetMetadata(ctx, "seq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if md.CurrentVersion != total || len(md.Versions) != total {
-		t.Fatalf("secondary metadata of seq: current_version %d with %d versions, want %d", md.CurrentVersion, len(md.Versions), total)
-	}
-	for i := 1; i <= total; i++ {
-		s, err := r.S.KVv2("secret").GetVersion(ctx, "seq", i)
-		if err != nil {
-			t.Fatalf("seq version %d on the secondary: %v", i, err)
-		}
-		if got := str(s.Data["v"]); got != strconv.Itoa(i) {
-			t.Fatalf("seq version %d on the secondary holds %q, want %d", i, got, i)
-		}
-	}
-	if got, want := kvKeys(t, r.S, "secret"), kvKeys(t, r.P, "secret"); !slices.Equal(got, want) {
-		t.Fatalf("keys on the secondary %v, on the primary %v", got, want)
-	}
-}
-
-// TestReplicationSecurity: bad activation tokens, revocation, and messages
-// forged on the WAL subject.
-func TestReplicationSecurity(t *testing.T) {
-	pri := devReplServer(t, "root-dc1")
-	wit := devReplServer(t, "root-dc2") // stays active: the witness
-	tgt := devReplServer(t, "root-dc3") // refused, then activated, then revoked
-	P := pri.root
-	kvPut(t, P, "secret", "base", map[string]any{"v": "1"})
-	enablePrimary(t, P)
-	dc2Token := secondaryToken(t, P, "dc2", "")
-	if err := activateSecondary(wit.root, dc2Token); err != nil {
-		t.Fatalf("activate the witness: %v", err)
-	}
-	W := client(t, wit.addr, pri.rootID)
-	waitKV(t, W, "secret", "base", "1", waitTimeout)
-	T := client(t, tgt.addr, pri.rootID)
-
-	t.Run("activation tokens", func(t *testing.T) {
-		err := activateSecondary(tgt.root, "garbage")
-		refused(t, "garbage token", err, 400, "malformed")
-
-		expTok := secondaryToken(t, P, "dc-exp", "1s")
-		exp, err := strconv.ParseInt(str(jwtClaims(t, expTok)["exp"]), 10, 64)
-		if err != nil {
-			t.Fatalf("exp claim: %v", err)
-		}
-		waitFor(t, "the clock passes the token's expiry", func() error {
-			if now := time.Now().Unix(); now <= exp {
-				return fmt.Errorf("now %d, exp %d", now, exp)
-			}
-			return nil
-		})
-		refused(t, "expired token", activateSecondary(tgt.root, expTok), 400, "expired")
-
-		refused(t, "token that already activated dc2", activateSecondary(tgt.root, dc2Token), 400, "already used")
-
-		revTok := secondaryToken(t, P, "dc-rev", "")
-		revokeSecondary(t, P, "dc-rev")
-		refused(t, "revoked token", activateSecondary(tgt.root, revTok), 400, "revoked")
-
-		_, err = P.Logical().Write(pathSecondaryToken, map[string]any{"id": "dc2"})
-		refused(t, "second token for the active dc2", err, 400, "revoke")
-
-		// The refusals left the target as it was.
-		if _, err := tgt.root.Auth().Token().LookupSelf(); err != nil {
-			t.Fatalf("the target's own root token after refused activations: %v", err)
-		}
-		if m := str(perfStatus(t, tgt.addr)["mode"]); m != "disabled" {
-			t.Fatalf("target mode after refused activations: %q", m)
-		}
-
-		if err := activateSecondary(tgt.root, secondaryToken(t, P, "dc3", "")); err != nil {
-			t.Fatalf("activate dc3 with a good token: %v", err)
-		}
-		waitKV(t, T, "secret", "base", "1", waitTimeout)
-	})
-
-	t.Run("revoke", func(t *testing.T) {
-		kvPut(t, P, "secret", "before-revoke", map[string]any{"v": "b"})
-		waitKV(t, T, "secret", "before-revoke", "b", waitTimeout)
-		waitKV(t, W, "secret", "before-revoke", "b", waitTimeout)
-
-		revokeSecondary(t, P, "dc3")
-		kvPut(t, P, "secret", "after-revoke", map[string]any{"v": "a"})
-		waitKV(t, W, "secret", "after-revoke", "a", waitTimeout)
-		_, err := kvData(T, "secret", "after-revoke")
-		notFound(t, "a write after revocation on the revoked secondary", err)
-
-		waitFor(t, "the revoked secondary's status shows it", func() error {
-			if s := str(perfStatus(t, tgt.addr)["state"]); s != "revoked" {
-				return fmt.Errorf("state %q", s)
-			}
-			return nil
-		})
-		kvPut(t, P, "secret", "after-revoke2", map[string]any{"v": "a2"})
-		waitKV(t, W, "secret", "after-revoke2", "a2", waitTimeout)
-		for _, k := range []string{"after-revoke", "after-revoke2"} {
-			_, err := kvData(T, "secret", k)
-			notFound(t, k+" on the revoked secondary", err)
-		}
-		if err := kvHas(T, "secret", "before-revoke", "b"); err != nil {
-			t.Fatalf("the revoked secondary's old data: %v", err)
-		}
-		// A write on the revoked secondary goes nowhere.
-		_, err = T.KVv2("secret").Put(context.Background(), "from-revoked", map[string]any{"v": "x"})
-		switch statusOf(err) {
-		case 400: // refused: no forwarding
-			refused(t, "a write on the revoked secondary", err, 400, "primary")
-		default: // forwarding: its RPC is refused
-			refused(t, "a write forwarded by the revoked secondary", err, 503, "revoked")
-		}
-		_, perr := kvData(P, "secret", "from-revoked")
-		notFound(t, "a write on the revoked secondary, on the primary", perr)
-		if logCount(tgt.p, "revoked") == 0 {
-			t.Fatal("the revoked secondary logged nothing about its revocation")
-		}
-		known := strs(perfStatus(t, pri.addr)["known_secondaries"])
-		if slices.Contains(known, "dc3") || !slices.Contains(known, "dc2") {
-			t.Fatalf("primary known_secondaries after revoking dc3: %v", known)
-		}
-	})
-
-	t.Run("forged WAL messages", func(t *testing.T) {
-		cid := str(perfStatus(t, pri.addr)["cluster_id"])
-		w := openWALStream(t, "nats://"+pri.natsAddr, cid)
-
-		kvPut(t, P, "secret", "victim", map[string]any{"v": "old"})
-		waitKV(t, W, "secret", "victim", "old", waitTimeout)
-		old := w.last(t) // the batch with victim=old (or one after it)
-		kvPut(t, P, "secret", "victim", map[string]any{"v": "new"})
-		waitKV(t, W, "secret", "victim", "new", waitTimeout)
-		keysBefore := kvKeys(t, W, "secret")
-		cur := w.last(t).Data
-		if len(cur) < 21+64 || (cur[0] != 1 && cur[0] != 2) {
-			t.Fatalf("the newest WAL message (%d bytes, version %d) is not a batch of docs/replication.md", len(cur), cur[0])
-		}
-
-		forge := func(what string, data []byte, logWords ...string) {
-			t.Helper()
-			n := logCount(wit.p, logWords...)
-			seq := w.publish(t, data)
-			waitFor(t, what+" (stream seq "+strconv.FormatUint(seq, 10)+") logged by the secondary", func() error {
-				if logCount(wit.p, logWords...) > n {
-					return nil
-				}
-				return fmt.Errorf("no new log line with %q", logWords)
-			})
-		}
-		random := randomBytes(t, 300)
-		random[0] = 0xfe // never a version byte: the message cannot pass as a batch
-		forge("random bytes", random, "rejected")
-
-		hdr := bytes.Clone(cur[:21]) // version, epoch: a batch claiming the next index
-		hdr[0] = 1                   // the v1 header layout (no guard) is still accepted by readers
-		next := binary.BigEndian.Uint64(cur[13:21]) + 1
-		binary.BigEndian.PutUint64(hdr[5:13], next)
-		binary.BigEndian.PutUint64(hdr[13:21], next)
-		forge("a batch header with a random body", append(hdr, randomBytes(t, 300)...), "rejected")
-
-		altered := bytes.Clone(cur)
-		altered[len(altered)/2] ^= 0x01
-		forge("a real batch with one byte altered", altered, "rejected")
-
-		forge("an old batch replayed with a new Nats-Msg-Id", old.Data, "replay")
-
-		// Nothing of it applied; streaming goes on.
-		kvPut(t, P, "secret", "marker", map[string]any{"v": "m"})
-		waitKV(t, W, "secret", "marker", "m", waitTimeout)
-		if err := kvHas(W, "secret", "victim", "new"); err != nil {
-			t.Fatalf("victim on the secondary after the replay: %v", err)
-		}
-		md, err := W.KVv2("secret").GetMetadata(context.Background(), "victim")
-		if err != nil || md.CurrentVersion != 2 {
-			t.Fatalf("victim metadata on the secondary after the replay: %+v, %v", md, err)
-		}
-		want := append(slices.Clone(keysBefore), "marker")
-		slices.Sort(want)
-		if got := kvKeys(t, W, "secret"); !slices.Equal(got, want) {
-			t.Fatalf("keys on the secondary %v, want %v", got, want)
-		}
-		if got := kvKeys(t, P, "secret"); !slices.Equal(got, want) {
-			t.Fatalf("keys on the primary %v, want %v", got, want)
-		}
-		if s := str(perfStatus(t, wit.addr)["state"]); s != "stream-wals" {
-			t.Fatalf("witness state after forged messages: %q", s)
-		}
 	})
 }

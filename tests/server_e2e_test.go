@@ -1,85 +1,25 @@
 package tests
 
+// End-to-end tests of the server process: seals (Shamir and static) and root
+// key rotation, raw HTTP requests it must refuse, dev mode, and a clean
+// shutdown on SIGTERM.
+
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cofferhq/coffer/storage/bolt"
 	"github.com/hashicorp/vault/api"
 	bbolt "go.etcd.io/bbolt"
-
-	"github.com/cofferhq/coffer/storage/bolt"
 )
-
-func randomBytes(t *testing.T, n int) []byte {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// rawResponse is a plain HTTP exchange, for what vault/api hides (status
-// codes of sys/health, bodies that are not JSON, methods it never sends).
-type rawResponse struct {
-	code   int
-	header http.Header
-	body   []byte
-	errors []string
-}
-
-func doRaw(t *testing.T, method, url, token string, body io.Reader) rawResponse {
-	t.Helper()
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("X-Vault-Token", token)
-	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, url, err)
-	}
-	r := rawResponse{code: resp.StatusCode, header: resp.Header, body: b}
-	if resp.StatusCode >= 400 && len(b) > 0 {
-		var e struct {
-			Errors []string `json:"errors"`
-		}
-		if err := json.Unmarshal(b, &e); err != nil {
-			t.Fatalf("%s %s: %d with a body that is not Vault's error envelope: %q", method, url, resp.StatusCode, b)
-		}
-		r.errors = e.Errors
-	}
-	return r
-}
-
-// expectError asserts a raw response is code with a message mentioning substr.
-func (r rawResponse) expectError(t *testing.T, code int, substr string) {
-	t.Helper()
-	if r.code != code {
-		t.Fatalf("status %d, want %d (body %q)", r.code, code, r.body)
-	}
-	if len(r.errors) == 0 || !containsFold(r.errors, substr) {
-		t.Fatalf("errors %q should mention %q", r.errors, substr)
-	}
-}
 
 func mustSealStatus(t *testing.T, c *api.Client) *api.SealStatusResponse {
 	t.Helper()
@@ -376,123 +316,6 @@ func TestBadInput(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("key-status with a bearer token: %d, want 200", resp.StatusCode)
-	}
-}
-
-var (
-	sealedTrue  = regexp.MustCompile(`(?m)^Sealed\s+true$`)
-	sealedFalse = regexp.MustCompile(`(?m)^Sealed\s+false$`)
-)
-
-func TestCLI(t *testing.T) {
-	t.Parallel()
-	n := newNode(t, serverConfig{})
-	n.start()
-
-	code, out, errOut := runCLI(t, n.addr, "", "", "status")
-	if code != 2 || !sealedTrue.MatchString(out) {
-		t.Fatalf("status before init: exit %d, want 2 (sealed); stdout:\n%s\nstderr:\n%s", code, out, errOut)
-	}
-
-	code, out, errOut = runCLI(t, n.addr, "", "", "operator", "init", "-key-shares=3", "-key-threshold=2", "-format=json")
-	if code != 0 {
-		t.Fatalf("operator init: exit %d; stderr:\n%s", code, errOut)
-	}
-	var init struct {
-		KeysB64   []string `json:"unseal_keys_b64"`
-		KeysHex   []string `json:"unseal_keys_hex"`
-		Shares    int      `json:"unseal_shares"`
-		Threshold int      `json:"unseal_threshold"`
-		RootToken string   `json:"root_token"`
-	}
-	if err := json.Unmarshal([]byte(out), &init); err != nil {
-		t.Fatalf("operator init -format=json printed something that is not JSON: %v\n%s", err, out)
-	}
-	if len(init.KeysB64) != 3 || len(init.KeysHex) != 3 || init.Shares != 3 || init.Threshold != 2 || init.RootToken == "" {
-		t.Fatalf("operator init JSON: %+v", init)
-	}
-
-	code, out, _ = runCLI(t, n.addr, "", "", "status")
-	if code != 2 || !regexp.MustCompile(`(?m)^Unseal Progress\s+0/2$`).MatchString(out) ||
-		!regexp.MustCompile(`(?m)^Total Shares\s+3$`).MatchString(out) {
-		t.Fatalf("status after init: exit %d, want 2 with progress 0/2 of 3 shares:\n%s", code, out)
-	}
-
-	code, out, errOut = runCLI(t, n.addr, "", "", "operator", "unseal", init.KeysB64[0])
-	if code != 0 || !regexp.MustCompile(`(?m)^Unseal Progress\s+1/2$`).MatchString(out) {
-		t.Fatalf("operator unseal KEY: exit %d, want 0 with progress 1/2:\n%s\n%s", code, out, errOut)
-	}
-	code, out, errOut = runCLI(t, n.addr, "", "", "operator", "unseal", "-reset")
-	if code != 0 || !regexp.MustCompile(`(?m)^Unseal Progress\s+0/2$`).MatchString(out) {
-		t.Fatalf("operator unseal -reset: exit %d, want 0 with progress 0/2:\n%s\n%s", code, out, errOut)
-	}
-	runCLI(t, n.addr, "", "", "operator", "unseal", init.KeysHex[2])
-	code, out, errOut = runCLI(t, n.addr, "", init.KeysB64[1]+"\n", "operator", "unseal") // key from stdin
-	if code != 0 || !sealedFalse.MatchString(out) {
-		t.Fatalf("operator unseal from stdin: exit %d, want 0 and unsealed:\n%s\n%s", code, out, errOut)
-	}
-
-	code, out, _ = runCLI(t, n.addr, "", "", "status")
-	for _, want := range []string{`Seal Type\s+shamir`, `Initialized\s+true`, `Sealed\s+false`, `Cluster Name\s+dc1`, `Storage Type\s+bolt`, `HA Enabled\s+false`} {
-		if !regexp.MustCompile(`(?m)^` + want + `$`).MatchString(out) {
-			t.Fatalf("status when unsealed lacks %q:\n%s", want, out)
-		}
-	}
-	if code != 0 {
-		t.Fatalf("status when unsealed: exit %d, want 0", code)
-	}
-	code, out, _ = runCLI(t, n.addr, "", "", "status", "-format=json")
-	var st map[string]any
-	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 || st["sealed"] != false || st["initialized"] != true {
-		t.Fatalf("status -format=json: exit %d, %v:\n%s", code, err, out)
-	}
-
-	code, out, _ = runCLI(t, n.addr, init.RootToken, "", "operator", "rotate")
-	if code != 0 || !regexp.MustCompile(`(?m)^Key Term\s+2$`).MatchString(out) {
-		t.Fatalf("operator rotate: exit %d, want 0 and key term 2:\n%s", code, out)
-	}
-
-	code, _, errOut = runCLI(t, n.addr, "", "", "operator", "seal")
-	if code != 2 || !strings.Contains(errOut, "permission denied") {
-		t.Fatalf("operator seal without a token: exit %d, want 2 (a failed API call, as the vault CLI) with permission denied:\n%s", code, errOut)
-	}
-	code, out, errOut = runCLI(t, n.addr, init.RootToken, "", "operator", "seal")
-	if code != 0 {
-		t.Fatalf("operator seal: exit %d\n%s\n%s", code, out, errOut)
-	}
-	if code, out, _ = runCLI(t, n.addr, "", "", "status"); code != 2 || !sealedTrue.MatchString(out) {
-		t.Fatalf("status after seal: exit %d, want 2:\n%s", code, out)
-	}
-
-	// Nothing listening: an error, exit 1.
-	if code, _, errOut = runCLI(t, freeAddr(t), "", "", "status"); code != 1 || errOut == "" {
-		t.Fatalf("status against a closed port: exit %d, want 1 with a message; stderr %q", code, errOut)
-	}
-	// Usage errors: exit 1, as the vault CLI.
-	if code, _, _ = runCLI(t, n.addr, "", "", "status", "-format=xml"); code != 1 {
-		t.Fatalf("status -format=xml: exit %d, want 1", code)
-	}
-	if code, out, _ = runCLI(t, n.addr, "", "", "version"); code != 0 || !strings.HasPrefix(out, "Coffer v") {
-		t.Fatalf("version: exit %d, %q", code, out)
-	}
-}
-
-func TestCLIInitTable(t *testing.T) {
-	t.Parallel()
-	n := newNode(t, serverConfig{})
-	n.start()
-	code, out, errOut := runCLI(t, n.addr, "", "", "operator", "init")
-	if code != 0 {
-		t.Fatalf("operator init: exit %d\n%s", code, errOut)
-	}
-	for i := 1; i <= 5; i++ {
-		if !regexp.MustCompile(fmt.Sprintf(`(?m)^Unseal Key %d: \S+$`, i)).MatchString(out) {
-			t.Fatalf("operator init output lacks Unseal Key %d:\n%s", i, out)
-		}
-	}
-	m := regexp.MustCompile(`(?m)^Initial Root Token: (\S+)$`).FindStringSubmatch(out)
-	if m == nil || !strings.Contains(out, "key threshold of 3") {
-		t.Fatalf("operator init output lacks the root token or the threshold:\n%s", out)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/storage/bolt"
 	"github.com/cofferhq/coffer/storage/inmem"
@@ -429,7 +430,7 @@ func TestFailedBatchFailsAllWriters(t *testing.T) {
 			errs <- err
 		}()
 	}
-	waitFor(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.queue) == n })
+	testutil.Eventually(t, waitTimeout, "the writers to queue behind the held commit", queueLen(l, n))
 	close(release)
 	if err := <-first; err != nil {
 		t.Fatal(err)
@@ -450,15 +451,19 @@ func TestFailedBatchFailsAllWriters(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or a generous deadline passes.
-func waitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached before the deadline")
+// waitTimeout bounds the waits on the write queue: generous, a passing run
+// never waits for it.
+const waitTimeout = 20 * time.Second
+
+// queueLen is the condition "n writers wait in l's queue".
+func queueLen(l *Log, n int) func() error {
+	return func() error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if len(l.queue) != n {
+			return fmt.Errorf("%d writers queued, want %d", len(l.queue), n)
 		}
-		time.Sleep(time.Millisecond)
+		return nil
 	}
 }
 
@@ -497,7 +502,7 @@ func TestContextCancellation(t *testing.T) {
 		idx, err := l.Write(ctx2, []*storage.TxnOp{put("logical/queued", "2")})
 		res2 <- result{idx, err}
 	}()
-	waitFor(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.queue) == 1 })
+	testutil.Eventually(t, waitTimeout, "writer 2 to queue behind the held commit", queueLen(l, 1))
 	cancel2()
 	if r := <-res2; !errors.Is(r.err, context.Canceled) || r.idx != 0 {
 		t.Fatalf("queued writer after cancel = %+v, want context.Canceled", r)
@@ -589,10 +594,17 @@ func TestCloseDrainsQueuedWrites(t *testing.T) {
 	for i := 0; i < n; i++ {
 		go write(fmt.Sprintf("logical/q%d", i))
 	}
-	waitFor(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.queue) == n })
+	testutil.Eventually(t, waitTimeout, "the writers to queue behind the held commit", queueLen(l, n))
 	closed := make(chan error, 1)
 	go func() { closed <- l.Close() }()
-	waitFor(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.closed })
+	testutil.Eventually(t, waitTimeout, "Close to mark the log closed", func() error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if !l.closed {
+			return errors.New("not closed yet")
+		}
+		return nil
+	})
 	close(release)
 	if err := <-closed; err != nil {
 		t.Fatal(err)

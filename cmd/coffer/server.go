@@ -205,7 +205,12 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 	} else if err := c.Start(ctx); err != nil {
 		return err
 	}
+	return serveHTTP(ctx, c, cfg, logger)
+}
 
+// serveHTTP serves the API of c on the configured listener until ctx is
+// cancelled, then lets in-flight requests finish (up to shutdownGrace).
+func serveHTTP(ctx context.Context, c *core.Core, cfg *config.Config, logger zerolog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.Listener.Address)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another server using the port?)", cfg.Listener.Address, err)

@@ -1,8 +1,13 @@
 package tests
 
+// Starting and stopping coffer server processes: config-file nodes that keep
+// their storage and address across restarts, dev servers, signals, a process's
+// output, and the bolt file of a stopped server.
+
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -16,39 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/testutil"
+	"github.com/cofferhq/coffer/storage/bolt"
 	"github.com/hashicorp/vault/api"
-)
-
-// cofferBin is the coffer binary TestMain builds once for every test.
-var cofferBin string
-
-func TestMain(m *testing.M) {
-	os.Exit(buildAndRun(m))
-}
-
-func buildAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "coffer-e2e-bin-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: temp dir: %v\n", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	cofferBin = filepath.Join(dir, "coffer")
-	build := exec.Command("go", "build", "-o", cofferBin, "./cmd/coffer")
-	build.Dir = ".." // the module root: tests run in their package directory
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/coffer failed: %v\n%s", err, out)
-		return 1
-	}
-	return m.Run()
-}
-
-// Deadlines for conditions the tests wait on. Generous: they bound a
-// failure, a passing run never waits for them.
-const (
-	startTimeout = 30 * time.Second
-	stopTimeout  = 30 * time.Second
-	waitTimeout  = 20 * time.Second
 )
 
 // freeAddr returns a loopback address with a port nobody listens on now.
@@ -63,6 +38,15 @@ func freeAddr(t testing.TB) string {
 		t.Fatalf("free port %s: %v", addr, err)
 	}
 	return addr
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // serverConfig describes one config-file server.
@@ -129,6 +113,15 @@ func (n *node) start() *proc {
 	return startProc(n.t, n.addr, "server", "-config="+n.cfgPath)
 }
 
+// restart stops p (asserting a clean exit) and starts n again.
+func (n *node) restart(p *proc) *proc {
+	n.t.Helper()
+	if code := p.stop(); code != 0 {
+		n.t.Fatalf("coffer exited %d on SIGTERM, want 0; output:\n%s", code, p.out.String())
+	}
+	return n.start()
+}
+
 // proc is one running coffer process.
 type proc struct {
 	t    testing.TB
@@ -180,28 +173,20 @@ func startProc(t testing.TB, addr string, args ...string) *proc {
 	})
 
 	hc := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(startTimeout)
-	for {
+	testutil.Eventually(t, startTimeout, fmt.Sprintf("coffer %v answers on %s", args, addr), func() error {
 		select {
 		case <-p.done:
 			t.Fatalf("coffer %v exited before serving (%v); output:\n%s", args, p.err, p.out.String())
 		default:
 		}
 		resp, err := hc.Get("http://" + addr + "/v1/sys/health")
-		if err == nil {
-			resp.Body.Close()
-			return p
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("coffer %v not answering on %s after %s: %v; output:\n%s", args, addr, startTimeout, err, p.out.String())
-		}
-		// Poll interval while the process starts: the condition is the
-		// health answer above, this only paces the loop.
-		select {
-		case <-p.done:
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		resp.Body.Close()
+		return nil
+	})
+	return p
 }
 
 // stop sends SIGTERM and waits for the exit; it returns the exit code.
@@ -240,35 +225,43 @@ func (p *proc) kill() {
 	}
 }
 
-// restart stops p (asserting a clean exit) and starts n again.
-func (n *node) restart(p *proc) *proc {
-	n.t.Helper()
-	if code := p.stop(); code != 0 {
-		n.t.Fatalf("coffer exited %d on SIGTERM, want 0; output:\n%s", code, p.out.String())
+// signal sends sig to p's process.
+func signal(t *testing.T, p *proc, sig syscall.Signal) {
+	t.Helper()
+	if err := syscall.Kill(p.cmd.Process.Pid, sig); err != nil {
+		t.Fatalf("kill -%d %d: %v", sig, p.cmd.Process.Pid, err)
 	}
-	return n.start()
 }
 
-// client returns a vault/api client for addr with token (may be empty).
-// Retries are off so that a refused request fails at once and visibly.
-func client(t testing.TB, addr, token string) *api.Client {
+// sigkill kills p with SIGKILL and waits for the exit.
+func sigkill(t *testing.T, p *proc) {
 	t.Helper()
-	cfg := api.DefaultConfig()
-	cfg.Address = "http://" + addr
-	cfg.MaxRetries = 0
-	cfg.Timeout = 10 * time.Second
-	c, err := api.NewClient(cfg)
-	if err != nil {
-		t.Fatalf("vault api client: %v", err)
+	signal(t, p, syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(stopTimeout):
+		t.Fatalf("coffer (pid %d) did not exit within %s of SIGKILL", p.cmd.Process.Pid, stopTimeout)
 	}
-	c.SetToken(token) // overrides any VAULT_TOKEN in the environment
-	return c
 }
 
-// waitFor polls cond until it returns nil or waitTimeout passes.
-func waitFor(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	waitUntil(t, what, waitTimeout, cond)
+// logCount counts the lines of a process's output containing every one of
+// substrs (case-insensitive).
+func logCount(p *proc, substrs ...string) int {
+	n := 0
+	for _, line := range strings.Split(p.out.String(), "\n") {
+		l := strings.ToLower(line)
+		all := true
+		for _, s := range substrs {
+			if !strings.Contains(l, strings.ToLower(s)) {
+				all = false
+				break
+			}
+		}
+		if all {
+			n++
+		}
+	}
+	return n
 }
 
 // waitHealthCode polls sys/health (default status codes) until it returns
@@ -276,7 +269,7 @@ func waitFor(t testing.TB, what string, cond func() error) {
 func waitHealthCode(t testing.TB, addr string, want int) {
 	t.Helper()
 	hc := &http.Client{Timeout: 2 * time.Second}
-	waitFor(t, fmt.Sprintf("sys/health on %s answers %d", addr, want), func() error {
+	testutil.Eventually(t, waitTimeout, fmt.Sprintf("sys/health on %s answers %d", addr, want), func() error {
 		resp, err := hc.Get("http://" + addr + "/v1/sys/health")
 		if err != nil {
 			return err
@@ -289,56 +282,70 @@ func waitHealthCode(t testing.TB, addr string, want int) {
 	})
 }
 
-// responseError asserts err is a vault/api ResponseError with code and an
-// errors[] message containing substr (case-insensitive).
-func responseError(t *testing.T, err error, code int, substr string) {
+// devServer starts `coffer server -dev` with the root token "root" on free
+// ports and returns it with a root client once it serves.
+func devServer(t *testing.T) (*proc, *api.Client) {
 	t.Helper()
-	var re *api.ResponseError
-	if !errors.As(err, &re) {
-		t.Fatalf("want a %d response error, got %T: %v", code, err, err)
+	addr := freeAddr(t)
+	p := startProc(t, addr, "server", "-dev", "-dev-root-token-id=root",
+		"-dev-listen-address="+addr, "-dev-nats-listen="+freeAddr(t))
+	waitHealthCode(t, addr, 200)
+	return p, client(t, addr, "root")
+}
+
+// staticServer starts a config-file server (bolt storage, static seal),
+// initializes it, mounts kv version 2 at secret/ and returns the node, the
+// process and the root token.
+func staticServer(t *testing.T) (*node, *proc, string) {
+	t.Helper()
+	n := newNode(t, serverConfig{StaticKey: randomBytes(t, 32)})
+	p := n.start()
+	res, err := client(t, n.addr, "").Sys().Init(&api.InitRequest{RecoveryShares: 1, RecoveryThreshold: 1})
+	if err != nil {
+		t.Fatalf("sys/init with the static seal: %v", err)
 	}
-	if re.StatusCode != code {
-		t.Fatalf("status %d, want %d (errors %q)", re.StatusCode, code, re.Errors)
+	waitHealthCode(t, n.addr, 200)
+	root := client(t, n.addr, res.RootToken)
+	if err := root.Sys().Mount("secret", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		t.Fatalf("mount kv-v2 at secret/: %v", err)
 	}
-	if !containsFold(re.Errors, substr) {
-		t.Fatalf("errors %q do not mention %q", re.Errors, substr)
+	return n, p, res.RootToken
+}
+
+// mangleStoredValue opens the bolt file of a stopped server, passes the value
+// stored at key to edit and stores what it returns.
+func mangleStoredValue(t *testing.T, dbPath, key string, edit func([]byte) []byte) {
+	t.Helper()
+	b, err := bolt.Open(bolt.Options{Path: dbPath, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("open %s: %v", dbPath, err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	e, err := b.Get(ctx, key)
+	if err != nil || e == nil {
+		t.Fatalf("get %s from %s: %v, %v", key, dbPath, e, err)
+	}
+	e.Value = edit(e.Value)
+	if err := b.Put(ctx, e); err != nil {
+		t.Fatalf("put %s into %s: %v", key, dbPath, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("close %s: %v", dbPath, err)
 	}
 }
 
-func containsFold(msgs []string, substr string) bool {
-	for _, m := range msgs {
-		if strings.Contains(strings.ToLower(m), strings.ToLower(substr)) {
-			return true
-		}
-	}
-	return false
-}
-
-// runCLI runs the coffer CLI against addr with token and returns its exit
-// code, stdout and stderr. VAULT_* from the test's environment are replaced.
-func runCLI(t *testing.T, addr, token, stdin string, args ...string) (int, string, string) {
+// storedKeys lists the keys under prefix (one level) in a stopped server's bolt file.
+func storedKeys(t *testing.T, dbPath, prefix string) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, cofferBin, args...)
-	env := []string{}
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "VAULT_") {
-			env = append(env, e)
-		}
+	b, err := bolt.Open(bolt.Options{Path: dbPath, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("open %s: %v", dbPath, err)
 	}
-	env = append(env, "VAULT_ADDR=http://"+addr, "VAULT_MAX_RETRIES=0")
-	if token != "" {
-		env = append(env, "VAULT_TOKEN="+token)
+	defer b.Close()
+	keys, err := b.List(context.Background(), prefix)
+	if err != nil {
+		t.Fatalf("list %s in %s: %v", prefix, dbPath, err)
 	}
-	cmd.Env = env
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatalf("run coffer %v: %v", args, err)
-	}
-	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+	return keys
 }

@@ -1,23 +1,22 @@
 package tests
 
+// The merkle suite's set-ups and checks: a config-file primary with an
+// activated secondary, merkle-check reports, kv snapshots compared key by key,
+// and a poller that records the replication states a secondary goes through.
+
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/hashicorp/vault/api"
-
-	"github.com/cofferhq/coffer/storage/bolt"
 )
-
-// Helpers of the merkle suite (merkle_e2e_test.go).
 
 // startMerkleNode is startReplNode with a replication { } block body (may be
 // empty): a config-file cluster with bolt storage and the static seal key,
@@ -33,13 +32,6 @@ func startMerkleNode(t *testing.T, key []byte, name, busBody, replBody string) *
 	waitHealthCode(t, n.addr, 200)
 	r.root = res.RootToken
 	return r
-}
-
-// embeddedBusAt is embeddedBus that also returns the embedded NATS address.
-func embeddedBusAt(t *testing.T) (body, natsAddr string) {
-	t.Helper()
-	natsAddr = freeAddr(t)
-	return fmt.Sprintf("embedded = true\n  listen = %q\n  store_dir = %q", natsAddr, t.TempDir()), natsAddr
 }
 
 // merklePair is a config-file primary (with its embedded bus) and a
@@ -71,7 +63,7 @@ func startMerklePair(t *testing.T, replBody string, seed func(P *api.Client)) *m
 	if err := activateSecondary(client(t, m.sec.n.addr, m.sec.root), tok); err != nil {
 		t.Fatalf("secondary/enable: %v", err)
 	}
-	waitUntil(t, "userpass login on the secondary", replTimeout, func() error {
+	testutil.Eventually(t, replTimeout, "userpass login on the secondary", func() error {
 		c, err := userpassLogin(t, m.sec.n.addr, "alice", "pw")
 		m.S = c
 		return err
@@ -220,7 +212,7 @@ func waitConverged(t *testing.T, m *merklePair, timeout time.Duration) (string, 
 	t.Helper()
 	var root string
 	var n int
-	waitUntil(t, "the secondary converges on the primary (merkle root, then data key by key)", timeout, func() error {
+	testutil.Eventually(t, timeout, "the secondary converges on the primary (merkle root, then data key by key)", func() error {
 		pst, sst := perfStatus(t, m.pri.n.addr), perfStatus(t, m.sec.n.addr)
 		if s := str(sst["state"]); s != "stream-wals" {
 			return fmt.Errorf("secondary state %q", s)
@@ -249,25 +241,6 @@ func waitConverged(t *testing.T, m *merklePair, timeout time.Duration) (string, 
 		return nil
 	})
 	return root, n
-}
-
-// signal sends sig to p's process.
-func signal(t *testing.T, p *proc, sig syscall.Signal) {
-	t.Helper()
-	if err := syscall.Kill(p.cmd.Process.Pid, sig); err != nil {
-		t.Fatalf("kill -%d %d: %v", sig, p.cmd.Process.Pid, err)
-	}
-}
-
-// sigkill kills p with SIGKILL and waits for the exit.
-func sigkill(t *testing.T, p *proc) {
-	t.Helper()
-	signal(t, p, syscall.SIGKILL)
-	select {
-	case <-p.done:
-	case <-time.After(stopTimeout):
-		t.Fatalf("coffer (pid %d) did not exit within %s of SIGKILL", p.cmd.Process.Pid, stopTimeout)
-	}
 }
 
 // statusSample is one answer of a status poller.
@@ -343,42 +316,4 @@ func transitions(samples []statusSample) []statusSample {
 		}
 	}
 	return out
-}
-
-// mangleStoredValue opens the bolt file of a stopped server, passes the value
-// stored at key to edit and stores what it returns.
-func mangleStoredValue(t *testing.T, dbPath, key string, edit func([]byte) []byte) {
-	t.Helper()
-	b, err := bolt.Open(bolt.Options{Path: dbPath, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatalf("open %s: %v", dbPath, err)
-	}
-	defer b.Close()
-	ctx := context.Background()
-	e, err := b.Get(ctx, key)
-	if err != nil || e == nil {
-		t.Fatalf("get %s from %s: %v, %v", key, dbPath, e, err)
-	}
-	e.Value = edit(e.Value)
-	if err := b.Put(ctx, e); err != nil {
-		t.Fatalf("put %s into %s: %v", key, dbPath, err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatalf("close %s: %v", dbPath, err)
-	}
-}
-
-// storedKeys lists the keys under prefix (one level) in a stopped server's bolt file.
-func storedKeys(t *testing.T, dbPath, prefix string) []string {
-	t.Helper()
-	b, err := bolt.Open(bolt.Options{Path: dbPath, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatalf("open %s: %v", dbPath, err)
-	}
-	defer b.Close()
-	keys, err := b.List(context.Background(), prefix)
-	if err != nil {
-		t.Fatalf("list %s in %s: %v", prefix, dbPath, err)
-	}
-	return keys
 }
