@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/storage"
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/cofferhq/coffer/storage/inmem"
 )
 
@@ -128,7 +129,7 @@ func TestCollectorStartStop(t *testing.T) {
 	g.Start()
 	g.Start() // idempotent
 	redo.Store(50)
-	waitFor(t, func() bool { return l.FirstIndex() == 41 })
+	testutil.Eventually(t, waitTimeout, "the collector to truncate through 40", firstIndexIs(l, 41))
 	g.Stop()
 	g.Stop() // idempotent
 	n := calls.Load()
@@ -139,5 +140,14 @@ func TestCollectorStartStop(t *testing.T) {
 	}
 	// A stopped collector starts again.
 	g.Start()
-	waitFor(t, func() bool { return l.FirstIndex() == 91 })
+	testutil.Eventually(t, waitTimeout, "the restarted collector to truncate through 90", firstIndexIs(l, 91))
+}
+
+func firstIndexIs(l *Log, want uint64) func() error {
+	return func() error {
+		if got := l.FirstIndex(); got != want {
+			return fmt.Errorf("first index %d, want %d", got, want)
+		}
+		return nil
+	}
 }
