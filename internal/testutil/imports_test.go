@@ -18,7 +18,7 @@ func TestNotLinkedIntoCoffer(t *testing.T) {
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		switch dep {
-		case "github.com/cofferhq/coffer/internal/testutil", "github.com/cofferhq/coffer/bus/bustest":
+		case "github.com/cofferhq/coffer/internal/testutil", "github.com/cofferhq/coffer/bus/bustest", "github.com/cofferhq/coffer/internal/script":
 			t.Errorf("cmd/coffer imports %s, a package for tests only", dep)
 		}
 	}
