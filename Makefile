@@ -21,6 +21,7 @@ lint: tools
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	$(GO) run ./scripts/linelimits
 
 # licences: every Go module linked into the coffer binary must have an
 # OSI-approved licence; a Business Source License, a missing licence file or an
