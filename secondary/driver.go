@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/internal/backoff"
 	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/wal"
@@ -77,7 +78,7 @@ func (s *Secondary) startStreaming(ctx context.Context) {
 	s.mu.Lock()
 	stream, durable, start := s.sec.Stream, replication.ConsumerName(s.sec.SecondaryID), s.startSeq
 	s.mu.Unlock()
-	wait := retryMin
+	bo := backoff.Backoff{Min: retryMin, Max: retryMax}
 	for {
 		stop, err := s.bus.Consume(ctx, stream, durable, start, s.handle)
 		if err == nil {
@@ -87,10 +88,9 @@ func (s *Secondary) startStreaming(ctx context.Context) {
 		}
 		s.setErr(err)
 		s.log.Warn().Err(err).Msg("cannot start the WAL consumer; retrying")
-		if !sleepCtx(ctx, wait) {
+		if !bo.Wait(ctx) {
 			return
 		}
-		wait = min(2*wait, retryMax)
 	}
 }
 

@@ -144,15 +144,3 @@ func (s *Secondary) heartbeat(ctx context.Context) {
 		s.exec(ctx, s.step(HeartbeatFailed{Err: err}), nil)
 	}
 }
-
-// sleepCtx waits d or until ctx ends; false when ctx ended.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}

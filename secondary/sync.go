@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/internal/backoff"
 	"github.com/cofferhq/coffer/merkle"
 	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/storage"
@@ -16,7 +17,7 @@ import (
 // syncUntilDone runs the sync until it succeeds, ctx ends or the primary
 // says revoked; it returns the machine's answer. floor is StartSync.Floor.
 func (s *Secondary) syncUntilDone(ctx context.Context, floor uint64) []Action {
-	wait := retryMin
+	bo := backoff.Backoff{Min: retryMin, Max: retryMax}
 	for {
 		idx, from, err := s.syncOnce(ctx, floor)
 		if err == nil {
@@ -33,17 +34,17 @@ func (s *Secondary) syncUntilDone(ctx context.Context, floor uint64) []Action {
 			return nil
 		}
 		s.setErr(err)
+		wait := bo.Next()
 		s.log.Warn().Err(err).Dur("retry_in", wait).Msg("sync failed; retrying")
-		if !sleepCtx(ctx, wait) {
+		if !backoff.Sleep(ctx, wait) {
 			return nil
 		}
-		wait = min(2*wait, retryMax)
 	}
 }
 
 // storeSecret writes the secret state once, retrying until ctx ends.
 func (s *Secondary) storeSecret(ctx context.Context) error {
-	wait := retryMin
+	bo := backoff.Backoff{Min: retryMin, Max: retryMax}
 	for {
 		s.mu.Lock()
 		stored, snap := s.stored, s.sec.clone()
@@ -60,10 +61,9 @@ func (s *Secondary) storeSecret(ctx context.Context) error {
 		}
 		s.setErr(err)
 		s.log.Error().Err(err).Msg("cannot store the replication state after the first sync; retrying")
-		if !sleepCtx(ctx, wait) {
+		if !bo.Wait(ctx) {
 			return ctx.Err()
 		}
-		wait = min(2*wait, retryMax)
 	}
 }
 
