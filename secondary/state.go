@@ -117,31 +117,6 @@ func loadPosition(ctx context.Context, b storage.Backend, key string) (uint64, e
 	return p.LastRemoteWAL, nil
 }
 
-// walkKeys visits every key under prefix in byte order until fn returns false.
-func walkKeys(ctx context.Context, b storage.Backend, prefix string, fn func(key string) bool) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	names, err := b.List(ctx, prefix)
-	if err != nil {
-		return false, err
-	}
-	for _, name := range names {
-		full := prefix + name
-		if name[len(name)-1] == '/' {
-			more, err := walkKeys(ctx, b, full, fn)
-			if err != nil || !more {
-				return more, err
-			}
-			continue
-		}
-		if !fn(full) {
-			return false, nil
-		}
-	}
-	return true, nil
-}
-
 // wipeChunk is how many deletions one Wipe transaction holds.
 const wipeChunk = 1024
 
@@ -151,11 +126,11 @@ const wipeChunk = 1024
 // secondary's own log, which a running wal.Log owns) and its cluster identity.
 func Wipe(ctx context.Context, raw storage.Transactional, keep func(key string) bool) error {
 	var doomed []string
-	if _, err := walkKeys(ctx, raw, "", func(k string) bool {
+	if err := storage.Walk(ctx, raw, "", "", func(k string) (bool, error) {
 		if keep == nil || !keep(k) {
 			doomed = append(doomed, k)
 		}
-		return true
+		return true, nil
 	}); err != nil {
 		return fmt.Errorf("wipe: list: %w", err)
 	}

@@ -311,11 +311,11 @@ func (s *Secondary) fullSync(ctx context.Context) (uint64, error) {
 		after = reply.Next
 	}
 	var doomed []string
-	if _, err := walkKeys(ctx, s.cfg.Raw, "", func(k string) bool {
+	if err := storage.Walk(ctx, s.cfg.Raw, "", "", func(k string) (bool, error) {
 		if _, ok := listed[k]; !ok && s.cfg.Classify(k) == wal.Replicated && s.accept(k) {
 			doomed = append(doomed, k)
 		}
-		return true
+		return true, nil
 	}); err != nil {
 		return 0, fmt.Errorf("sync: list local keys: %w", err)
 	}
