@@ -8,6 +8,7 @@ import (
 
 	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/internal/backoff"
+	"github.com/cofferhq/coffer/merkle"
 	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/wal"
@@ -16,7 +17,7 @@ import (
 // run is the driver goroutine: it starts the machine, then waits for Stop or
 // revocation and stops the consumer.
 func (s *Secondary) run(ctx context.Context, ev Started) {
-	s.exec(ctx, s.step(ev), nil)
+	s.exec(ctx, s.step(ev), &turn{})
 	select {
 	case <-ctx.Done():
 	case <-s.revoked:
@@ -26,50 +27,77 @@ func (s *Secondary) run(ctx context.Context, ev Started) {
 	}
 }
 
-// delivery is the message being handled, for Ack, Nak and ApplyBatch.
-type delivery struct {
+// turn is what one chain of actions works on: the message being handled (nil
+// outside the consume handler), its verified batch and the local WAL index its
+// apply wrote, and the running sync's local index and diff.
+type turn struct {
 	msg   *bus.Msg
 	batch *replication.Batch
+	local uint64
+	index *merkle.Index
+	diff  *merkle.DiffResult
 }
 
-// exec carries out actions in order; d is nil outside the consume handler.
-func (s *Secondary) exec(ctx context.Context, acts []Action, d *delivery) {
-	for _, a := range acts {
-		switch a := a.(type) {
-		case StartSync:
-			s.exec(ctx, s.syncUntilDone(ctx, a.Floor), d)
-		case StartStreaming:
-			s.startStreaming(ctx)
-		case StopStreaming:
-			s.revokeOnce.Do(func() { close(s.revoked) })
-			s.log.Error().Msg("the primary revoked this secondary: replication stopped; generate a new token on the primary and activate again")
-		case ApplyBatch:
-			ev, local := s.apply(ctx, d.batch, a.After)
-			s.exec(ctx, s.step(ev), d)
-			if _, ok := ev.(BatchApplied); ok && s.guardMismatch(ctx, d.batch, local) {
-				s.exec(ctx, s.step(GuardMismatch{Last: d.batch.Last}), nil)
-			}
-		case Ack:
-			if d == nil {
-				continue
-			}
-			switch a.Reason {
-			case ReasonReplay:
-				s.log.Info().Uint64("first", d.batch.First).Uint64("last", d.batch.Last).Msg("skipped a replayed batch (already applied)")
-			case ReasonGap:
-				s.log.Info().Uint64("first", d.batch.First).Msg("batch after a gap covered by the sync")
-			}
-			if err := d.msg.Ack(); err != nil {
-				s.log.Warn().Err(err).Msg("ack")
-			}
-		case Nak:
-			if d == nil {
-				continue
-			}
-			if err := d.msg.Nak(); err != nil {
-				s.log.Debug().Err(err).Msg("nak")
-			}
+// exec carries out actions in order. The actions an action leads to (the
+// machine's answer to what it observed) run before the rest, as a call would,
+// but in a loop: a sync retrying for hours does not grow the stack.
+func (s *Secondary) exec(ctx context.Context, acts []Action, t *turn) {
+	for len(acts) > 0 {
+		next := s.do(ctx, acts[0], t)
+		acts = append(next, acts[1:]...)
+	}
+}
+
+// do carries out one action and returns the machine's answer to its outcome.
+func (s *Secondary) do(ctx context.Context, a Action, t *turn) []Action {
+	switch a := a.(type) {
+	case StartSync:
+		return s.attempt(t)
+	case RetrySync:
+		return s.retrySync(ctx, a, t)
+	case RunDiff:
+		return s.runDiff(ctx, t)
+	case FetchDiff:
+		return s.fetchDiff(ctx, t, a.Keys)
+	case RunListing:
+		return s.runListing(ctx, a, t)
+	case StartStreaming:
+		s.startStreaming(ctx)
+	case StopStreaming:
+		s.revokeOnce.Do(func() { close(s.revoked) })
+		s.log.Error().Msg("the primary revoked this secondary: replication stopped; generate a new token on the primary and activate again")
+	case ApplyBatch:
+		return s.step(s.apply(ctx, t, a.After))
+	case CheckGuard:
+		if s.guardMismatch(ctx, t.batch, t.local) {
+			return s.step(GuardMismatch{Last: t.batch.Last})
 		}
+	case Ack:
+		s.ack(t, a.Reason)
+	case Nak:
+		if t.msg == nil {
+			return nil
+		}
+		if err := t.msg.Nak(); err != nil {
+			s.log.Debug().Err(err).Msg("nak")
+		}
+	}
+	return nil
+}
+
+// ack acknowledges the message being handled, if any.
+func (s *Secondary) ack(t *turn, reason string) {
+	if t.msg == nil {
+		return
+	}
+	switch reason {
+	case ReasonReplay:
+		s.log.Info().Uint64("first", t.batch.First).Uint64("last", t.batch.Last).Msg("skipped a replayed batch (already applied)")
+	case ReasonGap:
+		s.log.Info().Uint64("first", t.batch.First).Msg("batch after a gap covered by the sync")
+	}
+	if err := t.msg.Ack(); err != nil {
+		s.log.Warn().Err(err).Msg("ack")
 	}
 }
 
@@ -97,14 +125,13 @@ func (s *Secondary) startStreaming(ctx context.Context) {
 // handle is the consume handler: it verifies the batch, then lets the
 // machine decide.
 func (s *Secondary) handle(ctx context.Context, msg *bus.Msg) {
-	d := &delivery{msg: msg}
+	t := &turn{msg: msg}
 	ev, batch := s.verify(ctx, msg)
-	if ev != nil {
-		s.exec(ctx, s.step(ev), d)
-		return
+	if ev == nil {
+		t.batch = batch
+		ev = BatchArrived{First: batch.First, Last: batch.Last}
 	}
-	d.batch = batch
-	s.exec(ctx, s.step(BatchArrived{First: batch.First, Last: batch.Last}), d)
+	s.exec(ctx, s.step(ev), t)
 }
 
 // verify opens a message: (nil, batch) when authentic, else the event to
@@ -148,10 +175,12 @@ func (s *Secondary) accept(key string) bool {
 	return !strings.HasPrefix(key, "wal/") && s.cfg.Classify(key) != wal.Ignored
 }
 
-// apply writes the entries of b after `after` and the new last_remote_wal in
-// one WAL write (one storage transaction). It returns the event and the local
-// WAL index of that write (0 when it logged nothing).
-func (s *Secondary) apply(ctx context.Context, b *replication.Batch, after uint64) (Event, uint64) {
+// apply writes the entries of t.batch after `after` and the new
+// last_remote_wal in one WAL write (one storage transaction), notes the local
+// WAL index of that write in t.local (0 when it logged nothing) and returns
+// the event to report.
+func (s *Secondary) apply(ctx context.Context, t *turn, after uint64) Event {
+	b := t.batch
 	var ops []*storage.TxnOp
 	var keys []string
 	for _, e := range b.Entries {
@@ -173,24 +202,22 @@ func (s *Secondary) apply(ctx context.Context, b *replication.Batch, after uint6
 	if err != nil {
 		s.setErr(err)
 		s.log.Warn().Err(err).Uint64("first", b.First).Uint64("last", b.Last).Msg("cannot apply a batch; it will be redelivered")
-		return ApplyFailed{Err: err}, 0
+		return ApplyFailed{Err: err}
 	}
+	t.local = local
 	if len(keys) > 0 {
 		s.cfg.OnApplied(keys)
 	}
-	return BatchApplied{Last: b.Last}, local
+	return BatchApplied{Last: b.Last, Guard: len(b.Guard) > 0}
 }
 
-// guardMismatch compares the local merkle root with b's guard once the local
-// index has applied the batch's local WAL write (local; 0 when that write
-// logged nothing: then everything written so far). Having applied the
-// primary's WAL up to b.Last, this cluster's replicated keys equal the
-// primary's at b.Last, hence the roots. It reports false when there is no
-// guard or no index, or the index did not catch up within guardWait.
+// guardMismatch compares the local merkle root with b's guard (the machine
+// asked: b has one) once the local index has applied the batch's local WAL
+// write (local; 0 when that write logged nothing: then everything written so
+// far). Having applied the primary's WAL up to b.Last, this cluster's
+// replicated keys equal the primary's at b.Last, hence the roots. It reports
+// false when there is no index now, or it did not catch up within guardWait.
 func (s *Secondary) guardMismatch(ctx context.Context, b *replication.Batch, local uint64) bool {
-	if len(b.Guard) == 0 {
-		return false
-	}
 	x := s.index()
 	if x == nil {
 		return false

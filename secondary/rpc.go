@@ -134,13 +134,13 @@ func (s *Secondary) heartbeat(ctx context.Context) {
 			s.sec.PrimaryAPIAddr = reply.APIAddr
 		}
 		s.mu.Unlock()
-		s.exec(ctx, s.step(HeartbeatOK{PrimaryLastWAL: reply.LastWAL}), nil)
+		s.exec(ctx, s.step(HeartbeatOK{PrimaryLastWAL: reply.LastWAL}), &turn{})
 	case replication.IsRevoked(err):
 		s.setErr(err)
-		s.exec(ctx, s.step(Revoked{}), nil)
+		s.exec(ctx, s.step(Revoked{}), &turn{})
 	case ctx.Err() != nil:
 	default:
 		s.setErr(err)
-		s.exec(ctx, s.step(HeartbeatFailed{Err: err}), nil)
+		s.exec(ctx, s.step(HeartbeatFailed{Err: err}), &turn{})
 	}
 }

@@ -14,32 +14,74 @@ import (
 	"github.com/cofferhq/coffer/wal"
 )
 
-// syncUntilDone runs the sync until it succeeds, ctx ends or the primary
-// says revoked; it returns the machine's answer. floor is StartSync.Floor.
-func (s *Secondary) syncUntilDone(ctx context.Context, floor uint64) []Action {
-	bo := backoff.Backoff{Min: retryMin, Max: retryMax}
-	for {
-		idx, from, err := s.syncOnce(ctx, floor)
-		if err == nil {
-			if err := s.storeSecret(ctx); err != nil {
-				return nil
-			}
-			s.log.Info().Uint64("wal_index", idx).Uint64("guard_from", from).Msg("sync done; streaming")
-			return s.step(SyncDone{WALIndex: idx, GuardFrom: from})
-		}
-		if replication.IsRevoked(err) {
-			return s.step(Revoked{})
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		s.setErr(err)
-		wait := bo.Next()
-		s.log.Warn().Err(err).Dur("retry_in", wait).Msg("sync failed; retrying")
-		if !backoff.Sleep(ctx, wait) {
-			return nil
-		}
+// syncRetry is the pause between sync attempts: RetrySync.Attempt picks it.
+var syncRetry = backoff.Backoff{Min: retryMin, Max: retryMax}
+
+// attempt reports that a sync attempt can run, with the fact the machine
+// chooses the method on: is there a local merkle index now. The index is kept
+// for the attempt, so a reindex swapping it meanwhile does not change it
+// under the diff.
+func (s *Secondary) attempt(t *turn) []Action {
+	t.index, t.diff = s.index(), nil
+	return s.step(SyncAttempt{Index: t.index != nil})
+}
+
+// retrySync waits the backoff of the attempt that failed, then reports the
+// next attempt; nothing when ctx ends first.
+func (s *Secondary) retrySync(ctx context.Context, a RetrySync, t *turn) []Action {
+	if a.Err != nil {
+		s.setErr(a.Err)
 	}
+	wait := syncRetry.Delay(a.Attempt)
+	s.log.Warn().Err(a.Err).Int("attempt", a.Attempt).Dur("retry_in", wait).Msg("sync failed; retrying")
+	if !backoff.Sleep(ctx, wait) {
+		return nil
+	}
+	return s.attempt(t)
+}
+
+// failed reports a failed sync step, its error classified: the primary
+// revoked this secondary, the driver stops, or anything else (transient).
+func (s *Secondary) failed(ctx context.Context, err error) []Action {
+	return s.step(SyncFailed{Cause: causeOf(ctx, err), Err: err})
+}
+
+func causeOf(ctx context.Context, err error) Cause {
+	switch {
+	case replication.IsRevoked(err):
+		return CauseRevoked
+	case ctx.Err() != nil:
+		return CauseStopping
+	}
+	return CauseTransient
+}
+
+// diffCause classifies an error of merkle.Diff: besides causeOf's, the facts
+// the machine weighs to fall back to the full listing.
+func diffCause(ctx context.Context, err error) Cause {
+	if c := causeOf(ctx, err); c != CauseTransient {
+		return c
+	}
+	var re *replication.RPCError
+	switch {
+	case errors.Is(err, merkle.ErrReindexRequired):
+		return CauseReindex
+	case errors.As(err, &re) && re.Code == replication.CodeNoMerkle:
+		return CauseNoMerkle
+	case errors.Is(err, bus.ErrUnreachable):
+		return CauseUnreachable
+	}
+	return CauseTransient
+}
+
+// finishSync stores the secret state (once, after the first sync) and
+// reports SyncDone: streaming resumes after walIndex.
+func (s *Secondary) finishSync(ctx context.Context, walIndex, guardFrom uint64) []Action {
+	if err := s.storeSecret(ctx); err != nil {
+		return nil
+	}
+	s.log.Info().Uint64("wal_index", walIndex).Uint64("guard_from", guardFrom).Msg("sync done; streaming")
+	return s.step(SyncDone{WALIndex: walIndex, GuardFrom: guardFrom})
 }
 
 // storeSecret writes the secret state once, retrying until ctx ends.
@@ -67,26 +109,6 @@ func (s *Secondary) storeSecret(ctx context.Context) error {
 	}
 }
 
-// errUseListing: this sync attempt cannot use the merkle index; it copies
-// the full listing instead.
-var errUseListing = errors.New("the merkle index cannot serve this sync")
-
-// syncOnce runs one sync attempt: a merkle sync when there is an index, else
-// (or when the index cannot serve it) the full listing. It returns where
-// streaming resumes and SyncDone.GuardFrom.
-func (s *Secondary) syncOnce(ctx context.Context, floor uint64) (uint64, uint64, error) {
-	if x := s.index(); x != nil {
-		idx, from, err := s.merkleSync(ctx, x, floor)
-		if !errors.Is(err, errUseListing) {
-			return idx, from, err
-		}
-		s.log.Warn().Err(err).Msg("syncing by full listing instead of merkle diff")
-	}
-	s.step(ListingStarted{})
-	idx, err := s.fullSync(ctx)
-	return idx, idx, err
-}
-
 // beginSync resets the progress and notes where a new durable starts: every
 // message in the stream now was published before the sync's WAL index is
 // taken (the primary's WAL index, or the one its index applied after
@@ -106,65 +128,55 @@ func (s *Secondary) beginSync(ctx context.Context) error {
 	return nil
 }
 
-// merkleSync makes this cluster's replicated keys those of the primary by
-// merkle diff: it compares the local index with the primary's (state
-// merkle-diff), then fetches the values of the added and changed keys in
-// pages and deletes the deleted ones, each page one WAL write, so the
-// Follower brings the local index along (state merkle-sync). It stores and
-// returns last_remote_wal = the WAL index the primary's index had applied at
-// the diff's first round (at least floor, else the attempt fails and is
-// retried), and the primary's WAL index after the last value was read. Values
-// written meanwhile on the primary may be missed or newer: streaming from the
-// returned index re-applies them.
-func (s *Secondary) merkleSync(ctx context.Context, x *merkle.Index, floor uint64) (uint64, uint64, error) {
-	s.step(DiffStarted{})
+// runDiff is the diff step of a merkle sync (state merkle-diff): it waits
+// for the local index to apply every local write, then compares it with the
+// primary's index top down over the "merkle" RPC, and reports the outcome.
+func (s *Secondary) runDiff(ctx context.Context, t *turn) []Action {
+	s.exec(ctx, s.step(DiffStarted{}), t)
 	if err := s.beginSync(ctx); err != nil {
-		return 0, 0, err
+		return s.failed(ctx, err)
 	}
-	// The local index must reflect every local write before it is compared.
+	x := t.index
 	local := s.cfg.WAL.LastIndex()
 	wctx, cancel := context.WithTimeout(ctx, indexWait)
 	err := x.WaitApplied(wctx, local)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, 0, ctx.Err()
+			return s.step(SyncFailed{Cause: CauseStopping, Err: ctx.Err()})
 		}
-		return 0, 0, fmt.Errorf("%w: the local index has applied the local WAL up to %d of %d (is its follower running?)", errUseListing, x.Applied(), local)
+		return s.step(SyncFailed{Cause: CauseIndexBehind,
+			Err: fmt.Errorf("the local index has applied the local WAL up to %d of %d (is its follower running?)", x.Applied(), local)})
 	}
 	remote := merkle.SourceFunc(func(ctx context.Context, req []byte) ([]byte, error) {
 		return s.callRaw(ctx, replication.MethodMerkle, req)
 	})
 	res, err := merkle.Diff(ctx, x, remote, merkle.DiffOptions{})
-	var re *replication.RPCError
-	switch {
-	case errors.Is(err, merkle.ErrReindexRequired):
-		return 0, 0, fmt.Errorf("%w: the local index: %w", errUseListing, err)
-	case errors.As(err, &re) && re.Code == replication.CodeNoMerkle:
-		return 0, 0, fmt.Errorf("%w: %w", errUseListing, err)
-	case errors.Is(err, bus.ErrUnreachable) && s.Status().Connected:
-		// The primary answers heartbeats but nobody serves the merkle subject:
-		// a primary from before merkle sync.
-		return 0, 0, fmt.Errorf("%w: the primary does not serve merkle sync: %w", errUseListing, err)
-	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("merkle diff: %w", err)
+		return s.step(SyncFailed{Cause: diffCause(ctx, err), Err: fmt.Errorf("merkle diff: %w", err)})
 	}
-	if res.RemoteApplied < floor {
-		// Resuming the stream below floor would lose what was already taken
-		// off it; the primary's index lags its WAL (the primary waited for it).
-		return 0, 0, fmt.Errorf("%w: the primary's merkle index has applied its WAL up to %d only, and this secondary read the stream up to %d", errUseListing, res.RemoteApplied, floor)
-	}
-	total := res.Keys()
+	t.diff = res
+	return s.step(DiffCompared{RemoteApplied: res.RemoteApplied, Keys: res.Keys()})
+}
+
+// fetchDiff is the fetch step of a merkle sync (state merkle-sync): it
+// fetches the values of the added and changed keys in pages and deletes the
+// deleted ones, each page one WAL write, so the Follower brings the local
+// index along. It stores last_remote_wal = the WAL index the primary's index
+// had applied at the diff's first round, and reports SyncDone with GuardFrom
+// the primary's WAL index after the last value was read. Values written
+// meanwhile on the primary may be missed or newer: streaming from the
+// returned index re-applies them.
+func (s *Secondary) fetchDiff(ctx context.Context, t *turn, total int) []Action {
+	res := t.diff
 	s.mu.Lock()
 	s.syncTotal = total
 	s.mu.Unlock()
 	s.log.Info().Int("added", len(res.Added)).Int("changed", len(res.Changed)).Int("deleted", len(res.Deleted)).
 		Int("rounds", res.Rounds).Int64("bytes_received", res.BytesReceived).Uint64("remote_applied", res.RemoteApplied).
 		Msg("merkle diff done; fetching the differing keys")
-	s.step(DiffDone{Keys: total})
+	s.exec(ctx, s.step(DiffDone{Keys: total}), t)
 
-	guardFrom := res.RemoteApplied
 	fetch := make([]string, 0, len(res.Added)+len(res.Changed))
 	skipped := 0
 	for _, k := range slices.Concat(res.Added, res.Changed) {
@@ -174,50 +186,9 @@ func (s *Secondary) merkleSync(ctx context.Context, x *merkle.Index, floor uint6
 			skipped++
 		}
 	}
-	for len(fetch) > 0 {
-		chunk := fetch[:min(len(fetch), replication.MaxFetchKeys)]
-		var reply replication.FetchReply
-		if err := s.call(ctx, replication.MethodFetch, &replication.FetchRequest{Keys: chunk}, &reply); err != nil {
-			return 0, 0, fmt.Errorf("merkle sync: fetch: %w", err)
-		}
-		if reply.Answered < 1 || reply.Answered > len(chunk) {
-			return 0, 0, fmt.Errorf("merkle sync: the primary answered %d keys of %d", reply.Answered, len(chunk))
-		}
-		asked := make(map[string]struct{}, reply.Answered)
-		for _, k := range chunk[:reply.Answered] {
-			asked[k] = struct{}{}
-		}
-		ops := make([]*storage.TxnOp, 0, reply.Answered)
-		keys := make([]string, 0, reply.Answered)
-		take := func(k string) error {
-			if _, ok := asked[k]; !ok {
-				return fmt.Errorf("merkle sync: the primary answered key %q, not asked or answered twice", k)
-			}
-			delete(asked, k)
-			keys = append(keys, k)
-			return nil
-		}
-		for _, kv := range reply.Entries {
-			if err := take(kv.Key); err != nil {
-				return 0, 0, err
-			}
-			ops = append(ops, &storage.TxnOp{Operation: storage.PutOperation, Entry: &storage.Entry{Key: kv.Key, Value: kv.Value}})
-		}
-		for _, k := range reply.Absent { // gone since the diff: the stream brings its deletion too
-			if err := take(k); err != nil {
-				return 0, 0, err
-			}
-			ops = append(ops, &storage.TxnOp{Operation: storage.DeleteOperation, Entry: &storage.Entry{Key: k}})
-		}
-		if _, err := s.cfg.WAL.Write(ctx, ops); err != nil {
-			return 0, 0, fmt.Errorf("merkle sync: write fetched values: %w", err)
-		}
-		s.cfg.OnApplied(keys)
-		guardFrom = max(guardFrom, reply.WALIndex)
-		fetch = fetch[reply.Answered:]
-		s.mu.Lock()
-		s.syncDone += reply.Answered
-		s.mu.Unlock()
+	guardFrom, err := s.fetchValues(ctx, fetch)
+	if err != nil {
+		return s.failed(ctx, fmt.Errorf("merkle sync: %w", err))
 	}
 	doomed := make([]string, 0, len(res.Deleted))
 	for _, k := range res.Deleted {
@@ -228,12 +199,89 @@ func (s *Secondary) merkleSync(ctx context.Context, x *merkle.Index, floor uint6
 		}
 	}
 	if err := s.deleteKeys(ctx, doomed, res.RemoteApplied); err != nil {
-		return 0, 0, fmt.Errorf("merkle sync: %w", err)
+		return s.failed(ctx, fmt.Errorf("merkle sync: %w", err))
 	}
 	if skipped > 0 {
 		s.log.Warn().Int("keys", skipped).Msg("merkle sync: skipped keys this secondary does not replicate")
 	}
-	return res.RemoteApplied, guardFrom, nil
+	return s.finishSync(ctx, res.RemoteApplied, max(res.RemoteApplied, guardFrom))
+}
+
+// fetchValues fetches and writes the values of keys, a page per "fetch"
+// RPC and WAL write, and returns the highest primary WAL index a reply
+// carried (0 for no keys).
+func (s *Secondary) fetchValues(ctx context.Context, keys []string) (uint64, error) {
+	var walIndex uint64
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), replication.MaxFetchKeys)]
+		var reply replication.FetchReply
+		if err := s.call(ctx, replication.MethodFetch, &replication.FetchRequest{Keys: chunk}, &reply); err != nil {
+			return 0, fmt.Errorf("fetch: %w", err)
+		}
+		if err := s.writeFetched(ctx, chunk, &reply); err != nil {
+			return 0, err
+		}
+		walIndex = max(walIndex, reply.WALIndex)
+		keys = keys[reply.Answered:]
+		s.mu.Lock()
+		s.syncDone += reply.Answered
+		s.mu.Unlock()
+	}
+	return walIndex, nil
+}
+
+// writeFetched checks that reply answers the first reply.Answered keys of
+// asked, each once, and writes them in one WAL write: present values put,
+// absent keys deleted (gone since the diff: the stream brings their deletion
+// too).
+func (s *Secondary) writeFetched(ctx context.Context, asked []string, reply *replication.FetchReply) error {
+	if reply.Answered < 1 || reply.Answered > len(asked) {
+		return fmt.Errorf("the primary answered %d keys of %d", reply.Answered, len(asked))
+	}
+	pending := make(map[string]struct{}, reply.Answered)
+	for _, k := range asked[:reply.Answered] {
+		pending[k] = struct{}{}
+	}
+	ops := make([]*storage.TxnOp, 0, reply.Answered)
+	keys := make([]string, 0, reply.Answered)
+	take := func(k string, op storage.Operation, value []byte) error {
+		if _, ok := pending[k]; !ok {
+			return fmt.Errorf("the primary answered key %q, not asked or answered twice", k)
+		}
+		delete(pending, k)
+		keys = append(keys, k)
+		ops = append(ops, &storage.TxnOp{Operation: op, Entry: &storage.Entry{Key: k, Value: value}})
+		return nil
+	}
+	for _, kv := range reply.Entries {
+		if err := take(kv.Key, storage.PutOperation, kv.Value); err != nil {
+			return err
+		}
+	}
+	for _, k := range reply.Absent {
+		if err := take(k, storage.DeleteOperation, nil); err != nil {
+			return err
+		}
+	}
+	if _, err := s.cfg.WAL.Write(ctx, ops); err != nil {
+		return fmt.Errorf("write fetched values: %w", err)
+	}
+	s.cfg.OnApplied(keys)
+	return nil
+}
+
+// runListing is a sync by full listing (state sync): the copy of every
+// replicated key of the primary, when there is no usable merkle index.
+func (s *Secondary) runListing(ctx context.Context, a RunListing, t *turn) []Action {
+	if a.Fallback != "" {
+		s.log.Warn().Err(a.Err).Str("reason", a.Fallback).Msg("syncing by full listing instead of merkle diff")
+	}
+	s.exec(ctx, s.step(ListingStarted{}), t)
+	idx, err := s.fullSync(ctx)
+	if err != nil {
+		return s.failed(ctx, err)
+	}
+	return s.finishSync(ctx, idx, idx)
 }
 
 // deleteKeys deletes doomed in WAL writes of at most deleteChunk keys, the
