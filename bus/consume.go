@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/backoff"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -159,23 +160,16 @@ type consumer struct {
 // finish, so stopping never strands a delivered message in a client buffer,
 // where JetStream would hold it back for AckWait before redelivering.
 func (c *consumer) run(ctx context.Context) {
-	wait := retryMin
+	bo := backoff.Backoff{Min: retryMin, Max: retryMax}
 	warned := false // warn once per outage, then debug until delivery resumes
 	pause := func(err error, what string) bool {
 		ev := c.log.Debug()
 		if !warned {
 			ev, warned = c.log.Warn(), true
 		}
+		wait := bo.Next()
 		ev.Err(err).Dur("retry_in", wait).Msg(what)
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		wait = min(2*wait, retryMax)
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-			return true
-		}
+		return backoff.Sleep(ctx, wait)
 	}
 	for ctx.Err() == nil {
 		if !c.b.nc.IsConnected() {
@@ -221,7 +215,8 @@ func (c *consumer) run(ctx context.Context) {
 		if warned {
 			c.log.Info().Msg("message delivery resumed")
 		}
-		wait, warned = retryMin, false
+		bo.Reset()
+		warned = false
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cofferhq/coffer/storage"
@@ -160,43 +159,20 @@ func Scan(ctx context.Context, store storage.Backend, classify func(string) wal.
 	if classify == nil {
 		classify = wal.DefaultClassify
 	}
-	var walk func(prefix string) error
-	walk = func(prefix string) error {
-		if err := ctx.Err(); err != nil {
-			return err
+	enter := func(folder string) bool { return classify(folder) != wal.Ignored }
+	return storage.WalkFolders(ctx, store, "", "", enter, func(key string) (bool, error) {
+		if classify(key) != wal.Replicated {
+			return true, nil
 		}
-		names, err := store.List(ctx, prefix)
+		e, err := store.Get(ctx, key)
 		if err != nil {
-			return fmt.Errorf("list %q: %w", prefix, err)
+			return false, fmt.Errorf("get %q: %w", key, err)
 		}
-		for _, n := range names {
-			full := prefix + n
-			if strings.HasSuffix(n, "/") {
-				if classify(full) == wal.Ignored {
-					continue
-				}
-				if err := walk(full); err != nil {
-					return err
-				}
-				continue
-			}
-			if classify(full) != wal.Replicated {
-				continue
-			}
-			e, err := store.Get(ctx, full)
-			if err != nil {
-				return fmt.Errorf("get %q: %w", full, err)
-			}
-			if e == nil {
-				continue // deleted since the List
-			}
-			if err := fn(full, e.Value); err != nil {
-				return err
-			}
+		if e == nil {
+			return true, nil // deleted since the List
 		}
-		return nil
-	}
-	return walk("")
+		return true, fn(key, e.Value)
+	})
 }
 
 // build scans store and redoes the WAL written meanwhile: the result reflects

@@ -2,8 +2,6 @@ package primary
 
 import (
 	"context"
-	"fmt"
-	"sort"
 	"testing"
 
 	"github.com/cofferhq/coffer/bus/bustest"
@@ -13,35 +11,6 @@ import (
 	"github.com/cofferhq/coffer/wal"
 	"github.com/rs/zerolog"
 )
-
-// The sync listing walks one-level listings depth first; check it against the
-// dumb oracle: every key sorted, filtered by "after".
-func TestWalkKeysOrderAgainstSort(t *testing.T) {
-	ctx := context.Background()
-	b := inmem.New()
-	keys := []string{"a", "a-b", "a/x", "a/y/z", "a/y-", "a0", "b/c/d", "b/c-", "b/c", "c", "a/y/zz"}
-	for _, k := range keys {
-		if err := b.Put(ctx, &storage.Entry{Key: k, Value: []byte(k)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sorted := append([]string(nil), keys...)
-	sort.Strings(sorted)
-	for _, after := range append([]string{""}, sorted...) {
-		var got, want []string
-		for _, k := range sorted {
-			if k > after {
-				want = append(want, k)
-			}
-		}
-		if _, err := walkKeys(ctx, b, "", after, func(k string) (bool, error) { got = append(got, k); return true, nil }); err != nil {
-			t.Fatal(err)
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("after %q: %v, want %v", after, got, want)
-		}
-	}
-}
 
 func TestMakeBatchKeepsReplicatedOpsAndTheRange(t *testing.T) {
 	p := &Primary{cfg: Config{ClusterID: "c"}}

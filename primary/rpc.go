@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/cofferhq/coffer/merkle"
@@ -363,45 +362,10 @@ func (p *Primary) handleFetch(ctx context.Context, id string, payload []byte) ([
 // of the full keys), until fn returns false. Folders whose keys all sort at or
 // before `after` are not listed.
 func (p *Primary) walk(ctx context.Context, prefix, after string, fn func(key string) (bool, error)) error {
-	_, err := walkKeys(ctx, p.cfg.Raw, prefix, after, func(key string) (bool, error) {
+	return storage.Walk(ctx, p.cfg.Raw, prefix, after, func(key string) (bool, error) {
 		if p.cfg.Classify(key) != wal.Replicated {
 			return true, nil
 		}
 		return fn(key)
 	})
-	return err
-}
-
-// walkKeys is walk without the class filter; it reports whether to go on.
-func walkKeys(ctx context.Context, b storage.Backend, prefix, after string, fn func(key string) (bool, error)) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	names, err := b.List(ctx, prefix)
-	if err != nil {
-		return false, err
-	}
-	for _, name := range names {
-		full := prefix + name
-		if strings.HasSuffix(name, "/") {
-			// Every key below sorts after full's prefix; skip the folder when
-			// all of them sort at or before after.
-			if full < after && !strings.HasPrefix(after, full) {
-				continue
-			}
-			more, err := walkKeys(ctx, b, full, after, fn)
-			if err != nil || !more {
-				return more, err
-			}
-			continue
-		}
-		if full <= after {
-			continue
-		}
-		more, err := fn(full)
-		if err != nil || !more {
-			return more, err
-		}
-	}
-	return true, nil
 }

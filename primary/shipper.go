@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/backoff"
 	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/wal"
 )
@@ -81,7 +82,7 @@ func (p *Primary) ship(ctx context.Context) {
 				return
 			}
 			p.log.Error().Err(err).Uint64("after", shipped).Msg("read WAL for shipping; retrying")
-			if !sleepCtx(ctx, retryMax) {
+			if !backoff.Sleep(ctx, retryMax) {
 				return
 			}
 			continue
@@ -170,7 +171,7 @@ func (p *Primary) indexPoint(ctx context.Context, first uint64) (uint64, []byte)
 // ended first. It seals again on every attempt: the epoch may have moved.
 func (p *Primary) publish(ctx context.Context, b *replication.Batch) bool {
 	msgID := fmt.Sprintf("%s-%d-%d", p.cfg.ClusterID, b.First, b.Last)
-	wait := retryMin
+	bo := backoff.Backoff{Min: retryMin, Max: retryMax}
 	var failedSince time.Time
 	for {
 		err := p.publishOnce(ctx, b, msgID)
@@ -188,10 +189,9 @@ func (p *Primary) publish(ctx context.Context, b *replication.Batch) bool {
 			p.log.Warn().Err(err).Uint64("first", b.First).Uint64("last", b.Last).
 				Msg("cannot publish WAL batch; retrying with backoff, writes continue and wait in the WAL (check NATS)")
 		}
-		if !sleepCtx(ctx, wait) {
+		if !bo.Wait(ctx) {
 			return false
 		}
-		wait = min(2*wait, retryMax)
 	}
 }
 
@@ -206,16 +206,4 @@ func (p *Primary) publishOnce(ctx context.Context, b *replication.Batch, msgID s
 	defer cancel()
 	_, err = p.cfg.Bus.Publish(pctx, p.subj, msg, msgID, nil)
 	return err
-}
-
-// sleepCtx waits d or until ctx ends; false when ctx ended.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

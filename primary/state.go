@@ -3,11 +3,11 @@ package primary
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/storage"
 )
 
@@ -59,20 +59,16 @@ func (s *persisted) setKey(epoch uint32, key []byte) {
 
 func (s *persisted) signer() ed25519.PrivateKey { return ed25519.PrivateKey(s.SigningKey) }
 
+// Records of Config.State (replication.StateRecord: {"v":1,...}).
+var (
+	stateRecord   = replication.StateRecord[persisted]{Key: stateKey, Version: stateV, Name: "primary replication state"}
+	shippedRecord = replication.StateRecord[shippedRec]{Key: shippedKey, Version: stateV, Name: "shipped index"}
+)
+
 func loadState(ctx context.Context, b storage.Backend) (*persisted, error) {
-	e, err := b.Get(ctx, stateKey)
-	if err != nil {
-		return nil, fmt.Errorf("read primary replication state: %w", err)
-	}
-	if e == nil {
-		return nil, nil
-	}
-	var s persisted
-	if err := json.Unmarshal(e.Value, &s); err != nil {
-		return nil, fmt.Errorf("read primary replication state: %w", err)
-	}
-	if s.V != stateV {
-		return nil, fmt.Errorf("read primary replication state: version %d, this build knows %d (written by a newer coffer? upgrade this server)", s.V, stateV)
+	s, err := stateRecord.Load(ctx, b)
+	if err != nil || s == nil {
+		return nil, err
 	}
 	if len(s.SigningKey) != ed25519.PrivateKeySize || s.key(s.Epoch) == nil {
 		return nil, fmt.Errorf("read primary replication state: the signing key or the key of epoch %d is missing: the state is damaged; disable and re-enable replication", s.Epoch)
@@ -80,36 +76,21 @@ func loadState(ctx context.Context, b storage.Backend) (*persisted, error) {
 	if s.Secondary == nil {
 		s.Secondary = make(map[string]*secondaryRec)
 	}
-	return &s, nil
+	return s, nil
 }
 
 func saveState(ctx context.Context, b storage.Backend, s *persisted) error {
-	buf, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	if err := b.Put(ctx, &storage.Entry{Key: stateKey, Value: buf}); err != nil {
-		return fmt.Errorf("write primary replication state: %w", err)
-	}
-	return nil
+	return stateRecord.Save(ctx, b, s)
 }
 
 func loadShipped(ctx context.Context, b storage.Backend) (uint64, bool, error) {
-	e, err := b.Get(ctx, shippedKey)
-	if err != nil || e == nil {
+	r, err := shippedRecord.Load(ctx, b)
+	if err != nil || r == nil {
 		return 0, false, err
-	}
-	var r shippedRec
-	if err := json.Unmarshal(e.Value, &r); err != nil {
-		return 0, false, fmt.Errorf("read shipped index: %w", err)
-	}
-	if r.V != stateV {
-		return 0, false, fmt.Errorf("read shipped index: version %d, this build knows %d", r.V, stateV)
 	}
 	return r.Index, true, nil
 }
 
 func saveShipped(ctx context.Context, b storage.Backend, index uint64) error {
-	buf, _ := json.Marshal(shippedRec{V: stateV, Index: index})
-	return b.Put(ctx, &storage.Entry{Key: shippedKey, Value: buf})
+	return shippedRecord.Save(ctx, b, &shippedRec{V: stateV, Index: index})
 }

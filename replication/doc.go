@@ -16,8 +16,10 @@
 //
 // # What it must never do
 //
-//   - Do I/O, hold keys beyond a call, or import nats, storage backends, core or
-//     barrier. Time comes in as a parameter (now), randomness from crypto/rand.
+//   - Do I/O of its own, hold keys beyond a call, or import nats, storage
+//     backends, core or barrier. StateRecord's Load and Save read and write only
+//     the storage.Backend they are handed. Time comes in as a parameter (now),
+//     randomness from crypto/rand.
 //   - See plaintext: batch values and sync values are barrier ciphertext, copied
 //     as stored. The only secrets it handles are the replication keys themselves.
 //
@@ -159,4 +161,13 @@
 //
 // A low-order ephemeral point (no shared secret) fails with ErrDecrypt; a bundle
 // for another recipient fails GCM with ErrDecrypt.
+//
+// # State records (disk, not wire)
+//
+// Each side keeps its own replication state as JSON records with a "v" field
+// first: the primary's keys and registry and its shipped index, a secondary's
+// secret state and its last_remote_wal. StateRecord is the one load and save of
+// such a record: the bytes are exactly json.Marshal of the caller's struct, and
+// a record of another version is refused whole. The structs and their keys
+// belong to primary and secondary; state_test.go there pins their bytes.
 package replication

@@ -5,12 +5,39 @@
 //
 // # Shape
 //
-// Decisions live in Machine, a pure state machine in etcd raft's RawNode
-// style: the driver (Secondary) feeds it Events (Started, BatchArrived,
-// BatchApplied, GuardMismatch, BatchRejected, ApplyFailed, DiffStarted,
-// DiffDone, ListingStarted, SyncDone, HeartbeatOK/Failed, Revoked, Stopped)
-// and carries out the Actions it returns (StartSync, StartStreaming,
-// StopStreaming, ApplyBatch, Ack, Nak). machine_test.go scripts it without I/O.
+// Decisions live in Machine (machine.go), a pure state machine in etcd raft's
+// RawNode style; the driver (Secondary) observes, classifies and reports, and
+// carries out the Actions the machine returns, in order (exec in driver.go).
+//
+//	events (facts)                              actions (effects)
+//	Started, Stopped, Revoked                   StartStreaming, StopStreaming
+//	BatchArrived, BatchApplied{Guard},          ApplyBatch, Ack, Nak, CheckGuard
+//	  BatchRejected, ApplyFailed, GuardMismatch
+//	SyncAttempt{Index}, DiffStarted,            StartSync{Floor}, RunDiff, FetchDiff,
+//	  DiffCompared{RemoteApplied}, DiffDone,      RunListing{Fallback}, RetrySync{Attempt}
+//	  ListingStarted, SyncFailed{Cause}, SyncDone
+//	HeartbeatOK, HeartbeatFailed
+//
+// The machine decides: replay, gap or apply for each batch; whether a guard
+// is checked; which sync method an attempt uses; whether a failed diff gives
+// way to the full listing (the local index behind or needing a reindex, the
+// primary without an index, merkle RPCs unanswered while heartbeats are: a
+// primary from before merkle sync) or the sync retries; whether the diff's
+// resume point is at or above the floor (StartSync.Floor: the stream position
+// already consumed); and when to stream. The driver reports the facts: where
+// an index stands, what a diff found, its errors classified by Cause, and the
+// phase it entered (DiffStarted, DiffDone, ListingStarted). The files:
+//
+//	secondary.go  lifecycle: Config, Activate, Open, Start, Stop, Status
+//	machine.go    the Machine, its Events, Actions and Causes
+//	driver.go     exec, the consume handler: verify, apply, guard check, ack
+//	sync.go       sync attempts: diff, fetch, full listing, retries
+//	rpc.go        authenticated RPCs, heartbeats, Forward, WaitRemoteWAL
+//	state.go      the persisted state (replication.StateRecord) and Wipe
+//
+// machine_test.go and the scripts in testdata/*.txt (script_test.go, etcd
+// raft's datadriven style; -rewrite regenerates the expected output) drive the
+// machine by hand, without I/O.
 //
 // # Sync
 //
@@ -32,7 +59,9 @@
 // merkle, or its index lags the stream position already consumed: state
 // "sync", the full listing. Guards of batches ending before the sync's
 // GuardFrom (the primary's WAL index after the last fetched value) are not
-// compared: the sync may have written values newer than them.
+// compared: the sync may have written values newer than them. A failed attempt
+// is retried with backoff (internal/backoff: 250 ms doubling to 5 s) until it
+// succeeds, the secondary stops, or the primary answers "revoked".
 //
 // # How the lead drives it
 //

@@ -155,25 +155,15 @@ func (c *cluster) get(t *testing.T, key string) (string, bool) {
 func (c *cluster) replicated(t *testing.T) []string {
 	t.Helper()
 	var out []string
-	var walk func(prefix string)
-	walk = func(prefix string) {
-		names, err := c.raw.List(context.Background(), prefix)
-		if err != nil {
-			t.Fatal(err)
+	if err := storage.Walk(context.Background(), c.raw, "", "", func(k string) (bool, error) {
+		if wal.DefaultClassify(k) == wal.Replicated {
+			v, _ := c.get(t, k)
+			out = append(out, k+"="+v)
 		}
-		for _, n := range names {
-			if strings.HasSuffix(n, "/") {
-				walk(prefix + n)
-				continue
-			}
-			k := prefix + n
-			if wal.DefaultClassify(k) == wal.Replicated {
-				v, _ := c.get(t, k)
-				out = append(out, k+"="+v)
-			}
-		}
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
 	}
-	walk("")
 	sort.Strings(out)
 	return out
 }

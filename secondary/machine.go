@@ -45,8 +45,12 @@ type Started struct {
 // machine: it is reported as BatchRejected).
 type BatchArrived struct{ First, Last uint64 }
 
-// BatchApplied: the batch of the last ApplyBatch committed.
-type BatchApplied struct{ Last uint64 }
+// BatchApplied: the batch of the last ApplyBatch committed. Guard: it
+// carried a guard (the primary's merkle root at Last).
+type BatchApplied struct {
+	Last  uint64
+	Guard bool
+}
 
 // GuardMismatch: after applying a guarded batch ending at Last, the local
 // merkle root differs from the batch's guard (the primary's root at Last).
@@ -72,6 +76,26 @@ type DiffDone struct{ Keys int }
 // ListingStarted: a sync attempt copies the full listing instead (no usable
 // merkle index).
 type ListingStarted struct{}
+
+// SyncAttempt: the driver is ready to run a sync attempt (the first one
+// after StartSync, or the next one after RetrySync). Index: a local merkle
+// index is available right now (Config.Merkle returned one).
+type SyncAttempt struct{ Index bool }
+
+// DiffCompared: the merkle diff of a RunDiff finished. RemoteApplied is the
+// WAL index the primary's index had applied at the diff's first round (where
+// streaming would resume); Keys the keys to fetch or delete.
+type DiffCompared struct {
+	RemoteApplied uint64
+	Keys          int
+}
+
+// SyncFailed: a step of a sync attempt failed (RunDiff, FetchDiff or
+// RunListing, including their writes); Cause classifies Err.
+type SyncFailed struct {
+	Cause Cause
+	Err   error
+}
 
 // SyncDone: the sync finished. WALIndex is where streaming resumes: the
 // primary's WAL index when the sync began (full listing) or the one its
@@ -100,6 +124,9 @@ func (GuardMismatch) event()   {}
 func (DiffStarted) event()     {}
 func (DiffDone) event()        {}
 func (ListingStarted) event()  {}
+func (SyncAttempt) event()     {}
+func (DiffCompared) event()    {}
+func (SyncFailed) event()      {}
 func (BatchRejected) event()   {}
 func (ApplyFailed) event()     {}
 func (SyncDone) event()        {}
@@ -108,16 +135,82 @@ func (HeartbeatFailed) event() {}
 func (Revoked) event()         {}
 func (Stopped) event()         {}
 
+// Cause classifies the error of a failed sync step (SyncFailed) into the facts
+// the machine decides on. The driver classifies; the machine chooses between
+// retrying, falling back to the full listing, and stopping.
+type Cause uint8
+
+const (
+	// CauseTransient: anything else (bus, storage, an error answer of the
+	// primary): retry the sync with backoff.
+	CauseTransient Cause = iota
+	// CauseStopping: the driver's context ended (Stop).
+	CauseStopping
+	// CauseRevoked: the primary answered "revoked" or "unknown secondary".
+	CauseRevoked
+	// CauseIndexBehind: the local merkle index did not apply the local WAL
+	// within indexWait (its follower stalled), or went away.
+	CauseIndexBehind
+	// CauseReindex: the local merkle index must be rebuilt
+	// (merkle.ErrReindexRequired).
+	CauseReindex
+	// CauseNoMerkle: the primary has no merkle index (CodeNoMerkle).
+	CauseNoMerkle
+	// CauseUnreachable: nobody answered the merkle RPC (bus.ErrUnreachable).
+	CauseUnreachable
+)
+
+var causeNames = [...]string{"transient", "stopping", "revoked", "index-behind", "reindex", "no-merkle", "unreachable"}
+
+// String names the cause for logs and test scripts.
+func (c Cause) String() string {
+	if int(c) < len(causeNames) {
+		return causeNames[c]
+	}
+	return fmt.Sprintf("cause(%d)", uint8(c))
+}
+
 // Action is an output of Machine.Step: an effect the driver carries out, in
 // order.
 type Action interface{ action() }
 
-// StartSync: run a sync now (merkle diff, or the full listing without an
-// index); report DiffStarted/DiffDone or ListingStarted, then SyncDone. Floor
-// is the least WAL index the sync may resume streaming from: the stream
-// messages up to it were already taken off the stream (a gap's batch, an
-// applied batch), so resuming below it would lose entries.
+// StartSync: a sync begins; report SyncAttempt when ready to run its first
+// attempt. Floor is the least WAL index the sync may resume streaming from:
+// the stream messages up to it were already taken off the stream (a gap's
+// batch, an applied batch), so resuming below it would lose entries. The
+// machine keeps it and checks DiffCompared against it.
 type StartSync struct{ Floor uint64 }
+
+// RunDiff: report DiffStarted, then compare the local merkle index with the
+// primary's; report DiffCompared, or SyncFailed.
+type RunDiff struct{}
+
+// FetchDiff: the diff is usable; report DiffDone, fetch the Keys it found and
+// delete those the primary no longer has, then report SyncDone (WALIndex the
+// diff's RemoteApplied) or SyncFailed.
+type FetchDiff struct{ Keys int }
+
+// RunListing: report ListingStarted, copy the primary's full listing, then
+// report SyncDone or SyncFailed. Fallback says why a merkle sync gave way to
+// it ("" when there was no index to diff with); Err is the error behind it,
+// if any.
+type RunListing struct {
+	Fallback string
+	Err      error
+}
+
+// RetrySync: the attempt failed with Err; wait the backoff of retry number
+// Attempt (1 for the first), then report SyncAttempt.
+type RetrySync struct {
+	Attempt int
+	Err     error
+}
+
+// CheckGuard: compare the local merkle root with the guard of the batch just
+// applied (ending at Last) once the local index has applied that write; report
+// GuardMismatch when they differ. Past guardWait, or without an index now,
+// report nothing.
+type CheckGuard struct{ Last uint64 }
 
 // StartStreaming: start the durable consumer (if not running).
 type StartStreaming struct{}
@@ -143,6 +236,11 @@ func (StopStreaming) action()  {}
 func (ApplyBatch) action()     {}
 func (Ack) action()            {}
 func (Nak) action()            {}
+func (RunDiff) action()        {}
+func (FetchDiff) action()      {}
+func (RunListing) action()     {}
+func (RetrySync) action()      {}
+func (CheckGuard) action()     {}
 
 // Ack reasons.
 const (
@@ -164,13 +262,24 @@ const (
 //     ("merkle-diff" then "merkle-sync", or "sync" without merkle); the message
 //     is acked after the sync, which covers it (StartSync.Floor is its Last:
 //     the sync resumes at or past it).
-//   - Otherwise the batch is applied, from last_remote_wal+1 on.
+//   - Otherwise the batch is applied, from last_remote_wal+1 on. An applied
+//     batch with a guard has it checked (CheckGuard) when there is a merkle
+//     index and the batch does not end before the last sync's GuardFrom.
 //   - A guard mismatch after an applied batch starts a sync, unless the batch
 //     ends before the last sync's GuardFrom (its guard predates values the
 //     sync wrote) or a sync is already running.
+//   - A sync attempt diffs when a local index is available (SyncAttempt),
+//     else lists. The diff gives way to the listing when the local index
+//     cannot serve (behind its WAL, needing a reindex), when the primary has
+//     no index, when nobody serves merkle RPCs while the primary answers
+//     heartbeats (a primary from before merkle sync; while heartbeats fail
+//     too, the primary is just unreachable: retry), and when the primary's
+//     index has applied less than the floor (resuming there would lose
+//     stream entries already consumed). Any other failure retries the whole
+//     sync with backoff (RetrySync counts the attempts); "revoked" is Revoked.
 //   - SyncDone sets last_remote_wal to the sync's WALIndex (later batches
 //     re-apply what changed since: harmless, entries carry whole values and
-//     tombstones).
+//     tombstones), and streams.
 //   - Revoked is terminal.
 type Machine struct {
 	state      State
@@ -180,6 +289,8 @@ type Machine struct {
 	streaming  bool
 	merkle     bool
 	guardFrom  uint64
+	floor      uint64 // of the running sync
+	attempts   int    // failed attempts of the running sync
 }
 
 // NewMachine returns a machine in StateIdle.
@@ -209,6 +320,7 @@ func (m *Machine) startSync(floor uint64) StartSync {
 	if m.merkle {
 		m.state = StateMerkleDiff
 	}
+	m.floor, m.attempts = floor, 0
 	return StartSync{Floor: floor}
 }
 
@@ -231,63 +343,93 @@ func (m *Machine) Step(ev Event) []Action {
 		m.state = StateConnecting
 		m.streaming = true
 		return []Action{StartStreaming{}}
-
 	case BatchArrived:
-		switch {
-		case m.state == StateIdle:
-			return []Action{Nak{Reason: "stopped"}}
-		case m.Syncing():
-			return []Action{Nak{Reason: "sync running"}}
-		case ev.Last <= m.lastRemote:
-			return []Action{Ack{Reason: ReasonReplay}}
-		case ev.First > m.lastRemote+1:
-			return []Action{m.startSync(ev.Last), Ack{Reason: ReasonGap}}
-		}
-		return []Action{ApplyBatch{After: m.lastRemote}}
-
+		return m.batchArrived(ev)
 	case BatchApplied:
-		if ev.Last > m.lastRemote {
-			m.lastRemote = ev.Last
-		}
-		if m.state == StateConnecting {
-			m.state = StateStreaming
-		}
-		return []Action{Ack{}}
-
+		return m.batchApplied(ev)
 	case GuardMismatch:
 		if m.Syncing() || m.state == StateIdle || ev.Last < m.guardFrom {
 			return nil
 		}
 		return []Action{m.startSync(max(ev.Last, m.lastRemote))}
-
-	case DiffStarted:
-		if m.Syncing() {
-			m.state = StateMerkleDiff
-		}
-		return nil
-
-	case DiffDone:
-		if m.Syncing() {
-			m.state = StateMerkleSync
-		}
-		return nil
-
-	case ListingStarted:
-		if m.Syncing() {
-			m.state = StateSync
-		}
-		return nil
-
 	case BatchRejected:
 		return []Action{Ack{Reason: ReasonRejected}}
-
 	case ApplyFailed:
 		return []Action{Nak{Reason: "apply failed"}}
-
-	case SyncDone:
+	case SyncAttempt, DiffStarted, DiffCompared, DiffDone, ListingStarted, SyncFailed, SyncDone:
 		if !m.Syncing() {
-			return nil
+			return nil // a sync step arriving after Stop (or a stray one)
 		}
+		return m.syncStep(ev)
+	case HeartbeatOK:
+		m.connected = true
+		m.primaryWAL = ev.PrimaryLastWAL
+		if m.state == StateConnecting {
+			m.state = StateStreaming
+		}
+		return nil
+	case HeartbeatFailed:
+		m.connected = false
+		return nil
+	case Revoked:
+		return m.revoke()
+	case Stopped:
+		m.state = StateIdle
+		m.streaming = false
+		return nil
+	}
+	panic(fmt.Sprintf("secondary: unknown event %T", ev))
+}
+
+func (m *Machine) batchArrived(ev BatchArrived) []Action {
+	switch {
+	case m.state == StateIdle:
+		return []Action{Nak{Reason: "stopped"}}
+	case m.Syncing():
+		return []Action{Nak{Reason: "sync running"}}
+	case ev.Last <= m.lastRemote:
+		return []Action{Ack{Reason: ReasonReplay}}
+	case ev.First > m.lastRemote+1:
+		return []Action{m.startSync(ev.Last), Ack{Reason: ReasonGap}}
+	}
+	return []Action{ApplyBatch{After: m.lastRemote}}
+}
+
+func (m *Machine) batchApplied(ev BatchApplied) []Action {
+	if ev.Last > m.lastRemote {
+		m.lastRemote = ev.Last
+	}
+	if m.state == StateConnecting {
+		m.state = StateStreaming
+	}
+	if ev.Guard && m.merkle && ev.Last >= m.guardFrom && !m.Syncing() {
+		return []Action{Ack{}, CheckGuard{Last: ev.Last}}
+	}
+	return []Action{Ack{}}
+}
+
+// syncStep handles the events of a running sync.
+func (m *Machine) syncStep(ev Event) []Action {
+	switch ev := ev.(type) {
+	case SyncAttempt:
+		if ev.Index {
+			return []Action{RunDiff{}}
+		}
+		return []Action{RunListing{}}
+	case DiffStarted:
+		m.state = StateMerkleDiff
+	case DiffCompared:
+		if ev.RemoteApplied < m.floor {
+			return []Action{RunListing{Fallback: fmt.Sprintf("the primary's merkle index has applied its WAL up to %d only, and this secondary read the stream up to %d", ev.RemoteApplied, m.floor)}}
+		}
+		return []Action{FetchDiff{Keys: ev.Keys}}
+	case DiffDone:
+		m.state = StateMerkleSync
+	case ListingStarted:
+		m.state = StateSync
+	case SyncFailed:
+		return m.syncFailed(ev)
+	case SyncDone:
 		m.lastRemote = ev.WALIndex
 		m.guardFrom = ev.GuardFrom
 		m.state = StateStreaming
@@ -296,30 +438,52 @@ func (m *Machine) Step(ev Event) []Action {
 			m.streaming = true
 			return []Action{StartStreaming{}}
 		}
-		return nil
-
-	case HeartbeatOK:
-		m.connected = true
-		m.primaryWAL = ev.PrimaryLastWAL
-		if m.state == StateConnecting {
-			m.state = StateStreaming
-		}
-		return nil
-
-	case HeartbeatFailed:
-		m.connected = false
-		return nil
-
-	case Revoked:
-		m.state = StateRevoked
-		m.connected = false
-		m.streaming = false
-		return []Action{StopStreaming{}}
-
-	case Stopped:
-		m.state = StateIdle
-		m.streaming = false
-		return nil
 	}
-	panic(fmt.Sprintf("secondary: unknown event %T", ev))
+	return nil
+}
+
+// syncFailed decides what follows a failed sync step: nothing (stopping),
+// the end (revoked), the full listing instead of the diff, or a retry.
+func (m *Machine) syncFailed(ev SyncFailed) []Action {
+	switch ev.Cause {
+	case CauseStopping:
+		return nil
+	case CauseRevoked:
+		return m.revoke()
+	}
+	if m.state == StateMerkleDiff {
+		if why := m.listingInstead(ev.Cause); why != "" {
+			return []Action{RunListing{Fallback: why, Err: ev.Err}}
+		}
+	}
+	m.attempts++
+	return []Action{RetrySync{Attempt: m.attempts, Err: ev.Err}}
+}
+
+// listingInstead says why a diff that failed with cause gives way to the full
+// listing, or "" when the sync retries instead.
+func (m *Machine) listingInstead(cause Cause) string {
+	switch cause {
+	case CauseIndexBehind:
+		return "the local merkle index has not applied the local WAL"
+	case CauseReindex:
+		return "the local merkle index needs a reindex"
+	case CauseNoMerkle:
+		return "the primary has no merkle index"
+	case CauseUnreachable:
+		// The primary answers heartbeats but nobody serves the merkle
+		// subject: a primary from before merkle sync. Without heartbeats
+		// either, the primary is just unreachable for now.
+		if m.connected {
+			return "the primary answers heartbeats but does not serve merkle sync (a primary from before it)"
+		}
+	}
+	return ""
+}
+
+func (m *Machine) revoke() []Action {
+	m.state = StateRevoked
+	m.connected = false
+	m.streaming = false
+	return []Action{StopStreaming{}}
 }

@@ -3,10 +3,10 @@ package secondary
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"fmt"
 	"strconv"
 
+	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/storage"
 )
 
@@ -57,36 +57,22 @@ func (s *secret) clone() *secret {
 	return &c
 }
 
+// secretRecord is the record of the secret state under Config.State.
+var secretRecord = replication.StateRecord[secret]{Key: secretKey, Version: stateV, Name: "secondary replication state"}
+
 func loadSecret(ctx context.Context, b storage.Backend) (*secret, error) {
-	e, err := b.Get(ctx, secretKey)
-	if err != nil {
-		return nil, fmt.Errorf("read secondary replication state: %w", err)
-	}
-	if e == nil {
-		return nil, nil
-	}
-	var s secret
-	if err := json.Unmarshal(e.Value, &s); err != nil {
-		return nil, fmt.Errorf("read secondary replication state: %w", err)
-	}
-	if s.V != stateV {
-		return nil, fmt.Errorf("read secondary replication state: version %d, this build knows %d (upgrade this server)", s.V, stateV)
+	s, err := secretRecord.Load(ctx, b)
+	if err != nil || s == nil {
+		return nil, err
 	}
 	if s.Keys == nil || len(s.RPCKey) == 0 || len(s.SigningPublicKey) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("read secondary replication state: keys missing: the state is damaged; re-activate this secondary")
 	}
-	return &s, nil
+	return s, nil
 }
 
 func saveSecret(ctx context.Context, b storage.Backend, s *secret) error {
-	buf, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	if err := b.Put(ctx, &storage.Entry{Key: secretKey, Value: buf}); err != nil {
-		return fmt.Errorf("write secondary replication state: %w", err)
-	}
-	return nil
+	return secretRecord.Save(ctx, b, s)
 }
 
 // position is the JSON (version 1) at Config.StateKey, stored raw (it holds
@@ -97,49 +83,22 @@ type position struct {
 	LastRemoteWAL uint64 `json:"last_remote_wal"`
 }
 
+// positionRecord is the record of last_remote_wal at key (Config.StateKey).
+func positionRecord(key string) replication.StateRecord[position] {
+	return replication.StateRecord[position]{Key: key, Version: stateV}
+}
+
 func positionOp(key string, last uint64) *storage.TxnOp {
-	buf, _ := json.Marshal(position{V: stateV, LastRemoteWAL: last})
-	return &storage.TxnOp{Operation: storage.PutOperation, Entry: &storage.Entry{Key: key, Value: buf}}
+	op, _ := positionRecord(key).Op(&position{V: stateV, LastRemoteWAL: last}) // two integers always encode
+	return op
 }
 
 func loadPosition(ctx context.Context, b storage.Backend, key string) (uint64, error) {
-	e, err := b.Get(ctx, key)
-	if err != nil || e == nil {
+	p, err := positionRecord(key).Load(ctx, b)
+	if err != nil || p == nil {
 		return 0, err
 	}
-	var p position
-	if err := json.Unmarshal(e.Value, &p); err != nil {
-		return 0, fmt.Errorf("read %s: %w", key, err)
-	}
-	if p.V != stateV {
-		return 0, fmt.Errorf("read %s: version %d, this build knows %d", key, p.V, stateV)
-	}
 	return p.LastRemoteWAL, nil
-}
-
-// walkKeys visits every key under prefix in byte order until fn returns false.
-func walkKeys(ctx context.Context, b storage.Backend, prefix string, fn func(key string) bool) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	names, err := b.List(ctx, prefix)
-	if err != nil {
-		return false, err
-	}
-	for _, name := range names {
-		full := prefix + name
-		if name[len(name)-1] == '/' {
-			more, err := walkKeys(ctx, b, full, fn)
-			if err != nil || !more {
-				return more, err
-			}
-			continue
-		}
-		if !fn(full) {
-			return false, nil
-		}
-	}
-	return true, nil
 }
 
 // wipeChunk is how many deletions one Wipe transaction holds.
@@ -151,11 +110,11 @@ const wipeChunk = 1024
 // secondary's own log, which a running wal.Log owns) and its cluster identity.
 func Wipe(ctx context.Context, raw storage.Transactional, keep func(key string) bool) error {
 	var doomed []string
-	if _, err := walkKeys(ctx, raw, "", func(k string) bool {
+	if err := storage.Walk(ctx, raw, "", "", func(k string) (bool, error) {
 		if keep == nil || !keep(k) {
 			doomed = append(doomed, k)
 		}
-		return true
+		return true, nil
 	}); err != nil {
 		return fmt.Errorf("wipe: list: %w", err)
 	}

@@ -33,6 +33,7 @@ func Run(t *testing.T, newBackend Factory) {
 		{"ListOneLevel", testListOneLevel},
 		{"ListPrefixWithoutSlash", testListPrefixWithoutSlash},
 		{"ListAfterDelete", testListAfterDelete},
+		{"WalkInByteOrder", testWalkInByteOrder},
 		{"CancelledContext", testCancelledContext},
 		{"ConcurrentPuts", testConcurrentPuts},
 		{"TransactionMixed", transactional(testTransactionMixed)},

@@ -1,0 +1,54 @@
+package primary
+
+import (
+	"context"
+	"testing"
+
+	"github.com/cofferhq/coffer/storage"
+	"github.com/cofferhq/coffer/storage/inmem"
+)
+
+// The state records' disk format: what a primary wrote stays readable, and is
+// written back byte for byte.
+func TestStateRecordsDiskFormat(t *testing.T) {
+	ctx := context.Background()
+	const stateJSON = `{"v":1,"cluster_id":"c1",` +
+		`"signing_key":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBA==",` +
+		`"epoch":1,"keys":{"1":"AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM="},"secondaries":{` +
+		`"dc2":{"state":"active","rpc_key":"AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=","activated_at":"2025-01-02T03:04:05Z"},` +
+		`"dc3":{"state":"pending","jti":"j3","token_expires":"2025-01-02T03:34:05Z"}}}`
+	const shippedJSON = `{"v":1,"index":7}`
+
+	b := inmem.New()
+	for k, v := range map[string]string{stateKey: stateJSON, shippedKey: shippedJSON} {
+		if err := b.Put(ctx, &storage.Entry{Key: k, Value: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := loadState(ctx, b)
+	if err != nil || s == nil {
+		t.Fatalf("load state: %v, %v", s, err)
+	}
+	if s.ClusterID != "c1" || len(s.signer()) != 64 || s.Secondary["dc2"].State != SecondaryActive || s.Secondary["dc3"].JTI != "j3" {
+		t.Fatalf("state: %+v", s)
+	}
+	if idx, ok, err := loadShipped(ctx, b); idx != 7 || !ok || err != nil {
+		t.Fatalf("shipped: %d %v %v", idx, ok, err)
+	}
+
+	out := inmem.New()
+	if err := saveState(ctx, out, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := saveShipped(ctx, out, 7); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{stateKey: stateJSON, shippedKey: shippedJSON} {
+		if e, _ := out.Get(ctx, k); e == nil || string(e.Value) != want {
+			t.Fatalf("%s written back as %s", k, e.Value)
+		}
+	}
+	if _, ok, err := loadShipped(ctx, inmem.New()); ok || err != nil {
+		t.Fatalf("absent shipped: %v %v", ok, err)
+	}
+}

@@ -1,0 +1,245 @@
+package secondary
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/internal/backoff"
+	"github.com/cofferhq/coffer/merkle"
+	"github.com/cofferhq/coffer/replication"
+	"github.com/cofferhq/coffer/storage"
+	"github.com/cofferhq/coffer/wal"
+)
+
+// run is the driver goroutine: it starts the machine, then waits for Stop or
+// revocation and stops the consumer.
+func (s *Secondary) run(ctx context.Context, ev Started) {
+	s.exec(ctx, s.step(ev), &turn{})
+	select {
+	case <-ctx.Done():
+	case <-s.revoked:
+	}
+	if s.stopConsume != nil {
+		s.stopConsume()
+	}
+}
+
+// turn is what one chain of actions works on: the message being handled (nil
+// outside the consume handler), its verified batch and the local WAL index its
+// apply wrote, and the running sync's local index and diff.
+type turn struct {
+	msg   *bus.Msg
+	batch *replication.Batch
+	local uint64
+	index *merkle.Index
+	diff  *merkle.DiffResult
+}
+
+// exec carries out actions in order. The actions an action leads to (the
+// machine's answer to what it observed) run before the rest, as a call would,
+// but in a loop: a sync retrying for hours does not grow the stack.
+func (s *Secondary) exec(ctx context.Context, acts []Action, t *turn) {
+	for len(acts) > 0 {
+		next := s.do(ctx, acts[0], t)
+		acts = append(next, acts[1:]...)
+	}
+}
+
+// do carries out one action and returns the machine's answer to its outcome.
+func (s *Secondary) do(ctx context.Context, a Action, t *turn) []Action {
+	switch a := a.(type) {
+	case StartSync:
+		return s.attempt(t)
+	case RetrySync:
+		return s.retrySync(ctx, a, t)
+	case RunDiff:
+		return s.runDiff(ctx, t)
+	case FetchDiff:
+		return s.fetchDiff(ctx, t, a.Keys)
+	case RunListing:
+		return s.runListing(ctx, a, t)
+	case StartStreaming:
+		s.startStreaming(ctx)
+	case StopStreaming:
+		s.revokeOnce.Do(func() { close(s.revoked) })
+		s.log.Error().Msg("the primary revoked this secondary: replication stopped; generate a new token on the primary and activate again")
+	case ApplyBatch:
+		return s.step(s.apply(ctx, t, a.After))
+	case CheckGuard:
+		if s.guardMismatch(ctx, t.batch, t.local) {
+			return s.step(GuardMismatch{Last: t.batch.Last})
+		}
+	case Ack:
+		s.ack(t, a.Reason)
+	case Nak:
+		if t.msg == nil {
+			return nil
+		}
+		if err := t.msg.Nak(); err != nil {
+			s.log.Debug().Err(err).Msg("nak")
+		}
+	}
+	return nil
+}
+
+// ack acknowledges the message being handled, if any.
+func (s *Secondary) ack(t *turn, reason string) {
+	if t.msg == nil {
+		return
+	}
+	switch reason {
+	case ReasonReplay:
+		s.log.Info().Uint64("first", t.batch.First).Uint64("last", t.batch.Last).Msg("skipped a replayed batch (already applied)")
+	case ReasonGap:
+		s.log.Info().Uint64("first", t.batch.First).Msg("batch after a gap covered by the sync")
+	}
+	if err := t.msg.Ack(); err != nil {
+		s.log.Warn().Err(err).Msg("ack")
+	}
+}
+
+// startStreaming starts the durable consumer, retrying until it runs or ctx ends.
+func (s *Secondary) startStreaming(ctx context.Context) {
+	s.mu.Lock()
+	stream, durable, start := s.sec.Stream, replication.ConsumerName(s.sec.SecondaryID), s.startSeq
+	s.mu.Unlock()
+	bo := backoff.Backoff{Min: retryMin, Max: retryMax}
+	for {
+		stop, err := s.bus.Consume(ctx, stream, durable, start, s.handle)
+		if err == nil {
+			s.stopConsume = stop
+			s.log.Info().Str("stream", stream).Str("durable", durable).Msg("streaming WAL batches")
+			return
+		}
+		s.setErr(err)
+		s.log.Warn().Err(err).Msg("cannot start the WAL consumer; retrying")
+		if !bo.Wait(ctx) {
+			return
+		}
+	}
+}
+
+// handle is the consume handler: it verifies the batch, then lets the
+// machine decide.
+func (s *Secondary) handle(ctx context.Context, msg *bus.Msg) {
+	t := &turn{msg: msg}
+	ev, batch := s.verify(ctx, msg)
+	if ev == nil {
+		t.batch = batch
+		ev = BatchArrived{First: batch.First, Last: batch.Last}
+	}
+	s.exec(ctx, s.step(ev), t)
+}
+
+// verify opens a message: (nil, batch) when authentic, else the event to
+// report (BatchRejected, ApplyFailed for a transient key fetch failure, Revoked).
+func (s *Secondary) verify(ctx context.Context, msg *bus.Msg) (Event, *replication.Batch) {
+	epoch, first, last, err := replication.PeekBatch(msg.Data)
+	if err != nil {
+		s.log.Warn().Err(err).Uint64("seq", msg.StreamSeq).Msg("rejected a message on the WAL stream: not a batch; nothing applied")
+		return BatchRejected{Err: err}, nil
+	}
+	key, err := s.epochKey(ctx, epoch)
+	if err != nil {
+		var re *replication.RPCError
+		switch {
+		case replication.IsRevoked(err):
+			return Revoked{}, nil
+		case errors.As(err, &re) && re.Permanent():
+			s.log.Warn().Err(err).Uint32("epoch", epoch).Uint64("first", first).Uint64("last", last).
+				Msg("rejected a batch of an epoch the primary does not know; nothing applied")
+			return BatchRejected{First: first, Last: last, Err: err}, nil
+		}
+		s.setErr(err)
+		s.log.Warn().Err(err).Uint32("epoch", epoch).Msg("cannot fetch the replication key; the batch will be redelivered")
+		return ApplyFailed{Err: err}, nil
+	}
+	s.mu.Lock()
+	cid, pub := s.sec.PrimaryClusterID, s.sec.pub()
+	s.mu.Unlock()
+	b, err := replication.OpenBatch(msg.Data, cid, key, pub)
+	if err != nil {
+		s.log.Warn().Err(err).Uint64("seq", msg.StreamSeq).Uint64("first", first).Uint64("last", last).
+			Msg("rejected a batch that failed verification (forged, tampered or another primary's); nothing applied")
+		return BatchRejected{First: first, Last: last, Err: err}, nil
+	}
+	return nil, b
+}
+
+// accept reports whether the secondary writes a key the primary sent: never
+// its own log's space nor an Ignored key (its replication state).
+func (s *Secondary) accept(key string) bool {
+	return !strings.HasPrefix(key, "wal/") && s.cfg.Classify(key) != wal.Ignored
+}
+
+// apply writes the entries of t.batch after `after` and the new
+// last_remote_wal in one WAL write (one storage transaction), notes the local
+// WAL index of that write in t.local (0 when it logged nothing) and returns
+// the event to report.
+func (s *Secondary) apply(ctx context.Context, t *turn, after uint64) Event {
+	b := t.batch
+	var ops []*storage.TxnOp
+	var keys []string
+	for _, e := range b.Entries {
+		if e.Index <= after {
+			continue
+		}
+		for i := range e.Ops {
+			op := &e.Ops[i]
+			if !s.accept(op.Key) {
+				s.log.Warn().Str("key", op.Key).Uint64("index", e.Index).Msg("ignored an op on a key this secondary does not replicate")
+				continue
+			}
+			ops = append(ops, &storage.TxnOp{Operation: op.Kind, Entry: &storage.Entry{Key: op.Key, Value: op.Value}})
+			keys = append(keys, op.Key)
+		}
+	}
+	ops = append(ops, positionOp(s.cfg.StateKey, b.Last))
+	local, err := s.cfg.WAL.Write(ctx, ops)
+	if err != nil {
+		s.setErr(err)
+		s.log.Warn().Err(err).Uint64("first", b.First).Uint64("last", b.Last).Msg("cannot apply a batch; it will be redelivered")
+		return ApplyFailed{Err: err}
+	}
+	t.local = local
+	if len(keys) > 0 {
+		s.cfg.OnApplied(keys)
+	}
+	return BatchApplied{Last: b.Last, Guard: len(b.Guard) > 0}
+}
+
+// guardMismatch compares the local merkle root with b's guard (the machine
+// asked: b has one) once the local index has applied the batch's local WAL
+// write (local; 0 when that write logged nothing: then everything written so
+// far). Having applied the primary's WAL up to b.Last, this cluster's
+// replicated keys equal the primary's at b.Last, hence the roots. It reports
+// false when there is no index now, or it did not catch up within guardWait.
+func (s *Secondary) guardMismatch(ctx context.Context, b *replication.Batch, local uint64) bool {
+	x := s.index()
+	if x == nil {
+		return false
+	}
+	if local == 0 {
+		local = s.cfg.WAL.LastIndex()
+	}
+	wctx, cancel := context.WithTimeout(ctx, guardWait)
+	err := x.WaitApplied(wctx, local)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn().Uint64("last", b.Last).Uint64("local_index", local).Uint64("merkle_applied", x.Applied()).
+				Msg("the local merkle index did not reach the applied batch in time; its guard is not compared")
+		}
+		return false
+	}
+	root := x.Root()
+	if bytes.Equal(root, b.Guard) {
+		return false
+	}
+	s.log.Warn().Uint64("last", b.Last).Hex("guard", b.Guard).Hex("local_root", root).
+		Msg("merkle guard mismatch: this cluster's replicated keys differ from the primary's at the batch's last index; running a merkle sync")
+	return true
+}

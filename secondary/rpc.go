@@ -1,0 +1,143 @@
+package secondary
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cofferhq/coffer/replication"
+)
+
+// Forward sends an encoded forwarded write (opaque here: package forwarder
+// encodes and decodes it) to the primary over the authenticated, sealed RPC
+// and returns the opened reply payload. It fails fast (ErrUnreachable from
+// the bus) when the primary cannot be reached; it never retries on its own,
+// so a write the client saw fail is not applied later.
+func (s *Secondary) Forward(ctx context.Context, payload []byte) ([]byte, error) {
+	return s.callRaw(ctx, replication.MethodForward, payload)
+}
+
+// WaitRemoteWAL waits until this secondary has applied the primary's WAL up
+// to index, or ctx ends (the caller bounds it: best_effort_wal_wait_duration).
+func (s *Secondary) WaitRemoteWAL(ctx context.Context, index uint64) error {
+	for {
+		s.mu.Lock()
+		done, ch := s.m.LastRemoteWAL() >= index, s.advanced
+		s.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// epochKey returns the replication key of epoch, fetching it from the primary
+// when unknown.
+func (s *Secondary) epochKey(ctx context.Context, epoch uint32) ([]byte, error) {
+	s.mu.Lock()
+	k := s.sec.key(epoch)
+	s.mu.Unlock()
+	if k != nil {
+		return k, nil
+	}
+	var reply replication.KeyReply
+	if err := s.call(ctx, replication.MethodKey, &replication.KeyRequest{Epoch: epoch}, &reply); err != nil {
+		return nil, err
+	}
+	if reply.Epoch != epoch {
+		return nil, fmt.Errorf("key reply for epoch %d, asked %d", reply.Epoch, epoch)
+	}
+	s.mu.Lock()
+	s.sec.setKey(epoch, reply.Key)
+	stored, snap := s.stored, s.sec.clone()
+	s.mu.Unlock()
+	s.log.Info().Uint32("epoch", epoch).Msg("fetched a new replication key epoch")
+	if stored {
+		if err := saveSecret(ctx, s.cfg.State, snap); err != nil {
+			s.log.Warn().Err(err).Msg("cannot store the new replication key; it will be fetched again after a restart")
+		}
+	}
+	return reply.Key, nil
+}
+
+// call sends one authenticated RPC and decodes its reply.
+func (s *Secondary) call(ctx context.Context, method string, req, reply replication.Message) error {
+	payload, err := replication.EncodeMessage(req)
+	if err != nil {
+		return err
+	}
+	out, err := s.callRaw(ctx, method, payload)
+	if err != nil {
+		return err
+	}
+	return replication.DecodeMessage(out, reply)
+}
+
+// callRaw sends one authenticated RPC with an opaque payload and returns the
+// opened reply payload.
+func (s *Secondary) callRaw(ctx context.Context, method string, payload []byte) ([]byte, error) {
+	s.mu.Lock()
+	sid, cid, key := s.sec.SecondaryID, s.sec.PrimaryClusterID, s.sec.RPCKey
+	s.mu.Unlock()
+	msg, err := replication.SealRequest(sid, method, key, payload, s.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	nonce, err := replication.RequestNonce(msg)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	resp, err := s.bus.Request(rctx, replication.RPCSubject(cid, method), msg)
+	if err != nil {
+		return nil, err
+	}
+	return replication.OpenReply(resp, key, nonce)
+}
+
+// heartbeats sends a heartbeat every interval until ctx ends or revocation.
+func (s *Secondary) heartbeats(ctx context.Context) {
+	t := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		s.heartbeat(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.revoked:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Secondary) heartbeat(ctx context.Context) {
+	s.mu.Lock()
+	req := &replication.HeartbeatRequest{LastRemoteWAL: s.m.LastRemoteWAL(), APIAddr: s.cfg.APIAddr, ClusterID: s.cfg.ClusterID}
+	s.mu.Unlock()
+	var reply replication.HeartbeatReply
+	err := s.call(ctx, replication.MethodHeartbeat, req, &reply)
+	switch {
+	case err == nil:
+		s.mu.Lock()
+		s.lastHeartbeat = s.cfg.Now()
+		s.lastErr = "" // the primary answers again: an old failure is no longer the state
+		if reply.APIAddr != "" {
+			s.sec.PrimaryAPIAddr = reply.APIAddr
+		}
+		s.mu.Unlock()
+		s.exec(ctx, s.step(HeartbeatOK{PrimaryLastWAL: reply.LastWAL}), &turn{})
+	case replication.IsRevoked(err):
+		s.setErr(err)
+		s.exec(ctx, s.step(Revoked{}), &turn{})
+	case ctx.Err() != nil:
+	default:
+		s.setErr(err)
+		s.exec(ctx, s.step(HeartbeatFailed{Err: err}), &turn{})
+	}
+}
