@@ -2,17 +2,17 @@ package secondary
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cofferhq/coffer/internal/script"
 )
 
-// The Machine's scripts, in etcd raft's datadriven style: each file of
-// testdata/*.txt is a sequence of blocks
+// The Machine's scripts, in etcd raft's datadriven style (internal/script):
+// each file of testdata/*.txt is a sequence of blocks
 //
 //	# comments
 //	command arg=value flag ...
@@ -20,91 +20,32 @@ import (
 //	expected output (the actions, one a line, then the state line)
 //
 // separated by blank lines. Each command delivers one event by hand to the
-// file's machine; "new" replaces it with a fresh one (the next scenario). go test -run TestMachineScriptFiles -rewrite writes the
-// actual output into the files instead of comparing (review the diff).
-var rewrite = flag.Bool("rewrite", false, "write the Machine scripts' actual output into testdata/*.txt")
-
+// file's machine; "new" replaces it with a fresh one (the next scenario).
+// COFFER_REWRITE=1 go test -run TestMachineScriptFiles writes the actual
+// output into the files instead of comparing (review the diff).
 func TestMachineScriptFiles(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.txt")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no scripts: %v", err)
 	}
 	for _, path := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) { runScript(t, path) })
-	}
-}
-
-// block is one command of a script with the lines before it (comments,
-// blank lines), kept for -rewrite.
-type block struct {
-	pre  []string
-	line int
-	cmd  string
-	want []string
-}
-
-func parseScript(t *testing.T, path string) (blocks []block, tail []string) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	var pre []string
-	for i := 0; i < len(lines); i++ {
-		if l := strings.TrimSpace(lines[i]); l == "" || strings.HasPrefix(l, "#") {
-			pre = append(pre, lines[i])
-			continue
-		}
-		b := block{pre: pre, line: i + 1, cmd: lines[i]}
-		pre = nil
-		if i++; i >= len(lines) || lines[i] != "----" {
-			t.Fatalf("%s:%d: %q is not followed by ----", path, b.line, b.cmd)
-		}
-		for i++; i < len(lines) && lines[i] != ""; i++ {
-			b.want = append(b.want, lines[i])
-		}
-		blocks = append(blocks, b)
-	}
-	return blocks, pre
-}
-
-func runScript(t *testing.T, path string) {
-	blocks, tail := parseScript(t, path)
-	m := NewMachine()
-	var out strings.Builder
-	for i, b := range blocks {
-		var acts []Action
-		if b.cmd == "new" { // a fresh machine: the next scenario
-			m = NewMachine()
-		} else {
-			ev, err := parseEvent(b.cmd)
-			if err != nil {
-				t.Fatalf("%s:%d: %v", path, b.line, err)
-			}
-			acts = m.Step(ev)
-		}
-		got := append(formatActions(acts), fmt.Sprintf("state=%s last=%d connected=%v", m.State(), m.LastRemoteWAL(), m.Connected()))
-		if *rewrite {
-			for _, l := range b.pre {
-				out.WriteString(l + "\n")
-			}
-			fmt.Fprintf(&out, "%s\n----\n%s\n", b.cmd, strings.Join(got, "\n"))
-			if i < len(blocks)-1 || len(tail) > 0 {
-				out.WriteString("\n")
-			}
-			continue
-		}
-		if strings.Join(got, "\n") != strings.Join(b.want, "\n") {
-			t.Fatalf("%s:%d: %s\ngot:\n%s\nwant:\n%s", path, b.line, b.cmd, strings.Join(got, "\n"), strings.Join(b.want, "\n"))
-		}
-	}
-	if *rewrite {
-		for _, l := range tail {
-			out.WriteString(l + "\n")
-		}
-		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
+			m := NewMachine()
+			script.Run(t, path, func(t *testing.T, c script.Cmd) string {
+				var acts []Action
+				if c.Name == "new" { // a fresh machine: the next scenario
+					m = NewMachine()
+				} else {
+					ev, err := parseEvent(c.Raw)
+					if err != nil {
+						t.Fatalf("%s:%d: %v", path, c.Line, err)
+					}
+					acts = m.Step(ev)
+				}
+				got := append(formatActions(acts), fmt.Sprintf("state=%s last=%d connected=%v", m.State(), m.LastRemoteWAL(), m.Connected()))
+				return strings.Join(got, "\n")
+			})
+		})
 	}
 }
 

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/internal/testutil"
+	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/storage/inmem"
 )
 

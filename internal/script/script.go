@@ -28,6 +28,9 @@ import (
 type Cmd struct {
 	Name string
 	Args []string
+	// Raw is the whole command line, for handlers that parse quoted
+	// arguments themselves.
+	Raw string
 	// Line is the command's line number in the file, for messages.
 	Line int
 }
@@ -64,7 +67,7 @@ func parse(path, text string) ([]block, error) {
 			continue
 		}
 		f := strings.Fields(l)
-		b := block{cmd: Cmd{Name: f[0], Args: f[1:], Line: i + 1}, raw: l, comments: comments}
+		b := block{cmd: Cmd{Name: f[0], Args: f[1:], Raw: l, Line: i + 1}, raw: l, comments: comments}
 		comments = nil
 		if i+1 >= len(lines) || strings.TrimSpace(lines[i+1]) != "----" {
 			return nil, fmt.Errorf("%s:%d: command %q is not followed by ----", path, i+1, l)
