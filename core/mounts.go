@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/cofferhq/coffer/logical"
+	"github.com/cofferhq/coffer/storage"
 	"github.com/google/uuid"
 )
 
@@ -445,20 +446,17 @@ func (c *Core) MountFor(path string) *MountEntry {
 	return mb.entry.clone()
 }
 
-// deletePrefix deletes every key under prefix, depth first.
+// deletePrefix deletes every key under prefix (listed first, then deleted).
 func deletePrefix(ctx context.Context, b logical.Storage, prefix string) error {
-	names, err := b.List(ctx, prefix)
-	if err != nil {
+	var doomed []string
+	if err := storage.Walk(ctx, b, prefix, "", func(k string) (bool, error) {
+		doomed = append(doomed, k)
+		return true, nil
+	}); err != nil {
 		return err
 	}
-	for _, n := range names {
-		if strings.HasSuffix(n, "/") {
-			if err := deletePrefix(ctx, b, prefix+n); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := b.Delete(ctx, prefix+n); err != nil {
+	for _, k := range doomed {
+		if err := b.Delete(ctx, k); err != nil {
 			return err
 		}
 	}
