@@ -877,17 +877,12 @@ func TestOpenDetectsDamage(t *testing.T) {
 // sortedKeys lists every key under prefix, recursing into folders.
 func sortedKeys(t testing.TB, b storage.Backend, prefix string) []string {
 	t.Helper()
-	names, err := b.List(context.Background(), prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, n := range names {
-		if n[len(n)-1] == '/' {
-			out = append(out, sortedKeys(t, b, prefix+n)...)
-		} else {
-			out = append(out, prefix+n)
-		}
+	if err := storage.Walk(context.Background(), b, prefix, "", func(k string) (bool, error) {
+		out = append(out, k)
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	sort.Strings(out)
 	return out

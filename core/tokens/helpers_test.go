@@ -12,6 +12,7 @@ import (
 
 	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/cofferhq/coffer/logical"
+	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/storage/inmem"
 )
 
@@ -111,21 +112,12 @@ func (h *harness) stored(id string) bool {
 func (h *harness) keys(prefix string) []string {
 	h.t.Helper()
 	var out []string
-	var walk func(p string)
-	walk = func(p string) {
-		names, err := h.mem.List(h.ctx, p)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		for _, n := range names {
-			if strings.HasSuffix(n, "/") {
-				walk(p + n)
-			} else {
-				out = append(out, p+n)
-			}
-		}
+	if err := storage.Walk(h.ctx, h.mem, "sys/token/"+prefix, "", func(k string) (bool, error) {
+		out = append(out, k)
+		return true, nil
+	}); err != nil {
+		h.t.Fatal(err)
 	}
-	walk("sys/token/" + prefix)
 	return out
 }
 
