@@ -37,9 +37,12 @@
 // # What it must never do
 //
 //   - See plaintext or import barrier or core: it moves ciphertext as stored
-//     (Raw) and its own state through the view it is given.
+//     (Raw) and its own state through the view it is given. A forwarded write
+//     reaches it opened from the secondary's sealed RPC but still encoded by
+//     package forwarder: it hands the bytes to Config.Forward undecoded.
 //   - Block a writer: entries wait in the WAL's storage while NATS is away.
-//   - Truncate the WAL (not its job yet) or write under wal/.
+//   - Truncate the WAL (wal.Collector does, reading the shipped index) or
+//     write under wal/.
 //
 // Every goroutine it starts (the shipper; the RPC subscriptions through bus.Serve)
 // ends in Stop, which waits for them.

@@ -22,6 +22,8 @@
 //     randomness from crypto/rand.
 //   - See plaintext: batch values and sync values are barrier ciphertext, copied
 //     as stored. The only secrets it handles are the replication keys themselves.
+//     Forwarded writes are package forwarder's messages; here they are only a
+//     sealed RPC payload like any other.
 //
 // # Keys
 //

@@ -90,7 +90,8 @@
 // # What it must never do
 //
 //   - See plaintext or import barrier or core: it writes ciphertext exactly as
-//     the primary stores it.
+//     the primary stores it, and carries a forwarded write (Forward) only as
+//     the bytes package forwarder encoded, sealed with its RPC key.
 //   - Apply anything it has not verified: every message is opened (signature,
 //     then GCM with the cluster id) before the machine sees it; a message that
 //     fails is logged, acked and dropped.
