@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sync"
 
-	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/merkle"
 	"github.com/cofferhq/coffer/wal"
 )
@@ -89,28 +88,4 @@ func (c *Core) MerkleCheck(ctx context.Context) (*merkle.CheckReport, error) {
 		return nil, errors.New("the merkle index is not running yet: unseal first")
 	}
 	return x.Check(ctx, c.wal, c.classify)
-}
-
-func (s *systemBackend) merkleEndpoints(ctx context.Context, req *logical.Request, p string) (*logical.Response, error) {
-	if req.Operation != logical.UpdateOperation && req.Operation != logical.CreateOperation {
-		return nil, logical.ErrUnsupportedOperation
-	}
-	switch p {
-	case "replication/merkle-check":
-		rep, err := s.c.MerkleCheck(ctx)
-		if err != nil {
-			return nil, err
-		}
-		b, err := jsonMap(rep)
-		if err != nil {
-			return nil, err
-		}
-		return &logical.Response{Data: map[string]any{"merkle_corruption_report": b}}, nil
-	case "replication/reindex":
-		if err := s.c.ReindexMerkle(ctx); err != nil {
-			return nil, err
-		}
-		return &logical.Response{Data: map[string]any{"merkle_root": s.c.Merkle().RootHex()}}, nil
-	}
-	return nil, logical.ErrUnsupportedPath
 }

@@ -2,6 +2,7 @@ package replmode
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -46,6 +47,31 @@ var writeEndpoints = map[string]endpoint{
 	"replication/performance/secondary/disable": func(m *Manager, ctx context.Context, _ map[string]any) (*logical.Response, error) {
 		return nil, m.DisableSecondary(ctx)
 	},
+	"replication/merkle-check": (*Manager).merkleCheckEndpoint,
+	"replication/reindex":      (*Manager).reindexEndpoint,
+}
+
+func (m *Manager) merkleCheckEndpoint(ctx context.Context, _ map[string]any) (*logical.Response, error) {
+	rep, err := m.host.MerkleCheck(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return nil, err
+	}
+	var report map[string]any
+	if err := json.Unmarshal(b, &report); err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]any{"merkle_corruption_report": report}}, nil
+}
+
+func (m *Manager) reindexEndpoint(ctx context.Context, _ map[string]any) (*logical.Response, error) {
+	if err := m.host.ReindexMerkle(ctx); err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]any{"merkle_root": m.host.Merkle().RootHex()}}, nil
 }
 
 func fieldString(d map[string]any, name string) (string, error) {

@@ -51,6 +51,9 @@ type Host interface {
 	Physical() storage.Transactional
 	Classify(key string) wal.Class
 	Merkle() *merkle.Index
+	// MerkleCheck and ReindexMerkle serve sys/replication/merkle-check and reindex.
+	MerkleCheck(ctx context.Context) (*merkle.CheckReport, error)
+	ReindexMerkle(ctx context.Context) error
 	ClusterID() string
 	APIAddr() string
 	// Invalidate reloads what depends on keys replication changed.
