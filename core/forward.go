@@ -90,6 +90,19 @@ func (c *Core) forward(ctx context.Context, path string, lreq *logical.Request) 
 	return fc.Forward(ctx, path, lreq, who)
 }
 
+// forwardedTarget reports whether a forwarded request may reach mb on the
+// primary: replicated mounts and the system backend (whose paths forwarder's
+// allow-list has checked), never a local mount, a login or the token store.
+func forwardedTarget(mb *mountedBackend, rel string) bool {
+	switch {
+	case mb.entry.Type == "system":
+		return true
+	case mb.entry.Type == "token", mb.entry.Local, unauthenticated(mb, rel):
+		return false
+	}
+	return true
+}
+
 // ApplyForwarded applies, on the primary, a request a secondary forwarded
 // (forwarder.Applier). The secondary authenticated and authorized it; the
 // RPC is authenticated as that secondary, so no token is checked here.
@@ -101,6 +114,9 @@ func (c *Core) ApplyForwarded(ctx context.Context, call *forwarder.Call) (*logic
 	mb, rel := c.router.match(path)
 	if mb == nil {
 		return nil, c.wal.LastIndex(), logical.Errorf(http.StatusNotFound, "no handler for route %q on the primary", path)
+	}
+	if !forwardedTarget(mb, rel) {
+		return nil, c.wal.LastIndex(), logical.Errorf(http.StatusForbidden, "the primary refuses this forwarded request: %q is not replicated (a local mount, a login or the token store) and is served by each cluster itself", path)
 	}
 	lreq := &logical.Request{
 		ID: uuid.NewString(), Operation: call.Operation, Path: rel,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cofferhq/coffer/core/acl"
 	"github.com/cofferhq/coffer/core/tokens"
+	"github.com/cofferhq/coffer/forwarder"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/google/uuid"
 )
@@ -112,7 +113,7 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, erro
 			return nil, err
 		}
 		if need > have {
-			if !secondaryMode || !strings.EqualFold(req.Headers.Get(headerInconsistent), "forward-active-node") {
+			if !secondaryMode || !strings.EqualFold(req.Headers.Get(headerInconsistent), "forward-active-node") || !c.forwardableByIndex(mb, rel, path, lreq) {
 				return nil, logical.Errorf(http.StatusPreconditionFailed, "this cluster has not yet reached the replication state the request requires (replicated index %d, at %d): retry shortly, or send %s: forward-active-node", need, have, headerInconsistent)
 			}
 			forwardIt = true
@@ -141,6 +142,16 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, erro
 		c.setIndexHeader(resp, setID, have)
 	}
 	return c.finish(ctx, req, lreq, te, path, resp, err)
+}
+
+// forwardableByIndex reports whether a request that needs a newer state may
+// be forwarded to the primary: only what the primary would accept (forwarder's
+// allow-list) on a replicated target; never sys/replication/* or a local path.
+func (c *Core) forwardableByIndex(mb *mountedBackend, rel, path string, lreq *logical.Request) bool {
+	if forwarder.Allowed(string(lreq.Operation), path) != nil || !forwardedTarget(mb, rel) {
+		return false
+	}
+	return mb.entry.Type != "system" || c.shouldForward(mb, rel, lreq)
 }
 
 // serveForwarded forwards lreq to the primary and finishes the response here.

@@ -11,11 +11,17 @@ import (
 // compromised or buggy secondary must not reach endpoints that were never
 // meant to be forwarded (seal, init, replication, tokens, leases...).
 //
-//	operations: create, update, patch, delete, and read and list (a read is
-//	            forwarded when the client asks for a state this cluster has
-//	            not reached: X-Vault-Inconsistent: forward-active-node)
-//	sys/ paths: policies/acl/*, policy/*, mounts/* (not mounts/auth/*),
-//	            auth/*, audit/*; every other sys/ path is refused
+//	operations: create, update, patch, delete, and read and list outside
+//	            sys/ (a read is forwarded when the client asks for a state
+//	            this cluster has not reached: X-Vault-Inconsistent:
+//	            forward-active-node; it can only return replicated data,
+//	            which the secondary holds anyway)
+//	sys/ paths: writes to policies/acl/*, policy/*, mounts/* (not
+//	            mounts/auth/*), auth/*, audit/*; every other sys/ path, and
+//	            every sys/ read, is refused
+//
+// The primary also refuses what its mount table says is not replicated
+// (local mounts, logins, the token store): core's ApplyForwarded.
 //	auth/token/*: refused (tokens are local to each cluster)
 //	any other path: accepted (the data of a mount)
 
@@ -38,6 +44,9 @@ func Allowed(op, path string) error {
 		return fmt.Errorf("path %q is local to each cluster (tokens) and is never forwarded", path)
 	case strings.HasPrefix(p, "sys/"):
 		rel := strings.TrimPrefix(p, "sys/")
+		if op == "read" || op == "list" {
+			return fmt.Errorf("system path %q is never read through the primary: read it on this cluster", path)
+		}
 		if strings.HasPrefix(rel, "mounts/auth/") {
 			return fmt.Errorf("path %q is never forwarded", path)
 		}

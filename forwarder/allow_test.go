@@ -22,6 +22,8 @@ func TestAllowed(t *testing.T) {
 		{"read", "secret/data/app", true},
 		{"list", "secret/metadata/", true},
 		{"read", "sys/seal-status", false},
+		{"read", "sys/policies/acl/dev", false},
+		{"list", "sys/audit/x", false},
 		{"rollback", "secret/data/app", false},
 		{"update", "sys/seal", false},
 		{"update", "sys/init", false},

@@ -23,6 +23,9 @@ var (
 	ErrUnreachable = errors.New("forwarder: the primary is unreachable")
 	// ErrRevoked: the primary answered, authenticated, that this secondary is revoked.
 	ErrRevoked = errors.New("forwarder: this secondary is revoked")
+	// ErrNoAnswer: the request was sent but no answer came before the
+	// deadline: the primary may or may not have applied it.
+	ErrNoAnswer = errors.New("forwarder: no answer from the primary in time")
 )
 
 // Transport is how a secondary reaches its primary: the replication side
@@ -44,20 +47,20 @@ type Caller struct {
 	Policies    []string
 }
 
-// Client forwards requests from a secondary. It is cheap: build one per
-// transport.
+// Client forwards requests from a secondary. Build one per transport.
 type Client struct {
 	t    Transport
+	seq  *Sequencer
 	wait time.Duration
 }
 
-// NewClient returns a client over t; wait is best_effort_wal_wait_duration
-// (DefaultWALWait when zero or less).
-func NewClient(t Transport, wait time.Duration) *Client {
+// NewClient returns a client over t, numbering its requests with seq; wait
+// is best_effort_wal_wait_duration (DefaultWALWait when zero or less).
+func NewClient(t Transport, seq *Sequencer, wait time.Duration) *Client {
 	if wait <= 0 {
 		wait = DefaultWALWait
 	}
-	return &Client{t: t, wait: wait}
+	return &Client{t: t, seq: seq, wait: wait}
 }
 
 // body is a forwarded response as it travels back in Reply.Body.
@@ -77,14 +80,20 @@ func (c *Client) Forward(ctx context.Context, path string, lreq *logical.Request
 	if err != nil {
 		return nil, 0, fmt.Errorf("encode forwarded request: %w", err)
 	}
-	req := &Request{ID: uuid.NewString(), Operation: string(lreq.Operation), Path: path, Data: data, RemoteAddr: lreq.RemoteAddr}
+	seq, err := c.seq.Next(ctx)
+	if err != nil {
+		return nil, 0, logical.Errorf(http.StatusServiceUnavailable, "the write was not forwarded: %v", err)
+	}
+	req := &Request{ID: uuid.NewString(), Seq: seq, Operation: string(lreq.Operation), Path: path, Data: data, RemoteAddr: lreq.RemoteAddr}
 	if caller != nil {
 		req.CallerDisplayName, req.CallerPolicies = caller.DisplayName, caller.Policies
 	}
 	reply, err := c.RoundTrip(ctx, req)
 	if err != nil {
 		switch {
-		case errors.Is(err, ErrUnreachable) || errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, ErrNoAnswer):
+			return nil, 0, logical.Errorf(http.StatusGatewayTimeout, "the write was sent to the primary but no answer came in time (%v): its outcome is unknown, it may have been applied; read the value back before retrying", err)
+		case errors.Is(err, ErrUnreachable):
 			return nil, 0, logical.Errorf(http.StatusServiceUnavailable, "the primary could not be reached to forward this write (%v): it was not applied; retry when the primary is back (reads on this cluster keep working)", err)
 		case errors.Is(err, ErrRevoked):
 			return nil, 0, logical.Errorf(http.StatusServiceUnavailable, "this secondary was revoked by its primary: writes cannot be forwarded; re-activate it with a new token")

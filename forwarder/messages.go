@@ -12,15 +12,17 @@ import (
 // change that old peers cannot ignore takes a new version. Unknown fields are
 // ignored, so a newer peer may add fields within version 1.
 //
-//	Request  {"v":1, "id":"<uuid>", "operation":"update", "path":"secret/data/app",
+//	Request  {"v":2, "id":"<uuid>", "seq":N, "operation":"update", "path":"secret/data/app",
 //	          "data":{...raw JSON body...}, "wrap_ttl":0,
 //	          "caller_display_name":"...", "caller_policies":["..."], "remote_addr":"..."}
-//	Reply    {"v":1, "status":200, "body":{"data":...,"auth":...,"warnings":[...],"status_code":0},
+//	Reply    {"v":2, "status":200, "body":{"data":...,"auth":...,"warnings":[...],"status_code":0},
 //	          "errors":["..."], "wal_index":1234}
 //
-// Version 1 is byte-compatible with the replication.ForwardRequest and
-// ForwardReply that carried forwarded writes before this package existed.
-const Version = 1
+// Version 2 added "seq", the secondary's sequence number (seq.go): the
+// primary admits each once, across restarts of either side. Version 1 (no
+// seq, the replication.ForwardRequest of earlier builds) is refused with
+// ErrOldVersion: a version 1 request could be replayed.
+const Version = 2
 
 // MaxMessageSize bounds a message Decode accepts.
 const MaxMessageSize = 16 << 20
@@ -39,6 +41,9 @@ var (
 	// ErrUnknownVersion: "v" is newer than this build understands: upgrade
 	// this server (secondaries are upgraded before their primary).
 	ErrUnknownVersion = errors.New("forwarder: unknown message version (sent by a newer coffer? upgrade this server)")
+	// ErrOldVersion: "v" is older than this build accepts (version 1 carried
+	// no sequence number): upgrade the secondary that sent it.
+	ErrOldVersion = errors.New("forwarder: forwarded request of an older version, which could be replayed: upgrade the secondary that sent it")
 )
 
 // Request is a write a secondary authenticated and authorized itself and
@@ -46,8 +51,10 @@ var (
 // answers a retry with the first reply instead of applying it twice. Data is
 // the request body as JSON, kept raw so numbers stay exact.
 type Request struct {
-	V         int             `json:"v"`
-	ID        string          `json:"id"`
+	V  int    `json:"v"`
+	ID string `json:"id"`
+	// Seq is the secondary's sequence number (never 0, never reused).
+	Seq       uint64          `json:"seq"`
 	Operation string          `json:"operation"`
 	Path      string          `json:"path"`
 	Data      json.RawMessage `json:"data,omitempty"`
@@ -60,8 +67,8 @@ type Request struct {
 }
 
 func (m *Request) validate() error {
-	if m.ID == "" || m.Operation == "" || m.Path == "" {
-		return fmt.Errorf("forward request needs an id, an operation and a path")
+	if m.ID == "" || m.Operation == "" || m.Path == "" || m.Seq == 0 {
+		return fmt.Errorf("forward request needs an id, a sequence number, an operation and a path")
 	}
 	if len(m.ID) > maxIDLen || len(m.Path) > maxPathLen {
 		return fmt.Errorf("forward request id or path too long")
@@ -133,6 +140,8 @@ func decode(data []byte, m message) error {
 	switch v := *m.version(); {
 	case v > Version:
 		return fmt.Errorf("decode %T: %w: v %d", m, ErrUnknownVersion, v)
+	case v == 1:
+		return fmt.Errorf("decode %T: %w", m, ErrOldVersion)
 	case v != Version:
 		return fmt.Errorf("decode %T: %w: v %d", m, ErrCorrupt, v)
 	}

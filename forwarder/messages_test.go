@@ -9,13 +9,13 @@ import (
 )
 
 func TestMessagesRoundTrip(t *testing.T) {
-	req := &Request{ID: "r1", Operation: "update", Path: "secret/data/app", Data: json.RawMessage(`{"data":{"n":1.50}}`),
+	req := &Request{ID: "r1", Seq: 7, Operation: "update", Path: "secret/data/app", Data: json.RawMessage(`{"data":{"n":1.50}}`),
 		WrapTTL: 60, CallerDisplayName: "userpass-bob", CallerPolicies: []string{"default", "dev"}, RemoteAddr: "10.0.0.1"}
 	b, err := EncodeRequest(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), `"v":1`) {
+	if !strings.Contains(string(b), `"v":2`) {
 		t.Fatalf("no version in %s", b)
 	}
 	got, err := DecodeRequest(b)
@@ -33,19 +33,12 @@ func TestMessagesRoundTrip(t *testing.T) {
 	}
 }
 
-// The wire form of version 1 is the one replication.ForwardRequest had: an
-// old secondary's bytes decode here.
-func TestMessagesWireCompatible(t *testing.T) {
-	old := `{"v":1,"id":"req-1","operation":"update","path":"secret/data/x","data":{"data":{"v":1}},"caller_display_name":"root","caller_policies":["root"],"remote_addr":"127.0.0.1"}`
-	got, err := DecodeRequest([]byte(old))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.ID != "req-1" || got.Path != "secret/data/x" || string(got.Data) != `{"data":{"v":1}}` || got.CallerPolicies[0] != "root" {
-		t.Fatalf("decoded %+v", got)
-	}
-	if _, err := DecodeReply([]byte(`{"v":1,"status":200,"body":{"data":{}},"wal_index":7}`)); err != nil {
-		t.Fatal(err)
+// Version 1 (no sequence number: it could be replayed) is refused with an
+// error that says to upgrade the secondary.
+func TestMessagesOldVersionRefused(t *testing.T) {
+	old := `{"v":1,"id":"req-1","operation":"update","path":"secret/data/x","data":{"data":{"v":1}}}`
+	if _, err := DecodeRequest([]byte(old)); !errors.Is(err, ErrOldVersion) || !strings.Contains(err.Error(), "upgrade the secondary") {
+		t.Fatalf("v1 request: %v", err)
 	}
 }
 
@@ -55,17 +48,18 @@ func TestMessagesRefused(t *testing.T) {
 		want error
 	}{
 		"not json":      {`{`, ErrCorrupt},
-		"no version":    {`{"id":"a","operation":"update","path":"p"}`, ErrCorrupt},
-		"newer version": {`{"v":2,"id":"a","operation":"update","path":"p"}`, ErrUnknownVersion},
-		"no id":         {`{"v":1,"operation":"update","path":"p"}`, ErrCorrupt},
-		"long id":       {`{"v":1,"id":"` + strings.Repeat("a", 129) + `","operation":"update","path":"p"}`, ErrCorrupt},
-		"long path":     {`{"v":1,"id":"a","operation":"update","path":"` + strings.Repeat("p", 4097) + `"}`, ErrCorrupt},
+		"no version":    {`{"id":"a","seq":1,"operation":"update","path":"p"}`, ErrCorrupt},
+		"newer version": {`{"v":3,"id":"a","seq":1,"operation":"update","path":"p"}`, ErrUnknownVersion},
+		"no id":         {`{"v":2,"seq":1,"operation":"update","path":"p"}`, ErrCorrupt},
+		"no seq":        {`{"v":2,"id":"a","operation":"update","path":"p"}`, ErrCorrupt},
+		"long id":       {`{"v":2,"id":"` + strings.Repeat("a", 129) + `","seq":1,"operation":"update","path":"p"}`, ErrCorrupt},
+		"long path":     {`{"v":2,"id":"a","seq":1,"operation":"update","path":"` + strings.Repeat("p", 4097) + `"}`, ErrCorrupt},
 	} {
 		if _, err := DecodeRequest([]byte(tc.in)); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		}
 	}
-	if _, err := DecodeReply([]byte(`{"v":1,"status":700}`)); !errors.Is(err, ErrCorrupt) {
+	if _, err := DecodeReply([]byte(`{"v":2,"status":700}`)); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("status out of range: %v", err)
 	}
 	if _, err := DecodeRequest(make([]byte, MaxMessageSize+1)); !errors.Is(err, ErrCorrupt) {
@@ -77,8 +71,8 @@ func TestMessagesRefused(t *testing.T) {
 }
 
 func FuzzDecodeRequest(f *testing.F) {
-	f.Add([]byte(`{"v":1,"id":"a","operation":"update","path":"secret/x","data":{"a":1}}`))
-	f.Add([]byte(`{"v":2}`))
+	f.Add([]byte(`{"v":2,"id":"a","seq":3,"operation":"update","path":"secret/x","data":{"a":1}}`))
+	f.Add([]byte(`{"v":1,"id":"a","operation":"update","path":"secret/x"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := DecodeRequest(data)
 		if err != nil {
@@ -95,8 +89,8 @@ func FuzzDecodeRequest(f *testing.F) {
 }
 
 func FuzzDecodeReply(f *testing.F) {
-	f.Add([]byte(`{"v":1,"status":200,"body":{"data":{}},"wal_index":7}`))
-	f.Add([]byte(`{"v":1,"status":403,"errors":["no"]}`))
+	f.Add([]byte(`{"v":2,"status":200,"body":{"data":{}},"wal_index":7}`))
+	f.Add([]byte(`{"v":2,"status":403,"errors":["no"]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := DecodeReply(data)
 		if err != nil {

@@ -37,6 +37,9 @@ type ServerConfig struct {
 	Applier Applier
 	// StatusOf maps an error of Applier to the HTTP status the client gets.
 	StatusOf func(error) int
+	// Windows persists, per secondary, the sequence numbers admitted
+	// (replay protection across restarts). Required.
+	Windows WindowStore
 	// Now is the clock of the retry cache (time.Now when nil).
 	Now func() time.Time
 }
@@ -45,6 +48,7 @@ type ServerConfig struct {
 type Server struct {
 	cfg   ServerConfig
 	cache *replyCache
+	guard *guard
 }
 
 // NewServer returns a server for cfg.
@@ -55,7 +59,7 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.StatusOf == nil {
 		cfg.StatusOf = logical.StatusCode
 	}
-	return &Server{cfg: cfg, cache: newReplyCache()}
+	return &Server{cfg: cfg, cache: newReplyCache(), guard: &guard{store: cfg.Windows}}
 }
 
 // ErrStillRunning: a retry arrived while the first attempt of the same
@@ -97,6 +101,14 @@ func (s *Server) apply(ctx context.Context, secondaryID string, req *Request) *R
 	}
 	if err := Allowed(req.Operation, req.Path); err != nil {
 		return fail(logical.Errorf(http.StatusForbidden, "the primary refuses this forwarded request: %v", err))
+	}
+	// Admitted (and stored) before it is applied: a crash in between loses
+	// the write rather than letting a replay apply it again.
+	if err := s.guard.admit(ctx, secondaryID, req.Seq); err != nil {
+		if errors.Is(err, ErrReplay) {
+			return fail(logical.Errorf(http.StatusConflict, "%v", err))
+		}
+		return fail(logical.Errorf(http.StatusServiceUnavailable, "the primary could not record this forwarded request, it was not applied: %v", err))
 	}
 	data := map[string]any{}
 	if len(req.Data) > 0 {

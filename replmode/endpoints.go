@@ -106,6 +106,10 @@ func (m *Manager) secondaryTokenEndpoint(ctx context.Context, d map[string]any) 
 	if err != nil {
 		return nil, err
 	}
+	// A new activation of this id starts its forwarding numbers again.
+	if err := (windowStore{m.host.Barrier()}).forget(ctx, id); err != nil {
+		return nil, err
+	}
 	tok, _, err := p.SecondaryToken(ctx, id, ttl)
 	if err != nil {
 		return nil, logical.InvalidRequest("%v", err)

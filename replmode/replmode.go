@@ -101,7 +101,7 @@ var _ core.Replication = (*Manager)(nil)
 // until Start finds a stored mode.
 func New(host Host, cfg Config) *Manager {
 	m := &Manager{cfg: cfg, host: host, log: cfg.Logger, mode: Disabled}
-	m.fwd = forwarder.NewServer(forwarder.ServerConfig{Applier: host, StatusOf: core.StatusOf})
+	m.fwd = forwarder.NewServer(forwarder.ServerConfig{Applier: host, StatusOf: core.StatusOf, Windows: windowStore{host.Barrier()}})
 	return m
 }
 
@@ -185,7 +185,7 @@ func (m *Manager) Stop() {
 
 func (m *Manager) setSecondaryLocked(s *secondary.Secondary) {
 	m.mode, m.secondary = Secondary, s
-	m.client = forwarder.NewClient(transport{s}, m.cfg.BestEffortWALWait)
+	m.client = forwarder.NewClient(transport{s}, forwarder.NewSequencer(seqStore{m.host.Barrier()}), m.cfg.BestEffortWALWait)
 }
 
 // Forwarder is the forwarding client of a secondary, nil otherwise.

@@ -20,6 +20,9 @@ func (t transport) RoundTrip(ctx context.Context, payload []byte) ([]byte, error
 	switch {
 	case err == nil:
 		return out, nil
+	case errors.Is(err, context.DeadlineExceeded):
+		// Sent, unanswered: it may have been applied.
+		return nil, classified{err, forwarder.ErrNoAnswer}
 	case errors.Is(err, bus.ErrUnreachable):
 		return nil, classified{err, forwarder.ErrUnreachable}
 	case replication.IsRevoked(err):

@@ -3,6 +3,8 @@ package secondary_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -18,6 +20,33 @@ func (f applierFunc) ApplyForwarded(ctx context.Context, c *forwarder.Call) (*lo
 	return f(ctx, c)
 }
 
+// memWindows keeps the primary's forwarding windows in memory.
+type memWindows struct {
+	mu sync.Mutex
+	m  map[string]forwarder.Window
+}
+
+func (w *memWindows) Load(_ context.Context, id string) (*forwarder.Window, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	win, ok := w.m[id]
+	if !ok {
+		return nil, nil
+	}
+	win.Seen = slices.Clone(win.Seen)
+	return &win, nil
+}
+
+func (w *memWindows) Save(_ context.Context, id string, win *forwarder.Window) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = map[string]forwarder.Window{}
+	}
+	w.m[id] = *win
+	return nil
+}
+
 // A forwarded request retried with the same id (its reply was lost) is
 // answered with the first reply, not applied twice. The request crosses the
 // real sealed RPC as opaque bytes; forwarder encodes it and de-duplicates it.
@@ -27,7 +56,7 @@ func TestForwardRetryIsNotAppliedTwice(t *testing.T) {
 	c := newCluster(t)
 	clk := &clock{}
 	cfg := primaryConfig(t, c, b, "dc1", clk)
-	srv := forwarder.NewServer(forwarder.ServerConfig{Applier: applierFunc(func(ctx context.Context, call *forwarder.Call) (*logical.Response, uint64, error) {
+	srv := forwarder.NewServer(forwarder.ServerConfig{Windows: &memWindows{}, Applier: applierFunc(func(ctx context.Context, call *forwarder.Call) (*logical.Response, uint64, error) {
 		n := applied.Add(1)
 		return &logical.Response{Data: map[string]any{"applied": n, "by": call.SecondaryID}}, uint64(n), nil
 	})})
@@ -53,7 +82,7 @@ func TestForwardRetryIsNotAppliedTwice(t *testing.T) {
 		}
 		return forwarder.DecodeReply(out)
 	}
-	req := &forwarder.Request{ID: "req-1", Operation: "update", Path: "secret/data/x", Data: json.RawMessage(`{"data":{"v":1}}`)}
+	req := &forwarder.Request{ID: "req-1", Seq: 1, Operation: "update", Path: "secret/data/x", Data: json.RawMessage(`{"data":{"v":1}}`)}
 	first, err := forward(req)
 	if err != nil {
 		t.Fatalf("forward: %v", err)
@@ -69,7 +98,7 @@ func TestForwardRetryIsNotAppliedTwice(t *testing.T) {
 		t.Fatalf("the retry got another answer: %s / %s", first.Body, again.Body)
 	}
 	other := *req
-	other.ID = "req-2"
+	other.ID, other.Seq = "req-2", 2
 	if _, err := forward(&other); err != nil || applied.Load() != 2 {
 		t.Fatalf("a new request id must be applied: %v, applied %d", err, applied.Load())
 	}
