@@ -10,6 +10,7 @@ import (
 	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/core"
 	"github.com/cofferhq/coffer/forwarder"
+	"github.com/cofferhq/coffer/internal/backoff"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/merkle"
 	"github.com/cofferhq/coffer/primary"
@@ -93,6 +94,10 @@ type Manager struct {
 	// activationRoot is the root key of an activation in progress: the
 	// barrier opens with it as soon as the primary's keyring has arrived.
 	activationRoot []byte
+	// starting retries the stored role's start in the background; startErr
+	// is its last failure.
+	starting *retry
+	startErr string
 }
 
 var _ core.Replication = (*Manager)(nil)
@@ -127,11 +132,15 @@ func (m *Manager) Mode() string {
 	return string(m.mode)
 }
 
-// Start restarts the role stored in storage; core calls it on unseal.
+// Start restarts the role stored in storage; core calls it on unseal. When
+// the role cannot start now (NATS is down, say) it keeps trying in the
+// background until it does or Stop is called; meanwhile the status shows the
+// mode with state "connecting" and the last error, and the WAL collector
+// keeps every entry a primary has not shipped.
 func (m *Manager) Start(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.activationRoot != nil || m.primary != nil || m.secondary != nil {
+	if m.activationRoot != nil || m.primary != nil || m.secondary != nil || m.starting != nil {
 		// An activation unseals core under its own control and records
 		// the mode itself when it is done.
 		return nil
@@ -148,28 +157,131 @@ func (m *Manager) Start(ctx context.Context) error {
 		return nil
 	}
 	m.clusterAddr, m.primaryAPI = st.PrimaryClusterAddr, st.PrimaryAPIAddr
-	switch Mode(st.Mode) {
+	m.mode = Mode(st.Mode)
+	if err := m.startRoleLocked(ctx); err == nil {
+		return nil
+	} else {
+		m.startErr = err.Error()
+		m.log.Warn().Err(err).Str("mode", st.Mode).Msg("replication could not start; retrying in the background until it does")
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	m.starting = &retry{cancel: cancel, done: done}
+	go m.retryStart(rctx, done)
+	return nil
+}
+
+// retry owns the goroutine that retries a role's start.
+type retry struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// role is a started primary or secondary.
+type role struct {
+	p *primary.Primary
+	s *secondary.Secondary
+}
+
+// openRole starts the role of mode once; it takes no lock (cfg is built
+// under m.mu by the caller).
+func openRole(ctx context.Context, mode Mode, pc primary.Config, sc secondary.Config) (role, error) {
+	switch mode {
 	case Primary:
-		p, err := primary.Open(ctx, m.primaryConfig())
+		p, err := primary.Open(ctx, pc)
 		if err != nil {
-			return fmt.Errorf("restart replication primary: %w", err)
+			return role{}, fmt.Errorf("restart replication primary: %w", err)
 		}
-		m.mode, m.primary = Primary, p
+		return role{p: p}, nil
 	case Secondary:
-		s, err := secondary.Open(ctx, m.secondaryConfig())
+		s, err := secondary.Open(ctx, sc)
 		if err != nil {
-			return fmt.Errorf("restart replication secondary: %w", err)
+			return role{}, fmt.Errorf("restart replication secondary: %w", err)
 		}
 		if err := s.Start(context.Background()); err != nil {
-			return fmt.Errorf("restart replication secondary: %w", err)
+			s.Stop()
+			return role{}, fmt.Errorf("restart replication secondary: %w", err)
 		}
-		m.setSecondaryLocked(s)
+		return role{s: s}, nil
 	}
+	return role{}, nil
+}
+
+// installLocked makes r the running role.
+func (m *Manager) installLocked(r role) {
+	if r.p != nil {
+		m.primary = r.p
+	}
+	if r.s != nil {
+		m.setSecondaryLocked(r.s)
+	}
+}
+
+// startRoleLocked opens the stored role (m.mode) once, holding m.mu.
+func (m *Manager) startRoleLocked(ctx context.Context) error {
+	r, err := openRole(ctx, m.mode, m.primaryConfig(), m.secondaryConfig())
+	if err != nil {
+		return err
+	}
+	m.installLocked(r)
 	return nil
+}
+
+// retryStart retries the stored role's start with backoff until it succeeds
+// or ctx ends. It holds m.mu only to read the configuration and to install
+// the role, never while it waits on NATS.
+func (m *Manager) retryStart(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	b := backoff.Backoff{Min: 500 * time.Millisecond, Max: 15 * time.Second}
+	for b.Wait(ctx) {
+		m.mu.RLock()
+		mode, pc, sc := m.mode, m.primaryConfig(), m.secondaryConfig()
+		m.mu.RUnlock()
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		r, err := openRole(actx, mode, pc, sc)
+		cancel()
+		m.mu.Lock()
+		if ctx.Err() != nil {
+			m.mu.Unlock()
+			r.stop()
+			return
+		}
+		if err == nil {
+			m.installLocked(r)
+			m.starting, m.startErr = nil, ""
+			m.mu.Unlock()
+			m.log.Info().Str("mode", string(mode)).Msg("replication started")
+			return
+		}
+		m.startErr = err.Error()
+		m.mu.Unlock()
+	}
+}
+
+func (r role) stop() {
+	if r.p != nil {
+		r.p.Stop()
+	}
+	if r.s != nil {
+		r.s.Stop()
+	}
+}
+
+// stopRetry ends a background start, if one runs, and waits for it.
+func (m *Manager) stopRetry() {
+	m.mu.Lock()
+	r := m.starting
+	m.starting = nil
+	m.mu.Unlock()
+	if r != nil {
+		r.cancel()
+		<-r.done
+	}
 }
 
 // Stop stops the role's goroutines (on seal and shutdown).
 func (m *Manager) Stop() {
+	m.stopRetry()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.primary != nil {
@@ -180,7 +292,7 @@ func (m *Manager) Stop() {
 		m.secondary.Stop()
 		m.secondary, m.client = nil, nil
 	}
-	m.mode = Disabled
+	m.mode, m.startErr = Disabled, ""
 }
 
 func (m *Manager) setSecondaryLocked(s *secondary.Secondary) {
@@ -215,14 +327,19 @@ func (m *Manager) PrimaryAPIAddr() string {
 }
 
 // ShippedIndex is, on a primary, the last WAL index JetStream acknowledged.
+// A primary whose shipper is not running yet has shipped nothing the WAL
+// collector may rely on: 0, so nothing is collected until it runs.
 func (m *Manager) ShippedIndex() (uint64, bool) {
 	m.mu.RLock()
-	p := m.primary
+	p, mode := m.primary, m.mode
 	m.mu.RUnlock()
-	if p == nil {
-		return 0, false
+	switch {
+	case p != nil:
+		return p.Status().ShippedIndex, true
+	case mode == Primary:
+		return 0, true
 	}
-	return p.Status().ShippedIndex, true
+	return 0, false
 }
 
 // Replication state in storage (class ignored: never shipped):

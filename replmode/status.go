@@ -23,6 +23,11 @@ func (m *Manager) Status() map[string]any {
 		m.primaryStatus(st)
 	case m.secondary != nil:
 		m.secondaryStatus(st)
+	case m.starting != nil:
+		// The stored role is retrying its start (NATS down at unseal).
+		st["mode"] = string(m.mode)
+		st["state"] = "connecting"
+		st["last_error"] = m.startErr
 	default:
 		delete(st, "last_wal")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -68,9 +69,12 @@ func (m *Manager) DisablePrimary(ctx context.Context) error {
 	if _, err := m.decide(OpDisablePrimary); err != nil {
 		return err
 	}
+	m.stopRetry()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.primary.Stop()
+	if m.primary != nil {
+		m.primary.Stop()
+	}
 	if err := primary.Disable(ctx, m.primaryConfig()); err != nil {
 		return fmt.Errorf("disable performance primary: %w", err)
 	}
@@ -88,10 +92,13 @@ func (m *Manager) livePrimary(op Op) (*primary.Primary, error) {
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if m.primary == nil {
-		return nil, logical.InvalidRequest("%s", defaultRefusal(m.mode, op))
+	switch {
+	case m.primary != nil:
+		return m.primary, nil
+	case m.mode == Primary:
+		return nil, logical.Errorf(http.StatusServiceUnavailable, "this primary's replication is not running yet (%s): it retries by itself; retry when sys/replication/status shows state running", m.startErr)
 	}
-	return m.primary, nil
+	return nil, logical.InvalidRequest("%s", defaultRefusal(m.mode, op))
 }
 
 // EnableSecondary activates this cluster as a secondary of the primary that
@@ -207,9 +214,12 @@ func (m *Manager) DisableSecondary(ctx context.Context) error {
 	if _, err := m.decide(OpDisableSecondary); err != nil {
 		return err
 	}
+	m.stopRetry()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.secondary.Stop()
+	if m.secondary != nil {
+		m.secondary.Stop()
+	}
 	if err := deleteState(ctx, m.host.Barrier()); err != nil {
 		return err
 	}
