@@ -94,6 +94,8 @@ type Manager struct {
 	// activationRoot is the root key of an activation in progress: the
 	// barrier opens with it as soon as the primary's keyring has arrived.
 	activationRoot []byte
+	// bootstrapping is the secondary of that activation, for status.
+	bootstrapping *secondary.Secondary
 	// starting retries the stored role's start in the background; startErr
 	// is its last failure.
 	starting *retry

@@ -23,6 +23,16 @@ func (m *Manager) Status() map[string]any {
 		m.primaryStatus(st)
 	case m.secondary != nil:
 		m.secondaryStatus(st)
+	case m.bootstrapping != nil:
+		// An activation's first sync: the data is being replaced.
+		ss := m.bootstrapping.Status()
+		st["mode"] = string(Secondary)
+		st["state"] = "bootstrapping"
+		st["secondary_id"] = ss.SecondaryID
+		st["merkle_sync_progress"] = map[string]any{"sync_progress": ss.SyncKeysDone, "sync_total_keys": ss.SyncTotalKeys}
+		if ss.LastError != "" {
+			st["last_error"] = ss.LastError
+		}
 	case m.starting != nil:
 		// The stored role is retrying its start (NATS down at unseal).
 		st["mode"] = string(m.mode)

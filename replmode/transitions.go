@@ -122,12 +122,16 @@ func (m *Manager) EnableSecondary(ctx context.Context, token, primaryAPIAddr, bu
 	if primaryAPIAddr == "" {
 		primaryAPIAddr = claims.APIAddr
 	}
+	// From here the activation no longer depends on the HTTP call: a client
+	// that gives up (vault/api's 60 s timeout) must not cancel a sync
+	// halfway, after the wipe.
+	ctx = context.WithoutCancel(ctx)
 	sec, bundle, err := secondary.Activate(ctx, m.secondaryConfig(), token, busURL)
 	if err != nil {
 		return logical.InvalidRequest("activation refused: %v", err)
 	}
-	m.setActivationRoot(bundle.RootKey)
-	defer m.setActivationRoot(nil)
+	m.setActivation(bundle.RootKey, sec)
+	defer m.setActivation(nil, nil)
 	err = m.host.ReplaceData(ctx, bundle.RootKey, core.Replacement{
 		Wipe: func(ctx context.Context) error { return m.wipe(ctx, step.Wipe) },
 		Fill: func(ctx context.Context) error {
@@ -177,9 +181,10 @@ func (m *Manager) wipe(ctx context.Context, w Wipe) error {
 	return fmt.Errorf("unknown wipe %q", w)
 }
 
-func (m *Manager) setActivationRoot(k []byte) {
+// setActivation records the activation in progress (nil, nil when it ends).
+func (m *Manager) setActivation(root []byte, sec *secondary.Secondary) {
 	m.mu.Lock()
-	m.activationRoot = k
+	m.activationRoot, m.bootstrapping = root, sec
 	m.mu.Unlock()
 }
 
