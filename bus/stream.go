@@ -214,7 +214,10 @@ func (b *Bus) CheckStream(ctx context.Context, sc StreamConfig) (StreamCheck, er
 // position does not wait past the new messages), updates it in place when
 // settings JetStream can change differ, and deletes and re-creates it when
 // the update is refused (sealed, storage, mirror). It returns what it did,
-// one action an entry, for the caller's log.
+// one action an entry, for the caller's log, also with an error. JetStream
+// may refuse a file store for a moment right after a stream of the same name
+// was deleted: the stream is then missing, and the caller retries (with the
+// highest sequence it has seen, which CheckStream reported).
 func (b *Bus) RestoreStream(ctx context.Context, sc StreamConfig, firstSeq uint64) ([]string, error) {
 	if sc.Name == "" || sc.Subject == "" {
 		return nil, errors.New("restore stream: a stream name and subject are required")
