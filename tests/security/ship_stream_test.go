@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/cofferhq/coffer/internal/testutil"
@@ -58,6 +59,9 @@ func TestShipStreamAttacks(t *testing.T) {
 		}
 		if first := st.CachedInfo().State.FirstSeq; first <= oldLast {
 			t.Errorf("the re-created stream starts at %d, not past the deleted one's last sequence %d", first, oldLast)
+		}
+		if !strings.Contains(pri.out.String(), "restored the WAL stream") {
+			t.Error("the primary's log does not tell that it restored the WAL stream")
 		}
 	})
 
