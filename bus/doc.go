@@ -9,6 +9,11 @@
 //     nats-server in this process with its JetStream store;
 //   - stream provisioning (file storage, limits retention, discard old, a
 //     2-minute duplicate window for Nats-Msg-Id) and idempotent publishing;
+//     PublishAck says which stream answered and whether it took the message
+//     as a duplicate, StreamMsg reads a message back, CheckStream and
+//     RestoreStream find and undo what a stranger did to a stream (deleted,
+//     settings changed, another stream on its subject): the bus is
+//     untrusted, so callers check rather than assume;
 //   - durable pull consumers delivered strictly in order, one message at a
 //     time, from one goroutine per Consume call;
 //   - request/reply servers (queue group "coffer") with bounded concurrency;

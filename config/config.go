@@ -102,6 +102,9 @@ type Replication struct {
 	// BestEffortWALWaitDuration is how long a secondary holds a forwarded
 	// write's response waiting to apply its WAL index.
 	BestEffortWALWaitDuration time.Duration `koanf:"best_effort_wal_wait_duration"`
+	// MaxActivationTokenTTL is the longest ttl a primary grants an
+	// activation token (secondary-token ttl=...); 0 means the default, 24h.
+	MaxActivationTokenTTL time.Duration `koanf:"max_activation_token_ttl"`
 }
 
 // Supported kinds of each block.
@@ -134,6 +137,7 @@ func Defaults() *Config {
 			WALStreamMaxBytes:         1 << 30,
 			WALStreamMaxMsgs:          0,
 			BestEffortWALWaitDuration: 2 * time.Second,
+			MaxActivationTokenTTL:     24 * time.Hour,
 		},
 		DefaultLeaseTTL: DefaultLeaseTTL,
 		MaxLeaseTTL:     DefaultMaxLeaseTTL,

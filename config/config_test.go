@@ -57,6 +57,7 @@ func wantFull() *Config {
 			WALStreamMaxBytes:         512 << 20,
 			WALStreamMaxMsgs:          100000,
 			BestEffortWALWaitDuration: 3 * time.Second,
+			MaxActivationTokenTTL:     24 * time.Hour, // the default: the files leave it out
 		},
 	}
 }
@@ -123,7 +124,7 @@ func TestDefaultsAreCompleteButNeedPathAndTLS(t *testing.T) {
 	d := Defaults()
 	if d.MaxRequestSize != 32<<20 || d.LogLevel != "info" || d.Replication.WALStreamMaxAge != 24*time.Hour ||
 		d.Replication.WALStreamMaxBytes != 1<<30 || d.Replication.WALStreamMaxMsgs != 0 ||
-		d.Replication.BestEffortWALWaitDuration != 2*time.Second {
+		d.Replication.BestEffortWALWaitDuration != 2*time.Second || d.Replication.MaxActivationTokenTTL != 24*time.Hour {
 		t.Fatalf("Defaults() = %+v", d)
 	}
 }
@@ -272,7 +273,7 @@ func TestEnvTableCoversEveryKey(t *testing.T) {
 		"api_addr", "bus.creds_file", "bus.embedded", "bus.listen", "bus.store_dir", "bus.tls_ca_file", "bus.url",
 		"cluster_name", "default_lease_ttl", "listener.address", "listener.tls_cert_file", "listener.tls_disable",
 		"listener.tls_key_file", "listener.type", "log_level", "max_lease_ttl", "max_request_size",
-		"replication.best_effort_wal_wait_duration", "replication.wal_stream_max_age",
+		"replication.best_effort_wal_wait_duration", "replication.max_activation_token_ttl", "replication.wal_stream_max_age",
 		"replication.wal_stream_max_bytes", "replication.wal_stream_max_msgs", "replication.wal_stream_replicas",
 		"seal.key_file", "seal.type", "storage.path", "storage.type",
 	}
@@ -335,11 +336,12 @@ func TestDurationsAndNumbers(t *testing.T) {
 default_lease_ttl = 60
 max_lease_ttl = "90m"
 max_request_size = "64MiB"
-replication { best_effort_wal_wait_duration = "250ms" wal_stream_max_bytes = 1000 }
+replication { best_effort_wal_wait_duration = "250ms" wal_stream_max_bytes = 1000 max_activation_token_ttl = "72h" }
 `)
 	c := load(t, p, nil)
 	if c.DefaultLeaseTTL != time.Minute || c.MaxLeaseTTL != 90*time.Minute || c.MaxRequestSize != 64<<20 ||
-		c.Replication.BestEffortWALWaitDuration != 250*time.Millisecond || c.Replication.WALStreamMaxBytes != 1000 {
+		c.Replication.BestEffortWALWaitDuration != 250*time.Millisecond || c.Replication.WALStreamMaxBytes != 1000 ||
+		c.Replication.MaxActivationTokenTTL != 72*time.Hour {
 		t.Fatalf("got %+v", c)
 	}
 	// JSON numbers arrive as float64.
@@ -408,6 +410,7 @@ func TestValidate(t *testing.T) {
 		{"bus url", func(c *Config) { c.Bus = Bus{URL: "nats://a:4222, http://b:4222"} }, `bus: url "http://b:4222" is not a NATS URL`},
 		{"negative wait", func(c *Config) { c.Replication.BestEffortWALWaitDuration = -1 }, "best_effort_wal_wait_duration -1ns must not be negative"},
 		{"negative bytes", func(c *Config) { c.Replication.WALStreamMaxBytes = -1 }, "wal_stream_max_bytes -1 must not be negative"},
+		{"negative token ttl", func(c *Config) { c.Replication.MaxActivationTokenTTL = -time.Hour }, "max_activation_token_ttl -1h0m0s must not be negative"},
 		{"no stream limit", func(c *Config) {
 			c.Replication.WALStreamMaxAge, c.Replication.WALStreamMaxBytes, c.Replication.WALStreamMaxMsgs = 0, 0, 0
 		}, "the WAL stream would grow without bound"},

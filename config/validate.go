@@ -154,6 +154,9 @@ func (r Replication) validate(p *problems) {
 	if r.BestEffortWALWaitDuration < 0 {
 		p.add("replication: best_effort_wal_wait_duration %s must not be negative", r.BestEffortWALWaitDuration)
 	}
+	if r.MaxActivationTokenTTL < 0 {
+		p.add("replication: max_activation_token_ttl %s must not be negative (0 means the default, 24h)", r.MaxActivationTokenTTL)
+	}
 	if r.WALStreamMaxAge == 0 && r.WALStreamMaxBytes == 0 && r.WALStreamMaxMsgs == 0 {
 		p.add("replication: wal_stream_max_age, wal_stream_max_bytes and wal_stream_max_msgs are all 0: " +
 			"the WAL stream would grow without bound; set at least one limit")

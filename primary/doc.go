@@ -9,16 +9,26 @@
 //     caller provides, under core/replication/primary/): "state" holds JSON
 //     {"v":1, cluster_id, signing_key, epoch, keys{epoch: key}, secondaries{id:
 //     {state pending|active|revoked, jti, token_expires, rpc_key, ...}}};
-//     "shipped" holds {"v":1,"index":N}, the last WAL index JetStream
-//     acknowledged, stored lazily (every 64 batches or 1 s, and on Stop).
+//     "shipped" holds {"v":1,"index":N,"seq":S}, the last WAL index
+//     JetStream acknowledged and the highest stream sequence seen, stored
+//     lazily (every 64 batches or 1 s, and on Stop). StoredShipped reads it
+//     without starting anything, for the WAL collector.
 //   - The WAL stream COFFER_WAL_<cluster id>: Enable and Open provision it,
-//     Disable deletes it.
+//     Disable deletes it. The shipper defends it (streamguard.go): it checks
+//     the stream every 5 s and after a failed publish, and restores it when
+//     missing, changed or displaced by another stream on its subject,
+//     re-creating it past the highest sequence seen; Status counts repairs.
 //   - The shipper goroutine: committed entries after the shipped index ->
 //     batches (at most 512 entries or 1 MiB of replicated ops, no linger: what committed while the previous publish ran forms the next batch;
 //     only replicated ops, but every entry counts in First..Last, so a batch
-//     may carry none) -> SealBatch with the current epoch -> Publish with
-//     Nats-Msg-Id "<cluster id>-<first>-<last>", one batch in flight, retried
-//     with backoff (50 ms to 2 s) while NATS is down, logged once per outage.
+//     may carry none) -> SealBatch with the current epoch -> PublishAck with
+//     Nats-Msg-Id "<cluster id>-<first>-<last>-<HMAC tag>" (a key derived
+//     from the signing key: nobody else can compute the id of a batch to
+//     come), one batch in flight, retried with backoff (50 ms to 2 s) while
+//     NATS is down, logged once per outage. A duplicate ack counts only when
+//     the message it names reads back as this batch signed by this primary;
+//     else the batch goes again under a fresh id. An ack from another stream
+//     does not count.
 //     Enable starts shipping at the WAL's last index: earlier entries reach a
 //     new secondary through its full sync.
 //   - Guards: with Config.Merkle, before sealing a batch ending at L the
@@ -29,6 +39,8 @@
 //     2 s) with the WAL committed when the request arrived, so the Applied it
 //     reports is past every batch already published; fetch answers the stored
 //     values of replicated keys only (anything else is reported absent).
+//   - Activation tokens: ttl 30 m by default, at most Config.MaxTokenTTL
+//     (24 h unless configured); a longer one is refused (ErrTokenTTL).
 //   - The RPC handlers. activate is the one clear request (the token protects
 //     it); every other request is sealed with the secondary's RPC key and
 //     refused with a plain "revoked" / "unknown_secondary" error reply once the

@@ -23,6 +23,9 @@ import (
 const (
 	DefaultHeartbeatInterval = 2 * time.Second
 	DefaultTokenTTL          = 30 * time.Minute
+	// DefaultMaxTokenTTL is the longest activation token ttl granted unless
+	// Config.MaxTokenTTL says otherwise.
+	DefaultMaxTokenTTL = 24 * time.Hour
 )
 
 // Errors of the primary API, for the lead to map to HTTP status codes.
@@ -38,6 +41,10 @@ var (
 	ErrUnknownSecondary = errors.New("primary: no secondary of that id")
 	// ErrInvalidID: the secondary id breaks replication.ValidateID.
 	ErrInvalidID = errors.New("primary: invalid secondary id")
+	// ErrTokenTTL: the requested activation token ttl is above
+	// Config.MaxTokenTTL (an invalid request; the message says the maximum
+	// and how to raise it).
+	ErrTokenTTL = errors.New("primary: activation token ttl too long")
 )
 
 // Config configures a Primary. Validate fills defaults.
@@ -81,6 +88,10 @@ type Config struct {
 	// Stream holds the WAL stream's limits (MaxAge, MaxBytes, MaxMsgs; 0 =
 	// unlimited) and Replicas; Name and Subject are set by the primary.
 	Stream bus.StreamConfig
+	// MaxTokenTTL is the longest ttl SecondaryToken grants (replication {
+	// max_activation_token_ttl }); default 24h. A live token is a standing
+	// invitation to join the replication set: keep it short.
+	MaxTokenTTL time.Duration
 	// HeartbeatInterval is the secondaries' heartbeat interval: a secondary is
 	// connected when it was heard from within 3 intervals. Default 2s.
 	HeartbeatInterval time.Duration
@@ -103,6 +114,8 @@ func (c *Config) Validate() error {
 		return errors.New("primary config: no root key function")
 	case c.HeartbeatInterval < 0:
 		return errors.New("primary config: negative heartbeat interval")
+	case c.MaxTokenTTL < 0:
+		return errors.New("primary config: negative maximum activation token ttl")
 	}
 	if err := replication.ValidateID(c.ClusterID); err != nil {
 		return fmt.Errorf("primary config: cluster id: %w", err)
@@ -112,6 +125,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.MaxTokenTTL == 0 {
+		c.MaxTokenTTL = DefaultMaxTokenTTL
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -150,6 +166,13 @@ type Primary struct {
 	// Applied then (shipper goroutine only).
 	stalledIndex *merkle.Index
 	stalledAt    uint64
+	// seq is the highest WAL stream sequence seen, checkedAt when the stream
+	// was last checked (shipper goroutine only, and start before it runs).
+	seq       uint64
+	checkedAt time.Time
+	// smu guards ss, the shipper's record for Status.
+	smu sync.Mutex
+	ss  shipStats
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -187,7 +210,7 @@ func Enable(ctx context.Context, cfg Config) (*Primary, error) {
 	st.setKey(1, randomKey())
 	// The shipped index first: a crash between the two writes leaves no state,
 	// so Enable can run again.
-	if err := saveShipped(ctx, cfg.State, cfg.WAL.LastIndex()); err != nil {
+	if err := saveShipped(ctx, cfg.State, cfg.WAL.LastIndex(), 0); err != nil {
 		return nil, fmt.Errorf("enable primary: %w", err)
 	}
 	if err := saveState(ctx, cfg.State, st); err != nil {
@@ -235,15 +258,17 @@ func start(ctx context.Context, cfg Config, st *persisted) (*Primary, error) {
 		st:     st,
 		live:   make(map[string]*liveInfo),
 	}
-	shipped, ok, err := loadShipped(ctx, cfg.State)
+	rec, ok, err := loadShipped(ctx, cfg.State)
 	if err != nil {
 		return nil, err
 	}
+	shipped := rec.Index
 	if !ok {
 		shipped = cfg.WAL.LastIndex()
 	}
 	p.shipped.Store(shipped)
-	if err := cfg.Bus.EnsureStream(ctx, cfg.streamConfig()); err != nil {
+	p.seq = rec.Seq
+	if err := p.provisionStream(ctx); err != nil {
 		return nil, fmt.Errorf("start primary: %w", err)
 	}
 	if err := p.serve(); err != nil {
@@ -259,6 +284,26 @@ func start(ctx context.Context, cfg Config, st *persisted) (*Primary, error) {
 	}()
 	p.log.Info().Uint64("shipped", shipped).Uint32("epoch", st.Epoch).Str("stream", p.stream).Msg("replication primary started")
 	return p, nil
+}
+
+// provisionStream creates the WAL stream, or brings an existing one to the
+// configured settings (an operator may have changed a limit; lowering one
+// discards the messages past it at once), and notes its last sequence.
+func (p *Primary) provisionStream(ctx context.Context) error {
+	sc := p.cfg.streamConfig()
+	did, err := p.cfg.Bus.RestoreStream(ctx, sc, p.seq+1)
+	if err != nil {
+		return err
+	}
+	if len(did) > 0 {
+		p.log.Info().Strs("did", did).Msg("provisioned the WAL stream")
+	}
+	chk, err := p.cfg.Bus.CheckStream(ctx, sc)
+	if err != nil {
+		return err
+	}
+	p.seq, p.checkedAt = max(p.seq, chk.LastSeq), time.Now()
+	return nil
 }
 
 // Stop stops the RPC server and the shipper (which persists its index) and
@@ -304,6 +349,22 @@ type Status struct {
 	Epoch        uint32 // the current replication key epoch
 	Stream       string
 	Secondaries  []SecondaryStatus // sorted by ID
+
+	// The WAL stream on an untrusted bus (docs/replication.md):
+	// StreamRepairs counts the times the shipper found the stream missing,
+	// changed or displaced and restored it; LastStreamRepair says what it
+	// found and did the last time, at LastStreamRepairAt.
+	StreamRepairs      uint64
+	LastStreamRepair   string
+	LastStreamRepairAt time.Time
+	// ForeignDuplicates counts publishes JetStream dropped as duplicates of a
+	// message this primary had not published (each was published again
+	// under a fresh id).
+	ForeignDuplicates uint64
+	// ShipError is why the batch being shipped is not stored yet ("" while
+	// shipping works), failing since ShipErrorSince.
+	ShipError      string
+	ShipErrorSince time.Time
 }
 
 // SecondaryStatus is one secondary as the primary sees it.
@@ -325,6 +386,10 @@ func (p *Primary) Status() Status {
 	defer p.mu.Unlock()
 	s := Status{ClusterID: p.cfg.ClusterID, LastWAL: p.cfg.WAL.LastIndex(), ShippedIndex: p.shipped.Load(),
 		Epoch: p.st.Epoch, Stream: p.stream}
+	p.smu.Lock()
+	s.StreamRepairs, s.LastStreamRepair, s.LastStreamRepairAt = p.ss.repairs, p.ss.lastRepair, p.ss.lastRepairAt
+	s.ForeignDuplicates, s.ShipError, s.ShipErrorSince = p.ss.foreignDups, p.ss.err, p.ss.errSince
+	p.smu.Unlock()
 	for id, r := range p.st.Secondary {
 		ss := SecondaryStatus{ID: id, State: r.State, TokenExpires: r.TokenExpires}
 		if l := p.live[id]; l != nil {
@@ -338,14 +403,19 @@ func (p *Primary) Status() Status {
 }
 
 // SecondaryToken issues a signed, single-use activation token for secondary
-// id, valid for ttl (0 = 30m). It refuses (ErrSecondaryExists) while id has a
-// live token or is active.
+// id, valid for ttl (0 = 30m, or Config.MaxTokenTTL when that is shorter). It
+// refuses a ttl above Config.MaxTokenTTL (ErrTokenTTL) and, while id has a
+// live token or is active, ErrSecondaryExists.
 func (p *Primary) SecondaryToken(ctx context.Context, id string, ttl time.Duration) (string, time.Time, error) {
 	if err := replication.ValidateID(id); err != nil {
 		return "", time.Time{}, fmt.Errorf("%w: %v", ErrInvalidID, err)
 	}
 	if ttl <= 0 {
-		ttl = DefaultTokenTTL
+		ttl = min(DefaultTokenTTL, p.cfg.MaxTokenTTL)
+	}
+	if ttl > p.cfg.MaxTokenTTL {
+		return "", time.Time{}, fmt.Errorf("%w: ttl %s is above the maximum of %s: ask for a shorter ttl, or raise "+
+			"replication { max_activation_token_ttl } in the primary's server configuration", ErrTokenTTL, ttl, p.cfg.MaxTokenTTL)
 	}
 	now := p.cfg.Now()
 	p.mu.Lock()

@@ -36,18 +36,18 @@ const (
 // writer: entries wait in the WAL's storage while NATS is down.
 func (p *Primary) ship(ctx context.Context) {
 	shipped := p.shipped.Load()
-	persisted := shipped
+	persisted, persistedSeq := shipped, p.seq
 	lastPersist := time.Now()
 	batches := 0
 	persist := func() {
-		if shipped == persisted {
+		if shipped == persisted && p.seq == persistedSeq {
 			return
 		}
-		if err := saveShipped(context.WithoutCancel(ctx), p.cfg.State, shipped); err != nil {
+		if err := saveShipped(context.WithoutCancel(ctx), p.cfg.State, shipped, p.seq); err != nil {
 			p.log.Warn().Err(err).Uint64("shipped", shipped).Msg("cannot store the shipped index; will retry (a restart re-ships, harmlessly)")
 			return
 		}
-		persisted, lastPersist, batches = shipped, time.Now(), 0
+		persisted, persistedSeq, lastPersist, batches = shipped, p.seq, time.Now(), 0
 	}
 	defer persist()
 
@@ -55,10 +55,7 @@ func (p *Primary) ship(ctx context.Context) {
 		if shipped == p.cfg.WAL.LastIndex() {
 			persist()
 		}
-		if err := p.cfg.WAL.WaitIndex(ctx, shipped+1); err != nil {
-			if errors.Is(err, wal.ErrClosed) {
-				p.log.Warn().Msg("the WAL closed under the shipper; shipping stops until the primary is reopened")
-			}
+		if !p.waitWAL(ctx, shipped+1) {
 			return
 		}
 		// Cut the batch where the merkle index stands, so that its root is the
@@ -102,6 +99,30 @@ func (p *Primary) ship(ctx context.Context) {
 		batches++
 		if batches >= persistBatches || time.Since(lastPersist) >= persistEvery {
 			persist()
+		}
+	}
+}
+
+// waitWAL waits until the WAL holds index, checking the WAL stream every
+// streamCheckEvery meanwhile, so that a stream deleted or changed while
+// nothing is written is restored before the next write needs it. False when
+// ctx ended or the WAL closed.
+func (p *Primary) waitWAL(ctx context.Context, index uint64) bool {
+	for {
+		wctx, cancel := context.WithTimeout(ctx, streamCheckEvery)
+		err := p.cfg.WAL.WaitIndex(wctx, index)
+		cancel()
+		switch {
+		case err == nil:
+			return true
+		case errors.Is(err, wal.ErrClosed):
+			p.log.Warn().Msg("the WAL closed under the shipper; shipping stops until the primary is reopened")
+			return false
+		case ctx.Err() != nil:
+			return false
+		}
+		if err := p.guardStream(ctx, false); err != nil {
+			p.log.Debug().Err(err).Msg("cannot check the WAL stream while idle; checking again before the next batch")
 		}
 	}
 }
@@ -167,16 +188,24 @@ func (p *Primary) indexPoint(ctx context.Context, first uint64) (uint64, []byte)
 	return applied, root
 }
 
-// publish seals and publishes b until JetStream acknowledges it; false when ctx
+// publish seals and publishes b until the WAL stream holds it; false when ctx
 // ended first. It seals again on every attempt: the epoch may have moved.
+// After a failed attempt it checks the stream (missing, changed, another
+// stream on the subject) and restores it before retrying.
 func (p *Primary) publish(ctx context.Context, b *replication.Batch) bool {
-	msgID := fmt.Sprintf("%s-%d-%d", p.cfg.ClusterID, b.First, b.Last)
 	bo := backoff.Backoff{Min: retryMin, Max: retryMax}
 	var failedSince time.Time
+	var salt uint32 // bumped when the id turns out to be taken by a stranger
 	for {
-		err := p.publishOnce(ctx, b, msgID)
+		if time.Since(p.checkedAt) >= streamCheckEvery {
+			if err := p.guardStream(ctx, false); err != nil {
+				p.log.Debug().Err(err).Msg("cannot check the WAL stream; publishing anyway")
+			}
+		}
+		err := p.publishOnce(ctx, b, &salt)
 		if err == nil {
 			if !failedSince.IsZero() {
+				p.setShipErr(nil)
 				p.log.Info().Dur("outage", time.Since(failedSince)).Uint64("first", b.First).Msg("WAL shipping resumed")
 			}
 			return true
@@ -184,10 +213,14 @@ func (p *Primary) publish(ctx context.Context, b *replication.Batch) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		p.setShipErr(err)
 		if failedSince.IsZero() {
 			failedSince = time.Now()
 			p.log.Warn().Err(err).Uint64("first", b.First).Uint64("last", b.Last).
 				Msg("cannot publish WAL batch; retrying with backoff, writes continue and wait in the WAL (check NATS)")
+		}
+		if gerr := p.guardStream(ctx, errors.Is(err, errOtherStream)); gerr != nil {
+			p.log.Debug().Err(gerr).Msg("cannot check the WAL stream")
 		}
 		if !bo.Wait(ctx) {
 			return false
@@ -195,7 +228,11 @@ func (p *Primary) publish(ctx context.Context, b *replication.Batch) bool {
 	}
 }
 
-func (p *Primary) publishOnce(ctx context.Context, b *replication.Batch, msgID string) error {
+// publishOnce makes one attempt: nil once the WAL stream holds b, as a new
+// message or as a duplicate that reads back as b sealed by this primary. A
+// duplicate that does not (somebody published under the id first) bumps
+// *salt, so the next attempt goes under a fresh id.
+func (p *Primary) publishOnce(ctx context.Context, b *replication.Batch, salt *uint32) error {
 	epoch, key, signer := p.currentKey()
 	b.Epoch = epoch
 	msg, err := replication.SealBatch(b, key, signer)
@@ -204,6 +241,27 @@ func (p *Primary) publishOnce(ctx context.Context, b *replication.Batch, msgID s
 	}
 	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	_, err = p.cfg.Bus.Publish(pctx, p.subj, msg, msgID, nil)
-	return err
+	id := msgID(p.cfg.ClusterID, msgIDKey(signer), epoch, b.First, b.Last, *salt)
+	ack, err := p.cfg.Bus.PublishAck(pctx, p.subj, msg, id, nil)
+	if err != nil {
+		return err
+	}
+	if ack.Stream != p.stream {
+		return fmt.Errorf("publish batch %d-%d: %w %q, not the WAL stream %s", b.First, b.Last, errOtherStream, ack.Stream, p.stream)
+	}
+	p.seq = max(p.seq, ack.Sequence)
+	if !ack.Duplicate {
+		return nil
+	}
+	why := p.checkDuplicate(pctx, ack.Sequence, b)
+	if why == nil {
+		return nil
+	}
+	*salt++
+	p.smu.Lock()
+	p.ss.foreignDups++
+	p.smu.Unlock()
+	p.log.Warn().Uint64("first", b.First).Uint64("last", b.Last).Uint64("stream_seq", ack.Sequence).Str("why", why.Error()).
+		Msg("JetStream dropped a WAL batch as a duplicate of a message this primary did not publish; publishing it again under a fresh id")
+	return fmt.Errorf("publish batch %d-%d: JetStream holds another message under its id (%v)", b.First, b.Last, why)
 }

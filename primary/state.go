@@ -46,9 +46,15 @@ type secondaryRec struct {
 	RevokedAt    time.Time `json:"revoked_at,omitzero"`
 }
 
+// shippedRec is the JSON at Config.State "shipped" (version 1).
 type shippedRec struct {
 	V     int    `json:"v"`
-	Index uint64 `json:"index"`
+	Index uint64 `json:"index"` // the last WAL index JetStream acknowledged
+	// Seq is the highest WAL stream sequence the shipper has seen (absent in
+	// records written before it existed): a WAL stream re-created after it
+	// was deleted starts past it (docs/replication.md, "The WAL stream on an
+	// untrusted bus").
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 func (s *persisted) key(epoch uint32) []byte { return s.Keys[strconv.FormatUint(uint64(epoch), 10)] }
@@ -83,14 +89,27 @@ func saveState(ctx context.Context, b storage.Backend, s *persisted) error {
 	return stateRecord.Save(ctx, b, s)
 }
 
-func loadShipped(ctx context.Context, b storage.Backend) (uint64, bool, error) {
-	r, err := shippedRecord.Load(ctx, b)
-	if err != nil || r == nil {
-		return 0, false, err
-	}
-	return r.Index, true, nil
+// StoredShipped reads the shipped index a primary stored under state (the
+// view it runs with, Config.State) without starting anything: the last WAL
+// index JetStream acknowledged as of the last time the shipper stored it
+// (at most 1 s or 64 batches behind, and exact after Stop). ok is false when
+// none is stored: this cluster is not a primary (Enable stores it first,
+// Disable deletes it first). The WAL collector must not truncate past it
+// while ok, whether or not the primary runs: entries after it are not
+// known to be shipped.
+func StoredShipped(ctx context.Context, state storage.Backend) (index uint64, ok bool, err error) {
+	r, ok, err := loadShipped(ctx, state)
+	return r.Index, ok, err
 }
 
-func saveShipped(ctx context.Context, b storage.Backend, index uint64) error {
-	return shippedRecord.Save(ctx, b, &shippedRec{V: stateV, Index: index})
+func loadShipped(ctx context.Context, b storage.Backend) (shippedRec, bool, error) {
+	r, err := shippedRecord.Load(ctx, b)
+	if err != nil || r == nil {
+		return shippedRec{}, false, err
+	}
+	return *r, true, nil
+}
+
+func saveShipped(ctx context.Context, b storage.Backend, index, seq uint64) error {
+	return shippedRecord.Save(ctx, b, &shippedRec{V: stateV, Index: index, Seq: seq})
 }

@@ -32,15 +32,15 @@ func TestStateRecordsDiskFormat(t *testing.T) {
 	if s.ClusterID != "c1" || len(s.signer()) != 64 || s.Secondary["dc2"].State != SecondaryActive || s.Secondary["dc3"].JTI != "j3" {
 		t.Fatalf("state: %+v", s)
 	}
-	if idx, ok, err := loadShipped(ctx, b); idx != 7 || !ok || err != nil {
-		t.Fatalf("shipped: %d %v %v", idx, ok, err)
+	if r, ok, err := loadShipped(ctx, b); r.Index != 7 || r.Seq != 0 || !ok || err != nil {
+		t.Fatalf("shipped: %+v %v %v", r, ok, err)
 	}
 
 	out := inmem.New()
 	if err := saveState(ctx, out, s); err != nil {
 		t.Fatal(err)
 	}
-	if err := saveShipped(ctx, out, 7); err != nil {
+	if err := saveShipped(ctx, out, 7, 0); err != nil {
 		t.Fatal(err)
 	}
 	for k, want := range map[string]string{stateKey: stateJSON, shippedKey: shippedJSON} {
@@ -50,5 +50,17 @@ func TestStateRecordsDiskFormat(t *testing.T) {
 	}
 	if _, ok, err := loadShipped(ctx, inmem.New()); ok || err != nil {
 		t.Fatalf("absent shipped: %v %v", ok, err)
+	}
+
+	// The stream sequence, when known, goes with the index.
+	const withSeq = `{"v":1,"index":9,"seq":12}`
+	if err := saveShipped(ctx, out, 9, 12); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := out.Get(ctx, shippedKey); e == nil || string(e.Value) != withSeq {
+		t.Fatalf("shipped with a sequence written as %s", e.Value)
+	}
+	if r, ok, err := loadShipped(ctx, out); r.Index != 9 || r.Seq != 12 || !ok || err != nil {
+		t.Fatalf("shipped with a sequence: %+v %v %v", r, ok, err)
 	}
 }
