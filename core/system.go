@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"sort"
 	"strings"
@@ -395,12 +394,3 @@ func fieldStringMap(d map[string]any, name string) (map[string]string, error) {
 
 func sortStrings(s []string) { sort.Strings(s) }
 
-// jsonMap turns a struct into the map a response's data holds, through its JSON tags.
-func jsonMap(v any) (map[string]any, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]any
-	return m, json.Unmarshal(b, &m)
-}

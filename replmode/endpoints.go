@@ -95,12 +95,14 @@ func (m *Manager) secondaryTokenEndpoint(ctx context.Context, d map[string]any) 
 	if id == "" {
 		return nil, logical.InvalidRequest("missing \"id\": the name of the secondary this token activates")
 	}
-	ttl, given, err := logical.FieldDuration(d, "ttl")
+	// No ttl: the primary grants its default (30 minutes, or less when the
+	// configured maximum is lower).
+	ttl, _, err := logical.FieldDuration(d, "ttl")
 	if err != nil {
 		return nil, err
 	}
-	if !given || ttl <= 0 {
-		ttl = 30 * time.Minute
+	if ttl < 0 {
+		ttl = 0
 	}
 	p, err := m.livePrimary(OpSecondaryToken)
 	if err != nil {
@@ -110,12 +112,13 @@ func (m *Manager) secondaryTokenEndpoint(ctx context.Context, d map[string]any) 
 	if err := (windowStore{m.host.Barrier()}).forget(ctx, id); err != nil {
 		return nil, err
 	}
-	tok, _, err := p.SecondaryToken(ctx, id, ttl)
+	tok, expires, err := p.SecondaryToken(ctx, id, ttl)
 	if err != nil {
 		return nil, logical.InvalidRequest("%v", err)
 	}
+	now := time.Now().UTC()
 	return &logical.Response{WrapInfo: &logical.WrapInfo{
-		Token: tok, Accessor: "", TTL: int64(ttl / time.Second), CreationTime: time.Now().UTC(),
+		Token: tok, Accessor: "", TTL: int64(expires.Sub(now).Round(time.Second) / time.Second), CreationTime: now,
 		CreationPath: "sys/replication/performance/primary/secondary-token",
 	}}, nil
 }

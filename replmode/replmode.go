@@ -39,6 +39,8 @@ type Config struct {
 	BestEffortWALWait time.Duration
 	// HeartbeatInterval between secondary and primary (default 2s).
 	HeartbeatInterval time.Duration
+	// MaxTokenTTL caps an activation token's ttl (primary's default: 24h).
+	MaxTokenTTL time.Duration
 	// Dev marks a dev server: the dev root token follows activation.
 	Dev bool
 	// Logger receives the layer's logs (the roles log under their own component).
@@ -329,8 +331,9 @@ func (m *Manager) PrimaryAPIAddr() string {
 }
 
 // ShippedIndex is, on a primary, the last WAL index JetStream acknowledged.
-// A primary whose shipper is not running yet has shipped nothing the WAL
-// collector may rely on: 0, so nothing is collected until it runs.
+// A primary whose shipper is not running yet reports the index it stored
+// (0 when it cannot read it), so the WAL collector never truncates what was
+// not shipped.
 func (m *Manager) ShippedIndex() (uint64, bool) {
 	m.mu.RLock()
 	p, mode := m.primary, m.mode
@@ -339,7 +342,11 @@ func (m *Manager) ShippedIndex() (uint64, bool) {
 	case p != nil:
 		return p.Status().ShippedIndex, true
 	case mode == Primary:
-		return 0, true
+		idx, _, err := primary.StoredShipped(context.Background(), logical.NewView(m.host.Barrier(), primaryPrefix))
+		if err != nil {
+			return 0, true
+		}
+		return idx, true
 	}
 	return 0, false
 }
@@ -368,6 +375,7 @@ func (m *Manager) primaryConfig() primary.Config {
 		DevRootTokenID:    m.devRoot,
 		Stream:            bus.StreamConfig{MaxAge: m.cfg.WALStreamMaxAge, MaxBytes: m.cfg.WALStreamMaxBytes, MaxMsgs: m.cfg.WALStreamMaxMsgs, Replicas: m.cfg.WALStreamReplicas},
 		HeartbeatInterval: m.cfg.HeartbeatInterval,
+		MaxTokenTTL:       m.cfg.MaxTokenTTL,
 		Forward:           m.handleForward,
 		Merkle:            m.host.Merkle,
 		Logger:            m.log.With().Str("component", "primary").Logger(),

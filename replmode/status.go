@@ -70,6 +70,16 @@ func (m *Manager) primaryStatus(st map[string]any) {
 	st["known_secondaries"] = known
 	st["secondaries"] = secs
 	st["last_shipped_wal"] = ps.ShippedIndex
+	st["wal_stream_repairs"] = ps.StreamRepairs
+	if ps.LastStreamRepair != "" {
+		st["last_wal_stream_repair"] = ps.LastStreamRepair
+		st["last_wal_stream_repair_time"] = fmtTime(ps.LastStreamRepairAt)
+	}
+	st["foreign_duplicates"] = ps.ForeignDuplicates
+	if ps.ShipError != "" {
+		st["ship_error"] = ps.ShipError
+		st["ship_error_since"] = fmtTime(ps.ShipErrorSince)
+	}
 }
 
 func (m *Manager) secondaryStatus(st map[string]any) {

@@ -187,6 +187,7 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 		WALStreamMaxMsgs:  cfg.Replication.WALStreamMaxMsgs,
 		WALStreamReplicas: int(cfg.Replication.WALStreamReplicas),
 		BestEffortWALWait: cfg.Replication.BestEffortWALWaitDuration,
+		MaxTokenTTL:       cfg.Replication.MaxActivationTokenTTL,
 		Dev:               dev,
 		Logger:            logger.With().Str("component", "replication").Logger(),
 	})
