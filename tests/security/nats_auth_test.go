@@ -9,6 +9,7 @@ package security
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,7 +43,8 @@ func TestNATSEmbeddedServerRefusesStrangers(t *testing.T) {
 	bin := natsBuildCoffer(t)
 	dir := t.TempDir()
 	apiAddr, natsAddr := natsFreeAddr(t), natsFreeAddr(t)
-	cfg := natsConfigServer(t, dir, apiAddr, natsAddr)
+	// No store_dir: the store and its credentials go next to the bolt file.
+	cfg := natsConfigServer(t, dir, apiAddr, "dc1", fmt.Sprintf("embedded = true\n  listen = %q", natsAddr), nil)
 	p := natsStartCoffer(t, bin, apiAddr, "server", "-config="+cfg)
 	url := "nats://" + natsAddr
 

@@ -8,8 +8,15 @@ package security
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -132,25 +139,24 @@ func (p *natsProc) stop() {
 }
 
 // natsConfigServer writes a non-dev config into dir (bolt storage, plain
-// HTTP on apiAddr, an embedded NATS on natsAddr with no store_dir, so that
-// its store and credentials go next to the bolt file) and returns its path.
-func natsConfigServer(t *testing.T, dir, apiAddr, natsAddr string) string {
+// HTTP on apiAddr, cluster name name, the bus block body busBody, and a
+// static seal with sealKey when it is not nil) and returns its path.
+func natsConfigServer(t *testing.T, dir, apiAddr, name, busBody string, sealKey []byte) string {
 	t.Helper()
-	cfg := fmt.Sprintf(`storage "bolt" {
-  path = %q
-}
-listener "tcp" {
-  address     = %q
-  tls_disable = true
-}
-cluster_name = "dc1"
-bus {
-  embedded = true
-  listen   = %q
-}
-`, filepath.Join(dir, "coffer.db"), apiAddr, natsAddr)
+	var b strings.Builder
+	fmt.Fprintf(&b, "storage \"bolt\" {\n  path = %q\n}\n", filepath.Join(dir, "coffer.db"))
+	fmt.Fprintf(&b, "listener \"tcp\" {\n  address     = %q\n  tls_disable = true\n}\n", apiAddr)
+	fmt.Fprintf(&b, "api_addr = %q\ncluster_name = %q\n", "http://"+apiAddr, name)
+	fmt.Fprintf(&b, "bus {\n  %s\n}\n", busBody)
+	if sealKey != nil {
+		keyFile := filepath.Join(dir, "unseal.key")
+		if err := os.WriteFile(keyFile, sealKey, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "seal \"static\" {\n  key_file = %q\n}\n", keyFile)
+	}
 	path := filepath.Join(dir, "coffer.hcl")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -179,4 +185,62 @@ func natsRawAttempt(t *testing.T, addr, connect string) (info, rest string) {
 	}
 	b, _ := io.ReadAll(r) // ends at the server's close or the deadline
 	return strings.TrimSpace(info), string(b)
+}
+
+// natsCA is a CA made for one test and a server certificate it signed for
+// 127.0.0.1, as PEM files.
+type natsCA struct {
+	caFile, certFile, keyFile string
+}
+
+func natsNewCA(t *testing.T) natsCA {
+	t.Helper()
+	dir := t.TempDir()
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	caKey, key := newKey(), newKey()
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "coffer nats test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "coffer nats"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := natsCA{caFile: filepath.Join(dir, "ca.pem"), certFile: filepath.Join(dir, "nats.pem"), keyFile: filepath.Join(dir, "nats-key.pem")}
+	for file, block := range map[string]*pem.Block{
+		c.caFile:   {Type: "CERTIFICATE", Bytes: caDER},
+		c.certFile: {Type: "CERTIFICATE", Bytes: der},
+		c.keyFile:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
 }
