@@ -1,12 +1,15 @@
 package bus
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,14 +36,17 @@ type Bus struct {
 	log    zerolog.Logger
 	srv    *server.Server // nil in external mode
 	tmpDir string         // store dir to remove on Close, "" when none
+	auth   *serverAuth    // the embedded server's credentials, nil when none
+	cert   []byte         // the embedded server's TLS certificate (DER), nil without TLS
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	url    string
 	closed chan struct{} // closed by the NATS client's closed callback
 
-	mu      sync.Mutex
-	done    bool
-	workers map[*worker]struct{} // live Consume and Serve calls
+	mu          sync.Mutex
+	done        bool
+	workers     map[*worker]struct{} // live Consume and Serve calls
+	lastConnErr string               // the last failed connection attempt, logged once
 
 	closeOnce sync.Once
 	closeErr  error
@@ -108,6 +114,9 @@ func (b *Bus) startServer(ctx context.Context) error {
 		NoSigs:                 true,
 		DisableJetStreamBanner: true,
 	}
+	if err := b.secureServer(opts, dir); err != nil {
+		return err
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("embedded NATS: %w (check the listen address and store dir)", err)
@@ -129,9 +138,89 @@ func (b *Bus) startServer(ctx context.Context) error {
 	if !ok {
 		return errors.New("embedded NATS has no TCP listener")
 	}
-	b.url = "nats://" + net.JoinHostPort(dialHost(addr.IP), strconv.Itoa(addr.Port))
-	b.log.Debug().Str("url", b.url).Str("store_dir", dir).Msg("embedded NATS started")
+	b.url = b.scheme() + "://" + net.JoinHostPort(dialHost(addr.IP), strconv.Itoa(addr.Port))
+	b.log.Debug().Str("url", b.url).Str("store_dir", dir).Bool("auth", b.auth != nil).Bool("tls", b.cert != nil).Msg("embedded NATS started")
 	return nil
+}
+
+// secureServer adds authentication (unless NoAuth) and TLS (with a
+// certificate) to the embedded server's options.
+func (b *Bus) secureServer(opts *server.Options, dir string) error {
+	if !b.cfg.NoAuth {
+		a, err := loadServerAuth(dir)
+		if err != nil {
+			return err
+		}
+		b.auth = a
+		opts.Nkeys = []*server.NkeyUser{{Nkey: a.ownPub}, {Nkey: a.clientPub}}
+	}
+	if b.cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(b.cfg.TLSCertFile, b.cfg.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("embedded NATS: TLS certificate %q with key %q: %w", b.cfg.TLSCertFile, b.cfg.TLSKeyFile, err)
+		}
+		b.cert = cert.Certificate[0]
+		opts.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return nil
+}
+
+// scheme is "tls" when the embedded server requires TLS, else "nats".
+func (b *Bus) scheme() string {
+	if b.cert != nil {
+		return "tls"
+	}
+	return "nats"
+}
+
+// ownConnOptions are the credentials of the embedded server's own
+// connection: its in-memory nkey, and TLS pinned to the server's own
+// certificate (the connection dials a loopback or listen address, which the
+// certificate need not name).
+func (b *Bus) ownConnOptions() []nats.Option {
+	var opts []nats.Option
+	if b.auth != nil {
+		opts = append(opts, nats.Nkey(b.auth.ownPub, b.auth.sign))
+	}
+	if b.cert != nil {
+		want := b.cert
+		opts = append(opts, nats.Secure(&tls.Config{
+			MinVersion: tls.VersionTLS12,
+			// Verification is the pin below, not a CA chain.
+			InsecureSkipVerify: true,
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, want) {
+					return errors.New("the embedded NATS server presented a certificate other than its own: is another process listening on its address?")
+				}
+				return nil
+			},
+		}))
+	}
+	return opts
+}
+
+// clientOptions are the client half of the configuration as nats.go options.
+func (c *Config) clientOptions() ([]nats.Option, error) {
+	var opts []nats.Option
+	switch {
+	case c.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	case c.NKeySeedFile != "":
+		o, err := nats.NkeyOptionFromSeed(c.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("nkey seed file %q: %w", c.NKeySeedFile, err)
+		}
+		opts = append(opts, o)
+	case c.User != "":
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	}
+	if c.TLSCAFile != "" {
+		opts = append(opts, nats.RootCAs(c.TLSCAFile))
+	}
+	if c.TLSCertFile != "" {
+		opts = append(opts, nats.ClientCert(c.TLSCertFile, c.TLSKeyFile))
+	}
+	return opts, nil
 }
 
 // dialHost turns a listen IP into one this process can dial.
@@ -168,17 +257,24 @@ func (b *Bus) connect() error {
 			}
 			ev.Msg("NATS asynchronous error")
 		}),
+		nats.ReconnectErrHandler(b.connectFailed),
+		// Refused credentials stay a reason to retry: the operator may fix
+		// the seed file, or the primary may be restarted with the right user.
+		nats.IgnoreAuthErrorAbort(),
 		nats.ClosedHandler(func(*nats.Conn) { close(b.closed) }),
 	}
-	if b.cfg.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(b.cfg.CredsFile))
-	}
-	if b.cfg.TLSCAFile != "" {
-		opts = append(opts, nats.RootCAs(b.cfg.TLSCAFile))
+	if b.cfg.Embedded {
+		opts = append(opts, b.ownConnOptions()...)
+	} else {
+		co, err := b.cfg.clientOptions()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, co...)
 	}
 	nc, err := nats.Connect(b.url, opts...)
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w (check the url, creds file and CA file)", b.url, err)
+		return fmt.Errorf("connect to NATS at %s: %w (check the url, the credentials and the CA file)", b.url, err)
 	}
 	b.nc = nc
 	if !nc.IsConnected() {
@@ -188,8 +284,9 @@ func (b *Bus) connect() error {
 }
 
 // ClientURL is the URL to hand to others (secondaries, the nats CLI): in
-// embedded mode Config.Advertise or nats://<actual listen address>, in
-// external mode Config.URL.
+// embedded mode Config.Advertise or nats://<actual listen address>
+// (tls://... when the server requires TLS, so that a client insists on it),
+// in external mode Config.URL.
 func (b *Bus) ClientURL() string {
 	if b.cfg.Embedded && b.cfg.Advertise != "" {
 		return b.cfg.Advertise
@@ -199,11 +296,51 @@ func (b *Bus) ClientURL() string {
 		addr, ok := b.srv.Addr().(*net.TCPAddr)
 		if ok && addr.IP.IsUnspecified() {
 			if h, err := os.Hostname(); err == nil {
-				return "nats://" + net.JoinHostPort(h, strconv.Itoa(addr.Port))
+				return b.scheme() + "://" + net.JoinHostPort(h, strconv.Itoa(addr.Port))
 			}
 		}
 	}
 	return b.url
+}
+
+// connectFailed logs a failed (re)connection attempt once per distinct
+// error, so that a retry every half second does not flood the log.
+func (b *Bus) connectFailed(_ *nats.Conn, err error) {
+	if err == nil {
+		return
+	}
+	msg := err.Error()
+	b.mu.Lock()
+	same := msg == b.lastConnErr
+	b.lastConnErr = msg
+	b.mu.Unlock()
+	if same {
+		return
+	}
+	ev := b.log.Warn().Err(err).Str("url", b.url)
+	if errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(msg), "authorization") {
+		ev.Msg("NATS refused this server's credentials; retrying: check bus { nkey_seed_file, creds_file or user/password } (on a secondary: a current copy of the primary's <store_dir>/auth/client.nk)")
+		return
+	}
+	ev.Msg("cannot connect to NATS yet; retrying: check that it runs, the url and the TLS settings")
+}
+
+// ClientSeedFile is the path of the embedded server's client seed file, for
+// secondaries and tools to copy ("" without authentication or in external
+// mode). See auth.go.
+func (b *Bus) ClientSeedFile() string {
+	if b.auth == nil {
+		return ""
+	}
+	return b.auth.clientFile
+}
+
+// ClientPublicKey is the public nkey of that client user ("" when none).
+func (b *Bus) ClientPublicKey() string {
+	if b.auth == nil {
+		return ""
+	}
+	return b.auth.clientPub
 }
 
 // Connected reports whether the connection to NATS is up right now.
@@ -259,6 +396,9 @@ func (b *Bus) stopServer() {
 	if b.srv != nil {
 		b.srv.Shutdown()
 		b.srv.WaitForShutdown()
+	}
+	if b.auth != nil {
+		b.auth.wipe()
 	}
 	if b.tmpDir != "" {
 		if err := os.RemoveAll(b.tmpDir); err != nil {

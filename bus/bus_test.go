@@ -67,7 +67,11 @@ func TestConfigValidate(t *testing.T) {
 		{"external", bus.Config{URL: "nats://a:4222,nats://b:4222"}, ""},
 		{"nothing", bus.Config{}, "no NATS url"},
 		{"both", bus.Config{Embedded: true, URL: "nats://x:4222"}, "choose one"},
-		{"embedded with creds", bus.Config{Embedded: true, CredsFile: "x.creds"}, "external NATS only"},
+		{"embedded with missing client creds", bus.Config{Embedded: true, CredsFile: "x.creds"}, "cannot be read"},
+		{"two client credentials", bus.Config{URL: "nats://a:4222", User: "u", Password: "p", NKeySeedFile: "x.nk"}, "set only one"},
+		{"user without password", bus.Config{URL: "nats://a:4222", User: "u"}, "set both, or neither"},
+		{"cert without key", bus.Config{Embedded: true, TLSCertFile: "c.pem"}, "tls_cert_file and tls_key_file go together"},
+		{"external no_auth", bus.Config{URL: "nats://a:4222", NoAuth: true}, "embedded NATS only"},
 		{"bad listen", bus.Config{Embedded: true, Listen: "4222"}, "not host:port"},
 		{"no host", bus.Config{Embedded: true, Listen: ":4222"}, "has no host"},
 		{"bad port", bus.Config{Embedded: true, Listen: "127.0.0.1:99999"}, "invalid port"},
@@ -568,7 +572,7 @@ func TestCloseStopsEverything(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := bus.Open(testCtx(t), bus.Config{URL: a.ClientURL()}, testLogger(t))
+		b, err := bus.Open(testCtx(t), bus.Config{URL: a.ClientURL(), NKeySeedFile: a.ClientSeedFile()}, testLogger(t))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,8 +5,16 @@
 //
 // What it owns:
 //
-//   - the NATS connection (reconnecting forever) and, in embedded mode, the
-//     nats-server in this process with its JetStream store;
+//   - the NATS connection (reconnecting forever, also after refused
+//     credentials) and, in embedded mode, the nats-server in this process
+//     with its JetStream store;
+//   - the embedded server's authentication and TLS (auth.go): outside dev
+//     mode (NoAuth) it accepts only this process's in-memory nkey and the
+//     client nkey it generates at first start in <store_dir>/auth/client.nk
+//     (0600), which secondaries and tools copy; with a certificate it
+//     requires TLS. The client half of Config (creds, nkey seed,
+//     user/password, CA, client certificate) is how this process
+//     authenticates to a NATS it does not run;
 //   - stream provisioning (file storage, limits retention, discard old, a
 //     2-minute duplicate window for Nats-Msg-Id) and idempotent publishing;
 //     PublishAck says which stream answered and whether it took the message
@@ -21,8 +29,10 @@
 //
 // What it must never do: look inside a message. The bus is untrusted (see
 // docs/replication.md): bytes go in and the same bytes come out. This package
-// knows no key, no wire format and no subject naming scheme; callers
-// (primary, secondary) seal, sign and name everything. It never logs payloads.
+// knows no replication key, no wire format and no subject naming scheme;
+// callers (primary, secondary) seal, sign and name everything. NATS
+// authentication narrows who is on the bus; it is not what keeps secrets
+// safe. It never logs payloads, seeds or passwords.
 //
 // Typical use:
 //

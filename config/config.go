@@ -72,20 +72,37 @@ type Seal struct {
 
 // Bus is the NATS JetStream connection: an embedded nats-server, or a URL of
 // an external cluster. Neither set means replication is unavailable.
+//
+// Outside dev mode the embedded server requires an nkey: it generates one for
+// its clients at first start in <store_dir>/auth/client.nk. The client keys
+// (creds_file, nkey_seed_file, user and password, tls_ca_file) are how this
+// server authenticates to a NATS it does not run: the external url, and, on a
+// secondary, its primary's NATS. See docs/security.md, "The bus".
 type Bus struct {
 	// Embedded runs nats-server with JetStream inside this process.
 	Embedded bool `koanf:"embedded"`
 	// Listen is the embedded server's client address, host:port.
 	Listen string `koanf:"listen"`
-	// StoreDir is the embedded server's JetStream directory; empty means a
-	// directory the bus package chooses (a temporary one in dev mode).
+	// StoreDir is the embedded server's JetStream directory and holds its
+	// generated credentials; empty means a directory the server chooses
+	// (next to a bolt file, or a temporary one in dev mode).
 	StoreDir string `koanf:"store_dir"`
 	// URL of an external NATS cluster; several may be given, comma-separated.
 	URL string `koanf:"url"`
 	// CredsFile is a NATS user credentials (JWT + nkey) file.
 	CredsFile string `koanf:"creds_file"`
+	// NKeySeedFile holds an nkey user seed, such as a copy of the primary's
+	// <store_dir>/auth/client.nk.
+	NKeySeedFile string `koanf:"nkey_seed_file"`
+	// User and Password authenticate with a NATS user and password.
+	User     string `koanf:"user"`
+	Password string `koanf:"password"`
 	// TLSCAFile verifies the NATS servers' certificates.
 	TLSCAFile string `koanf:"tls_ca_file"`
+	// TLSCertFile and TLSKeyFile: the embedded server's certificate (it then
+	// requires TLS), or with a url a client certificate.
+	TLSCertFile string `koanf:"tls_cert_file"`
+	TLSKeyFile  string `koanf:"tls_key_file"`
 }
 
 // Replication tunes the WAL stream and forwarding. Zero stream limits mean no limit.

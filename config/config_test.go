@@ -101,6 +101,46 @@ cluster_name = "dc1"
 	}
 }
 
+// The bus block's credential and TLS keys, as docs/configuration.md shows
+// them for an embedded primary and a secondary.
+func TestLoadBusCredentials(t *testing.T) {
+	clearEnv(t)
+	p := writeFile(t, "coffer.hcl", `
+storage "bolt" { path = "/var/lib/coffer/coffer.db" }
+bus {
+  embedded       = true
+  listen         = "0.0.0.0:4222"
+  store_dir      = "/var/lib/coffer/nats"
+  tls_cert_file  = "/etc/coffer/nats.pem"
+  tls_key_file   = "/etc/coffer/nats-key.pem"
+  nkey_seed_file = "/etc/coffer/dc1-client.nk"
+  tls_ca_file    = "/etc/coffer/dc1-nats-ca.pem"
+}`)
+	c := load(t, p, nil)
+	want := Bus{
+		Embedded: true, Listen: "0.0.0.0:4222", StoreDir: "/var/lib/coffer/nats",
+		TLSCertFile: "/etc/coffer/nats.pem", TLSKeyFile: "/etc/coffer/nats-key.pem",
+		NKeySeedFile: "/etc/coffer/dc1-client.nk", TLSCAFile: "/etc/coffer/dc1-nats-ca.pem",
+	}
+	if c.Bus != want {
+		t.Fatalf("bus block %+v\nwant %+v", c.Bus, want)
+	}
+	t.Setenv("COFFER_BUS_URL", "tls://nats.example.com:4222")
+	t.Setenv("COFFER_BUS_EMBEDDED", "false")
+	t.Setenv("COFFER_BUS_NKEY_SEED_FILE", "")
+	t.Setenv("COFFER_BUS_USER", "coffer")
+	t.Setenv("COFFER_BUS_PASSWORD", "from-env")
+	c = load(t, p, nil)
+	if c.Bus.User != "coffer" || c.Bus.Password != "from-env" || c.Bus.URL != "tls://nats.example.com:4222" {
+		t.Fatalf("bus from the environment: %+v", c.Bus)
+	}
+	// An empty variable counts as unset: the file's seed stays, and with the
+	// user it is one credential too many.
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "set only one") {
+		t.Fatalf("Validate with a seed file and a user: %v", err)
+	}
+}
+
 func TestUnknownExtensionIsHCL(t *testing.T) {
 	clearEnv(t)
 	p := writeFile(t, "coffer.conf", `storage "inmem" {}
@@ -270,7 +310,8 @@ func TestEnvBadValue(t *testing.T) {
 
 func TestEnvTableCoversEveryKey(t *testing.T) {
 	want := []string{
-		"api_addr", "bus.creds_file", "bus.embedded", "bus.listen", "bus.store_dir", "bus.tls_ca_file", "bus.url",
+		"api_addr", "bus.creds_file", "bus.embedded", "bus.listen", "bus.nkey_seed_file", "bus.password",
+		"bus.store_dir", "bus.tls_ca_file", "bus.tls_cert_file", "bus.tls_key_file", "bus.url", "bus.user",
 		"cluster_name", "default_lease_ttl", "listener.address", "listener.tls_cert_file", "listener.tls_disable",
 		"listener.tls_key_file", "listener.type", "log_level", "max_lease_ttl", "max_request_size",
 		"replication.best_effort_wal_wait_duration", "replication.max_activation_token_ttl", "replication.wal_stream_max_age",
@@ -408,6 +449,9 @@ func TestValidate(t *testing.T) {
 		{"bus both", func(c *Config) { c.Bus.URL = "nats://x:4222" }, "embedded = true and url are both set"},
 		{"bus listen", func(c *Config) { c.Bus.Listen = "" }, `bus: listen "" is not host:port`},
 		{"bus url", func(c *Config) { c.Bus = Bus{URL: "nats://a:4222, http://b:4222"} }, `bus: url "http://b:4222" is not a NATS URL`},
+		{"bus two credentials", func(c *Config) { c.Bus.CredsFile, c.Bus.NKeySeedFile = "/a.creds", "/b.nk" }, "are alternatives: set only one"},
+		{"bus user alone", func(c *Config) { c.Bus.User = "coffer" }, "user and password go together"},
+		{"bus cert alone", func(c *Config) { c.Bus.TLSCertFile = "/nats.pem" }, "tls_cert_file and tls_key_file go together"},
 		{"negative wait", func(c *Config) { c.Replication.BestEffortWALWaitDuration = -1 }, "best_effort_wal_wait_duration -1ns must not be negative"},
 		{"negative bytes", func(c *Config) { c.Replication.WALStreamMaxBytes = -1 }, "wal_stream_max_bytes -1 must not be negative"},
 		{"negative token ttl", func(c *Config) { c.Replication.MaxActivationTokenTTL = -time.Hour }, "max_activation_token_ttl -1h0m0s must not be negative"},

@@ -116,7 +116,8 @@ func (c *Config) validateServer(p *problems) {
 }
 
 // validate checks the bus block: an embedded server with its listen address,
-// or NATS URLs, not both.
+// or NATS URLs, not both; one client credential at most; TLS files in pairs.
+// Whether the files exist is checked when the bus opens.
 func (b Bus) validate(p *problems) {
 	if b.Embedded {
 		if b.URL != "" {
@@ -133,6 +134,21 @@ func (b Bus) validate(p *problems) {
 				p.add("bus: url %q is not a NATS URL such as nats://127.0.0.1:4222 (schemes nats, tls, ws, wss)", s)
 			}
 		}
+	}
+	n := 0
+	for _, set := range []bool{b.CredsFile != "", b.NKeySeedFile != "", b.User != "" || b.Password != ""} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		p.add("bus: creds_file, nkey_seed_file and user/password are alternatives: set only one")
+	}
+	if (b.User == "") != (b.Password == "") {
+		p.add("bus: user and password go together: set both, or neither")
+	}
+	if (b.TLSCertFile == "") != (b.TLSKeyFile == "") {
+		p.add("bus: tls_cert_file and tls_key_file go together: set both, or neither")
 	}
 }
 

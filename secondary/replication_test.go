@@ -382,7 +382,7 @@ func TestPrimaryRestartContinuesShipping(t *testing.T) {
 func TestNATSOutage(t *testing.T) {
 	ctx := context.Background()
 	addr, dir := freePort(t), t.TempDir()
-	server, err := bus.Open(ctx, bus.Config{Embedded: true, Listen: addr, StoreDir: dir}, testLogger(t))
+	server, err := bus.Open(ctx, bus.Config{Embedded: true, NoAuth: true, Listen: addr, StoreDir: dir}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +427,7 @@ func TestNATSOutage(t *testing.T) {
 	if ps.p.Status().ShippedIndex >= ps.wal.LastIndex() {
 		t.Fatal("shipped while NATS was down")
 	}
-	server2, err := bus.Open(ctx, bus.Config{Embedded: true, Listen: addr, StoreDir: dir}, testLogger(t))
+	server2, err := bus.Open(ctx, bus.Config{Embedded: true, NoAuth: true, Listen: addr, StoreDir: dir}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -21,11 +22,30 @@ func embeddedBus(t *testing.T) string {
 	return fmt.Sprintf("embedded = true\n  listen = %q\n  store_dir = %q", freeAddr(t), t.TempDir())
 }
 
-// embeddedBusAt is embeddedBus that also returns the embedded NATS address.
-func embeddedBusAt(t *testing.T) (body, natsAddr string) {
+// embeddedBusAt is embeddedBus that also returns the embedded NATS address
+// and the client seed file the server generates there at first start, which
+// secondaries and plain NATS clients need to connect (docs/security.md).
+func embeddedBusAt(t *testing.T) (body, natsAddr, seedFile string) {
 	t.Helper()
-	natsAddr = freeAddr(t)
-	return fmt.Sprintf("embedded = true\n  listen = %q\n  store_dir = %q", natsAddr, t.TempDir()), natsAddr
+	natsAddr, dir := freeAddr(t), t.TempDir()
+	body = fmt.Sprintf("embedded = true\n  listen = %q\n  store_dir = %q", natsAddr, dir)
+	return body, natsAddr, filepath.Join(dir, "auth", "client.nk")
+}
+
+// withSeed adds nkey_seed_file to a bus block body: the credentials a
+// secondary uses for its primary's embedded NATS.
+func withSeed(body, seedFile string) string {
+	return fmt.Sprintf("%s\n  nkey_seed_file = %q", body, seedFile)
+}
+
+// natsSeed is the nats.go option for a client seed file.
+func natsSeed(t *testing.T, seedFile string) nats.Option {
+	t.Helper()
+	opt, err := nats.NkeyOptionFromSeed(seedFile)
+	if err != nil {
+		t.Fatalf("nkey seed %s: %v", seedFile, err)
+	}
+	return opt
 }
 
 // walBus is a plain NATS client on a primary's bus: anyone on the bus.
@@ -36,11 +56,11 @@ type walBus struct {
 	subject string
 }
 
-// openWALStream connects to natsURL and binds the WAL stream of primary
-// cluster clusterID (names from docs/replication.md).
-func openWALStream(t *testing.T, natsURL, clusterID string) *walBus {
+// openWALStream connects to natsURL (with opts, such as natsSeed) and binds
+// the WAL stream of primary cluster clusterID (names from docs/replication.md).
+func openWALStream(t *testing.T, natsURL, clusterID string, opts ...nats.Option) *walBus {
 	t.Helper()
-	nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second))
+	nc, err := nats.Connect(natsURL, append([]nats.Option{nats.Timeout(5 * time.Second)}, opts...)...)
 	if err != nil {
 		t.Fatalf("connect to %s: %v", natsURL, err)
 	}

@@ -83,7 +83,7 @@ func TestMerkleGapSync(t *testing.T) {
 
 	// The gap is real: the stream's oldest batch starts past what the
 	// secondary applied, and the stream holds at most 50 batches.
-	w := openWALStream(t, "nats://"+m.natsAddr, priID)
+	w := openWALStream(t, "nats://"+m.natsAddr, priID, natsSeed(t, m.natsSeed))
 	testutil.Eventually(t, replTimeout, "the WAL stream dropped the batches the paused secondary needs next", func() error {
 		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()

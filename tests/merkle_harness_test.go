@@ -39,6 +39,7 @@ func startMerkleNode(t *testing.T, key []byte, name, busBody, replBody string) *
 type merklePair struct {
 	pri, sec *replNode
 	natsAddr string      // the primary's embedded NATS
+	natsSeed string      // its client seed file (the secondary's credentials)
 	P        *api.Client // root on the primary
 	S        *api.Client // alice (policy reader) on the secondary
 }
@@ -49,8 +50,8 @@ type merklePair struct {
 func startMerklePair(t *testing.T, replBody string, seed func(P *api.Client)) *merklePair {
 	t.Helper()
 	key := randomBytes(t, 32)
-	priBus, natsAddr := embeddedBusAt(t)
-	m := &merklePair{natsAddr: natsAddr}
+	priBus, natsAddr, natsSeed := embeddedBusAt(t)
+	m := &merklePair{natsAddr: natsAddr, natsSeed: natsSeed}
 	m.pri = startMerkleNode(t, key, "dc1", priBus, replBody)
 	m.P = client(t, m.pri.n.addr, m.pri.root)
 	seedPrimary(t, m.P)
@@ -59,7 +60,7 @@ func startMerklePair(t *testing.T, replBody string, seed func(P *api.Client)) *m
 	}
 	enablePrimary(t, m.P)
 	tok := secondaryToken(t, m.P, "dc2", "")
-	m.sec = startMerkleNode(t, key, "dc2", embeddedBus(t), "")
+	m.sec = startMerkleNode(t, key, "dc2", withSeed(embeddedBus(t), natsSeed), "")
 	if err := activateSecondary(client(t, m.sec.n.addr, m.sec.root), tok); err != nil {
 		t.Fatalf("secondary/enable: %v", err)
 	}

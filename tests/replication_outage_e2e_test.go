@@ -21,7 +21,8 @@ import (
 // secondary serves what it has; when the primary is back, replication resumes
 // by itself.
 func TestReplicationStaleReadsWhilePrimaryDown(t *testing.T) {
-	r := startReplPair(t, embeddedBus(t), embeddedBus(t))
+	priBus, _, seed := embeddedBusAt(t)
+	r := startReplPair(t, priBus, withSeed(embeddedBus(t), seed))
 	kvPut(t, r.P, "secret", "b", map[string]any{"v": "2"})
 	waitKV(t, r.S, "secret", "b", "2", waitTimeout)
 

@@ -15,7 +15,8 @@ const openTimeout = 30 * time.Second
 // Start starts an embedded NATS server with JetStream on a random loopback
 // port, storing in t.TempDir(), and returns the bus connected to it; the bus
 // is closed (the server stopped) when the test ends. Its ClientURL is the
-// nats:// URL for other clients.
+// nats:// URL for other clients. The server requires no credentials (as a
+// dev server's): any client may connect.
 func Start(t testing.TB) *bus.Bus {
 	t.Helper()
 	return StartConfig(t, bus.Config{})
@@ -24,11 +25,13 @@ func Start(t testing.TB) *bus.Bus {
 // StartConfig is Start with cfg, for a test that restarts a server on the same
 // address and store, or needs another setting. Embedded is always on; an
 // empty Listen means 127.0.0.1:0 (a random port), an empty StoreDir
-// t.TempDir(), an empty Name "test-<test name>". Closing the returned bus
-// before the test ends (an outage) is fine.
+// t.TempDir(), an empty Name "test-<test name>". NoAuth is always on: a test
+// of the embedded server's authentication calls bus.Open itself. Closing the
+// returned bus before the test ends (an outage) is fine.
 func StartConfig(t testing.TB, cfg bus.Config) *bus.Bus {
 	t.Helper()
 	cfg.Embedded = true
+	cfg.NoAuth = true
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}

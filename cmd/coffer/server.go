@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/barrier/seal"
-	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/config"
 	"github.com/cofferhq/coffer/core"
 	"github.com/cofferhq/coffer/httpapi"
@@ -143,25 +142,20 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 		}
 		return err
 	}
-	var nb *bus.Bus
-	if cfg.Bus.Embedded || cfg.Bus.URL != "" {
-		nb, err = bus.Open(ctx, bus.Config{
-			Embedded: cfg.Bus.Embedded, Listen: cfg.Bus.Listen, StoreDir: cfg.Bus.StoreDir,
-			URL: cfg.Bus.URL, CredsFile: cfg.Bus.CredsFile, TLSCAFile: cfg.Bus.TLSCAFile,
-			Name: "coffer-" + cfg.ClusterName,
-		}, logger.With().Str("component", "bus").Logger())
-		if err != nil {
-			if cl, ok := phys.(io.Closer); ok {
-				_ = cl.Close()
-			}
-			return fmt.Errorf("open the NATS bus: %w", err)
+	busCfg := busConfig(cfg, dev)
+	nb, err := openBus(ctx, busCfg, logger)
+	if err != nil {
+		if cl, ok := phys.(io.Closer); ok {
+			_ = cl.Close()
 		}
+		return err
+	}
+	if nb != nil {
 		defer func() {
 			if err := nb.Close(); err != nil {
 				logger.Warn().Err(err).Msg("closing the NATS bus")
 			}
 		}()
-		logger.Info().Str("url", nb.ClientURL()).Bool("embedded", cfg.Bus.Embedded).Msg("NATS bus ready")
 	}
 	c, err := core.New(ctx, core.Config{
 		Physical:        phys,
@@ -181,7 +175,7 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 	}
 	repl := replmode.Attach(c, replmode.Config{
 		Bus:               nb,
-		BusTemplate:       bus.Config{CredsFile: cfg.Bus.CredsFile, TLSCAFile: cfg.Bus.TLSCAFile, Name: "coffer-" + cfg.ClusterName},
+		BusTemplate:       busCfg.ClientTemplate(),
 		WALStreamMaxAge:   cfg.Replication.WALStreamMaxAge,
 		WALStreamMaxBytes: cfg.Replication.WALStreamMaxBytes,
 		WALStreamMaxMsgs:  cfg.Replication.WALStreamMaxMsgs,
@@ -285,7 +279,7 @@ func initDev(ctx context.Context, c *core.Core, repl *replmode.Manager, rootID s
 		addr = "https://" + cfg.Listener.Address
 	}
 	fmt.Fprintf(os.Stdout, `WARNING! dev mode is enabled! Storage is in memory and everything is lost on exit.
-
+%s
 You may need to set the following environment variables:
 
     $ export VAULT_ADDR='%s'
@@ -294,8 +288,17 @@ Unseal Key: %s
 Root Token: %s
 
 Development mode should NOT be used in production installations!
-`, addr, encodeKey(res), res.RootToken)
+`, devBusWarning(cfg), addr, encodeKey(res), res.RootToken)
 	return nil
+}
+
+// devBusWarning is the dev banner's line about an embedded NATS server, which
+// dev mode runs without authentication ("" without one).
+func devBusWarning(cfg *config.Config) string {
+	if !cfg.Bus.Embedded {
+		return ""
+	}
+	return fmt.Sprintf("The embedded NATS server on nats://%s takes no credentials: anyone who can reach it is on the bus.\n", cfg.Bus.Listen)
 }
 
 func encodeKey(res *core.InitResult) string {
