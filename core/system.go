@@ -393,4 +393,3 @@ func fieldStringMap(d map[string]any, name string) (map[string]string, error) {
 }
 
 func sortStrings(s []string) { sort.Strings(s) }
-
