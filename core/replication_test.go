@@ -5,6 +5,9 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/cofferhq/coffer/forwarder"
+	"github.com/cofferhq/coffer/logical"
 )
 
 // While an activation replaces the data, core holds no lock across the sync:
@@ -65,5 +68,34 @@ func TestReplaceDataRefusesStateChangesWithoutBlocking(t *testing.T) {
 	}
 	if c.Sealed() {
 		t.Fatal("the core is sealed after the replacement")
+	}
+}
+
+// The primary applies a forwarded request only on a replicated target: a
+// mount that is local here, a login and the token store are refused, whatever
+// a secondary sends (finding 7 of issue 11).
+func TestApplyForwardedRefusesLocalTargets(t *testing.T) {
+	ctx := context.Background()
+	c := newTestCore(t)
+	if err := c.EnableMount(ctx, &MountEntry{Table: SecretTable, Path: "loc/", Type: "kv", Local: true, Options: map[string]string{"version": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnableMount(ctx, &MountEntry{Table: SecretTable, Path: "kv/", Type: "kv", Options: map[string]string{"version": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnableMount(ctx, &MountEntry{Table: AuthTable, Path: "userpass/", Type: "userpass"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"loc/x", "auth/token/create", "auth/userpass/login/bob"} {
+		_, _, err := c.ApplyForwarded(ctx, &forwarder.Call{SecondaryID: "dc2", Operation: logical.UpdateOperation, Path: p, Data: map[string]any{"v": "1", "password": "x"}})
+		if StatusOf(err) != 403 {
+			t.Errorf("forwarded write to %s: %v, want 403", p, err)
+		}
+	}
+	if _, _, err := c.ApplyForwarded(ctx, &forwarder.Call{SecondaryID: "dc2", Operation: logical.UpdateOperation, Path: "kv/x", Data: map[string]any{"v": "1"}}); err != nil {
+		t.Fatalf("forwarded write to a replicated mount: %v", err)
+	}
+	if e, err := c.barrier.Get(ctx, "sys/token/"); err != nil || e != nil {
+		t.Fatalf("a token was stored: %v", err)
 	}
 }
