@@ -69,7 +69,7 @@ func (p *Primary) activate(ctx context.Context, req *replication.ActivateRequest
 	case r == nil || r.JTI == "":
 		return refuse(replication.CodeTokenInvalid, fmt.Sprintf("primary %s issued no activation token for secondary %q", p.cfg.ClusterID, id))
 	case r.JTI != req.TokenID:
-		return refuse(replication.CodeTokenUsed, "this activation token was revoked or replaced by a newer one: use the newest token, or generate a new one on the primary")
+		return refuse(replication.CodeTokenUsed, fmt.Sprintf("this activation token is not the one primary %s holds for secondary %q (revoked, or replaced by a newer one): use the newest token, or generate a new one on the primary", p.cfg.ClusterID, id))
 	case r.State == SecondaryActive && bytes.Equal(r.ActivatedBy, req.Digest):
 		if rootErr != nil {
 			return p.rootUnavailable(signer, req, rootErr), false
