@@ -74,7 +74,8 @@ func (p *Primary) activate(ctx context.Context, req *replication.ActivateRequest
 		if rootErr != nil {
 			return p.rootUnavailable(signer, req, rootErr), false
 		}
-		return p.bundleReply(signer, req, root, r.RPCKey, refuse)
+		out, _ := p.bundleReply(signer, req, root, r.RPCKey, refuse)
+		return out, false // not fresh: the consumer the secondary may use already stays
 	case r.State == SecondaryRevoked:
 		return refuse(replication.CodeTokenUsed, "activation token was revoked: generate a new one on the primary")
 	case r.State == SecondaryActive:

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/secondary"
 	"github.com/nats-io/nats.go"
@@ -145,8 +146,32 @@ func TestAttackerRacingEveryReply(t *testing.T) {
 	atk := startBusAttacker(t, b, "dc1", true)
 
 	ss := newSecondarySide(t, "dc2")
-	ss.activate(t, ps.token(t, "dc2"))
+	tok := ps.token(t, "dc2")
+	ss.activate(t, tok)
 	converge(t, ps, ss)
+
+	// The activation request replayed once the secondary streams: the same
+	// answer, and its consumer is left alone.
+	claims, err := replication.ParseToken(tok, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the secondary streams", func() bool { return ss.s.Status().State == secondary.StateStreaming })
+	created := consumerCreated(t, b, "dc2")
+	atk.mu.Lock()
+	var activation []byte
+	for _, m := range atk.requests {
+		if strings.HasSuffix(m.Subject, ".activate") {
+			activation = m.Data
+		}
+	}
+	atk.mu.Unlock()
+	if _, err := replication.OpenActivateReply(atk.ask(t, activation, claims.PublicKey), activation, claims.PublicKey); err != nil {
+		t.Fatalf("the replayed activation request: %v, want the same bundle", err)
+	}
+	if again := consumerCreated(t, b, "dc2"); !again.Equal(created) {
+		t.Fatalf("a replayed activation request re-created the secondary's consumer (%s, was %s)", again, created)
+	}
 	start := atk.answered.Load()
 	for i := range 5 {
 		ps.put(t, "logical/a/during", string(rune('a'+i)))
@@ -295,4 +320,20 @@ func (a *busAttacker) ask(t *testing.T, req []byte, pub ed25519.PublicKey) []byt
 			return m.Data
 		}
 	}
+}
+
+// consumerCreated is the creation time of secondary id's durable consumer.
+func consumerCreated(t *testing.T, b *bus.Bus, id string) time.Time {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var created time.Time
+	testutil.Eventually(t, 10*time.Second, "the consumer of "+id+" exists", func() error {
+		c, err := b.JetStream().Consumer(ctx, replication.StreamName("dc1"), replication.ConsumerName(id))
+		if err == nil {
+			created = c.CachedInfo().Created
+		}
+		return err
+	})
+	return created
 }
