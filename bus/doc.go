@@ -24,7 +24,10 @@
 //     untrusted, so callers check rather than assume;
 //   - durable pull consumers delivered strictly in order, one message at a
 //     time, from one goroutine per Consume call;
-//   - request/reply servers (queue group "coffer") with bounded concurrency;
+//   - request/reply: servers with bounded concurrency, subscribed plainly
+//     (no queue group: a stranger who joins one takes requests away), and
+//     RequestVerified, which waits past unauthenticated replies for the one
+//     its check accepts (the first reply on an untrusted bus may be anyone's);
 //   - every goroutine it starts: stop functions and Close wait for them.
 //
 // What it must never do: look inside a message. The bus is untrusted (see

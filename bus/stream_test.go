@@ -10,21 +10,15 @@ import (
 	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/bus/bustest"
 	"github.com/cofferhq/coffer/internal/testutil"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 var walConfig = bus.StreamConfig{Name: "COFFER_WAL_c1", Subject: "coffer.c1.wal", MaxAge: time.Hour, MaxBytes: 1 << 20}
 
-// stranger is a plain JetStream client on b's server: anyone on the bus.
-func stranger(t *testing.T, b *bus.Bus) jetstream.JetStream {
+// strangerJS is a plain JetStream client on b's server: anyone on the bus.
+func strangerJS(t *testing.T, b *bus.Bus) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(b.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(stranger(t, b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +55,7 @@ func TestRestoreStreamRecreatesADeletedStream(t *testing.T) {
 	b := bustest.Start(t)
 	ensureWAL(t, b, walConfig)
 	ctx := testCtx(t)
-	if err := stranger(t, b).DeleteStream(ctx, walConfig.Name); err != nil {
+	if err := strangerJS(t, b).DeleteStream(ctx, walConfig.Name); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.CheckStream(ctx, walConfig); !errors.Is(err, bus.ErrNotFound) {
@@ -90,7 +84,7 @@ func TestRestoreStreamUndoesChangedSettings(t *testing.T) {
 	b := bustest.Start(t)
 	ensureWAL(t, b, walConfig)
 	ctx := testCtx(t)
-	js := stranger(t, b)
+	js := strangerJS(t, b)
 	for range 3 {
 		if _, err := b.Publish(ctx, walConfig.Subject, []byte("m"), "", nil); err != nil {
 			t.Fatal(err)
@@ -164,7 +158,7 @@ func TestRestoreStreamRemovesSquatters(t *testing.T) {
 			b := bustest.Start(t)
 			ensureWAL(t, b, walConfig)
 			ctx := testCtx(t)
-			js := stranger(t, b)
+			js := strangerJS(t, b)
 			if tc.keepOurs {
 				s, err := js.Stream(ctx, walConfig.Name)
 				if err != nil {

@@ -8,7 +8,9 @@
 //   - The primary's replication state under Config.State (a barrier view the
 //     caller provides, under core/replication/primary/): "state" holds JSON
 //     {"v":1, cluster_id, signing_key, epoch, keys{epoch: key}, secondaries{id:
-//     {state pending|active|revoked, jti, token_expires, rpc_key, ...}}};
+//     {state pending|active|revoked, jti, token_expires, activation_secret
+//     (while pending), activated_by (the activating request's digest),
+//     rpc_key, ...}}};
 //     "shipped" holds {"v":1,"index":N,"seq":S}, the last WAL index
 //     JetStream acknowledged and the highest stream sequence seen, stored
 //     lazily (every 64 batches or 1 s, and on Stop). StoredShipped reads it
@@ -41,10 +43,16 @@
 //     values of replicated keys only (anything else is reported absent).
 //   - Activation tokens: ttl 30 m by default, at most Config.MaxTokenTTL
 //     (24 h unless configured); a longer one is refused (ErrTokenTTL).
-//   - The RPC handlers. activate is the one clear request (the token protects
-//     it); every other request is sealed with the secondary's RPC key and
-//     refused with a plain "revoked" / "unknown_secondary" error reply once the
-//     secondary is revoked or unknown.
+//   - The RPC handlers (activate.go, rpc.go), each a plain subscription of the
+//     active node. activate (protocol 2) checks the request's MAC under the
+//     pending token's activation secret and answers, signed with the signing
+//     key and bound to the request's digest, the bundle sealed to the
+//     request's X25519 key or a refusal; the same request again gets the same
+//     answer. Every other request is sealed with the secondary's RPC key; a
+//     revoked or unknown secondary gets a "revoked" / "unknown_secondary"
+//     error signed for that request; a request that does not authenticate or
+//     is a replay gets a plain (unauthenticated) error, which secondaries
+//     ignore.
 //
 // # What it must never do
 //

@@ -403,9 +403,11 @@ func (p *Primary) Status() Status {
 }
 
 // SecondaryToken issues a signed, single-use activation token for secondary
-// id, valid for ttl (0 = 30m, or Config.MaxTokenTTL when that is shorter). It
-// refuses a ttl above Config.MaxTokenTTL (ErrTokenTTL) and, while id has a
-// live token or is active, ErrSecondaryExists.
+// id, valid for ttl (0 = 30m, or Config.MaxTokenTTL when that is shorter),
+// carrying a fresh activation secret that the registry keeps until the token
+// is used. It refuses a ttl above Config.MaxTokenTTL (ErrTokenTTL) and, while
+// id has a live token or is active, ErrSecondaryExists. The token is a bearer
+// credential: it goes to the operator (the HTTP response), never on the bus.
 func (p *Primary) SecondaryToken(ctx context.Context, id string, ttl time.Duration) (string, time.Time, error) {
 	if err := replication.ValidateID(id); err != nil {
 		return "", time.Time{}, fmt.Errorf("%w: %v", ErrInvalidID, err)
@@ -427,17 +429,18 @@ func (p *Primary) SecondaryToken(ctx context.Context, id string, ttl time.Durati
 	}
 	exp := time.Unix(now.Add(ttl).Unix(), 0) // the token carries whole seconds
 	jti := randomID()
+	secret := replication.NewActivationSecret()
 	signer := p.st.signer()
 	tok, err := replication.SignToken(&replication.TokenClaims{
 		Issuer: p.cfg.ClusterID, Subject: id, ID: jti, IssuedAt: now.Unix(), Expires: exp.Unix(),
 		APIAddr: p.cfg.APIAddr, BusURL: p.cfg.BusURL, PublicKey: signer.Public().(ed25519.PublicKey),
-		Version: 1,
+		Secret: secret,
 	}, signer)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("secondary token: %w", err)
 	}
 	old := p.st.Secondary[id]
-	p.st.Secondary[id] = &secondaryRec{State: SecondaryPending, JTI: jti, TokenExpires: exp}
+	p.st.Secondary[id] = &secondaryRec{State: SecondaryPending, JTI: jti, TokenExpires: exp, Secret: secret}
 	if err := saveState(ctx, p.cfg.State, p.st); err != nil {
 		p.restoreRec(id, old)
 		return "", time.Time{}, fmt.Errorf("secondary token: %w", err)
@@ -468,7 +471,7 @@ func (p *Primary) RevokeSecondary(ctx context.Context, id string) error {
 	}
 	old := *r
 	wasActive := r.State == SecondaryActive
-	r.State, r.RPCKey, r.RevokedAt = SecondaryRevoked, nil, p.cfg.Now()
+	r.State, r.RPCKey, r.Secret, r.RevokedAt = SecondaryRevoked, nil, nil, p.cfg.Now()
 	oldEpoch := p.st.Epoch
 	if wasActive {
 		p.st.Epoch++

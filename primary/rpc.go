@@ -2,7 +2,6 @@ package primary
 
 import (
 	"context"
-	"crypto/ecdh"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -46,107 +45,14 @@ func (p *Primary) serve() error {
 	return nil
 }
 
-// activateErr is an activation refusal: code and a sentence for the operator.
-func activateErr(code, msg string) []byte {
-	out, _ := replication.EncodeMessage(&replication.ActivateReply{Code: code, Error: msg})
-	return out
-}
-
-// handleActivate answers the one clear request: it checks the token (signature,
-// expiry, issuer, registry: pending, same jti), marks the secondary active with
-// a new RPC key and answers with the bundle sealed to the request's key.
-func (p *Primary) handleActivate(ctx context.Context, data []byte) []byte {
-	out, id := p.activate(ctx, data)
-	if id != "" {
-		// A durable left over from an earlier activation of this id would start
-		// at an old position: start clean before the secondary creates its own
-		// (best effort: an old position only costs skipped replays).
-		if err := p.cfg.Bus.DeleteConsumer(ctx, p.stream, replication.ConsumerName(id)); err != nil {
-			p.log.Warn().Err(err).Str("secondary_id", id).Msg("activation: cannot delete an old consumer")
-		}
-	}
-	return out
-}
-
-// activate does handleActivate's work; id is set when the secondary was activated.
-func (p *Primary) activate(ctx context.Context, data []byte) ([]byte, string) {
-	var req replication.ActivateRequest
-	if err := replication.DecodeMessage(data, &req); err != nil {
-		return activateErr(replication.CodeBadRequest, "activation request is malformed: "+err.Error()), ""
-	}
-	now := p.cfg.Now()
-	claims, err := replication.ParseToken(req.Token, now)
-	switch {
-	case errors.Is(err, replication.ErrTokenExpired):
-		return activateErr(replication.CodeTokenExpired, "activation token has expired: generate a new one on the primary"), ""
-	case errors.Is(err, replication.ErrBadSignature):
-		return activateErr(replication.CodeTokenInvalid, "activation token was not issued by this primary (bad signature)"), ""
-	case err != nil:
-		return activateErr(replication.CodeTokenInvalid, "activation token is invalid: "+err.Error()), ""
-	}
-	pub, err := ecdh.X25519().NewPublicKey(req.PublicKey)
-	if err != nil {
-		return activateErr(replication.CodeBadRequest, "activation public key is invalid"), ""
-	}
-	root, err := p.cfg.RootKey()
-	if err != nil {
-		p.log.Error().Err(err).Msg("activation: cannot read the root key")
-		return activateErr(replication.CodeUnavailable, "the primary cannot read its root key right now (sealed?): retry later"), ""
-	}
-
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	signer := p.st.signer()
-	if claims.Issuer != p.cfg.ClusterID || replication.VerifyTokenKey(claims, signer.Public().(ed25519.PublicKey)) != nil {
-		return activateErr(replication.CodeTokenInvalid, "activation token was not issued by this primary"), ""
-	}
-	id := claims.Subject
-	r := p.st.Secondary[id]
-	switch {
-	case r == nil:
-		return activateErr(replication.CodeTokenInvalid, "activation token was not issued by this primary (unknown secondary id)"), ""
-	case r.JTI != claims.ID || r.State == SecondaryRevoked:
-		return activateErr(replication.CodeTokenUsed, "activation token was revoked: generate a new one on the primary"), ""
-	case r.State == SecondaryActive:
-		return activateErr(replication.CodeTokenUsed, "activation token was already used: revoke the secondary and generate a new token"), ""
-	case !now.Before(r.TokenExpires):
-		return activateErr(replication.CodeTokenExpired, "activation token has expired: generate a new one on the primary"), ""
-	}
-	old := *r
-	r.State, r.RPCKey, r.ActivatedAt = SecondaryActive, randomKey(), now
-	if err := saveState(ctx, p.cfg.State, p.st); err != nil {
-		*r = old
-		p.log.Error().Err(err).Str("secondary_id", id).Msg("activation: cannot store the registry")
-		return activateErr(replication.CodeUnavailable, "the primary cannot store the activation right now: retry later"), ""
-	}
-	sealed, err := replication.SealBundle(&replication.Bundle{
-		PrimaryClusterID: p.cfg.ClusterID,
-		SecondaryID:      id,
-		RootKey:          root,
-		ReplicationKey:   p.st.key(p.st.Epoch),
-		Epoch:            p.st.Epoch,
-		SigningPublicKey: signer.Public().(ed25519.PublicKey),
-		RPCKey:           r.RPCKey,
-		Stream:           p.stream,
-		Subject:          p.subj,
-		DevRootTokenID:   p.cfg.DevRootTokenID,
-	}, pub)
-	if err != nil {
-		p.log.Error().Err(err).Str("secondary_id", id).Msg("activation: cannot seal the bundle")
-		return activateErr(replication.CodeInternal, "the primary cannot seal the bootstrap bundle: see its log"), ""
-	}
-	p.live[id] = &liveInfo{lastHeartbeat: now}
-	out, err := replication.EncodeMessage(&replication.ActivateReply{Bundle: sealed})
-	if err != nil {
-		return activateErr(replication.CodeInternal, err.Error()), ""
-	}
-	p.log.Info().Str("secondary_id", id).Uint32("epoch", p.st.Epoch).Msg("secondary activated")
-	return out, id
-}
-
 // sealed wraps a handler of an authenticated method: it picks the secondary's
 // RPC key, opens the request, and seals the reply (or the error).
-// An unknown or revoked secondary gets a plain error reply: its key is gone.
+//
+// A request that does not authenticate, or that the replay guard refuses,
+// gets a plain error: a replay of the real request must not obtain an
+// authenticated answer to it. An unknown, pending or revoked secondary (no
+// RPC key here) gets an error signed with the signing key for this very
+// request: that one ends the secondary, so it must be the primary's.
 func (p *Primary) sealed(method string, h func(ctx context.Context, id string, payload []byte) ([]byte, *replication.RPCError)) func(context.Context, []byte) []byte {
 	return func(ctx context.Context, data []byte) []byte {
 		id, _, err := replication.PeekRequest(data)
@@ -159,17 +65,13 @@ func (p *Primary) sealed(method string, h func(ctx context.Context, id string, p
 		if r != nil && r.State == SecondaryActive {
 			key = r.RPCKey
 		}
+		state, signer := "", p.st.signer()
+		if r != nil {
+			state = r.State
+		}
 		p.mu.Unlock()
-		switch {
-		case r == nil:
-			return replication.PlainErrorReply(&replication.RPCError{Code: replication.CodeUnknownSecondary,
-				Msg: fmt.Sprintf("secondary %q is unknown to primary %s", id, p.cfg.ClusterID)})
-		case r.State == SecondaryRevoked:
-			return replication.PlainErrorReply(&replication.RPCError{Code: replication.CodeRevoked,
-				Msg: fmt.Sprintf("secondary %q was revoked on primary %s: re-activate it with a new token", id, p.cfg.ClusterID)})
-		case key == nil:
-			return replication.PlainErrorReply(&replication.RPCError{Code: replication.CodeUnknownSecondary,
-				Msg: fmt.Sprintf("secondary %q is not activated on primary %s", id, p.cfg.ClusterID)})
+		if key == nil {
+			return p.signedRefusal(signer, data, id, state)
 		}
 		_, payload, nonce, err := replication.OpenRequest(data, method, key, p.guard, p.cfg.Now())
 		if err != nil {
@@ -189,6 +91,26 @@ func (p *Primary) sealed(method string, h func(ctx context.Context, id string, p
 		}
 		return reply
 	}
+}
+
+// signedRefusal answers a request of secondary id, in registry state state
+// ("" when unknown), that has no RPC key here: revoked, or unknown.
+func (p *Primary) signedRefusal(signer ed25519.PrivateKey, request []byte, id, state string) []byte {
+	e := &replication.RPCError{Code: replication.CodeUnknownSecondary,
+		Msg: fmt.Sprintf("secondary %q is unknown to primary %s", id, p.cfg.ClusterID)}
+	switch state {
+	case SecondaryRevoked:
+		e = &replication.RPCError{Code: replication.CodeRevoked,
+			Msg: fmt.Sprintf("secondary %q was revoked on primary %s: re-activate it with a new token", id, p.cfg.ClusterID)}
+	case SecondaryPending:
+		e.Msg = fmt.Sprintf("secondary %q is not activated on primary %s", id, p.cfg.ClusterID)
+	}
+	out, err := replication.SignErrorReply(signer, request, e)
+	if err != nil {
+		p.log.Error().Err(err).Msg("cannot sign an RPC refusal")
+		return replication.PlainErrorReply(&replication.RPCError{Code: replication.CodeInternal, Msg: "cannot sign the reply"})
+	}
+	return out
 }
 
 func internalErr(err error) *replication.RPCError {

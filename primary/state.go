@@ -41,9 +41,15 @@ type secondaryRec struct {
 	State        string    `json:"state"`
 	JTI          string    `json:"jti,omitempty"`
 	TokenExpires time.Time `json:"token_expires,omitzero"`
-	RPCKey       []byte    `json:"rpc_key,omitempty"`
-	ActivatedAt  time.Time `json:"activated_at,omitzero"`
-	RevokedAt    time.Time `json:"revoked_at,omitzero"`
+	// Secret is the pending token's activation secret: the activation request
+	// must carry a MAC under it. Dropped once the token is used.
+	Secret []byte `json:"activation_secret,omitempty"`
+	// ActivatedBy is the digest of the activation request that used the
+	// token: the same request delivered again gets the same answer.
+	ActivatedBy []byte    `json:"activated_by,omitempty"`
+	RPCKey      []byte    `json:"rpc_key,omitempty"`
+	ActivatedAt time.Time `json:"activated_at,omitzero"`
+	RevokedAt   time.Time `json:"revoked_at,omitzero"`
 }
 
 // shippedRec is the JSON at Config.State "shipped" (version 1).

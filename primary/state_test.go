@@ -16,7 +16,9 @@ func TestStateRecordsDiskFormat(t *testing.T) {
 		`"signing_key":"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBA==",` +
 		`"epoch":1,"keys":{"1":"AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM="},"secondaries":{` +
 		`"dc2":{"state":"active","rpc_key":"AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=","activated_at":"2025-01-02T03:04:05Z"},` +
-		`"dc3":{"state":"pending","jti":"j3","token_expires":"2025-01-02T03:34:05Z"}}}`
+		`"dc3":{"state":"pending","jti":"j3","token_expires":"2025-01-02T03:34:05Z"},` +
+		`"dc4":{"state":"pending","jti":"j4","token_expires":"2025-01-02T03:34:05Z","activation_secret":"BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU="},` +
+		`"dc5":{"state":"active","jti":"j5","activated_by":"BgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgY=","rpc_key":"AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=","activated_at":"2025-01-02T03:04:05Z"}}}`
 	const shippedJSON = `{"v":1,"index":7}`
 
 	b := inmem.New()
@@ -29,7 +31,8 @@ func TestStateRecordsDiskFormat(t *testing.T) {
 	if err != nil || s == nil {
 		t.Fatalf("load state: %v, %v", s, err)
 	}
-	if s.ClusterID != "c1" || len(s.signer()) != 64 || s.Secondary["dc2"].State != SecondaryActive || s.Secondary["dc3"].JTI != "j3" {
+	if s.ClusterID != "c1" || len(s.signer()) != 64 || s.Secondary["dc2"].State != SecondaryActive || s.Secondary["dc3"].JTI != "j3" ||
+		len(s.Secondary["dc4"].Secret) != 32 || len(s.Secondary["dc5"].ActivatedBy) != 32 {
 		t.Fatalf("state: %+v", s)
 	}
 	if r, ok, err := loadShipped(ctx, b); r.Index != 7 || r.Seq != 0 || !ok || err != nil {

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -18,7 +19,11 @@ const (
 	// Reply kinds, the byte after the version.
 	replyOK          = 1 // nonce | GCM(payload)
 	replySealedError = 2 // nonce | GCM(JSON RPCError)
-	replyPlainError  = 3 // JSON RPCError in clear
+	replyPlainError  = 3 // JSON RPCError in clear: unauthenticated
+	replySignedError = 4 // request digest | JSON RPCError | Ed25519ctx signature
+
+	// rpcRefusalContext is the Ed25519ctx context of signed RPC refusals.
+	rpcRefusalContext = "coffer-rpc-refusal-v1"
 
 	requestAADLabel = "req"
 	replyAADLabel   = "reply"
@@ -37,6 +42,12 @@ const DefaultReplayWindow = 2 * time.Minute
 // the package doc for the layout). now is the sender's clock: the receiver
 // refuses a request outside its replay window.
 func SealRequest(secondaryID, method string, key []byte, payload []byte, now time.Time) ([]byte, error) {
+	return sealRequest(secondaryID, method, key, payload, now, nil)
+}
+
+// sealRequest is SealRequest with the nonce given when fixedNonce is not nil
+// (tests pin it).
+func sealRequest(secondaryID, method string, key []byte, payload []byte, now time.Time, fixedNonce []byte) ([]byte, error) {
 	if err := checkKey(key); err != nil {
 		return nil, fmt.Errorf("seal request: %w", err)
 	}
@@ -56,7 +67,9 @@ func SealRequest(secondaryID, method string, key []byte, payload []byte, now tim
 	msg = binary.BigEndian.AppendUint64(msg, uint64(now.UnixMilli()))
 	msg = msg[:hlen+nonceLen]
 	nonce := msg[hlen:]
-	if _, err := rand.Read(nonce); err != nil {
+	if fixedNonce != nil {
+		copy(nonce, fixedNonce)
+	} else if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
 	return aead.Seal(msg, nonce, payload, requestAAD(msg[:hlen])), nil
@@ -230,13 +243,41 @@ func SealErrorReply(key []byte, reqNonce []byte, e *RPCError) ([]byte, error) {
 	return sealReply(replySealedError, key, reqNonce, body)
 }
 
-// PlainErrorReply is the unsealed error reply, for requests that cannot be
-// answered sealed: the secondary is unknown or revoked (its key is gone), or
-// the request is too damaged to name one. Anyone on the bus can forge it, so
-// OpenReply marks it unauthenticated (RPCError.Authenticated false).
+// PlainErrorReply is the unsealed, unsigned error reply, for requests that did
+// not authenticate (damaged, wrong key) or were refused by the replay guard
+// (expired, replayed). Anyone on the bus can forge it, so OpenReply marks it
+// unauthenticated (RPCError.Authenticated false) and a requester ignores it.
+// Never seal or sign a refusal that only says "these bytes were seen before":
+// a stranger who replays a request would get an authenticated answer to the
+// real requester's request and could deliver it before the real one.
 func PlainErrorReply(e *RPCError) []byte {
 	body, _ := json.Marshal(e.wire()) // strings only: cannot fail
 	return append([]byte{replyVersion, replyPlainError}, body...)
+}
+
+// SignErrorReply is the error reply for a secondary whose RPC key the primary
+// no longer holds (revoked) or never held (unknown, not activated): it is
+// signed with the primary's signing key and names the request by its digest
+// (SHA-256 of the whole request message), so it answers that request only.
+// Sign only statements about the secondary the request names, which no
+// request of another secondary can obtain: revoked, unknown_secondary.
+func SignErrorReply(priv ed25519.PrivateKey, request []byte, e *RPCError) ([]byte, error) {
+	if len(priv) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("sign error reply: signing key of %d bytes", len(priv))
+	}
+	body, err := json.Marshal(e.wire())
+	if err != nil {
+		return nil, err
+	}
+	msg := make([]byte, 0, signedHeaderLen+len(body)+ed25519.SignatureSize)
+	msg = append(msg, replyVersion, replySignedError)
+	msg = append(msg, Digest(request)...)
+	msg = append(msg, body...)
+	sig, err := priv.Sign(nil, msg, &ed25519.Options{Context: rpcRefusalContext})
+	if err != nil {
+		return nil, err
+	}
+	return append(msg, sig...), nil
 }
 
 func sealReply(kind byte, key, reqNonce, payload []byte) ([]byte, error) {
@@ -266,20 +307,27 @@ func replyAAD(kind byte, reqNonce []byte) []byte {
 	return append(aad, replyAADLabel...)
 }
 
-// OpenReply authenticates and decrypts the reply to the request whose nonce is
-// reqNonce (the secondary keeps it from its SealRequest message: RequestNonce).
-// An error reply comes back as a *RPCError (errors.As), with Authenticated
-// telling whether it was sealed. Other errors: ErrDecrypt (wrong key, or a
-// reply to another request), ErrCorrupt, ErrUnknownVersion.
-func OpenReply(msg []byte, key []byte, reqNonce []byte) ([]byte, error) {
+// OpenReply authenticates and decrypts the reply to request (the message the
+// secondary sent, from SealRequest) with the secondary's RPC key and the
+// primary's signing public key. An error reply comes back as a *RPCError
+// (errors.As), with Authenticated telling whether it was sealed or signed
+// for this request; act only on authenticated ones. Other errors mean the
+// reply is no answer to this request (ignore it and keep waiting):
+// ErrDecrypt (wrong key, or a reply to another request), ErrBadSignature,
+// ErrOtherRequest, ErrCorrupt, ErrUnknownVersion.
+func OpenReply(msg, request, key []byte, signer ed25519.PublicKey) ([]byte, error) {
 	if err := checkKey(key); err != nil {
 		return nil, fmt.Errorf("open reply: %w", err)
+	}
+	req, err := parseRequest(request)
+	if err != nil {
+		return nil, fmt.Errorf("open reply: the request: %w", err)
 	}
 	if len(msg) < 2 {
 		return nil, fmt.Errorf("open reply: %w: %d bytes", ErrCorrupt, len(msg))
 	}
 	if msg[0] != replyVersion {
-		return nil, fmt.Errorf("open reply: %w: reply version %d", ErrUnknownVersion, msg[0])
+		return nil, fmt.Errorf("open reply: %w: reply version %d", versionErr(int(msg[0]), replyVersion, ErrCorrupt), msg[0])
 	}
 	kind := msg[1]
 	switch kind {
@@ -288,6 +336,17 @@ func OpenReply(msg []byte, key []byte, reqNonce []byte) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open reply: %w", err)
 		}
+		return nil, e
+	case replySignedError:
+		body, _, err := verifySigned(msg, request, signer, replyVersion, rpcRefusalContext)
+		if err != nil {
+			return nil, fmt.Errorf("open reply: signed error: %w", err)
+		}
+		e, err := decodeRPCError(body)
+		if err != nil {
+			return nil, fmt.Errorf("open reply: %w", err)
+		}
+		e.Authenticated = true
 		return nil, e
 	case replyOK, replySealedError:
 	default:
@@ -300,7 +359,7 @@ func OpenReply(msg []byte, key []byte, reqNonce []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	payload, err := aead.Open(nil, msg[2:2+nonceLen], msg[2+nonceLen:], replyAAD(kind, reqNonce))
+	payload, err := aead.Open(nil, msg[2:2+nonceLen], msg[2+nonceLen:], replyAAD(kind, req.nonce))
 	if err != nil {
 		return nil, fmt.Errorf("open reply: %w", ErrDecrypt)
 	}
@@ -316,16 +375,6 @@ func OpenReply(msg []byte, key []byte, reqNonce []byte) ([]byte, error) {
 		payload = []byte{}
 	}
 	return payload, nil
-}
-
-// RequestNonce returns a copy of the nonce of a request built by SealRequest:
-// the secondary passes it to OpenReply.
-func RequestNonce(msg []byte) ([]byte, error) {
-	r, err := parseRequest(msg)
-	if err != nil {
-		return nil, fmt.Errorf("request nonce: %w", err)
-	}
-	return append([]byte(nil), r.nonce...), nil
 }
 
 // RPC error codes. The strings are part of the wire format: do not change them.
@@ -368,8 +417,10 @@ type RPCError struct {
 	Code string
 	Msg  string
 	// Authenticated is true when the error arrived sealed with the secondary's
-	// RPC key. An unauthenticated error may be forged by anyone on the bus: show
-	// it and back off, but never destroy state (wipe, forget the primary) on it.
+	// RPC key or signed by the primary for this very request. An
+	// unauthenticated error may be forged by anyone on the bus: a requester
+	// ignores it and keeps waiting for the real answer; it may show it as the
+	// reason of a timeout, never act on it.
 	Authenticated bool
 }
 
@@ -428,11 +479,12 @@ func (e *RPCError) Permanent() bool {
 	return false
 }
 
-// IsRevoked reports whether err is an RPCError saying this secondary is revoked
-// or unknown to the primary. Check RPCError.Authenticated before acting on it.
+// IsRevoked reports whether err is an authenticated RPCError saying this
+// secondary is revoked or unknown to the primary: the one answer that ends a
+// secondary. An unauthenticated one (anyone on the bus can forge it) is not.
 func IsRevoked(err error) bool {
 	var e *RPCError
-	return errors.As(err, &e) && (e.Code == CodeRevoked || e.Code == CodeUnknownSecondary)
+	return errors.As(err, &e) && e.Authenticated && (e.Code == CodeRevoked || e.Code == CodeUnknownSecondary)
 }
 
 // ErrorCode maps an error of this package's decoders (OpenRequest, ParseToken)

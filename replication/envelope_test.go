@@ -2,6 +2,7 @@ package replication
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"strings"
 	"sync"
@@ -24,15 +25,11 @@ func TestRequestReplyRoundTrip(t *testing.T) {
 	if err != nil || id != "dc2" || string(payload) != `{"v":1}` || len(nonce) != nonceLen {
 		t.Fatalf("OpenRequest = %q %q %x %v", id, payload, nonce, err)
 	}
-	sent, err := RequestNonce(msg)
-	if err != nil || !bytes.Equal(sent, nonce) {
-		t.Fatalf("RequestNonce = %x %v, want %x", sent, err, nonce)
-	}
 	reply, err := SealReply(testKey, nonce, []byte("answer"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := OpenReply(reply, testKey, sent)
+	got, err := OpenReply(reply, msg, testKey, testPub)
 	if err != nil || string(got) != "answer" {
 		t.Fatalf("OpenReply = %q %v", got, err)
 	}
@@ -56,22 +53,25 @@ func TestReplyBoundToRequestNonce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if bytes.Equal(n1, n2) {
+		t.Fatal("two requests with one nonce")
+	}
 	reply1, _ := SealReply(testKey, n1, []byte("for 1"))
-	if _, err := OpenReply(reply1, testKey, n2); !errors.Is(err, ErrDecrypt) {
+	if _, err := OpenReply(reply1, req2, testKey, testPub); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("reply to request 1 accepted for request 2: %v", err)
 	}
-	if _, err := OpenReply(reply1, otherKey, n1); !errors.Is(err, ErrDecrypt) {
+	if _, err := OpenReply(reply1, req1, otherKey, testPub); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("reply opened with another key: %v", err)
 	}
 	for i := range reply1 {
 		bad := bytes.Clone(reply1)
 		bad[i] ^= 1
-		if p, err := OpenReply(bad, testKey, n1); err == nil {
+		if p, err := OpenReply(bad, req1, testKey, testPub); err == nil {
 			t.Fatalf("byte %d flipped: reply %q accepted", i, p)
 		}
 	}
 	// A request cannot pass for a reply, nor a reply for a request.
-	if _, err := OpenReply(req1, testKey, n1); err == nil {
+	if _, err := OpenReply(req1, req1, testKey, testPub); err == nil {
 		t.Fatal("request accepted as a reply")
 	}
 	if _, _, _, err := OpenRequest(reply1, MethodKey, testKey, guard, testNow); err == nil {
@@ -168,7 +168,8 @@ func TestReplayGuard(t *testing.T) {
 		t.Fatalf("late replay: %v, want ErrExpired", err)
 	}
 	// The same nonce from another secondary id is another request (its own key).
-	nonce, _ := RequestNonce(msg)
+	r, _ := parseRequest(msg)
+	nonce := r.nonce
 	if err := guard.check("dc3", nonce, testNow.UnixMilli(), testNow); err != nil {
 		t.Fatalf("nonce of dc2 refused for dc3: %v", err)
 	}
@@ -214,24 +215,26 @@ func TestReplayGuardConcurrent(t *testing.T) {
 }
 
 func TestErrorReplies(t *testing.T) {
-	nonce := bytes.Repeat([]byte{7}, nonceLen)
-	sealed, err := SealErrorReply(testKey, nonce, &RPCError{Code: CodeRevoked, Msg: "secondary dc2 was revoked"})
+	req, _ := SealRequest("dc2", MethodHeartbeat, testKey, []byte("{}"), testNow)
+	other, _ := SealRequest("dc2", MethodHeartbeat, testKey, []byte("{}"), testNow)
+	r, _ := parseRequest(req)
+	sealed, err := SealErrorReply(testKey, r.nonce, &RPCError{Code: CodeUnavailable, Msg: "storage down"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = OpenReply(sealed, testKey, nonce)
+	_, err = OpenReply(sealed, req, testKey, testPub)
 	var e *RPCError
-	if !errors.As(err, &e) || e.Code != CodeRevoked || !e.Authenticated || !e.Permanent() || !IsRevoked(err) {
+	if !errors.As(err, &e) || e.Code != CodeUnavailable || !e.Authenticated || e.Permanent() || IsRevoked(err) {
 		t.Fatalf("sealed error: %#v", err)
 	}
-	if _, err := OpenReply(sealed, testKey, bytes.Repeat([]byte{8}, nonceLen)); !errors.Is(err, ErrDecrypt) {
+	if _, err := OpenReply(sealed, other, testKey, testPub); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("sealed error for another request: %v", err)
 	}
 
 	plain := PlainErrorReply(&RPCError{Code: CodeUnknownSecondary, Msg: "no secondary dc9"})
-	_, err = OpenReply(plain, testKey, nonce)
-	if !errors.As(err, &e) || e.Code != CodeUnknownSecondary || e.Authenticated || !IsRevoked(err) {
-		t.Fatalf("plain error: %#v", err)
+	_, err = OpenReply(plain, req, testKey, testPub)
+	if !errors.As(err, &e) || e.Code != CodeUnknownSecondary || e.Authenticated || IsRevoked(err) {
+		t.Fatalf("plain error: %#v (a forged revocation must not count)", err)
 	}
 	if want := "replication: primary refused the request (unknown_secondary): no secondary dc9 [unauthenticated reply]"; err.Error() != want {
 		t.Fatalf("message %q, want %q", err.Error(), want)
@@ -247,13 +250,74 @@ func TestErrorReplies(t *testing.T) {
 		append([]byte{replyVersion, replyPlainError}, `{"v":0,"code":"x"}`...),
 		{replyVersion, 9},
 		{replyVersion},
+		{0, replyOK},
 	} {
-		if _, err := OpenReply(bad, testKey, nonce); !errors.Is(err, ErrCorrupt) {
+		if _, err := OpenReply(bad, req, testKey, testPub); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%q: %v, want ErrCorrupt", bad, err)
 		}
 	}
-	if _, err := OpenReply(append([]byte{replyVersion, replyPlainError}, `{"v":2,"code":"x"}`...), testKey, nonce); !errors.Is(err, ErrUnknownVersion) {
+	if _, err := OpenReply(append([]byte{replyVersion, replyPlainError}, `{"v":2,"code":"x"}`...), req, testKey, testPub); !errors.Is(err, ErrUnknownVersion) {
 		t.Errorf("v2 error: %v", err)
+	}
+	if _, err := OpenReply([]byte{2, replyOK}, req, testKey, testPub); !errors.Is(err, ErrUnknownVersion) {
+		t.Errorf("reply version 2: %v", err)
+	}
+}
+
+// TestSignedRevocation: "revoked" is signed by the primary and names the
+// request; nothing else passes for it.
+func TestSignedRevocation(t *testing.T) {
+	req, _ := SealRequest("dc2", MethodHeartbeat, testKey, []byte("{}"), testNow)
+	other, _ := SealRequest("dc2", MethodHeartbeat, testKey, []byte("{}"), testNow)
+	revoked := &RPCError{Code: CodeRevoked, Msg: "secondary dc2 was revoked"}
+	signed, err := SignErrorReply(testSigner, req, revoked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The layout of the package doc: version 1 | kind 4 | SHA-256(request) | JSON | signature.
+	body := `{"v":1,"code":"revoked","error":"secondary dc2 was revoked"}`
+	if signed[0] != 1 || signed[1] != 4 || !bytes.Equal(signed[2:34], Digest(req)) ||
+		string(signed[34:len(signed)-64]) != body ||
+		ed25519.VerifyWithOptions(testPub, signed[:len(signed)-64], signed[len(signed)-64:], &ed25519.Options{Context: "coffer-rpc-refusal-v1"}) != nil {
+		t.Fatalf("signed error layout: %x", signed)
+	}
+	_, err = OpenReply(signed, req, testKey, testPub)
+	var e *RPCError
+	if !errors.As(err, &e) || e.Code != CodeRevoked || !e.Authenticated || !IsRevoked(err) {
+		t.Fatalf("signed revocation: %#v", err)
+	}
+	// Recorded on the bus and replayed as the answer to another request.
+	if _, err := OpenReply(signed, other, testKey, testPub); !errors.Is(err, ErrOtherRequest) || IsRevoked(err) {
+		t.Fatalf("signed revocation for another request: %v", err)
+	}
+	// Signed by a stranger's key.
+	forged, _ := SignErrorReply(otherSigner, req, revoked)
+	if _, err := OpenReply(forged, req, testKey, testPub); !errors.Is(err, ErrBadSignature) || IsRevoked(err) {
+		t.Fatalf("revocation signed by another key: %v", err)
+	}
+	// Another body under the primary's signature of this one.
+	swapped := append(bytes.Clone(signed[:34]), `{"v":1,"code":"unknown_secondary"}`...)
+	swapped = append(swapped, signed[len(signed)-64:]...)
+	if _, err := OpenReply(swapped, req, testKey, testPub); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("body swapped under the signature: %v", err)
+	}
+	for i := range signed {
+		bad := bytes.Clone(signed)
+		bad[i] ^= 1
+		if _, err := OpenReply(bad, req, testKey, testPub); IsRevoked(err) {
+			t.Fatalf("byte %d flipped: still a revocation", i)
+		}
+	}
+	// The signature of an activation reply for the same request does not pass
+	// for a revocation (another Ed25519ctx context), nor the reverse.
+	act, _ := SignActivateRefusal(testSigner, Digest(req), revoked)
+	act[0], act[1] = replyVersion, replySignedError
+	if _, err := OpenReply(act, req, testKey, testPub); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("activation refusal as an RPC revocation: %v", err)
+	}
+	signed[0], signed[1] = activateVersion, activateKindRefusal
+	if _, err := OpenActivateReply(signed, req, testPub); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("RPC revocation as an activation refusal: %v", err)
 	}
 }
 

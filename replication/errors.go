@@ -32,6 +32,14 @@ var (
 	// subject it arrived on.
 	ErrWrongMethod = errors.New("replication: request sealed for another method")
 
+	// ErrBadMAC means an activation request whose MAC does not verify under the
+	// secret of the token it names: the requester does not hold that token.
+	ErrBadMAC = errors.New("replication: activation request not authenticated by the token's secret")
+	// ErrOtherRequest means a signed reply that names another request than the
+	// one it arrived for: a recorded reply replayed, or a stranger's request
+	// answered. It is no answer to this request: keep waiting.
+	ErrOtherRequest = errors.New("replication: signed reply to another request")
+
 	// ErrTokenMalformed means the activation token is not a Coffer activation
 	// token at all: not three base64url parts, bad JSON, wrong algorithm, missing
 	// claims, or truncated when it was copied.

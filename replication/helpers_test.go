@@ -21,6 +21,7 @@ var (
 	otherSigner   = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{2}, ed25519.SeedSize))
 	testPub       = testSigner.Public().(ed25519.PublicKey)
 	testNow       = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	testSecret    = bytes.Repeat([]byte{0x5e}, ActivationSecretSize)
 )
 
 func put(key, value string) wal.Op {

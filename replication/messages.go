@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"crypto/ecdh"
 	"encoding/json"
 	"fmt"
 
@@ -62,53 +61,6 @@ func DecodeMessage(data []byte, m Message) error {
 		return fmt.Errorf("decode %T: %w: %v", m, ErrCorrupt, err)
 	}
 	return nil
-}
-
-// ActivateRequest is the one request sent in clear, as plain JSON on the
-// activate subject (the secondary has no RPC key yet): the token protects it.
-type ActivateRequest struct {
-	msgHeader
-	// Token is the activation token (a compact JWS).
-	Token string `json:"token"`
-	// PublicKey is the secondary's X25519 activation public key (32 bytes): the
-	// bundle is sealed to it.
-	PublicKey []byte `json:"public_key"`
-}
-
-func (m *ActivateRequest) validate() error {
-	if m.Token == "" {
-		return fmt.Errorf("no token")
-	}
-	if _, err := ecdh.X25519().NewPublicKey(m.PublicKey); err != nil {
-		return fmt.Errorf("public key: %v", err)
-	}
-	return nil
-}
-
-// ActivateReply answers an ActivateRequest in clear: either Bundle (SealBundle
-// output, only the activating secondary can open it) or Error with Code (one of
-// the Code* constants, e.g. CodeTokenExpired).
-type ActivateReply struct {
-	msgHeader
-	Bundle []byte `json:"bundle,omitempty"`
-	Error  string `json:"error,omitempty"`
-	Code   string `json:"code,omitempty"`
-}
-
-func (m *ActivateReply) validate() error {
-	if (len(m.Bundle) == 0) == (m.Code == "") {
-		return fmt.Errorf("exactly one of bundle and code must be set")
-	}
-	return nil
-}
-
-// Err returns the reply's error as an *RPCError (unauthenticated: activation
-// replies are not sealed), or nil for a reply carrying a bundle.
-func (m *ActivateReply) Err() error {
-	if m.Code == "" {
-		return nil
-	}
-	return &RPCError{Code: m.Code, Msg: m.Error}
 }
 
 // SyncRequest asks for a page of replicated keys strictly after After, in key
@@ -261,8 +213,6 @@ func (m *KeyReply) validate() error { return checkKey(m.Key) }
 
 // Compile-time checks.
 var (
-	_ Message = (*ActivateRequest)(nil)
-	_ Message = (*ActivateReply)(nil)
 	_ Message = (*SyncRequest)(nil)
 	_ Message = (*SyncReply)(nil)
 	_ Message = (*HeartbeatRequest)(nil)

@@ -8,11 +8,7 @@ import (
 )
 
 func TestMessagesRoundTrip(t *testing.T) {
-	priv, _ := NewActivationKey()
 	for _, m := range []Message{
-		&ActivateRequest{Token: "a.b.c", PublicKey: priv.PublicKey().Bytes()},
-		&ActivateReply{Bundle: []byte{1, 2, 3}},
-		&ActivateReply{Code: CodeTokenExpired, Error: "token expired"},
 		&SyncRequest{After: "core/a", MaxKeys: 512, MaxBytes: 1 << 20},
 		&SyncReply{WALIndex: 99, Entries: []KV{{"a", []byte{1}}, {"b", nil}}, Next: "b"},
 		&SyncReply{WALIndex: 99, Done: true},
@@ -39,8 +35,8 @@ func TestMessagesRoundTrip(t *testing.T) {
 			t.Fatalf("%T round trip:\n got %+v\nwant %+v", m, got, m)
 		}
 	}
-	if err := (&ActivateReply{Code: CodeTokenUsed, Error: "used"}).Err(); !(&RPCError{Code: CodeTokenUsed}).Permanent() || err == nil {
-		t.Fatal("ActivateReply.Err")
+	if !(&RPCError{Code: CodeTokenUsed}).Permanent() {
+		t.Fatal("token_used is not permanent")
 	}
 }
 
@@ -55,9 +51,6 @@ func TestDecodeMessageRejects(t *testing.T) {
 		{`{"v":1,"max_keys":-1}`, &SyncRequest{}, ErrCorrupt},
 		{`not json`, &HeartbeatRequest{}, ErrCorrupt},
 		{`{"v":1,"epoch":1,"key":"AAAA"}`, &KeyReply{}, ErrCorrupt},
-		{`{"v":1}`, &ActivateReply{}, ErrCorrupt},
-		{`{"v":1,"bundle":"AQ==","code":"x"}`, &ActivateReply{}, ErrCorrupt},
-		{`{"v":1,"token":"t","public_key":"AAAA"}`, &ActivateRequest{}, ErrCorrupt},
 		{`{"v":1,"entries":[{"key":"b"},{"key":"a"}],"done":true}`, &SyncReply{}, ErrCorrupt},
 		{`{"v":1,"entries":[{"key":""}],"done":true}`, &SyncReply{}, ErrCorrupt},
 		{`{"v":1,"entries":[{"key":"b"}],"next":"a"}`, &SyncReply{}, ErrCorrupt},

@@ -12,8 +12,10 @@ import (
 
 // Token constants. They are part of the wire format: do not change them.
 const (
-	// TokenVersion is the "v" of the token header and claims.
-	TokenVersion = 1
+	// TokenVersion is the "v" of the token header and claims. Version 2 added
+	// the activation secret ("sec"); version 1 tokens (which were sent on the
+	// bus in clear) are refused.
+	TokenVersion = 2
 	tokenAlg     = "EdDSA"
 	tokenTyp     = "JWT"
 	// MaxTokenLen bounds a token ParseToken accepts.
@@ -37,8 +39,13 @@ type TokenClaims struct {
 	APIAddr string `json:"api"`
 	// BusURL is the NATS URL the secondary should use.
 	BusURL string `json:"bus"`
-	// PublicKey is the primary's Ed25519 signing public key (base64 in JSON).
+	// PublicKey is the primary's Ed25519 signing public key (base64 in JSON):
+	// the secondary verifies the activation reply with it.
 	PublicKey []byte `json:"pub"`
+	// Secret is the activation secret (ActivationSecretSize bytes, base64 in
+	// JSON): the secondary MACs its activation request with it. It never
+	// travels on the bus; whoever holds the token holds it.
+	Secret []byte `json:"sec"`
 	// Version is TokenVersion; SignToken sets it.
 	Version int `json:"v"`
 }
@@ -49,7 +56,7 @@ type tokenHeader struct {
 	V   int    `json:"v"`
 }
 
-// SignToken returns c as a compact JWS (header {"alg":"EdDSA","typ":"JWT","v":1})
+// SignToken returns c as a compact JWS (header {"alg":"EdDSA","typ":"JWT","v":2})
 // signed with priv. It sets c.Version and, when empty, c.PublicKey to priv's
 // public key; a PublicKey that is not priv's is refused.
 func SignToken(c *TokenClaims, priv ed25519.PrivateKey) (string, error) {
@@ -86,10 +93,14 @@ func (c *TokenClaims) validate() error {
 		return fmt.Errorf("no subject (secondary id)")
 	case c.ID == "":
 		return fmt.Errorf("no token id")
+	case len(c.Subject) > maxNameLen || len(c.ID) > maxNameLen:
+		return fmt.Errorf("subject and token id must be at most %d bytes", maxNameLen)
 	case c.Expires == 0:
 		return fmt.Errorf("no expiry")
 	case len(c.PublicKey) != ed25519.PublicKeySize:
 		return fmt.Errorf("public key of %d bytes, want %d", len(c.PublicKey), ed25519.PublicKeySize)
+	case len(c.Secret) != ActivationSecretSize:
+		return fmt.Errorf("activation secret of %d bytes, want %d", len(c.Secret), ActivationSecretSize)
 	}
 	return nil
 }
@@ -126,6 +137,9 @@ func ParseToken(token string, now time.Time) (*TokenClaims, error) {
 	}
 	if h.Alg != tokenAlg || h.Typ != tokenTyp {
 		return nil, fmt.Errorf("parse token: %w: header alg %q typ %q, want EdDSA JWT", ErrTokenMalformed, h.Alg, h.Typ)
+	}
+	if h.V == 1 {
+		return nil, fmt.Errorf("parse token: %w: a version 1 token, issued by an older coffer; its activation sent the token on the bus in clear and is no longer accepted: upgrade the primary and generate a new token there", ErrTokenMalformed)
 	}
 	if h.V != TokenVersion {
 		return nil, fmt.Errorf("parse token: %w: token v %d", versionErr(h.V, TokenVersion, ErrTokenMalformed), h.V)

@@ -29,6 +29,7 @@
 // phase it entered (DiffStarted, DiffDone, ListingStarted). The files:
 //
 //	secondary.go  lifecycle: Config, Activate, Open, Start, Stop, Status
+//	activate.go   the activation exchange (protocol 2): MACed request, signed answer
 //	machine.go    the Machine, its Events, Actions and Causes
 //	driver.go     exec, the consume handler: verify, apply, guard check, ack
 //	sync.go       sync attempts: diff, fetch, full listing, retries
@@ -67,7 +68,12 @@
 //
 //  1. Activate(ctx, cfg, token, busURL) checks the token, connects to the
 //     primary's NATS (cfg.Bus, or a connection it opens and owns), sends the
-//     activate request with a fresh X25519 key and returns the opened bundle.
+//     activation request (its id, the token's jti, a fresh X25519 key and a
+//     nonce, MACed with the token's activation secret: never the token), and
+//     returns the bundle once the primary's signed answer to that request
+//     arrives. It fails only on the primary's signed refusal or at its
+//     deadline: forged answers are ignored, so the caller wipes only for the
+//     real primary.
 //  2. The lead wipes its storage (Wipe, keeping wal/ and its identity) and
 //     installs bundle.RootKey in its seal/barrier. Wipe deletes the merkle
 //     pages too: the lead rebuilds the index (merkle.Reindex) before Start.
@@ -96,6 +102,10 @@
 //     then GCM with the cluster id) before the machine sees it; a message that
 //     fails is logged, acked and dropped.
 //   - Write under wal/ or an Ignored key the primary sent.
-//   - Destroy state on an error reply: a "revoked" answer stops replication
-//     and is reported in Status, nothing is wiped.
+//   - Act on a reply it has not authenticated. Every RPC waits past replies
+//     that do not open as the primary's answer to that request (sealed with
+//     the RPC key, or signed with the signing key for its digest): garbage,
+//     replays and forged errors from strangers on the bus. Only an
+//     authenticated "revoked" (replication.IsRevoked) stops replication,
+//     the one terminal state; it is reported in Status and nothing is wiped.
 package secondary

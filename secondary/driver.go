@@ -148,7 +148,7 @@ func (s *Secondary) verify(ctx context.Context, msg *bus.Msg) (Event, *replicati
 		switch {
 		case replication.IsRevoked(err):
 			return Revoked{}, nil
-		case errors.As(err, &re) && re.Permanent():
+		case errors.As(err, &re) && re.Authenticated && re.Permanent():
 			s.log.Warn().Err(err).Uint32("epoch", epoch).Uint64("first", first).Uint64("last", last).
 				Msg("rejected a batch of an epoch the primary does not know; nothing applied")
 			return BatchRejected{First: first, Last: last, Err: err}, nil

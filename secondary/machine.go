@@ -23,7 +23,9 @@ const (
 	StateMerkleSync State = "merkle-sync"
 	// StateStreaming: applying WAL batches from the stream.
 	StateStreaming State = "stream-wals"
-	// StateRevoked: the primary refused this secondary. Terminal: re-activate
+	// StateRevoked: the primary refused this secondary, in a reply it signed
+	// (or sealed) for this secondary's request: the driver reports Revoked
+	// only for such a reply, never for a forgeable one. Terminal: re-activate
 	// with a new token.
 	StateRevoked State = "revoked"
 )
@@ -111,7 +113,8 @@ type HeartbeatOK struct{ PrimaryLastWAL uint64 }
 // HeartbeatFailed: a heartbeat got no answer (bus down, primary down).
 type HeartbeatFailed struct{ Err error }
 
-// Revoked: the primary answered an RPC with "revoked" (or "unknown secondary").
+// Revoked: the primary answered an RPC with "revoked" (or "unknown secondary")
+// in a reply authenticated for that request (replication.IsRevoked).
 type Revoked struct{}
 
 // Stopped: the driver stops.

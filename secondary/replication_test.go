@@ -150,12 +150,21 @@ func TestActivationRefused(t *testing.T) {
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
 	forged, err := replication.SignToken(&replication.TokenClaims{
 		Issuer: "dc1", Subject: "pending", ID: "x", IssuedAt: time.Now().Unix(), Expires: time.Now().Add(time.Hour).Unix(),
-		BusURL: b.ClientURL(),
+		BusURL: b.ClientURL(), Secret: replication.NewActivationSecret(),
 	}, other)
 	if err != nil {
 		t.Fatal(err)
 	}
-	refused(forged, "not issued by this primary")
+	// The primary refuses it, signed with its own key; the secondary trusts
+	// only the key in the token it holds, so it cannot tell that refusal from
+	// a stranger's and waits for an answer it can verify until its deadline.
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	ss = newSecondarySide(t, "pending")
+	_, _, err = secondary.Activate(sctx, ss.cfg, forged, b.ClientURL())
+	if !errors.Is(err, bus.ErrUnreachable) || !strings.Contains(err.Error(), "bad signature") {
+		t.Fatalf("token of another key: %v, want a timeout naming the bad signature", err)
+	}
 }
 
 // primaryKeys reads the primary's signing key and the current replication key
@@ -297,6 +306,8 @@ func TestGapResync(t *testing.T) {
 	}
 	ss.activate(t, ps.token(t, "dc2"))
 	converge(t, ps, ss)
+	// The state is stored at the end of the first sync, after its last write.
+	eventually(t, 10*time.Second, "the first sync ends", func() bool { return ss.s.Status().State == secondary.StateStreaming })
 	ss.s.Stop()
 
 	// Many batches while it is away: the stream keeps the last 5 only.

@@ -2,6 +2,7 @@ package secondary
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -78,26 +79,37 @@ func (s *Secondary) call(ctx context.Context, method string, req, reply replicat
 }
 
 // callRaw sends one authenticated RPC with an opaque payload and returns the
-// opened reply payload.
+// opened reply payload, an authenticated *replication.RPCError (sealed with
+// the RPC key, or signed by the primary for this request), or a transport
+// error (bus.ErrUnreachable when no authenticated reply came in time). Every
+// reply that does not open as the primary's answer to this request (garbage,
+// replays, forged or unauthenticated errors) is ignored and the wait goes on:
+// the first reply on the bus may be a stranger's.
 func (s *Secondary) callRaw(ctx context.Context, method string, payload []byte) ([]byte, error) {
 	s.mu.Lock()
-	sid, cid, key := s.sec.SecondaryID, s.sec.PrimaryClusterID, s.sec.RPCKey
+	sid, cid, key, pub := s.sec.SecondaryID, s.sec.PrimaryClusterID, s.sec.RPCKey, s.sec.pub()
 	s.mu.Unlock()
 	msg, err := replication.SealRequest(sid, method, key, payload, s.cfg.Now())
 	if err != nil {
 		return nil, err
 	}
-	nonce, err := replication.RequestNonce(msg)
-	if err != nil {
-		return nil, err
-	}
 	rctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
-	resp, err := s.bus.Request(rctx, replication.RPCSubject(cid, method), msg)
+	var out []byte
+	var rerr error
+	_, err = s.bus.RequestVerified(rctx, replication.RPCSubject(cid, method), msg, func(reply []byte) error {
+		p, err := replication.OpenReply(reply, msg, key, pub)
+		var re *replication.RPCError
+		if err != nil && !(errors.As(err, &re) && re.Authenticated) {
+			return err
+		}
+		out, rerr = p, err
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	return replication.OpenReply(resp, key, nonce)
+	return out, rerr
 }
 
 // heartbeats sends a heartbeat every interval until ctx ends or revocation.

@@ -1,7 +1,6 @@
 package secondary
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -179,8 +178,13 @@ func (c *Config) openBus(ctx context.Context, url string) (*bus.Bus, bool, error
 }
 
 // Activate redeems an activation token: it checks the token, connects to the
-// primary's NATS (busURLOverride, else the token's), sends the activate
-// request with a fresh X25519 key and opens the bootstrap bundle. The caller
+// primary's NATS (busURLOverride, else the token's), sends the activation
+// request (its id, the token's jti, a fresh X25519 public key and a nonce,
+// MACed with the token's activation secret: never the token) and waits for
+// the primary's signed answer to that request, ignoring every other reply
+// (activate.go). It returns only on an authenticated answer (the bundle, or a
+// refusal: ErrActivation) or when the wait ends (bus.ErrUnreachable): a
+// stranger on the bus can delay it, not make it fail or succeed. The caller
 // then wipes its storage (Wipe), installs bundle.RootKey, and calls Start,
 // which runs the first full sync; or Stop to abandon it.
 func Activate(ctx context.Context, cfg Config, token, busURLOverride string) (*Secondary, *replication.Bundle, error) {
@@ -199,40 +203,12 @@ func Activate(ctx context.Context, cfg Config, token, busURLOverride string) (*S
 	if err != nil {
 		return nil, nil, fmt.Errorf("activate: connect to the primary's NATS: %w", err)
 	}
-	fail := func(err error) (*Secondary, *replication.Bundle, error) {
+	bundle, err := redeem(ctx, b, claims)
+	if err != nil {
 		if own {
 			_ = b.Close()
 		}
 		return nil, nil, err
-	}
-	priv, err := replication.NewActivationKey()
-	if err != nil {
-		return fail(err)
-	}
-	req, err := replication.EncodeMessage(&replication.ActivateRequest{Token: token, PublicKey: priv.PublicKey().Bytes()})
-	if err != nil {
-		return fail(err)
-	}
-	rctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	resp, err := b.Request(rctx, replication.RPCSubject(claims.Issuer, replication.MethodActivate), req)
-	cancel()
-	if err != nil {
-		return fail(fmt.Errorf("activate: %w", err))
-	}
-	var reply replication.ActivateReply
-	if err := replication.DecodeMessage(resp, &reply); err != nil {
-		return fail(fmt.Errorf("activate: the primary's reply: %w", err))
-	}
-	if err := reply.Err(); err != nil {
-		return fail(fmt.Errorf("%w: %s", ErrActivation, reply.Error))
-	}
-	bundle, err := replication.OpenBundle(reply.Bundle, priv)
-	if err != nil {
-		return fail(fmt.Errorf("activate: open the bundle: %w", err))
-	}
-	if bundle.PrimaryClusterID != claims.Issuer || bundle.SecondaryID != claims.Subject ||
-		!bytes.Equal(bundle.SigningPublicKey, claims.PublicKey) {
-		return fail(fmt.Errorf("%w: the bundle does not match the token (another primary answered?)", ErrActivation))
 	}
 	sec := &secret{
 		V: stateV, PrimaryClusterID: bundle.PrimaryClusterID, SecondaryID: bundle.SecondaryID,

@@ -66,7 +66,7 @@ func diffCause(ctx context.Context, err error) Cause {
 	switch {
 	case errors.Is(err, merkle.ErrReindexRequired):
 		return CauseReindex
-	case errors.As(err, &re) && re.Code == replication.CodeNoMerkle:
+	case errors.As(err, &re) && re.Authenticated && re.Code == replication.CodeNoMerkle:
 		return CauseNoMerkle
 	case errors.Is(err, bus.ErrUnreachable):
 		return CauseUnreachable
