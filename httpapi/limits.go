@@ -18,6 +18,9 @@ import (
 //   - A request served without a valid token (sys/init, sys/unseal, logins,
 //     sys/wrapping/lookup...) may carry at most MaxUnauthenticatedRequestSize
 //     bytes of body; a larger one is answered 413 without reading past the cap.
+//     Its JSON may hold at most MaxUnauthenticatedJSONValues values (counted
+//     as the body streams in, before decoding): 64 KiB of [0,0,...] would
+//     otherwise decode into some 3.5 MB of Go values.
 //   - At most MaxUnauthenticatedRequests such requests are served at once;
 //     one more is answered 503 with Retry-After at once. Authenticated requests
 //     are not counted, so a flood of token-less requests cannot starve them.
@@ -35,6 +38,12 @@ const (
 	DefaultMaxUnauthenticatedRequestSize int64 = 64 << 10
 	DefaultMaxUnauthenticatedRequests          = 64
 )
+
+// MaxUnauthenticatedJSONValues bounds the JSON values (every scalar, object
+// and array, at any depth) of a body served without a valid token. What such
+// requests take (an unseal key, a password, a token, sys/init's counts) is a
+// handful.
+const MaxUnauthenticatedJSONValues = 1024
 
 // limits is the state the limits share across requests.
 type limits struct {
@@ -124,11 +133,13 @@ func unauthTooLarge(n int64) error {
 }
 
 // capReader reads at most left bytes; reading past them fails with a 413
-// and reads at most one byte of the excess.
+// and reads at most one byte of the excess. It also counts the JSON values
+// going through, failing with a 400 past MaxUnauthenticatedJSONValues.
 type capReader struct {
 	rc          io.ReadCloser
 	left, limit int64
 	err         error
+	json        jsonCounter
 }
 
 func (c *capReader) Read(p []byte) (int, error) {
@@ -139,14 +150,48 @@ func (c *capReader) Read(p []byte) (int, error) {
 		p = p[:c.left+1]
 	}
 	n, err := c.rc.Read(p)
-	if int64(n) <= c.left {
-		c.left -= int64(n)
-		return n, err
+	if int64(n) > c.left {
+		n = int(c.left)
+		c.err = unauthTooLarge(c.limit)
 	}
-	n = int(c.left)
-	c.left = 0
-	c.err = unauthTooLarge(c.limit)
-	return n, c.err
+	c.left -= int64(n)
+	if c.json.scan(p[:n]) > MaxUnauthenticatedJSONValues {
+		c.err = &requestError{code: http.StatusBadRequest, msg: fmt.Sprintf(
+			"a request without a valid token may hold at most %d JSON values: authenticate first, or send less", MaxUnauthenticatedJSONValues)}
+	}
+	if c.err != nil {
+		return n, c.err
+	}
+	return n, err
+}
+
+// jsonCounter counts an upper bound of the values in a JSON text as it
+// streams by: one, plus one per "," ":" "[" "{" outside strings (a key and
+// its value count two). It does not validate: the decoder does.
+type jsonCounter struct {
+	n                 int
+	inString, escaped bool
+}
+
+func (j *jsonCounter) scan(p []byte) int {
+	if j.n == 0 {
+		j.n = 1
+	}
+	for _, b := range p {
+		switch {
+		case j.inString && j.escaped:
+			j.escaped = false
+		case j.inString && b == '\\':
+			j.escaped = true
+		case j.inString:
+			j.inString = b != '"'
+		case b == '"':
+			j.inString = true
+		case b == ',' || b == ':' || b == '[' || b == '{':
+			j.n++
+		}
+	}
+	return j.n
 }
 
 func (c *capReader) Close() error { return c.rc.Close() }

@@ -237,3 +237,23 @@ func mustUnescape(t *testing.T, p string) string {
 	}
 	return u
 }
+
+// A body within the size cap but holding more JSON values than a request
+// without a token needs is refused as it streams in, before it is decoded.
+func TestUnauthenticatedJSONValuesAreBounded(t *testing.T) {
+	h, root := newAPI(t, httpapi.Options{})
+	many := `{"password":"x","junk":[` + strings.Repeat("0,", 2000) + `0]}`
+	for _, p := range []string{"/v1/auth/userpass/login/bob", "/v1/sys/unseal"} {
+		rec, read := serveBody(h, "PUT", p, "", many, true)
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "JSON values") {
+			t.Errorf("PUT %s with %d values: %d %s; want 400 about the values", p, 2000, rec.Code, rec.Body)
+		}
+		if read >= int64(len(many)) {
+			t.Errorf("PUT %s: the whole body was read (%d bytes)", p, read)
+		}
+	}
+	// With a token, the same body is just data.
+	if rec, _ := serveBody(h, "PUT", "/v1/secret/data/app", root, `{"data":`+many+`}`, true); rec.Code != http.StatusOK {
+		t.Fatalf("authenticated write of the same body: %d %s", rec.Code, rec.Body)
+	}
+}

@@ -18,19 +18,19 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-// httpAttackZeros is n bytes of the JSON body that made the audit log
-// explode: {"a":[0,0,...,0]}.
+// httpAttackZeros is n bytes (n >= 9) of the JSON body that made the audit
+// log explode: {"a":[0,0,...,0]}.
 func httpAttackZeros(n int) []byte {
 	b := make([]byte, 0, n)
-	b = append(b, `{"a":[`...)
-	for len(b) < n-3 {
-		b = append(b, '0', ',')
+	b = append(b, `{"a":[0`...)
+	for len(b)+4 <= n-2 {
+		b = append(b, ',', '0')
 	}
-	b = append(b[:len(b)-1], `0]}`...)
+	b = append(b, `]}`...)
 	for len(b) < n {
 		b = append(b, ' ')
 	}
-	return b[:n]
+	return b
 }
 
 // A 1 MiB request without a valid token gets its answer while most of its
@@ -73,16 +73,24 @@ func TestHTTPAttackLargeTokenlessBody(t *testing.T) {
 	}
 
 	// Paths served without a token read the body up to the cap, then answer
-	// 413 without waiting for the rest.
+	// 413 without waiting for the rest; a body of many values is refused
+	// once it has more than a request without a token needs.
+	long := []byte(`{"password":"` + strings.Repeat("x", mib) + `"}`)
 	for _, p := range []string{"/v1/auth/userpass/login/bob", "/v1/sys/unseal", "/v1/sys/wrapping/lookup"} {
 		c := s.dial()
 		c.headers("PUT", p, map[string]string{"Transfer-Encoding": "chunked"})
 		for off := 0; off < capBytes+4096; off += 4096 {
-			c.chunk(body[off : off+4096])
+			c.chunk(long[off : off+4096])
 		}
 		r := c.response(deadline())
 		if r.code != http.StatusRequestEntityTooLarge || !strings.Contains(r.body, "max_unauthenticated_request_size") {
 			t.Fatalf("chunked 1 MiB PUT %s without a token: %d %s; want 413 naming max_unauthenticated_request_size", p, r.code, r.body)
+		}
+		c = s.dial()
+		c.headers("PUT", p, map[string]string{"Transfer-Encoding": "chunked"})
+		c.chunk(body[:16<<10])
+		if r := c.response(deadline()); r.code != http.StatusBadRequest || !strings.Contains(r.body, "JSON values") {
+			t.Fatalf("chunked [0,0,...] PUT %s without a token: %d %s; want 400 about the number of values", p, r.code, r.body)
 		}
 		c = s.dial()
 		c.headers("PUT", p, map[string]string{"Content-Length": fmt.Sprint(mib)})
