@@ -78,7 +78,8 @@ type Listener struct {
 	HTTPIdleTimeout time.Duration `koanf:"http_idle_timeout"`
 
 	// MaxUnauthenticatedRequestSize caps the body of a request served
-	// without a valid token (sys/init, sys/unseal, logins), in bytes.
+	// without a valid token (sys/init, sys/unseal, logins), in bytes; when
+	// MaxRequestSize is smaller, it applies instead.
 	MaxUnauthenticatedRequestSize int64 `koanf:"max_unauthenticated_request_size" unit:"bytes"`
 	// MaxUnauthenticatedRequests is how many requests without a valid token
 	// are served at once; more are answered 503.

@@ -420,7 +420,6 @@ func TestValidate(t *testing.T) {
 		{"no header timeout", func(c *Config) { c.Listener.HTTPReadHeaderTimeout, c.Listener.HTTPReadTimeout = 0, 0 },
 			"http_read_header_timeout and http_read_timeout are both 0"},
 		{"unauth size", func(c *Config) { c.Listener.MaxUnauthenticatedRequestSize = 0 }, "max_unauthenticated_request_size 0 must be a positive"},
-		{"unauth size above max", func(c *Config) { c.MaxRequestSize = 1024 }, "max_unauthenticated_request_size 65536 is larger than max_request_size 1024"},
 		{"unauth requests", func(c *Config) { c.Listener.MaxUnauthenticatedRequests = 0 }, "max_unauthenticated_requests 0 must be at least 1"},
 		{"no stream limit", func(c *Config) {
 			c.Replication.WALStreamMaxAge, c.Replication.WALStreamMaxBytes, c.Replication.WALStreamMaxMsgs = 0, 0, 0

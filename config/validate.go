@@ -125,8 +125,6 @@ func (c *Config) validateServer(p *problems) {
 	}
 	if c.MaxRequestSize <= 0 {
 		p.add("max_request_size %d: must be a positive number of bytes, such as 33554432 or \"32MiB\"", c.MaxRequestSize)
-	} else if c.Listener.MaxUnauthenticatedRequestSize > c.MaxRequestSize {
-		p.add("listener: max_unauthenticated_request_size %d is larger than max_request_size %d: lower it", c.Listener.MaxUnauthenticatedRequestSize, c.MaxRequestSize)
 	}
 	if c.DefaultLeaseTTL < 0 {
 		p.add("default_lease_ttl %s: must not be negative", c.DefaultLeaseTTL)
