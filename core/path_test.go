@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/cofferhq/coffer/logical"
 )
@@ -72,4 +73,45 @@ func TestSystemCanonicalPath(t *testing.T) {
 			t.Errorf("CanonicalPath(%q) = %v, want a 400", in, err)
 		}
 	}
+}
+
+// The normalized path is a fixed point, valid UTF-8 without NUL, and has no
+// empty, "." or ".." segment; a list path ends in exactly one slash.
+func FuzzNormalizePath(f *testing.F) {
+	for _, s := range []string{"sys/policies/acl/admin/", "/a//b/./c/", "secret/../x", "a\x00b", "\xff", "", "//", "a/.../b"} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, p string, list bool) {
+		op := logical.UpdateOperation
+		if list {
+			op = logical.ListOperation
+		}
+		got, err := NormalizePath(p, op)
+		if err != nil {
+			if StatusOf(err) != http.StatusBadRequest {
+				t.Fatalf("NormalizePath(%q): %v is not a 400", p, err)
+			}
+			return
+		}
+		again, err := NormalizePath(got, op)
+		if err != nil || again != got {
+			t.Fatalf("NormalizePath(%q) = %q, then %q, %v: not a fixed point", p, got, again, err)
+		}
+		if strings.IndexByte(got, 0) >= 0 || !utf8.ValidString(got) {
+			t.Fatalf("NormalizePath(%q) = %q holds NUL or invalid UTF-8", p, got)
+		}
+		body, slash := strings.CutSuffix(got, "/")
+		if slash != (list && got != "") {
+			t.Fatalf("NormalizePath(%q, list %v) = %q: wrong trailing slash", p, list, got)
+		}
+		if body == "" {
+			return
+		}
+		for _, seg := range strings.Split(body, "/") {
+			if seg == "" || seg == "." || seg == ".." {
+				t.Fatalf("NormalizePath(%q) = %q has segment %q", p, got, seg)
+			}
+		}
+	})
 }
