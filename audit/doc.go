@@ -46,7 +46,7 @@
 //	          "token_type":…,"token_ttl":<seconds>,"token_issue_time":<RFC3339>,"remaining_uses":…},
 //	  "request":{"id":…,"operation":…,"mount_type":…,"mount_point":…,
 //	             "client_token":"hmac-sha256:…","client_token_accessor":"hmac-sha256:…",
-//	             "path":"<mount point + path>","data":{…},"remote_address":…,
+//	             "path":"<mount point + path>","data":{…},"data_omitted":"…","remote_address":…,
 //	             "wrap_ttl":<seconds>,"headers":{"<lower-case name>":["…"]}},
 //	  "response":{"mount_type":…,"mount_point":…,"auth":{… as above, for a login …},
 //	              "data":{…},"wrap_info":{"token":"hmac-sha256:…","accessor":"hmac-sha256:…",
@@ -54,7 +54,11 @@
 //	              "wrapped_accessor":"hmac-sha256:…"},"warnings":[…]},
 //	  "error":"<error text>"}
 //
-// Empty fields are left out, as Vault does. The "response" object appears on
+// Empty fields are left out, as Vault does. Request data larger than
+// MaxRequestDataValues values or MaxRequestDataKeyBytes bytes of keys is
+// left out and "data_omitted" says so (limit.go): an audit line stays
+// bounded whatever a client sends. "data_omitted" is Coffer's; Vault has no
+// such field. The "response" object appears on
 // response lines only. A hashed value is "hmac-sha256:" followed by the
 // lower-case hex HMAC-SHA256 of the value keyed with the device's salt, so an
 // operator who knows a value finds it in the log with sys/audit-hash.

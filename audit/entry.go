@@ -112,6 +112,7 @@ type RequestEntry struct {
 	ClientTokenAccessor string              `json:"client_token_accessor,omitempty"`
 	Path                string              `json:"path,omitempty"`
 	Data                map[string]any      `json:"data,omitempty"`
+	DataOmitted         string              `json:"data_omitted,omitempty"`
 	RemoteAddr          string              `json:"remote_address,omitempty"`
 	WrapTTL             int                 `json:"wrap_ttl,omitempty"`
 	Headers             map[string][]string `json:"headers,omitempty"`
@@ -174,6 +175,11 @@ func (f *Formatter) Entry(t EntryType, in *LogInput) *Entry {
 	}
 	req := in.Request
 	if req != nil {
+		data := req.Data
+		omitted, omit := omitRequestData(data)
+		if omit {
+			data = nil
+		}
 		e.Request = &RequestEntry{
 			ID:                  req.ID,
 			Operation:           req.Operation,
@@ -182,7 +188,8 @@ func (f *Formatter) Entry(t EntryType, in *LogInput) *Entry {
 			ClientToken:         f.token(requestToken(req, in.Caller)),
 			ClientTokenAccessor: f.accessor(callerAccessor(in.Caller)),
 			Path:                joinPath(req.MountPoint, req.Path),
-			Data:                f.data(req.Data, in.NonHMACRequestKeys),
+			Data:                f.data(data, in.NonHMACRequestKeys),
+			DataOmitted:         omitted,
 			RemoteAddr:          req.RemoteAddr,
 			WrapTTL:             int(in.WrapTTL / time.Second),
 			Headers:             f.headers(req.Headers, in.AuditedHeaders),

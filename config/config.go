@@ -60,6 +60,30 @@ type Listener struct {
 	TLSDisable  bool   `koanf:"tls_disable"`
 	TLSCertFile string `koanf:"tls_cert_file"`
 	TLSKeyFile  string `koanf:"tls_key_file"`
+
+	// The HTTP server's timeouts, with Vault's names and defaults. Zero
+	// means none, except that Go's server falls back, for the header read,
+	// to HTTPReadTimeout, and for the idle wait to HTTPReadTimeout then
+	// HTTPReadHeaderTimeout.
+	//
+	// HTTPReadHeaderTimeout bounds reading a request's headers.
+	HTTPReadHeaderTimeout time.Duration `koanf:"http_read_header_timeout"`
+	// HTTPReadTimeout bounds reading a whole request, body included: a
+	// client that stalls its body is cut off after it.
+	HTTPReadTimeout time.Duration `koanf:"http_read_timeout"`
+	// HTTPWriteTimeout bounds a request from the end of its headers to the
+	// end of its response.
+	HTTPWriteTimeout time.Duration `koanf:"http_write_timeout"`
+	// HTTPIdleTimeout bounds the wait for the next request on a kept-alive connection.
+	HTTPIdleTimeout time.Duration `koanf:"http_idle_timeout"`
+
+	// MaxUnauthenticatedRequestSize caps the body of a request served
+	// without a valid token (sys/init, sys/unseal, logins), in bytes; when
+	// MaxRequestSize is smaller, it applies instead.
+	MaxUnauthenticatedRequestSize int64 `koanf:"max_unauthenticated_request_size" unit:"bytes"`
+	// MaxUnauthenticatedRequests is how many requests without a valid token
+	// are served at once; more are answered 503.
+	MaxUnauthenticatedRequests int64 `koanf:"max_unauthenticated_requests"`
 }
 
 // Seal selects how the barrier key is protected.
@@ -138,6 +162,15 @@ const (
 	DefaultLeaseTTL       = 768 * time.Hour
 	DefaultMaxLeaseTTL    = 768 * time.Hour
 	DefaultBusListen      = "127.0.0.1:4222"
+
+	// Vault's listener defaults.
+	DefaultHTTPReadHeaderTimeout = 10 * time.Second
+	DefaultHTTPReadTimeout       = 30 * time.Second
+	DefaultHTTPWriteTimeout      = 0
+	DefaultHTTPIdleTimeout       = 5 * time.Minute
+
+	DefaultMaxUnauthenticatedRequestSize = 64 << 10
+	DefaultMaxUnauthenticatedRequests    = 64
 )
 
 // Defaults is the base of a production server: bolt storage whose path the
@@ -145,8 +178,14 @@ const (
 // operator must set (or tls_disable), no bus.
 func Defaults() *Config {
 	return &Config{
-		Storage:        Storage{Type: "bolt"},
-		Listener:       Listener{Type: "tcp", Address: DefaultListenAddress},
+		Storage: Storage{Type: "bolt"},
+		Listener: Listener{
+			Type: "tcp", Address: DefaultListenAddress,
+			HTTPReadHeaderTimeout: DefaultHTTPReadHeaderTimeout, HTTPReadTimeout: DefaultHTTPReadTimeout,
+			HTTPWriteTimeout: DefaultHTTPWriteTimeout, HTTPIdleTimeout: DefaultHTTPIdleTimeout,
+			MaxUnauthenticatedRequestSize: DefaultMaxUnauthenticatedRequestSize,
+			MaxUnauthenticatedRequests:    DefaultMaxUnauthenticatedRequests,
+		},
 		LogLevel:       "info",
 		MaxRequestSize: DefaultMaxRequestSize,
 		Replication: Replication{

@@ -38,8 +38,11 @@ func load(t *testing.T, path string, base *Config) *Config {
 // wantFull is what every testdata/full.* and vault-style.json hold.
 func wantFull() *Config {
 	return &Config{
-		Storage:         Storage{Type: "bolt", Path: "/var/lib/coffer/coffer.db"},
-		Listener:        Listener{Type: "tcp", Address: "127.0.0.1:8200", TLSDisable: true},
+		Storage: Storage{Type: "bolt", Path: "/var/lib/coffer/coffer.db"},
+		Listener: Listener{Type: "tcp", Address: "127.0.0.1:8200", TLSDisable: true,
+			HTTPReadHeaderTimeout: DefaultHTTPReadHeaderTimeout, HTTPReadTimeout: 20 * time.Second,
+			HTTPIdleTimeout: time.Minute, MaxUnauthenticatedRequestSize: DefaultMaxUnauthenticatedRequestSize,
+			MaxUnauthenticatedRequests: 32},
 		Seal:            &Seal{Type: "static", KeyFile: "/etc/coffer/unseal.key"},
 		APIAddr:         "http://127.0.0.1:8200",
 		ClusterName:     "dc1",
@@ -260,13 +263,15 @@ cluster_name = "file"
 	t.Setenv("COFFER_MAX_LEASE_TTL", "3600")
 	t.Setenv("COFFER_BUS_EMBEDDED", "true")
 	t.Setenv("COFFER_BUS_STORE_DIR", "/var/lib/coffer/nats")
+	t.Setenv("COFFER_LISTENER_HTTP_WRITE_TIMEOUT", "90s")
 	t.Setenv("COFFER_LOG_LEVEL", "") // empty: not set
 	t.Setenv("COFFER_LISTNER_ADDRESS", "typo")
 
 	c := load(t, p, nil)
 	want := Defaults()
 	want.Storage = Storage{Type: "bolt", Path: "/from/env.db"}
-	want.Listener = Listener{Type: "tcp", Address: "0.0.0.0:9200", TLSCertFile: "/c.pem", TLSKeyFile: "/k.pem"}
+	want.Listener.Address, want.Listener.TLSCertFile, want.Listener.TLSKeyFile = "0.0.0.0:9200", "/c.pem", "/k.pem"
+	want.Listener.HTTPWriteTimeout = 90 * time.Second
 	want.Seal = &Seal{Type: "static", KeyFile: "/etc/coffer/key"}
 	want.APIAddr = "https://coffer.example.com:8200"
 	want.ClusterName = "env"
@@ -312,7 +317,10 @@ func TestEnvTableCoversEveryKey(t *testing.T) {
 	want := []string{
 		"api_addr", "bus.creds_file", "bus.embedded", "bus.listen", "bus.nkey_seed_file", "bus.password",
 		"bus.store_dir", "bus.tls_ca_file", "bus.tls_cert_file", "bus.tls_key_file", "bus.url", "bus.user",
-		"cluster_name", "default_lease_ttl", "listener.address", "listener.tls_cert_file", "listener.tls_disable",
+		"cluster_name", "default_lease_ttl", "listener.address", "listener.http_idle_timeout",
+		"listener.http_read_header_timeout", "listener.http_read_timeout", "listener.http_write_timeout",
+		"listener.max_unauthenticated_request_size", "listener.max_unauthenticated_requests",
+		"listener.tls_cert_file", "listener.tls_disable",
 		"listener.tls_key_file", "listener.type", "log_level", "max_lease_ttl", "max_request_size",
 		"replication.best_effort_wal_wait_duration", "replication.max_activation_token_ttl", "replication.wal_stream_max_age",
 		"replication.wal_stream_max_bytes", "replication.wal_stream_max_msgs", "replication.wal_stream_replicas",
@@ -455,6 +463,11 @@ func TestValidate(t *testing.T) {
 		{"negative wait", func(c *Config) { c.Replication.BestEffortWALWaitDuration = -1 }, "best_effort_wal_wait_duration -1ns must not be negative"},
 		{"negative bytes", func(c *Config) { c.Replication.WALStreamMaxBytes = -1 }, "wal_stream_max_bytes -1 must not be negative"},
 		{"negative token ttl", func(c *Config) { c.Replication.MaxActivationTokenTTL = -time.Hour }, "max_activation_token_ttl -1h0m0s must not be negative"},
+		{"negative timeout", func(c *Config) { c.Listener.HTTPIdleTimeout = -time.Second }, "http_idle_timeout -1s must not be negative"},
+		{"no header timeout", func(c *Config) { c.Listener.HTTPReadHeaderTimeout, c.Listener.HTTPReadTimeout = 0, 0 },
+			"http_read_header_timeout and http_read_timeout are both 0"},
+		{"unauth size", func(c *Config) { c.Listener.MaxUnauthenticatedRequestSize = 0 }, "max_unauthenticated_request_size 0 must be a positive"},
+		{"unauth requests", func(c *Config) { c.Listener.MaxUnauthenticatedRequests = 0 }, "max_unauthenticated_requests 0 must be at least 1"},
 		{"no stream limit", func(c *Config) {
 			c.Replication.WALStreamMaxAge, c.Replication.WALStreamMaxBytes, c.Replication.WALStreamMaxMsgs = 0, 0, 0
 		}, "the WAL stream would grow without bound"},
@@ -480,7 +493,7 @@ func TestValidate(t *testing.T) {
 	}
 
 	ok := DevDefaults()
-	ok.Listener = Listener{Type: "tcp", Address: "[::1]:8200", TLSCertFile: "/c", TLSKeyFile: "/k"}
+	ok.Listener.Address, ok.Listener.TLSDisable, ok.Listener.TLSCertFile, ok.Listener.TLSKeyFile = "[::1]:8200", false, "/c", "/k"
 	ok.Bus = Bus{URL: "tls://a:4222,nats://b:4222"}
 	ok.APIAddr = "https://coffer.example.com"
 	if err := ok.Validate(); err != nil {

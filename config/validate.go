@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Validate checks the configuration as a whole and reports every problem it
@@ -71,6 +72,27 @@ func (l Listener) validate(p *problems) {
 	if !l.TLSDisable && (l.TLSCertFile == "" || l.TLSKeyFile == "") {
 		p.add("listener: TLS is enabled but tls_cert_file and tls_key_file are not both set: " +
 			"set both, or set tls_disable = true to serve plain HTTP")
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"http_read_header_timeout", l.HTTPReadHeaderTimeout}, {"http_read_timeout", l.HTTPReadTimeout},
+		{"http_write_timeout", l.HTTPWriteTimeout}, {"http_idle_timeout", l.HTTPIdleTimeout},
+	} {
+		if d.v < 0 {
+			p.add("listener: %s %s must not be negative (0 means no timeout)", d.key, d.v)
+		}
+	}
+	if l.HTTPReadHeaderTimeout == 0 && l.HTTPReadTimeout == 0 {
+		p.add("listener: http_read_header_timeout and http_read_timeout are both 0: a client could hold a connection " +
+			"for ever by sending its headers slowly; set at least one (Vault's defaults are 10s and 30s)")
+	}
+	if l.MaxUnauthenticatedRequestSize <= 0 {
+		p.add("listener: max_unauthenticated_request_size %d must be a positive number of bytes, such as \"64KiB\"", l.MaxUnauthenticatedRequestSize)
+	}
+	if l.MaxUnauthenticatedRequests <= 0 {
+		p.add("listener: max_unauthenticated_requests %d must be at least 1 (it bounds the requests without a valid token served at once)", l.MaxUnauthenticatedRequests)
 	}
 }
 

@@ -11,6 +11,11 @@
 // barrier (everything core stores goes through it as plaintext above,
 // ciphertext below).
 //
+// The request pipeline (HandleRequest) normalizes the path once (path.go)
+// and hands that one string to the router, the ACL, the sudo check and the
+// backend; it asks for the request's data (Request.Admit) only once the
+// request is allowed, so a refused request's body is never read.
+//
 // Replication is not core's: core asks it through the Replication interface
 // (replication.go), which package replmode implements and the server
 // attaches with SetReplication. Core tells it when the barrier opens and

@@ -21,9 +21,21 @@ type Request struct {
 	// Operation comes from the HTTP method; core refines update into create
 	// when the backend reports that nothing exists at the path.
 	Operation logical.Operation
-	// Path is the full request path after /v1/ ("secret/data/app").
-	Path       string
-	Data       map[string]any
+	// Path is the full request path after /v1/ ("secret/data/app"), as the
+	// client sent it: HandleRequest normalizes it (NormalizePath).
+	Path string
+	// Data is the request's data when Admit is nil.
+	Data map[string]any
+	// Admit, when set, supplies the request's data once core knows who is
+	// asking, so that nothing is read for a request that is refused: core
+	// calls it at most once, after the token and its policies allowed the
+	// request (authenticated true), or before serving a path that needs no
+	// token such as a login (authenticated false). It returns the data, read
+	// under the limits that apply to such a request, or the error to answer
+	// with instead (a body too large, malformed, or too many unauthenticated
+	// requests at once); that error is returned as is, unaudited, as a
+	// malformed request always was.
+	Admit      func(authenticated bool) (map[string]any, error)
 	Token      string
 	WrapTTL    time.Duration
 	Headers    http.Header
@@ -70,10 +82,16 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, erro
 	if c.barrier.Sealed() {
 		return nil, ErrSealed
 	}
-	path := strings.TrimPrefix(req.Path, "/")
+	path, err := NormalizePath(req.Path, req.Operation)
+	if err != nil {
+		return nil, err
+	}
 	mb, rel := c.router.match(path)
 	if mb == nil {
 		return nil, logical.Errorf(http.StatusNotFound, "no handler for route %q: no secrets engine or auth method is mounted there (list them with sys/mounts and sys/auth)", path)
+	}
+	if path, rel, err = canonical(mb, path, rel); err != nil {
+		return nil, err
 	}
 	lreq := &logical.Request{
 		ID:          uuid.NewString(),
@@ -92,14 +110,23 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, erro
 	}
 
 	var te *tokens.Entry
-	if !unauthenticated(mb, rel) {
-		var err error
+	authenticated := !unauthenticated(mb, rel)
+	if authenticated {
 		te, err = c.authorize(ctx, mb, path, lreq)
 		if err != nil {
 			c.auditDenied(ctx, lreq, te, err)
 			return nil, err
 		}
 		ctx = context.WithValue(ctx, callerKey{}, te)
+	}
+	if req.Admit != nil {
+		data, err := req.Admit(authenticated)
+		if err != nil {
+			return nil, err
+		}
+		if data != nil {
+			lreq.Data = data
+		}
 	}
 
 	// Read-after-write: a request carrying X-Vault-Index is served once this

@@ -7,8 +7,10 @@
 //
 // A request is dispatched in three steps:
 //
-//  1. Anything outside /v1/ is 404.
-//  2. The sys table (routes in sys.go) maps an exact path such as
+//  1. Anything outside /v1/ is 404. The path after /v1/ is normalized with
+//     core.NormalizePath (the one normalization core applies too): a path
+//     that is not UTF-8, holds a NUL or a ".." segment is 400.
+//  2. The sys table (routes in sys.go) maps an exact normalized path such as
 //     "sys/seal-status" to one handler per HTTP method. A known path with an
 //     unlisted method is 405 with an Allow header.
 //  3. Every other /v1/ path goes to Options.Logical, the hook where core's
@@ -17,7 +19,19 @@
 //
 // Before step 2 the body is capped at Options.MaxRequestSize with
 // http.MaxBytesReader, so the hook inherits the limit; DecodeJSON turns an
-// oversized or malformed body into the right Vault error (413 or 400).
+// oversized, malformed or too slow body into the right Vault error (413,
+// 400 or 408).
+//
+// # Requests without a valid token
+//
+// limits.go bounds them: NewLogical's handler hands core the body as a
+// function (core.Request.Admit) that core calls only once the request is
+// allowed, so a refused request's body is never read; a request served
+// without a token (sys/init, sys/unseal, logins...) may carry at most
+// Options.MaxUnauthenticatedRequestSize bytes and at most
+// Options.MaxUnauthenticatedRequests of them are served at once (503 with
+// Retry-After beyond). A response to a request whose body was not read to
+// its end closes the connection.
 //
 // # Response shapes
 //

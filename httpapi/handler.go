@@ -37,11 +37,22 @@ type Options struct {
 	// disables the limit.
 	MaxRequestSize int64
 
+	// MaxUnauthenticatedRequestSize caps the body of a request served
+	// without a valid token (limits.go). Zero or less means
+	// DefaultMaxUnauthenticatedRequestSize; it is never above MaxRequestSize.
+	MaxUnauthenticatedRequestSize int64
+
+	// MaxUnauthenticatedRequests is how many requests without a valid token
+	// are served at once (limits.go). Zero means
+	// DefaultMaxUnauthenticatedRequests; a negative value disables the limit.
+	MaxUnauthenticatedRequests int
+
 	// Logical serves every /v1/ path that is not in the sys table (mounts,
 	// kv, the rest of sys/). It sees the request with its body already
 	// capped at MaxRequestSize and should use DecodeJSON, RequestToken,
 	// NewEnvelope, WriteJSON and RespondError so that it answers like the
-	// rest of the API. Nil means such paths are 404.
+	// rest of the API; NewLogical's handler also applies the limits on
+	// unauthenticated requests. Nil means such paths are 404.
 	Logical http.Handler
 }
 
@@ -53,41 +64,43 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 type route map[string]handlerFunc
 
 type handler struct {
-	core    Core
-	opts    Options
-	log     zerolog.Logger
-	routes  map[string]route // keyed by the path after /v1/, e.g. "sys/health"
-	maxBody int64
+	core   Core
+	opts   Options
+	log    zerolog.Logger
+	routes map[string]route // keyed by the path after /v1/, e.g. "sys/health"
+	lim    *limits
 }
 
 // New returns the HTTP handler of the whole /v1/ API. See the package
 // documentation for how a request is routed.
 func New(c Core, opts Options, logger zerolog.Logger) http.Handler {
-	h := &handler{core: c, opts: opts, log: logger.With().Str("component", "httpapi").Logger()}
-	h.maxBody = opts.MaxRequestSize
-	if h.maxBody == 0 {
-		h.maxBody = DefaultMaxRequestSize
-	}
+	h := &handler{core: c, opts: opts, log: logger.With().Str("component", "httpapi").Logger(), lim: newLimits(opts)}
 	h.routes = h.sysRoutes()
 	return h
 }
 
-// statusRecorder remembers the status code for the access log.
+// statusRecorder remembers the status code for the access log, and closes
+// the connection after answering a request whose body was not read to its
+// end (limits.go).
 type statusRecorder struct {
 	http.ResponseWriter
 	code int
+	body *trackedBody // nil when the request has no body
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
 	if s.code == 0 {
 		s.code = code
+		if s.body != nil && !s.body.eof {
+			s.Header().Set("Connection", "close")
+		}
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
 
 func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.code == 0 {
-		s.code = http.StatusOK
+		s.WriteHeader(http.StatusOK)
 	}
 	return s.ResponseWriter.Write(b)
 }
@@ -104,18 +117,33 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Int("status", rec.code).Dur("took", time.Since(start)).Msg("request")
 }
 
-func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
-	path, ok := strings.CutPrefix(r.URL.Path, "/v1/")
+func (h *handler) serve(w *statusRecorder, r *http.Request) {
+	raw, ok := strings.CutPrefix(r.URL.Path, "/v1/")
 	if !ok {
 		WriteError(w, r, http.StatusNotFound, "no handler for "+r.URL.Path+": Coffer's API lives under /v1/")
 		return
 	}
-	if h.maxBody > 0 && r.Body != nil {
-		if r.ContentLength > h.maxBody {
-			RespondError(w, r, &http.MaxBytesError{Limit: h.maxBody})
-			return
+	path, err := core.NormalizePath(raw, "")
+	if err != nil {
+		RespondError(w, r, err)
+		return
+	}
+	adm := &admission{lim: h.lim, w: w}
+	// A shallow copy: the server keeps its own view of the body, so that
+	// what it does with an unread rest is decided by its own rules.
+	r = r.WithContext(context.WithValue(r.Context(), admissionKey{}, adm))
+	adm.r = r
+	defer adm.release()
+	if r.Body != nil && r.Body != http.NoBody {
+		w.body = &trackedBody{rc: r.Body}
+		r.Body = w.body
+		if h.lim.maxBody > 0 {
+			if r.ContentLength > h.lim.maxBody {
+				RespondError(w, r, &http.MaxBytesError{Limit: h.lim.maxBody})
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, h.lim.maxBody)
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	}
 
 	rt, known := h.routes[path]
@@ -139,6 +167,10 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 			"method "+r.Method+" is not supported on "+path+": use "+strings.Join(allowed, " or "))
 		return
 	}
+	if err := h.admitSys(adm, path, r.Method); err != nil {
+		RespondError(w, r, err)
+		return
+	}
 	if err := fn(w, r); err != nil {
 		code := ErrorStatus(err)
 		if code >= 500 && code != http.StatusServiceUnavailable {
@@ -146,4 +178,15 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		RespondError(w, r, err)
 	}
+}
+
+// admitSys applies the limits on unauthenticated requests to the sys table:
+// every body is capped at the unauthenticated size (no sys endpoint takes
+// more), and the endpoints that work without a token and read a body
+// (sys/init, sys/unseal) take an unauthenticated slot.
+func (h *handler) admitSys(adm *admission, path, method string) error {
+	if (path == "sys/init" || path == "sys/unseal") && method != http.MethodGet {
+		return adm.unauthenticated()
+	}
+	return adm.capBody(h.lim.maxUnauthBody)
 }

@@ -21,18 +21,26 @@ type LogicalCore interface {
 
 // NewLogical returns the handler of every /v1/ path that is not a sys
 // endpoint of the sys table: it turns the HTTP request into a core.Request,
-// and core's response into Vault's envelope. Install it as Options.Logical.
+// and core's response into Vault's envelope. Install it as Options.Logical:
+// it then shares the limits on unauthenticated requests of New's handler.
+// Used on its own, it applies the default limits.
 func NewLogical(c LogicalCore, logger zerolog.Logger) http.Handler {
-	return &logicalHandler{c: c, log: logger}
+	return &logicalHandler{c: c, log: logger, lim: newLimits(Options{})}
 }
 
 type logicalHandler struct {
 	c   LogicalCore
 	log zerolog.Logger
+	lim *limits // when the request comes without New's admission
 }
 
 func (h *logicalHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	req, err := buildRequest(r)
+	adm := admissionFor(r.Context())
+	if adm == nil {
+		adm = &admission{lim: h.lim, w: w, r: r}
+		defer adm.release()
+	}
+	req, err := buildRequest(r, adm)
 	if err != nil {
 		RespondError(w, r, err)
 		return
@@ -78,31 +86,23 @@ func operationOf(r *http.Request) (logical.Operation, error) {
 	return "", &requestError{code: http.StatusMethodNotAllowed, msg: "method " + r.Method + " is not supported: use GET, LIST, POST, PUT, PATCH or DELETE"}
 }
 
-func buildRequest(r *http.Request) (*core.Request, error) {
+// buildRequest turns r into a core.Request whose data core asks for once
+// it has decided the request may proceed (core.Request.Admit): the query of
+// a read or list, the JSON body of a write, read under the limit that
+// applies to it.
+func buildRequest(r *http.Request, adm *admission) (*core.Request, error) {
 	op, err := operationOf(r)
 	if err != nil {
 		return nil, err
 	}
 	path := strings.TrimPrefix(r.URL.Path, "/v1/")
-	data := map[string]any{}
-	switch op {
-	case logical.ReadOperation, logical.ListOperation:
-		for k, v := range r.URL.Query() {
-			if k == "list" || len(v) == 0 {
-				continue
+	admit := func(authenticated bool) (map[string]any, error) {
+		if !authenticated {
+			if err := adm.unauthenticated(); err != nil {
+				return nil, err
 			}
-			data[k] = v[0]
 		}
-		if op == logical.ListOperation && !strings.HasSuffix(path, "/") {
-			path += "/"
-		}
-	default:
-		if err := DecodeJSON(r, &data); err != nil {
-			return nil, err
-		}
-		if data == nil {
-			data = map[string]any{}
-		}
+		return requestData(r, op)
 	}
 	wrapTTL, err := parseWrapTTL(r.Header.Get("X-Vault-Wrap-TTL"))
 	if err != nil {
@@ -114,12 +114,34 @@ func buildRequest(r *http.Request) (*core.Request, error) {
 	return &core.Request{
 		Operation:  op,
 		Path:       path,
-		Data:       data,
+		Admit:      admit,
 		Token:      RequestToken(r),
 		WrapTTL:    wrapTTL,
 		Headers:    hdr,
 		RemoteAddr: r.RemoteAddr,
 	}, nil
+}
+
+// requestData is a request's data: the query of a read or a list, the JSON
+// body of anything else.
+func requestData(r *http.Request, op logical.Operation) (map[string]any, error) {
+	data := map[string]any{}
+	if op == logical.ReadOperation || op == logical.ListOperation {
+		for k, v := range r.URL.Query() {
+			if k == "list" || len(v) == 0 {
+				continue
+			}
+			data[k] = v[0]
+		}
+		return data, nil
+	}
+	if err := DecodeJSON(r, &data); err != nil {
+		return nil, err
+	}
+	if data == nil {
+		data = map[string]any{}
+	}
+	return data, nil
 }
 
 // parseWrapTTL reads X-Vault-Wrap-TTL: a duration ("5m") or seconds ("300").

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 
@@ -149,8 +150,13 @@ func DecodeJSON(r *http.Request, v any) error {
 		}
 	}
 	var mb *http.MaxBytesError
-	if errors.As(err, &mb) {
+	var re *requestError
+	if errors.As(err, &mb) || errors.As(err, &re) {
 		return err
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &requestError{code: http.StatusRequestTimeout, msg: "the request body did not arrive within the server's read timeout (the listener's http_read_timeout): send it faster, or raise http_read_timeout"}
 	}
 	return badRequestf("failed to parse JSON input: the request body is not valid JSON (%s); send a single JSON object", strings.TrimPrefix(err.Error(), "json: "))
 }

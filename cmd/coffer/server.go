@@ -210,12 +210,18 @@ func serveHTTP(ctx context.Context, c *core.Core, cfg *config.Config, logger zer
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another server using the port?)", cfg.Listener.Address, err)
 	}
+	l := cfg.Listener
 	srv := &http.Server{
 		Handler: httpapi.New(c, httpapi.Options{
-			MaxRequestSize: cfg.MaxRequestSize,
-			Logical:        httpapi.NewLogical(c, logger.With().Str("component", "http").Logger()),
+			MaxRequestSize:                cfg.MaxRequestSize,
+			MaxUnauthenticatedRequestSize: l.MaxUnauthenticatedRequestSize,
+			MaxUnauthenticatedRequests:    int(l.MaxUnauthenticatedRequests),
+			Logical:                       httpapi.NewLogical(c, logger.With().Str("component", "http").Logger()),
 		}, logger.With().Str("component", "http").Logger()),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: l.HTTPReadHeaderTimeout,
+		ReadTimeout:       l.HTTPReadTimeout,
+		WriteTimeout:      l.HTTPWriteTimeout,
+		IdleTimeout:       l.HTTPIdleTimeout,
 	}
 	scheme := "http"
 	if !cfg.Listener.TLSDisable {

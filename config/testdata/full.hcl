@@ -1,6 +1,12 @@
 # The example of docs/configuration.md.
 storage "bolt" { path = "/var/lib/coffer/coffer.db" }
-listener "tcp" { address = "127.0.0.1:8200"  tls_disable = true }   # else tls_cert_file / tls_key_file
+listener "tcp" {
+  address     = "127.0.0.1:8200"
+  tls_disable = true                 # else tls_cert_file / tls_key_file
+  http_read_timeout            = "20s"
+  http_idle_timeout            = 60  # seconds
+  max_unauthenticated_requests = 32
+}
 seal "static" { key_file = "/etc/coffer/unseal.key" }                  # optional
 api_addr     = "http://127.0.0.1:8200"
 cluster_name = "dc1"

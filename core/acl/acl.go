@@ -209,16 +209,54 @@ func (a *ACL) Decide(path string) Decision {
 	return Decision{}
 }
 
+// DecideOp evaluates path for op. It is Decide, except for a list, whose path
+// ends in "/" as Vault sends it: Vault's rule for lists applies, in this order
+// (the first that matches decides):
+//
+//  1. an exact rule on the path as sent ("secret/metadata/foo/");
+//  2. an exact rule on the path without its trailing slash
+//     ("secret/metadata/foo"), so a policy on the folder grants listing it;
+//  3. the glob and "+" rules matching the path without its trailing slash;
+//  4. the glob and "+" rules matching the path as sent.
+func (a *ACL) DecideOp(path string, op Operation) Decision {
+	if op != OpList || a.root {
+		return a.Decide(path)
+	}
+	if len(path) > 0 && path[0] == '/' {
+		path = path[1:]
+	}
+	if c, ok := a.exact[path]; ok {
+		return Decision{Pattern: path, Capabilities: c}
+	}
+	trimmed, hadSlash := strings.CutSuffix(path, "/")
+	if c, ok := a.exact[trimmed]; ok {
+		return Decision{Pattern: trimmed, Capabilities: c}
+	}
+	if a.tree == nil {
+		return Decision{}
+	}
+	if hadSlash {
+		if r := a.tree.search(trimmed, 0, nil); r != nil {
+			return Decision{Pattern: r.pattern, Capabilities: r.caps}
+		}
+	}
+	if r := a.tree.search(path, 0, nil); r != nil {
+		return Decision{Pattern: r.pattern, Capabilities: r.caps}
+	}
+	return Decision{}
+}
+
 // Capabilities returns the capabilities granted on path (see Decision).
 func (a *ACL) Capabilities(path string) Capability {
 	return a.Decide(path).Capabilities
 }
 
-// Allowed reports whether op is permitted on path, and whether the deciding
-// rule grants sudo. The caller must also refuse a path for which RequiresSudo
-// is true unless sudo is: Allowed does not know which paths need it.
+// Allowed reports whether op is permitted on path (see DecideOp), and
+// whether the deciding rule grants sudo. The caller must also refuse a path
+// for which RequiresSudo is true unless sudo is: Allowed does not know which
+// paths need it.
 func (a *ACL) Allowed(path string, op Operation) (allowed, sudo bool) {
-	d := a.Decide(path)
+	d := a.DecideOp(path, op)
 	return d.Allows(op), d.Sudo()
 }
 

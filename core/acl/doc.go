@@ -10,13 +10,18 @@
 //  2. Build one ACL from a token's policies with NewACL. Rules for the same
 //     path in several policies are merged (union of capabilities; deny wins).
 //  3. Per request, map the request to an Operation and call Allowed (or
-//     Decide). If RequiresSudo(path), refuse unless Allowed reports sudo.
+//     DecideOp). If RequiresSudo(path), refuse unless Allowed reports sudo.
+//     The path must be the one the router serves: core normalizes it once
+//     (no empty or "." segments, a trailing slash only on a list) and hands
+//     the same string to the ACL, the sudo check and the backend.
 //
 // Matching is Vault's: an exact path wins; otherwise the single matching glob
 // or "+" pattern of highest priority decides (first wildcard later, no
 // trailing glob, fewer "+", longer, then lexically greater), never a union of
-// patterns; a path nothing matches is denied. The pattern grammar and its
-// differences from Vault are in pattern.go.
+// patterns; a path nothing matches is denied. A list ("secret/metadata/foo/")
+// also matches the rules written for the path without its trailing slash,
+// in Vault's order (DecideOp). The pattern grammar and its differences from
+// Vault are in pattern.go.
 //
 // Decisions taken here:
 //   - allowed_parameters, denied_parameters, required_parameters, wrapping TTL

@@ -99,7 +99,10 @@ func (o *oracle) decide(path string) Decision {
 	if o.root {
 		return Decision{Capabilities: AllCapabilities, Root: true}
 	}
-	path = strings.TrimPrefix(path, "/") // one leading slash is tolerated
+	return o.decideBare(strings.TrimPrefix(path, "/")) // one leading slash is tolerated
+}
+
+func (o *oracle) decideBare(path string) Decision {
 	var best *oracleRule
 	for i := range o.rules {
 		r := &o.rules[i]
@@ -117,6 +120,34 @@ func (o *oracle) decide(path string) Decision {
 		return Decision{}
 	}
 	return Decision{Pattern: best.pattern, Capabilities: best.caps}
+}
+
+// decideOp is Vault's list rule spelled out: the exact rule on the path, the
+// exact rule on the path without its trailing slash, the best pattern on the
+// path without the slash, the best pattern on the path.
+func (o *oracle) decideOp(path string, op Operation) Decision {
+	if op != OpList || o.root {
+		return o.decide(path)
+	}
+	path = strings.TrimPrefix(path, "/")
+	trimmed := strings.TrimSuffix(path, "/")
+	for _, p := range []string{path, trimmed} {
+		for _, r := range o.rules {
+			if r.pattern == p && !strings.ContainsAny(p, "+*") {
+				return Decision{Pattern: p, Capabilities: r.caps}
+			}
+		}
+	}
+	candidates := []string{path}
+	if trimmed != path {
+		candidates = []string{trimmed, path}
+	}
+	for _, p := range candidates {
+		if d := o.decideBare(p); d.Pattern != "" {
+			return d
+		}
+	}
+	return Decision{}
 }
 
 // TestACLAgainstOracle compares the tree with the oracle on random policy sets
@@ -168,7 +199,11 @@ func TestACLAgainstOracle(t *testing.T) {
 				parts[i] = pathSegs[rng.IntN(len(pathSegs))]
 			}
 			path := strings.Join(parts, "/")
-			got, want := a.Decide(path), o.decide(path)
+			op := OpRead
+			if rng.IntN(2) == 0 {
+				op, path = OpList, path+"/"
+			}
+			got, want := a.DecideOp(path, op), o.decideOp(path, op)
 			if got != want {
 				var rules []string
 				for _, p := range policies {
@@ -176,8 +211,8 @@ func TestACLAgainstOracle(t *testing.T) {
 						rules = append(rules, p.Name+":"+r.Path+"="+r.Capabilities.String())
 					}
 				}
-				t.Fatalf("seed %d: Decide(%q) = %q %v, oracle says %q %v\nrules: %s",
-					seed, path, got.Pattern, got.Capabilities, want.Pattern, want.Capabilities, strings.Join(rules, " "))
+				t.Fatalf("seed %d: DecideOp(%q, %s) = %q %v, oracle says %q %v\nrules: %s",
+					seed, path, op, got.Pattern, got.Capabilities, want.Pattern, want.Capabilities, strings.Join(rules, " "))
 			}
 		}
 	}

@@ -1,5 +1,7 @@
 package acl
 
+import "strings"
+
 // sudoPaths are the paths whose every operation needs the sudo capability in
 // addition to the operation's own, in the pattern syntax of policies. They are
 // Vault's root-protected paths of the system backend and of the token auth
@@ -63,7 +65,13 @@ func SudoPaths() []string {
 
 // RequiresSudo reports whether a request on path (without /v1/; a leading
 // slash is tolerated) needs the sudo capability besides its operation's.
+// A path with a trailing slash, as a list sends it, needs sudo when the path
+// without the slash does: "sys/replication/reindex/" is "sys/replication/reindex".
 // The caller enforces it: allowed only if (*ACL).Allowed also reports sudo.
 func RequiresSudo(path string) bool {
-	return sudoACL.Capabilities(path) != 0
+	if sudoACL.Capabilities(path) != 0 {
+		return true
+	}
+	trimmed, ok := strings.CutSuffix(path, "/")
+	return ok && sudoACL.Capabilities(trimmed) != 0
 }
