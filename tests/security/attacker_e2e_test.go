@@ -73,7 +73,7 @@ func TestAttackerEndToEnd(t *testing.T) {
 		p.waitKV(t, k, string(secrets["the value of secret/"+k]))
 	}
 	p.waitKV(t, "forwarded", fwd)
-	snap := p.waitSame(t, "after activation")
+	p.waitSame(t, "after activation")
 
 	// The WAL stream: junk under the ids of the next batches, then deleted
 	// and re-created by the attacker.
@@ -97,7 +97,7 @@ func TestAttackerEndToEnd(t *testing.T) {
 	_ = a.RecreateStream(ctx, attackerStreamName(p.cluster), "coffer."+p.cluster+".wal")
 	put(P, "after-recreate")
 	p.waitKV(t, "after-recreate", string(secrets["the value of secret/after-recreate"]))
-	snap = p.waitSame(t, "after the attacks on the WAL stream")
+	snap := p.waitSame(t, "after the attacks on the WAL stream")
 
 	// Each side restarts; the attacker replays everything it captured.
 	for i, side := range []*attackerServer{p.pri, p.sec} {
