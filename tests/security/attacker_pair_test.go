@@ -149,17 +149,18 @@ func attackerTokenSecrets(t *testing.T, token string) map[string][]byte {
 	t.Helper()
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		t.Fatalf("activation token %q is not a compact JWS", token)
+		t.Logf("the activation token is not a compact JWS: only the whole token is searched for")
+		return map[string][]byte{"the activation token": []byte(token)}
 	}
 	out := map[string][]byte{
-		"the activation token":                   []byte(token),
-		"the activation token's claims segment":  []byte(parts[1]),
-		"the activation token's signature":       []byte(parts[2]),
-		"the activation token's claims, decoded": nil,
+		"the activation token":                  []byte(token),
+		"the activation token's claims segment": []byte(parts[1]),
+		"the activation token's signature":      []byte(parts[2]),
 	}
 	claims, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		t.Fatalf("activation token claims: %v", err)
+		t.Logf("the activation token's claims are not base64url (%v): searched for as they are", err)
+		return out
 	}
 	out["the activation token's claims, decoded"] = claims
 	if sig, err := base64.RawURLEncoding.DecodeString(parts[2]); err == nil {
@@ -167,7 +168,8 @@ func attackerTokenSecrets(t *testing.T, token string) map[string][]byte {
 	}
 	var m map[string]any
 	if err := json.Unmarshal(claims, &m); err != nil {
-		t.Fatalf("activation token claims are not JSON: %v", err)
+		t.Logf("the activation token's claims are not JSON (%v): its claims are searched for as a whole only", err)
+		return out
 	}
 	public := map[string]bool{"iss": true, "sub": true, "jti": true, "exp": true, "iat": true, "nbf": true,
 		"aud": true, "api": true, "bus": true, "pub": true, "v": true}
