@@ -373,17 +373,18 @@ func attackerGarbage(n int) []byte {
 
 // attackerForgedErrors are error replies anyone can build: the envelope's
 // plain error (version 1, kind 3, JSON RPCError) with the codes that stop a
-// secondary, and the JSON error of an activate reply. The format the method
+// secondary, and the JSON error of an activate reply. Their text says they
+// are forged, for the reader of a failure only. The format the method
 // expects goes first, as the first reply is the one a careless requester
 // takes.
 func attackerForgedErrors(method string) [][]byte {
 	var envelope, plain [][]byte
 	for _, code := range []string{"revoked", "unknown_secondary"} {
-		body := fmt.Sprintf(`{"v":1,"code":%q,"error":"this secondary was revoked by the primary"}`, code)
+		body := fmt.Sprintf(`{"v":1,"code":%q,"error":"this secondary was revoked (forged by the bus attacker)"}`, code)
 		envelope = append(envelope, append([]byte{1, 3}, body...))
 	}
 	for _, code := range []string{"revoked", "token_used"} {
-		plain = append(plain, fmt.Appendf(nil, `{"v":1,"code":%q,"error":"refused by the primary"}`, code))
+		plain = append(plain, fmt.Appendf(nil, `{"v":1,"code":%q,"error":"refused (forged by the bus attacker)"}`, code))
 	}
 	if method == "activate" {
 		return append(plain, envelope...)
