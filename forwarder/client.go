@@ -92,7 +92,7 @@ func (c *Client) Forward(ctx context.Context, path string, lreq *logical.Request
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrNoAnswer):
-			return nil, 0, logical.Errorf(http.StatusGatewayTimeout, "the write was sent to the primary but no answer came in time (%v): its outcome is unknown, it may have been applied; read the value back before retrying", err)
+			return nil, 0, logical.Errorf(http.StatusGatewayTimeout, "the primary could not be reached in time (%v): the write was sent, so its outcome is unknown: it may have been applied; read the value back before retrying", err)
 		case errors.Is(err, ErrUnreachable):
 			return nil, 0, logical.Errorf(http.StatusServiceUnavailable, "the primary could not be reached to forward this write (%v): it was not applied; retry when the primary is back (reads on this cluster keep working)", err)
 		case errors.Is(err, ErrRevoked):

@@ -3,6 +3,8 @@ package replmode
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/forwarder"
@@ -16,6 +18,13 @@ import (
 type transport struct{ s *secondary.Secondary }
 
 func (t transport) RoundTrip(ctx context.Context, payload []byte) ([]byte, error) {
+	// Heartbeats say the primary is gone: do not send at all, so the client
+	// may be told for certain that the write was not applied. (A request
+	// that was sent and went unanswered may have been applied: "no
+	// responders" can be forged on the bus, so it proves nothing.)
+	if st := t.s.Status(); !st.Connected && !st.LastHeartbeat.IsZero() {
+		return nil, classified{fmt.Errorf("no heartbeat of the primary answered since %s: the write was not sent", st.LastHeartbeat.UTC().Format(time.RFC3339)), forwarder.ErrUnreachable}
+	}
 	out, err := t.s.Forward(ctx, payload)
 	switch {
 	case err == nil:
