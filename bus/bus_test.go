@@ -615,3 +615,34 @@ func TestCloseStopsEverything(t *testing.T) {
 		return nil
 	})
 }
+
+// A stream deleted and re-created (anyone on the bus may) numbers its
+// messages from 1 again: a consumer whose position is past the new stream's
+// end reads it from its first message instead of waiting for a sequence
+// that may never come.
+func TestConsumeFollowsARecreatedStream(t *testing.T) {
+	b := bustest.Start(t)
+	ctx := testCtx(t)
+	ensureWAL(t, b, bus.StreamConfig{})
+	for i := range 5 {
+		if _, err := b.Publish(ctx, "coffer.c1.wal", []byte{byte(i)}, fmt.Sprintf("c1-%d", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch, _ := collect(t, b, "d", 0)
+	for range 5 {
+		if err := next(t, ch).Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.DeleteStream(ctx, "COFFER_WAL_c1"); err != nil {
+		t.Fatal(err)
+	}
+	ensureWAL(t, b, bus.StreamConfig{})
+	if _, err := b.Publish(ctx, "coffer.c1.wal", []byte("after"), "c1-after", nil); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(t, ch); string(m.Data) != "after" {
+		t.Fatalf("delivered %q after the stream was re-created, want \"after\"", m.Data)
+	}
+}

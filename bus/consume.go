@@ -56,7 +56,9 @@ type Msg struct {
 // A new durable starts at startSeq (0 = the first message in the stream); an
 // existing durable keeps its position and startSeq is ignored. Should the
 // durable vanish while consuming (deleted, stream recreated), it is created
-// again just after the last message this call acknowledged.
+// again just after the last message this call acknowledged, or at the
+// stream's first message when that position is past the stream's end (the
+// stream was re-created and numbers its messages anew).
 //
 // When connected, Consume looks up or creates the consumer before it
 // returns, bounded by ctx, and reports a missing stream at once
@@ -131,6 +133,15 @@ func (b *Bus) ensureConsumer(ctx context.Context, stream, durable string, startS
 	if startSeq > 0 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = startSeq
+		// A start past the stream's end means the stream was re-created (on
+		// an untrusted bus, by anyone) and numbers its messages anew: start
+		// at its first message rather than wait for a sequence that may
+		// never come. The reader skips what it applied and detects the gap.
+		if st, err := b.js.Stream(ctx, stream); err == nil && startSeq > st.CachedInfo().State.LastSeq+1 {
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverAllPolicy, 0
+			b.log.Warn().Str("stream", stream).Uint64("start_seq", startSeq).Uint64("stream_last_seq", st.CachedInfo().State.LastSeq).
+				Msg("the WAL stream is behind this consumer's position (re-created?); reading it from its first message")
+		}
 	}
 	cons, err = b.js.CreateConsumer(ctx, stream, cfg)
 	if errors.Is(err, jetstream.ErrConsumerExists) {
