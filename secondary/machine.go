@@ -294,7 +294,17 @@ type Machine struct {
 	guardFrom  uint64
 	floor      uint64 // of the running sync
 	attempts   int    // failed attempts of the running sync
+	// stalled counts the heartbeats in a row that found the primary ahead
+	// while streaming made no progress (from stallMark).
+	stalled   int
+	stallMark uint64
 }
+
+// StallHeartbeats is how many heartbeats in a row may find the primary
+// ahead of a streaming secondary that makes no progress before the secondary
+// resyncs: batches lost on the bus (a stream deleted or re-created by anyone
+// on it) show no gap until a newer batch arrives, which may be never.
+const StallHeartbeats = 5
 
 // NewMachine returns a machine in StateIdle.
 func NewMachine() *Machine { return &Machine{state: StateIdle} }
@@ -315,6 +325,20 @@ func (m *Machine) PrimaryLastWAL() uint64 { return m.primaryWAL }
 // StateMerkleSync).
 func (m *Machine) Syncing() bool {
 	return m.state == StateSync || m.state == StateMerkleDiff || m.state == StateMerkleSync
+}
+
+// checkStall resyncs a streaming secondary that the primary is ahead of and
+// that has made no progress for StallHeartbeats heartbeats.
+func (m *Machine) checkStall() []Action {
+	if m.state != StateStreaming || m.primaryWAL <= m.lastRemote || m.lastRemote != m.stallMark {
+		m.stalled, m.stallMark = 0, m.lastRemote
+		return nil
+	}
+	if m.stalled++; m.stalled < StallHeartbeats {
+		return nil
+	}
+	m.stalled = 0
+	return []Action{m.startSync(m.lastRemote)}
 }
 
 // startSync enters the sync state.
@@ -370,7 +394,7 @@ func (m *Machine) Step(ev Event) []Action {
 		if m.state == StateConnecting {
 			m.state = StateStreaming
 		}
-		return nil
+		return m.checkStall()
 	case HeartbeatFailed:
 		m.connected = false
 		return nil
