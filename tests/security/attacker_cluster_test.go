@@ -125,7 +125,7 @@ func newAttackerServer(t *testing.T, bin, name string, sealKey []byte) *attacker
 	fmt.Fprintf(&b, "storage \"bolt\" {\n  path = %q\n}\n", filepath.Join(s.dir, "coffer.db"))
 	fmt.Fprintf(&b, "listener \"tcp\" {\n  address = %q\n  tls_disable = true\n}\n", s.apiAddr)
 	fmt.Fprintf(&b, "seal \"static\" {\n  key_file = %q\n}\n", keyPath)
-	fmt.Fprintf(&b, "api_addr = %q\ncluster_name = %q\nlog_level = \"debug\"\n", "http://"+s.apiAddr, name)
+	fmt.Fprintf(&b, "api_addr = %q\ncluster_name = %q\n", "http://"+s.apiAddr, name)
 	fmt.Fprintf(&b, "bus {\n  embedded = true\n  listen = %q\n  store_dir = %q\n}\n", s.natsAddr, filepath.Join(s.dir, "nats"))
 	s.cfgPath = filepath.Join(s.dir, "coffer.hcl")
 	if err := os.WriteFile(s.cfgPath, []byte(b.String()), 0o600); err != nil {
