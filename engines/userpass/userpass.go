@@ -213,3 +213,25 @@ func (l *userLocks) lock(name string) func() {
 	m.Lock()
 	return m.Unlock
 }
+
+// CanonicalPath is the path as this backend reads it: user names are
+// case-insensitive (route lowercases them), so the name segment of users/ and
+// login/ is lowercased here, and core authorizes the path that will be
+// served: a policy that denies auth/userpass/users/bob also denies
+// users/BOB. Core calls it before the ACL (core/path.go).
+func (b *Backend) CanonicalPath(rel string) (string, error) {
+	for _, prefix := range []string{"users/", "login/"} {
+		rest, ok := strings.CutPrefix(rel, prefix)
+		if !ok {
+			continue
+		}
+		name, tail, _ := strings.Cut(rest, "/")
+		if lower := strings.ToLower(name); lower != name {
+			if tail != "" || strings.HasSuffix(rest, "/") {
+				return prefix + lower + "/" + tail, nil
+			}
+			return prefix + lower, nil
+		}
+	}
+	return rel, nil
+}

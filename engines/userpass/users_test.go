@@ -391,3 +391,21 @@ func TestUnauthenticatedPaths(t *testing.T) {
 		}
 	}
 }
+
+// User names are case-insensitive: the canonical path core authorizes has
+// the name lowercased, so an ACL rule on users/bob holds for users/BOB.
+func TestCanonicalPathLowercasesNames(t *testing.T) {
+	b := &Backend{}
+	for in, want := range map[string]string{
+		"users/BOB":          "users/bob",
+		"users/Bob/password": "users/bob/password",
+		"users/":             "users/",
+		"login/ALICE":        "login/alice",
+		"users/bob/policies": "users/bob/policies",
+		"other/X":            "other/X",
+	} {
+		if got, err := b.CanonicalPath(in); err != nil || got != want {
+			t.Errorf("CanonicalPath(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}

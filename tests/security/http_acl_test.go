@@ -131,3 +131,32 @@ func httpAttackJSON(v any) string {
 	}
 	return string(b)
 }
+
+// userpass reads user names case-insensitively: a policy that denies
+// users/bob must also deny users/BOB (the same gap as the trailing slash,
+// behind the backend's own lowercasing).
+func TestHTTPAttackUserpassNameCase(t *testing.T) {
+	s := httpAttackStart(t, httpAttackServerOpts{})
+	root := s.client(s.root)
+	if _, err := root.Logical().Write("sys/auth/userpass", map[string]any{"type": "userpass"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().Write("auth/userpass/users/bob", map[string]any{"password": "bob-pw"}); err != nil {
+		t.Fatal(err)
+	}
+	tok := s.tokenWithPolicy("users-but-bob", `
+path "auth/userpass/users/*" { capabilities = ["create", "update", "read"] }
+path "auth/userpass/users/bob" { capabilities = ["deny"] }
+path "auth/userpass/users/bob/*" { capabilities = ["deny"] }
+`)
+	for _, p := range []string{"/v1/auth/userpass/users/BOB/password", "/v1/auth/userpass/users/Bob"} {
+		r := s.raw(http.MethodPut, p, tok, strings.NewReader(`{"password":"stolen"}`))
+		if r.code != http.StatusForbidden {
+			t.Errorf("PUT %s: %d %s; want 403", p, r.code, r.body)
+		}
+	}
+	// bob's password is unchanged: he still logs in with it.
+	if _, err := root.Logical().Write("auth/userpass/login/bob", map[string]any{"password": "bob-pw"}); err != nil {
+		t.Fatalf("bob's login after the attack: %v", err)
+	}
+}
