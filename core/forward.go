@@ -110,10 +110,21 @@ func (c *Core) ApplyForwarded(ctx context.Context, call *forwarder.Call) (*logic
 	if c.barrier.Sealed() {
 		return nil, c.wal.LastIndex(), ErrSealed
 	}
-	path := strings.TrimPrefix(call.Path, "/")
+	// The same normalisation as a client's request: the allow-list and the
+	// target check below see the path the backend will serve.
+	path, err := NormalizePath(call.Path, call.Operation)
+	if err != nil {
+		return nil, c.wal.LastIndex(), err
+	}
 	mb, rel := c.router.match(path)
 	if mb == nil {
 		return nil, c.wal.LastIndex(), logical.Errorf(http.StatusNotFound, "no handler for route %q on the primary", path)
+	}
+	if path, rel, err = canonical(mb, path, rel); err != nil {
+		return nil, c.wal.LastIndex(), err
+	}
+	if err := forwarder.Allowed(string(call.Operation), path); err != nil {
+		return nil, c.wal.LastIndex(), logical.Errorf(http.StatusForbidden, "the primary refuses this forwarded request: %v", err)
 	}
 	if !forwardedTarget(mb, rel) {
 		return nil, c.wal.LastIndex(), logical.Errorf(http.StatusForbidden, "the primary refuses this forwarded request: %q is not replicated (a local mount, a login or the token store) and is served by each cluster itself", path)
