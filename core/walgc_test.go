@@ -6,27 +6,13 @@ import (
 	"testing"
 
 	"github.com/cofferhq/coffer/storage"
-	"github.com/cofferhq/coffer/storage/inmem"
 	"github.com/cofferhq/coffer/wal"
-	"github.com/rs/zerolog"
 )
 
 // newTestCore returns an initialized, unsealed core on in-memory storage.
 func newTestCore(t *testing.T) *Core {
 	t.Helper()
-	ctx := context.Background()
-	c, err := New(ctx, Config{Physical: inmem.New(), StorageType: "inmem", Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	res, err := c.Initialize(ctx, InitRequest{SecretShares: 1, SecretThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Unseal(ctx, res.Keys[0]); err != nil {
-		t.Fatal(err)
-	}
+	c, _ := newTestCoreRoot(t)
 	return c
 }
 

@@ -17,9 +17,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cofferhq/coffer/core"
+	"github.com/cofferhq/coffer/core/coretest"
 	"github.com/cofferhq/coffer/httpapi"
 	"github.com/cofferhq/coffer/internal/testutil"
-	"github.com/cofferhq/coffer/storage/inmem"
 )
 
 // newAPI is the whole /v1/ handler (sys table and logical handler) over an
@@ -29,18 +29,7 @@ import (
 func newAPI(t *testing.T, opts httpapi.Options) (http.Handler, string) {
 	t.Helper()
 	ctx := context.Background()
-	c, err := core.New(ctx, core.Config{Physical: inmem.New(), StorageType: "inmem", ClusterName: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	res, err := c.Initialize(ctx, core.InitRequest{SecretShares: 1, SecretThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Unseal(ctx, res.Keys[0]); err != nil {
-		t.Fatal(err)
-	}
+	c, root := coretest.Unsealed(t)
 	if err := c.EnableMount(ctx, &core.MountEntry{Table: core.AuthTable, Path: "userpass/", Type: "userpass"}); err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +37,7 @@ func newAPI(t *testing.T, opts httpapi.Options) (http.Handler, string) {
 		t.Fatal(err)
 	}
 	opts.Logical = httpapi.NewLogical(c, zerolog.Nop())
-	return httpapi.New(c, opts, zerolog.Nop()), res.RootToken
+	return httpapi.New(c, opts, zerolog.Nop()), root
 }
 
 // countingBody is a request body that counts the bytes the handler reads.

@@ -4,37 +4,16 @@ import (
 	"context"
 	"testing"
 
-	"github.com/cofferhq/coffer/core"
+	"github.com/cofferhq/coffer/core/coretest"
 	"github.com/cofferhq/coffer/storage"
-	"github.com/cofferhq/coffer/storage/inmem"
-	"github.com/rs/zerolog"
 )
-
-// newCore returns an initialized, unsealed core on in-memory storage.
-func newCore(t *testing.T) *core.Core {
-	t.Helper()
-	ctx := context.Background()
-	c, err := core.New(ctx, core.Config{Physical: inmem.New(), StorageType: "inmem", Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	res, err := c.Initialize(ctx, core.InitRequest{SecretShares: 1, SecretThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Unseal(ctx, res.Keys[0]); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // While the stored primary role retries its start (NATS down at unseal),
 // the WAL collector may truncate nothing past what was shipped: the shipped
 // index it reads is the stored one, not "no shipper".
 func TestShippedIndexWhileStarting(t *testing.T) {
 	ctx := context.Background()
-	c := newCore(t)
+	c, _ := coretest.Unsealed(t)
 	m := New(c, Config{})
 	m.mode, m.starting = Primary, &retry{cancel: func() {}, done: make(chan struct{})}
 	if idx, ok := m.ShippedIndex(); !ok || idx != 0 {
