@@ -40,9 +40,7 @@ func TestAttackerEndToEnd(t *testing.T) {
 		t.Helper()
 		v := attackerSecretValue(t, key)
 		secrets["the value of secret/"+key] = []byte(v)
-		if err := attackerKVPut(c, key, v); err != nil {
-			t.Fatalf("kv put secret/%s on %s: %v", key, c.Address(), err)
-		}
+		mustKVPut(t, c, key, v)
 		return v
 	}
 
@@ -55,7 +53,7 @@ func TestAttackerEndToEnd(t *testing.T) {
 	put(P, "before-activation")
 
 	// Activation, raced, hijacked and with most requests taken by the attacker.
-	err := attackerActivate(t, p.sec, p.token)
+	err := activate(p.sec, p.token)
 	a.requireNotFound(t, "after activation", secrets)
 	if err != nil {
 		t.Fatalf("activation with the attacker on the bus failed: %v (the attacker may delay it, never stop it: a requester must ignore replies it cannot authenticate)", err)
@@ -77,12 +75,12 @@ func TestAttackerEndToEnd(t *testing.T) {
 
 	// The WAL stream: junk under the ids of the next batches, then deleted
 	// and re-created by the attacker.
-	st, err := attackerStatus(p.pri.apiAddr)
+	st, err := readReplStatus(p.pri.addr)
 	if err != nil {
 		t.Fatalf("primary status: %v", err)
 	}
 	var last uint64
-	if _, err := fmt.Sscan(attackerStr(st["last_wal"]), &last); err != nil {
+	if _, err := fmt.Sscan(jsonString(st["last_wal"]), &last); err != nil {
 		t.Fatalf("last_wal in the primary's status %v: %v", st, err)
 	}
 	if _, err := a.PublishPredicted(ctx, p.cluster, last, 20); err != nil {
@@ -90,19 +88,19 @@ func TestAttackerEndToEnd(t *testing.T) {
 	}
 	put(P, "after-junk")
 	p.waitKV(t, "after-junk", string(secrets["the value of secret/after-junk"]))
-	if err := a.DeleteStream(ctx, attackerStreamName(p.cluster)); err != nil {
+	if err := a.DeleteStream(ctx, walStream(p.cluster)); err != nil {
 		t.Errorf("delete the WAL stream: %v", err)
 	}
 	put(P, "after-delete")
 	p.waitKV(t, "after-delete", string(secrets["the value of secret/after-delete"]))
-	_ = a.DeleteStream(ctx, attackerStreamName(p.cluster))
-	_ = a.RecreateStream(ctx, attackerStreamName(p.cluster), "coffer."+p.cluster+".wal")
+	_ = a.DeleteStream(ctx, walStream(p.cluster))
+	_ = a.RecreateStream(ctx, walStream(p.cluster), walSubject(p.cluster))
 	put(P, "after-recreate")
 	p.waitKV(t, "after-recreate", string(secrets["the value of secret/after-recreate"]))
 	snap := p.waitSame(t, "after the attacks on the WAL stream")
 
 	// Each side restarts; the attacker replays everything it captured.
-	for i, side := range []*attackerServer{p.pri, p.sec} {
+	for i, side := range []*server{p.pri, p.sec} {
 		restarted := time.Now()
 		side.restart()
 		p.attackerWaitServing(t, restarted)
@@ -118,7 +116,7 @@ func TestAttackerEndToEnd(t *testing.T) {
 		p.waitKV(t, marker, v)
 		snap[fmt.Sprintf("secret/%s", marker)] = fmt.Sprintf("v=%s version=1", v)
 		got := p.waitSame(t, "after restarting "+side.name+", replaying and writing "+marker)
-		if d := attackerDiff(snap, got); d != "" {
+		if d := snapshotDiff(snap, got); d != "" {
 			t.Errorf("after restarting %s and replaying everything captured, the data changed: %s", side.name, d)
 		}
 		snap = got
@@ -131,7 +129,7 @@ func TestAttackerEndToEnd(t *testing.T) {
 	if l := a.Loot(); len(l) > 0 {
 		t.Errorf("the attacker redeemed the activation token with its own key and opened %d bootstrap bundle(s): %v", len(l), l)
 	}
-	if st, err := attackerStatus(p.pri.apiAddr); err != nil || !slices.Equal(attackerStrs(st["known_secondaries"]), []string{"dc2"}) {
+	if st, err := readReplStatus(p.pri.addr); err != nil || !slices.Equal(attackerStrs(st["known_secondaries"]), []string{"dc2"}) {
 		t.Errorf("the primary's known_secondaries: %v (%v), want [dc2]", st["known_secondaries"], err)
 	}
 	a.requireNotFound(t, "at the end", secrets)
@@ -144,7 +142,7 @@ func TestAttackerEndToEnd(t *testing.T) {
 func (p *attackerPair) attackerWaitServing(t *testing.T, since time.Time) {
 	t.Helper()
 	p.converge(t, "a heartbeat of the secondary answered after "+since.Format("15:04:05.000"), func() error {
-		st, err := attackerStatus(p.sec.apiAddr)
+		st, err := readReplStatus(p.sec.addr)
 		if err != nil {
 			return err
 		}
@@ -153,7 +151,7 @@ func (p *attackerPair) attackerWaitServing(t *testing.T, since time.Time) {
 			return fmt.Errorf("no primaries[] in %v", st)
 		}
 		m, _ := ps[0].(map[string]any)
-		hb, err := time.Parse(time.RFC3339Nano, attackerStr(m["last_heartbeat"]))
+		hb, err := time.Parse(time.RFC3339Nano, jsonString(m["last_heartbeat"]))
 		if err != nil {
 			return fmt.Errorf("last_heartbeat %q: %v", m["last_heartbeat"], err)
 		}
@@ -163,7 +161,7 @@ func (p *attackerPair) attackerWaitServing(t *testing.T, since time.Time) {
 		return nil
 	})
 	p.converge(t, "the secondary reads", func() error {
-		_, err := attackerSnapshot(p.S())
+		_, err := kvSnapshot(p.S())
 		return err
 	})
 }

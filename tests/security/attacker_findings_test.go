@@ -24,12 +24,12 @@ func TestAttackerActivationHijack(t *testing.T) {
 	})
 	a, P := p.a, p.P()
 	secret := attackerSecretValue(t, "app")
-	if err := attackerKVPut(P, "app", secret); err != nil {
+	if err := kvPut(P, "app", secret); err != nil {
 		t.Fatal(err)
 	}
 	p.enable(t)
 	a.JoinQueueGroups(attackerQueueGroupGuesses(p.cluster)[1:]...)
-	err := attackerActivate(t, p.sec, p.token)
+	err := activate(p.sec, p.token)
 	a.WaitExploits()
 
 	if l := a.Loot(); len(l) > 0 {
@@ -51,11 +51,11 @@ func TestAttackerForgedRevokedDuringActivation(t *testing.T) {
 	p := newAttackerPair(t, func(a *attacker) { a.StartRacing(attackerRaceForgedError) })
 	P := p.P()
 	secret := attackerSecretValue(t, "app")
-	if err := attackerKVPut(P, "app", secret); err != nil {
+	if err := kvPut(P, "app", secret); err != nil {
 		t.Fatal(err)
 	}
 	p.enable(t)
-	if err := attackerActivate(t, p.sec, p.token); err != nil {
+	if err := activate(p.sec, p.token); err != nil {
 		t.Fatalf("activation while forged error replies race every request: %v (only a reply the primary authenticated may refuse an activation)", err)
 	}
 	p.waitKV(t, "app", secret)
@@ -85,7 +85,7 @@ func TestAttackerForgedRevokedWhileStreaming(t *testing.T) {
 		return nil
 	})
 	v := attackerSecretValue(t, "after-forgery")
-	if err := attackerKVPut(P, "after-forgery", v); err != nil {
+	if err := kvPut(P, "after-forgery", v); err != nil {
 		t.Fatal(err)
 	}
 	p.waitKV(t, "after-forgery", v)
@@ -101,7 +101,7 @@ func TestAttackerForwardReplayAfterRestart(t *testing.T) {
 	S := p.S()
 	first, second := attackerSecretValue(t, "v1"), attackerSecretValue(t, "v2")
 	for _, v := range []string{first, second} {
-		if err := attackerKVPut(S, "fwd", v); err != nil {
+		if err := kvPut(S, "fwd", v); err != nil {
 			t.Fatalf("forwarded write through the secondary: %v", err)
 		}
 	}
@@ -116,7 +116,7 @@ func TestAttackerForwardReplayAfterRestart(t *testing.T) {
 	p.attackerWaitServing(t, restarted)
 	rs := p.a.ReplayRequests(context.Background(), "forward")
 	after := p.waitSame(t, "after replaying the forward requests")
-	if d := attackerDiff(before, after); d != "" {
+	if d := snapshotDiff(before, after); d != "" {
 		t.Errorf("replaying %d forward requests captured before the primary restarted changed the data: %s (replies: %s)",
 			len(rs), d, attackerReplies(rs))
 	}
@@ -131,7 +131,7 @@ func TestAttackerForwardHeldBack(t *testing.T) {
 	p.activate(t)
 	p.a.JoinQueueGroups(attackerQueueGroupGuesses(p.cluster)...)
 	v := attackerSecretValue(t, "held")
-	werr := attackerKVPut(p.S(), "held", v)
+	werr := kvPut(p.S(), "held", v)
 	held := p.a.HeldCount("forward")
 	rs := p.a.ReleaseHeld(context.Background())
 	p.a.LeaveQueueGroups()
@@ -141,11 +141,11 @@ func TestAttackerForwardHeldBack(t *testing.T) {
 	// replicated (the primary answered every released request, or the
 	// attacker stopped waiting).
 	marker := attackerSecretValue(t, "marker")
-	if err := attackerKVPut(p.P(), "marker", marker); err != nil {
+	if err := kvPut(p.P(), "marker", marker); err != nil {
 		t.Fatal(err)
 	}
 	p.waitKV(t, "marker", marker)
-	applied := attackerKVHas(p.P(), "held", v) == nil
+	applied := kvHas(p.P(), "held", v) == nil
 	switch {
 	case werr == nil && !applied:
 		t.Errorf("the client was told its write succeeded, but secret/held is not on the primary")
@@ -160,12 +160,12 @@ func TestAttackerForwardHeldBack(t *testing.T) {
 func TestAttackerPredictedMsgIDs(t *testing.T) {
 	p := newAttackerPair(t, nil)
 	p.activate(t)
-	st, err := attackerStatus(p.pri.apiAddr)
+	st, err := readReplStatus(p.pri.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var last uint64
-	if _, err := fmt.Sscan(attackerStr(st["last_wal"]), &last); err != nil {
+	if _, err := fmt.Sscan(jsonString(st["last_wal"]), &last); err != nil {
 		t.Fatalf("last_wal of the primary's status: %v in %v", err, st)
 	}
 	n, err := p.a.PublishPredicted(context.Background(), p.cluster, last, 30)
@@ -175,7 +175,7 @@ func TestAttackerPredictedMsgIDs(t *testing.T) {
 	for i := range 3 {
 		key := fmt.Sprintf("after-junk-%d", i)
 		v := attackerSecretValue(t, key)
-		if err := attackerKVPut(p.P(), key, v); err != nil {
+		if err := kvPut(p.P(), key, v); err != nil {
 			t.Fatal(err)
 		}
 		p.waitKVAfter(t, key, v, fmt.Sprintf("%d junk messages under the predicted ids of the next batches", n))
@@ -190,7 +190,7 @@ func TestAttackerDeletedStream(t *testing.T) {
 	p := newAttackerPair(t, nil)
 	p.activate(t)
 	ctx := context.Background()
-	stream, subject := attackerStreamName(p.cluster), "coffer."+p.cluster+".wal"
+	stream, subject := walStream(p.cluster), walSubject(p.cluster)
 	steps := []struct {
 		what   string
 		attack func() error
@@ -209,7 +209,7 @@ func TestAttackerDeletedStream(t *testing.T) {
 		}
 		key := fmt.Sprintf("after-stream-attack-%d", i)
 		v := attackerSecretValue(t, key)
-		if err := attackerKVPut(p.P(), key, v); err != nil {
+		if err := kvPut(p.P(), key, v); err != nil {
 			t.Fatal(err)
 		}
 		p.waitKVAfter(t, key, v, "the WAL stream "+s.what)

@@ -512,11 +512,6 @@ func (a *attacker) ReplayWAL(ctx context.Context, keepID bool) (stored, dups int
 	return stored, dups, errs
 }
 
-// attackerStreamName is the WAL stream of cluster (docs/replication.md).
-func attackerStreamName(cluster string) string {
-	return "COFFER_WAL_" + strings.ReplaceAll(cluster, "-", "_")
-}
-
 // DeleteStream deletes a JetStream stream.
 func (a *attacker) DeleteStream(ctx context.Context, name string) error {
 	err := a.js.DeleteStream(ctx, name)
@@ -541,7 +536,7 @@ func (a *attacker) RecreateStream(ctx context.Context, name, subject string) err
 // after+span: the ids the shipper would give the next batches. It returns
 // how many were stored.
 func (a *attacker) PublishPredicted(ctx context.Context, cluster string, after uint64, span int) (int, error) {
-	subject := "coffer." + cluster + ".wal"
+	subject := walSubject(cluster)
 	n := 0
 	for first := after + 1; first <= after+uint64(span); first++ {
 		for last := first; last <= after+uint64(span); last++ {

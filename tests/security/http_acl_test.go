@@ -26,11 +26,8 @@ path "sys/policies/acl/admin" { capabilities = ["deny"] }
 // POST .../primary/secondary-token/ returned an activation token to a
 // caller whose policy denies .../primary/secondary-token.
 func TestHTTPAttackTrailingSlashSecondaryToken(t *testing.T) {
-	s := httpAttackStart(t, httpAttackServerOpts{NATS: true})
-	root := s.client(s.root)
-	if _, err := root.Logical().Write("sys/replication/performance/primary/enable", nil); err != nil {
-		t.Fatalf("enable the primary: %v", err)
-	}
+	s := startDevServer(t, serverOpts{})
+	enablePrimary(t, s)
 	tok := s.tokenWithPolicy("replicator", httpAttackReplicationPolicy)
 
 	// vault/api drops a trailing slash; curl and raw HTTP keep it.
@@ -48,14 +45,14 @@ func TestHTTPAttackTrailingSlashSecondaryToken(t *testing.T) {
 	}
 	// The root token is refused no spelling: the normalization does not
 	// break the endpoint.
-	if r := s.raw(http.MethodPost, "/v1/sys/replication/performance/primary/secondary-token/", s.root, strings.NewReader(`{"id":"dc2"}`)); r.code != http.StatusOK {
+	if r := s.raw(http.MethodPost, "/v1/sys/replication/performance/primary/secondary-token/", s.rootID, strings.NewReader(`{"id":"dc2"}`)); r.code != http.StatusOK {
 		t.Fatalf("root's secondary-token/: %d %s", r.code, r.body)
 	}
 }
 
 // sys/replication/reindex/ ran without sudo.
 func TestHTTPAttackTrailingSlashSkipsSudo(t *testing.T) {
-	s := httpAttackStart(t, httpAttackServerOpts{})
+	s := startDevServer(t, serverOpts{NoNATS: true})
 	tok := s.tokenWithPolicy("replicator", httpAttackReplicationPolicy)
 	for _, p := range []string{"/v1/sys/replication/reindex/", "/v1/sys/replication//reindex", "/v1/sys/replication/./reindex", "/v1/sys/replication/reindex"} {
 		r := s.raw(http.MethodPost, p, tok, nil)
@@ -67,8 +64,8 @@ func TestHTTPAttackTrailingSlashSkipsSudo(t *testing.T) {
 
 // PUT sys/policies/acl/admin/ overwrote a policy the caller was denied.
 func TestHTTPAttackTrailingSlashOverwritesPolicy(t *testing.T) {
-	s := httpAttackStart(t, httpAttackServerOpts{})
-	root := s.client(s.root)
+	s := startDevServer(t, serverOpts{NoNATS: true})
+	root := s.rootClient()
 	const adminPolicy = `path "secret/*" { capabilities = ["read"] }`
 	if err := root.Sys().PutPolicy("admin", adminPolicy); err != nil {
 		t.Fatal(err)
@@ -94,8 +91,8 @@ func TestHTTPAttackTrailingSlashOverwritesPolicy(t *testing.T) {
 // Finding 11 (ACL half): a policy on the exact path secret/metadata/foo with
 // list grants LIST secret/metadata/foo/, as in Vault.
 func TestHTTPVaultListRuleForExactPaths(t *testing.T) {
-	s := httpAttackStart(t, httpAttackServerOpts{})
-	root := s.client(s.root)
+	s := startDevServer(t, serverOpts{NoNATS: true})
+	root := s.rootClient()
 	for _, k := range []string{"foo/a", "foo/b", "bar/c"} {
 		if _, err := root.Logical().Write("secret/data/"+k, map[string]any{"data": map[string]any{"v": "1"}}); err != nil {
 			t.Fatal(err)

@@ -8,7 +8,7 @@ package security
 //	go test ./tests/security/ -run '^$' -bench HTTPAttackTokenless -benchtime 1x
 //
 // SEC_HTTP_BENCH_PARALLEL changes the 100 (measure main's binary, through
-// SEC_HTTP_COFFER_BIN, with a few: it decodes and audits every body).
+// SEC_COFFER_BIN, with a few: it decodes and audits every body).
 
 import (
 	"bufio"
@@ -54,9 +54,9 @@ func BenchmarkHTTPAttackTokenlessBodies(b *testing.B) {
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			s := httpAttackStart(b, httpAttackServerOpts{})
+			s := startDevServer(b, serverOpts{NoNATS: true})
 			auditLog := filepath.Join(b.TempDir(), "audit.log")
-			if _, err := s.client(s.root).Logical().Write("sys/audit/file", map[string]any{"type": "file", "options": map[string]any{"file_path": auditLog}}); err != nil {
+			if _, err := s.rootClient().Logical().Write("sys/audit/file", map[string]any{"type": "file", "options": map[string]any{"file_path": auditLog}}); err != nil {
 				b.Fatalf("enable the file audit device: %v", err)
 			}
 			auditBefore := httpAttackFileSize(b, auditLog)

@@ -1,240 +1,24 @@
 package security
 
-// The harness of the HTTP attack tests (http_*_test.go): the coffer binary,
-// built once per test process, dev servers on free ports with listener
-// settings of the test's choosing, a root client, tokens holding a policy,
-// raw HTTP and raw TCP clients, and the server process's memory.
-//
-// Every name here starts with httpAttack: other topics share the package.
+// What only the HTTP attack tests (http_*_test.go) need of a server: raw
+// HTTP requests with the path exactly as written, raw TCP connections on
+// which a test writes a request by hand, and the server process's memory.
+// The servers themselves come from harness_server_test.go.
 
 import (
 	"bufio"
-	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/cofferhq/coffer/internal/testutil"
-	"github.com/hashicorp/vault/api"
 )
-
-// Deadlines of the harness: they bound a failure, a passing run never waits
-// for them.
-const (
-	httpAttackStartTimeout = 30 * time.Second
-	httpAttackStopTimeout  = 30 * time.Second
-)
-
-// httpAttackBinEnv names a prebuilt coffer binary to attack instead of
-// building this tree's (to measure another build, such as main's).
-const httpAttackBinEnv = "SEC_HTTP_COFFER_BIN"
-
-var httpAttackBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// httpAttackBinary returns the coffer binary, building ./cmd/coffer once per
-// test process into a directory named after the process; directories left
-// by processes that no longer run are removed first.
-func httpAttackBinary(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv(httpAttackBinEnv); p != "" {
-		return p
-	}
-	httpAttackBuild.once.Do(func() {
-		stale, _ := filepath.Glob(filepath.Join(os.TempDir(), "coffer-sec-http-*"))
-		for _, d := range stale {
-			pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), "coffer-sec-http-"))
-			if err == nil && pid != os.Getpid() && syscall.Kill(pid, 0) != nil {
-				_ = os.RemoveAll(d)
-			}
-		}
-		dir := filepath.Join(os.TempDir(), fmt.Sprintf("coffer-sec-http-%d", os.Getpid()))
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			httpAttackBuild.err = err
-			return
-		}
-		httpAttackBuild.path = filepath.Join(dir, "coffer")
-		build := exec.Command("go", "build", "-o", httpAttackBuild.path, "./cmd/coffer")
-		build.Dir = "../.." // the module root
-		if out, err := build.CombinedOutput(); err != nil {
-			httpAttackBuild.err = fmt.Errorf("go build ./cmd/coffer: %v\n%s", err, out)
-		}
-	})
-	if httpAttackBuild.err != nil {
-		t.Fatal(httpAttackBuild.err)
-	}
-	return httpAttackBuild.path
-}
-
-func httpAttackFreeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
-func httpAttackRandom(t testing.TB) string {
-	t.Helper()
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-// httpAttackOutput collects a process's output from its copying goroutines.
-type httpAttackOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (o *httpAttackOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *httpAttackOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
-
-// httpAttackServer is one `coffer server -dev` process: in memory, unsealed,
-// kv version 2 at secret/, the root token known.
-type httpAttackServer struct {
-	t    testing.TB
-	addr string
-	root string
-	cmd  *exec.Cmd
-	out  *httpAttackOutput
-	done chan struct{}
-}
-
-// httpAttackServerOpts describes the server a test wants.
-type httpAttackServerOpts struct {
-	// Listener holds extra lines of the listener "tcp" block, such as
-	// `http_read_timeout = "2s"`.
-	Listener string
-	// NATS runs the embedded NATS server (on a free port): replication can
-	// then be enabled. Without it the server has no bus.
-	NATS bool
-}
-
-// httpAttackStart starts a dev server and waits until it serves.
-func httpAttackStart(t testing.TB, o httpAttackServerOpts) *httpAttackServer {
-	t.Helper()
-	s := &httpAttackServer{t: t, addr: httpAttackFreeAddr(t), root: httpAttackRandom(t), out: &httpAttackOutput{}, done: make(chan struct{})}
-	cfg := "listener \"tcp\" {\n" + o.Listener + "\n}\n"
-	if !o.NATS {
-		cfg += "bus {\n  embedded = false\n}\n"
-	}
-	cfgPath := filepath.Join(t.TempDir(), "extra.hcl")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s.cmd = exec.Command(httpAttackBinary(t), "server", "-dev", "-dev-root-token-id="+s.root,
-		"-dev-listen-address="+s.addr, "-dev-nats-listen="+httpAttackFreeAddr(t), "-config="+cfgPath)
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start coffer: %v", err)
-	}
-	go func() {
-		_ = s.cmd.Wait()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("coffer output:\n%s", s.out.String())
-		}
-		s.stop()
-	})
-	hc := &http.Client{Timeout: 2 * time.Second}
-	testutil.Eventually(t, httpAttackStartTimeout, "the dev server serves on "+s.addr, func() error {
-		select {
-		case <-s.done:
-			t.Fatalf("coffer exited before serving; output:\n%s", s.out.String())
-		default:
-		}
-		resp, err := hc.Get("http://" + s.addr + "/v1/sys/health")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("sys/health %d", resp.StatusCode)
-		}
-		return nil
-	})
-	return s
-}
-
-func (s *httpAttackServer) stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(httpAttackStopTimeout):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-}
-
-// client returns a vault/api client with token, without retries.
-func (s *httpAttackServer) client(token string) *api.Client {
-	s.t.Helper()
-	cfg := api.DefaultConfig()
-	cfg.Address = "http://" + s.addr
-	cfg.MaxRetries = 0
-	cfg.Timeout = 30 * time.Second
-	c, err := api.NewClient(cfg)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	c.SetToken(token)
-	return c
-}
-
-// tokenWithPolicy writes policy under name (as root) and returns a new
-// token holding only it.
-func (s *httpAttackServer) tokenWithPolicy(name, policy string) string {
-	s.t.Helper()
-	root := s.client(s.root)
-	if err := root.Sys().PutPolicy(name, policy); err != nil {
-		s.t.Fatalf("write policy %s: %v", name, err)
-	}
-	sec, err := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{name}, NoDefaultPolicy: true})
-	if err != nil {
-		s.t.Fatalf("create a token with policy %s: %v", name, err)
-	}
-	return sec.Auth.ClientToken
-}
 
 // httpAttackResponse is a response as raw HTTP sees it.
 type httpAttackResponse struct {
@@ -244,7 +28,7 @@ type httpAttackResponse struct {
 
 // raw sends one request with net/http, the path exactly as given (escapes,
 // "//", "/./" and trailing slashes included).
-func (s *httpAttackServer) raw(method, path, token string, body io.Reader) httpAttackResponse {
+func (s *server) raw(method, path, token string, body io.Reader) httpAttackResponse {
 	s.t.Helper()
 	req, err := http.NewRequest(method, "http://"+s.addr+path, body)
 	if err != nil {
@@ -263,9 +47,9 @@ func (s *httpAttackServer) raw(method, path, token string, body io.Reader) httpA
 }
 
 // rssKiB is the server process's resident set (VmRSS) and its peak (VmHWM).
-func (s *httpAttackServer) rssKiB() (rss, peak int64) {
+func (s *server) rssKiB() (rss, peak int64) {
 	s.t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.p.cmd.Process.Pid))
 	if err != nil {
 		s.t.Fatalf("read the server's /proc status: %v", err)
 	}
@@ -293,7 +77,7 @@ type httpAttackConn struct {
 	br *bufio.Reader
 }
 
-func (s *httpAttackServer) dial() *httpAttackConn {
+func (s *server) dial() *httpAttackConn {
 	s.t.Helper()
 	c, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
 	if err != nil {

@@ -12,8 +12,8 @@ import (
 )
 
 func TestHTTPAttackKeyNotUTF8(t *testing.T) {
-	s := httpAttackStart(t, httpAttackServerOpts{})
-	root := s.client(s.root)
+	s := startDevServer(t, serverOpts{NoNATS: true})
+	root := s.rootClient()
 	tok := s.tokenWithPolicy("writer", `path "secret/*" { capabilities = ["create", "update", "read", "list"] }`)
 
 	// Any user with kv write, through vault/api (which sends %FF%FE) and raw HTTP.
@@ -38,14 +38,14 @@ func TestHTTPAttackKeyNotUTF8(t *testing.T) {
 }
 
 func TestHTTPAttackKeyWithNUL(t *testing.T) {
-	s := httpAttackStart(t, httpAttackServerOpts{})
+	s := startDevServer(t, serverOpts{NoNATS: true})
 	for _, p := range []string{"/v1/secret/data/a%00b", "/v1/secret/data/%00", "/v1/sys/policies/acl/p%00"} {
-		r := s.raw(http.MethodPut, p, s.root, strings.NewReader(`{"data":{"v":"x"},"policy":"path \"x\" { capabilities = [\"read\"] }"}`))
+		r := s.raw(http.MethodPut, p, s.rootID, strings.NewReader(`{"data":{"v":"x"},"policy":"path \"x\" { capabilities = [\"read\"] }"}`))
 		if r.code != http.StatusBadRequest || !strings.Contains(r.body, "NUL") {
 			t.Errorf("PUT %s: %d %s; want a 400 naming the NUL", p, r.code, r.body)
 		}
 	}
-	if sec, err := s.client(s.root).Logical().List("secret/metadata"); err != nil || sec != nil {
+	if sec, err := s.rootClient().Logical().List("secret/metadata"); err != nil || sec != nil {
 		t.Fatalf("LIST secret/metadata/: %v %+v; want nothing", err, sec)
 	}
 }

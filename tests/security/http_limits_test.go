@@ -38,8 +38,8 @@ func httpAttackZeros(n int) []byte {
 // refuses, and no more than max_unauthenticated_request_size of a body it
 // serves without a token.
 func TestHTTPAttackLargeTokenlessBody(t *testing.T) {
-	s := httpAttackStart(t, httpAttackServerOpts{})
-	if err := s.client(s.root).Sys().EnableAuthWithOptions("userpass", &api.EnableAuthOptions{Type: "userpass"}); err != nil {
+	s := startDevServer(t, serverOpts{NoNATS: true})
+	if err := s.rootClient().Sys().EnableAuthWithOptions("userpass", &api.EnableAuthOptions{Type: "userpass"}); err != nil {
 		t.Fatal(err)
 	}
 	const mib = 1 << 20
@@ -101,7 +101,7 @@ func TestHTTPAttackLargeTokenlessBody(t *testing.T) {
 
 	// With a valid token, max_request_size applies: 1 MiB is fine.
 	sec := fmt.Sprintf(`{"data":{"blob":%q}}`, strings.Repeat("x", mib))
-	if r := s.raw("PUT", "/v1/secret/data/big", s.root, strings.NewReader(sec)); r.code != http.StatusOK {
+	if r := s.raw("PUT", "/v1/secret/data/big", s.rootID, strings.NewReader(sec)); r.code != http.StatusOK {
 		t.Fatalf("authenticated 1 MiB write: %d %s", r.code, r.body)
 	}
 }
@@ -110,16 +110,16 @@ func TestHTTPAttackLargeTokenlessBody(t *testing.T) {
 // configured read timeout, authenticated or not.
 func TestHTTPAttackStalledBodyIsCut(t *testing.T) {
 	const readTimeout, headerTimeout, margin = 2 * time.Second, time.Second, 3 * time.Second
-	s := httpAttackStart(t, httpAttackServerOpts{Listener: `
+	s := startDevServer(t, serverOpts{NoNATS: true, Listener: `
   http_read_timeout        = "2s"
   http_read_header_timeout = "1s"`})
-	if err := s.client(s.root).Sys().EnableAuthWithOptions("userpass", &api.EnableAuthOptions{Type: "userpass"}); err != nil {
+	if err := s.rootClient().Sys().EnableAuthWithOptions("userpass", &api.EnableAuthOptions{Type: "userpass"}); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
 		name, path, token string
 	}{
-		{"authenticated write", "/v1/secret/data/app", s.root},
+		{"authenticated write", "/v1/secret/data/app", s.rootID},
 		{"token-less login", "/v1/auth/userpass/login/bob", ""},
 		{"token-less unseal", "/v1/sys/unseal", ""},
 	}
@@ -153,7 +153,7 @@ func TestHTTPAttackStalledBodyIsCut(t *testing.T) {
 // requests with a valid token and sys/health go on.
 func TestHTTPAttackUnauthenticatedConcurrency(t *testing.T) {
 	const limit = 4
-	s := httpAttackStart(t, httpAttackServerOpts{Listener: fmt.Sprintf("  max_unauthenticated_requests = %d", limit)})
+	s := startDevServer(t, serverOpts{NoNATS: true, Listener: fmt.Sprintf("  max_unauthenticated_requests = %d", limit)})
 	var held []*httpAttackConn
 	for range limit {
 		c := s.dial()
@@ -179,7 +179,7 @@ func TestHTTPAttackUnauthenticatedConcurrency(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("over the limit: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	if _, err := s.client(s.root).Logical().Write("secret/data/app", map[string]any{"data": map[string]any{"v": "1"}}); err != nil {
+	if _, err := s.rootClient().Logical().Write("secret/data/app", map[string]any{"data": map[string]any{"v": "1"}}); err != nil {
 		t.Fatalf("an authenticated write while the slots are held: %v", err)
 	}
 	if h, err := s.client("").Sys().Health(); err != nil || h.Sealed {

@@ -7,9 +7,6 @@ package security
 // same across a restart. A dev server stays open, and says so.
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,36 +14,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 )
 
-// natsConnect connects a plain nats.go client with opts.
-func natsConnect(url string, opts ...nats.Option) (*nats.Conn, error) {
-	return nats.Connect(url, append([]nats.Option{nats.Timeout(5 * time.Second), nats.NoReconnect()}, opts...)...)
-}
-
-// natsRefused asserts that a client with opts is refused as unauthorized.
-func natsRefused(t *testing.T, url, what string, opts ...nats.Option) {
-	t.Helper()
-	nc, err := natsConnect(url, opts...)
-	if err == nil {
-		nc.Close()
-		t.Fatalf("%s: connected to the embedded NATS of a non-dev server", what)
-	}
-	if !errors.Is(err, nats.ErrAuthorization) {
-		t.Fatalf("%s: %v, want an authorization violation", what, err)
-	}
-}
-
 func TestNATSEmbeddedServerRefusesStrangers(t *testing.T) {
-	bin := natsBuildCoffer(t)
-	dir := t.TempDir()
-	apiAddr, natsAddr := natsFreeAddr(t), natsFreeAddr(t)
 	// No store_dir: the store and its credentials go next to the bolt file.
-	cfg := natsConfigServer(t, dir, apiAddr, "dc1", fmt.Sprintf("embedded = true\n  listen = %q", natsAddr), nil)
-	p := natsStartCoffer(t, bin, apiAddr, "server", "-config="+cfg)
-	url := "nats://" + natsAddr
+	srv := startConfigServer(t, serverOpts{Name: "dc1", Bolt: true})
+	url := srv.natsURL()
 
 	// nats.go without credentials, with guessed ones, with an nkey of its own.
 	natsRefused(t, url, "no credentials")
@@ -62,7 +36,7 @@ func TestNATSEmbeddedServerRefusesStrangers(t *testing.T) {
 	// The protocol by hand: CONNECT without credentials, then at once SUB >
 	// and a PUB. The server requires authentication, answers with an
 	// authorization error and closes: no PONG, no message delivered.
-	info, rest := natsRawAttempt(t, natsAddr, `CONNECT {"verbose":false,"pedantic":false}`)
+	info, rest := natsRawAttempt(t, srv.natsAddr, `CONNECT {"verbose":false,"pedantic":false}`)
 	if !strings.Contains(info, `"auth_required":true`) {
 		t.Fatalf("the server's INFO does not require authentication: %s", info)
 	}
@@ -72,7 +46,7 @@ func TestNATSEmbeddedServerRefusesStrangers(t *testing.T) {
 
 	// Control: the credentials the server generated, next to its bolt file,
 	// open it (the refusals above are authentication, not a dead server).
-	seed := filepath.Join(dir, "nats", "auth", "client.nk")
+	seed := filepath.Join(srv.dir, "nats", "auth", "client.nk")
 	fi, err := os.Stat(seed)
 	if err != nil {
 		t.Fatalf("the client seed a non-dev server keeps with its state: %v", err)
@@ -91,7 +65,7 @@ func TestNATSEmbeddedServerRefusesStrangers(t *testing.T) {
 	natsJetStreamWorks(t, url, opt)
 
 	// The output names the file, never the seed in it.
-	out := p.out.String()
+	out := srv.output()
 	if !strings.Contains(out, seed) {
 		t.Fatalf("the server's log does not say where the client seed is (%s)", seed)
 	}
@@ -102,8 +76,7 @@ func TestNATSEmbeddedServerRefusesStrangers(t *testing.T) {
 	}
 
 	// Kept with the cluster's state: after a restart the same seed opens it.
-	p.stop()
-	natsStartCoffer(t, bin, apiAddr, "server", "-config="+cfg)
+	srv.restart()
 	again, err := os.ReadFile(seed)
 	if err != nil || string(again) != string(content) {
 		t.Fatalf("the client seed changed across a restart (%v)", err)
@@ -112,32 +85,9 @@ func TestNATSEmbeddedServerRefusesStrangers(t *testing.T) {
 	natsJetStreamWorks(t, url, opt)
 }
 
-// natsJetStreamWorks connects with opts and asks the JetStream API for the
-// account's information.
-func natsJetStreamWorks(t *testing.T, url string, opts ...nats.Option) {
-	t.Helper()
-	nc, err := natsConnect(url, opts...)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", url, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := js.AccountInfo(ctx); err != nil {
-		t.Fatalf("JetStream account info on %s: %v", url, err)
-	}
-}
-
 func TestNATSDevServerStaysOpen(t *testing.T) {
-	bin := natsBuildCoffer(t)
-	apiAddr, natsAddr := natsFreeAddr(t), natsFreeAddr(t)
-	p := natsStartCoffer(t, bin, apiAddr, "server", "-dev", "-dev-root-token-id=root",
-		"-dev-listen-address="+apiAddr, "-dev-nats-listen="+natsAddr)
-	url := "nats://" + natsAddr
+	srv := startDevServer(t, serverOpts{RootID: "root"})
+	url := srv.natsURL()
 
 	nc, err := natsConnect(url)
 	if err != nil {
@@ -165,7 +115,7 @@ func TestNATSDevServerStaysOpen(t *testing.T) {
 	}
 	natsJetStreamWorks(t, url)
 
-	if out := p.out.String(); !strings.Contains(out, "The embedded NATS server on "+url+" takes no credentials") {
+	if out := srv.output(); !strings.Contains(out, "The embedded NATS server on "+url+" takes no credentials") {
 		t.Fatalf("the dev banner does not say that its NATS is open:\n%s", out)
 	}
 }

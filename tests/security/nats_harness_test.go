@@ -1,165 +1,67 @@
 package security
 
-// The NATS topic's harness: a coffer binary built for the test, coffer
-// processes on free loopback ports, and a raw NATS protocol client. Every
-// name starts with nats so that the other topics' files in this package do
-// not collide with it.
+// What only the NATS tests (nats_*_test.go) need: a raw NATS protocol
+// client and a CA of the test's own for the embedded server's TLS.
 
 import (
 	"bufio"
-	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
+	"errors"
 	"io"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/cofferhq/coffer/internal/testutil"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
-const (
-	natsStartTimeout = 60 * time.Second
-	natsStopTimeout  = 30 * time.Second
-)
-
-// natsBuildCoffer builds ./cmd/coffer into t.TempDir() and returns its path.
-func natsBuildCoffer(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "coffer")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/coffer")
-	build.Dir = "../.." // the module root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/coffer: %v\n%s", err, out)
-	}
-	return bin
+// natsConnect connects a plain nats.go client with opts.
+func natsConnect(url string, opts ...nats.Option) (*nats.Conn, error) {
+	return nats.Connect(url, append([]nats.Option{nats.Timeout(5 * time.Second), nats.NoReconnect()}, opts...)...)
 }
 
-// natsFreeAddr returns a loopback address with a port nobody listens on now.
-func natsFreeAddr(t *testing.T) string {
+// natsRefused asserts that a client with opts is refused as unauthorized.
+func natsRefused(t *testing.T, url, what string, opts ...nats.Option) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	nc, err := natsConnect(url, opts...)
+	if err == nil {
+		nc.Close()
+		t.Fatalf("%s: connected to the embedded NATS of a non-dev server", what)
+	}
+	if !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("%s: %v, want an authorization violation", what, err)
+	}
+}
+
+// natsJetStreamWorks connects with opts and asks the JetStream API for the
+// account's information.
+func natsJetStreamWorks(t *testing.T, url string, opts ...nats.Option) {
+	t.Helper()
+	nc, err := natsConnect(url, opts...)
 	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+		t.Fatalf("connect to %s: %v", url, err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// natsOutput collects a process's output from its copying goroutines.
-type natsOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (o *natsOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *natsOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
-
-// natsProc is one running coffer process.
-type natsProc struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	out  *natsOutput
-	done chan struct{}
-}
-
-// natsStartCoffer runs bin with args and waits until apiAddr answers
-// sys/health with any status. The process is stopped when the test ends.
-func natsStartCoffer(t *testing.T, bin, apiAddr string, args ...string) *natsProc {
-	t.Helper()
-	p := &natsProc{t: t, cmd: exec.Command(bin, args...), out: &natsOutput{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start coffer %v: %v", args, err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("coffer %v output:\n%s", args, p.out.String())
-		}
-		p.stop()
-	})
-	hc := &http.Client{Timeout: 2 * time.Second}
-	testutil.Eventually(t, natsStartTimeout, fmt.Sprintf("coffer %v answers on %s", args, apiAddr), func() error {
-		select {
-		case <-p.done:
-			t.Fatalf("coffer %v exited before serving; output:\n%s", args, p.out.String())
-		default:
-		}
-		resp, err := hc.Get("http://" + apiAddr + "/v1/sys/health")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		return nil
-	})
-	return p
-}
-
-// stop sends SIGTERM and waits for the exit (SIGKILL after natsStopTimeout).
-func (p *natsProc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(natsStopTimeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		p.t.Errorf("coffer did not exit within %s of SIGTERM", natsStopTimeout)
-	}
-}
-
-// natsConfigServer writes a non-dev config into dir (bolt storage, plain
-// HTTP on apiAddr, cluster name name, the bus block body busBody, and a
-// static seal with sealKey when it is not nil) and returns its path.
-func natsConfigServer(t *testing.T, dir, apiAddr, name, busBody string, sealKey []byte) string {
-	t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "storage \"bolt\" {\n  path = %q\n}\n", filepath.Join(dir, "coffer.db"))
-	fmt.Fprintf(&b, "listener \"tcp\" {\n  address     = %q\n  tls_disable = true\n}\n", apiAddr)
-	fmt.Fprintf(&b, "api_addr = %q\ncluster_name = %q\n", "http://"+apiAddr, name)
-	fmt.Fprintf(&b, "bus {\n  %s\n}\n", busBody)
-	if sealKey != nil {
-		keyFile := filepath.Join(dir, "unseal.key")
-		if err := os.WriteFile(keyFile, sealKey, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&b, "seal \"static\" {\n  key_file = %q\n}\n", keyFile)
-	}
-	path := filepath.Join(dir, "coffer.hcl")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return path
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.AccountInfo(ctx); err != nil {
+		t.Fatalf("JetStream account info on %s: %v", url, err)
+	}
 }
 
 // natsRawAttempt speaks the NATS protocol by hand: it reads the server's

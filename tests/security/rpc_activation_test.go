@@ -23,17 +23,14 @@ import (
 // and its capture of the whole bus holds neither the token, nor its secret,
 // nor the primary's unseal key, nor the plaintext of a secret.
 func TestRPCActivationHijack(t *testing.T) {
-	bin := rpcBuild(t)
-	pri := rpcStartDev(t, bin, "root-dc1")
-	sec := rpcStartDev(t, bin, "root-dc2")
+	pri := startDevServer(t, serverOpts{RootID: "root-dc1"})
+	sec := startDevServer(t, serverOpts{RootID: "root-dc2"})
 	password := "s3cr3t-" + rand.Text()
-	if _, err := pri.root.KVv2("secret").Put(t.Context(), "app", map[string]any{"v": password}); err != nil {
+	if err := kvPut(pri.rootClient(), "app", password); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pri.root.Logical().Write("sys/replication/performance/primary/enable", nil); err != nil {
-		t.Fatal(err)
-	}
-	tok := rpcSecondaryToken(t, pri.root, "dc2")
+	enablePrimary(t, pri)
+	tok := secondaryToken(t, pri, "dc2")
 
 	atk := rpcStartAttacker(t, pri.natsAddr, true)
 	h := &rpcHijacker{atk: atk}
@@ -41,11 +38,11 @@ func TestRPCActivationHijack(t *testing.T) {
 	atk.onRequest = h.onRequest
 	atk.mu.Unlock()
 
-	if _, err := sec.root.Logical().Write("sys/replication/performance/secondary/enable", map[string]any{"token": tok}); err != nil {
+	if err := activate(sec, tok); err != nil {
 		t.Fatalf("activation with the attacker on the bus: %v", err)
 	}
-	S := rpcClient(t, sec.addr, pri.rootID) // the primary's dev root token comes with the bundle
-	rpcWaitKV(t, S, "app", password)
+	S := sec.client(pri.rootID) // the primary's dev root token comes with the bundle
+	waitKV(t, S, "app", password)
 	h.wg.Wait()
 
 	h.mu.Lock()
@@ -66,14 +63,14 @@ func TestRPCActivationHijack(t *testing.T) {
 		"the token's claims":           []byte(strings.Split(tok, ".")[1]),
 		"the token's signature":        []byte(strings.Split(tok, ".")[2]),
 		"the activation secret":        secret,
-		"the primary's unseal key":     pri.rpcUnsealKey(t),
+		"the primary's unseal key":     pri.devUnsealKey(),
 		"the plaintext of secret/app":  []byte(password),
-		"the secondary's own root key": sec.rpcUnsealKey(t),
+		"the secondary's own root key": sec.devUnsealKey(),
 	})
 	if len(found) > 0 {
 		t.Fatalf("the attacker's capture of the bus holds %v", found)
 	}
-	if st := rpcStatus(t, sec.addr); st["state"] == "revoked" || st["mode"] != "secondary" {
+	if st := sec.replStatus(); st["state"] == "revoked" || st["mode"] != "secondary" {
 		t.Fatalf("secondary status: %v", st)
 	}
 }

@@ -1,205 +1,29 @@
 package security
 
-// Harness of the RPC attack tests (rpc_*_test.go): real coffer dev servers
-// built from this tree, vault/api clients, and rpcAttacker, a bus attacker
-// made of a plain nats.go connection that knows nothing secret. Every name
-// here starts with rpc: other topics share this package.
+// What only the RPC attack tests (rpc_*_test.go) need: rpcAttacker, a bus
+// attacker made of a plain nats.go connection that knows nothing secret and
+// answers RPC requests with forgeries built with coffer's own replication
+// package.
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
-	"net"
-	"net/http"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/cofferhq/coffer/replication"
-	"github.com/hashicorp/vault/api"
 	"github.com/nats-io/nats.go"
 )
 
-// rpcWait bounds the conditions these tests wait for; a passing run never
-// waits for it.
+// rpcWait bounds the wait for the reply to a request of the attacker's own;
+// a passing run never waits for it.
 const rpcWait = 30 * time.Second
-
-// rpcBuild builds the coffer binary of this tree into t's temp dir.
-func rpcBuild(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "coffer")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/coffer")
-	cmd.Dir = "../.." // the module root: tests run in their package directory
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/coffer: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func rpcFreeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// rpcLog collects a process's output.
-type rpcLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *rpcLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *rpcLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// rpcDev is one `coffer server -dev` process with its embedded NATS.
-type rpcDev struct {
-	addr, natsAddr, rootID string
-	out                    *rpcLog
-	root                   *api.Client
-}
-
-// rpcStartDev starts a dev server with root token rootID and waits until it
-// is unsealed; it is stopped when the test ends.
-func rpcStartDev(t *testing.T, bin, rootID string) *rpcDev {
-	t.Helper()
-	d := &rpcDev{addr: rpcFreeAddr(t), natsAddr: rpcFreeAddr(t), rootID: rootID, out: &rpcLog{}}
-	cmd := exec.Command(bin, "server", "-dev", "-dev-root-token-id="+rootID,
-		"-dev-listen-address="+d.addr, "-dev-nats-listen="+d.natsAddr)
-	cmd.Stdout, cmd.Stderr = d.out, d.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(rpcWait):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("coffer dev %s output:\n%s", rootID, d.out.String())
-		}
-	})
-	hc := &http.Client{Timeout: 2 * time.Second}
-	testutil.Eventually(t, rpcWait, "dev server "+rootID+" unsealed", func() error {
-		select {
-		case <-done:
-			t.Fatalf("coffer dev %s exited:\n%s", rootID, d.out.String())
-		default:
-		}
-		resp, err := hc.Get("http://" + d.addr + "/v1/sys/health")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("health %d", resp.StatusCode)
-		}
-		return nil
-	})
-	d.root = rpcClient(t, d.addr, rootID)
-	return d
-}
-
-func rpcClient(t *testing.T, addr, token string) *api.Client {
-	t.Helper()
-	cfg := api.DefaultConfig()
-	cfg.Address = "http://" + addr
-	cfg.MaxRetries = 0
-	cfg.Timeout = 60 * time.Second
-	c, err := api.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken(token)
-	return c
-}
-
-// rpcUnsealKey is the unseal key a dev server printed in its banner.
-func (d *rpcDev) rpcUnsealKey(t *testing.T) []byte {
-	t.Helper()
-	for _, line := range strings.Split(d.out.String(), "\n") {
-		if k, ok := strings.CutPrefix(strings.TrimSpace(line), "Unseal Key: "); ok {
-			raw, err := base64.StdEncoding.DecodeString(k)
-			if err != nil {
-				t.Fatalf("unseal key %q: %v", k, err)
-			}
-			return raw
-		}
-	}
-	t.Fatal("no unseal key in the dev banner")
-	return nil
-}
-
-// rpcStatus reads sys/replication/performance/status without a token.
-func rpcStatus(t *testing.T, addr string) map[string]any {
-	t.Helper()
-	s, err := rpcClient(t, addr, "").Logical().Read("sys/replication/performance/status")
-	if err != nil || s == nil {
-		t.Fatalf("performance status on %s: %v", addr, err)
-	}
-	return s.Data
-}
-
-// rpcKV reads field v of kv-v2 secret/<key>.
-func rpcKV(c *api.Client, key string) (string, error) {
-	s, err := c.KVv2("secret").Get(context.Background(), key)
-	if err != nil {
-		return "", err
-	}
-	v, _ := s.Data["v"].(string)
-	return v, nil
-}
-
-func rpcWaitKV(t *testing.T, c *api.Client, key, want string) {
-	t.Helper()
-	testutil.Eventually(t, rpcWait, fmt.Sprintf("secret/%s = %q on %s", key, want, c.Address()), func() error {
-		got, err := rpcKV(c, key)
-		if err != nil {
-			return err
-		}
-		if got != want {
-			return fmt.Errorf("v=%q", got)
-		}
-		return nil
-	})
-}
-
-// rpcSecondaryToken runs secondary-token id=<id> on the primary.
-func rpcSecondaryToken(t *testing.T, c *api.Client, id string) string {
-	t.Helper()
-	s, err := c.Logical().Write("sys/replication/performance/primary/secondary-token", map[string]any{"id": id})
-	if err != nil || s == nil || s.WrapInfo == nil {
-		t.Fatalf("secondary-token id=%s: %v", id, err)
-	}
-	return s.WrapInfo.Token
-}
 
 // rpcAttacker is a plain nats.go client on a NATS server: it captures every
 // message on the bus, sits in the queue groups servers used to share, and,

@@ -18,25 +18,17 @@ import (
 )
 
 func TestShipStreamAttacks(t *testing.T) {
-	bin := shipBuild(t)
-	pri := shipDevServer(t, bin, "root-p")
-	sec := shipDevServer(t, bin, "root-s")
-	P := shipClient(t, pri.addr, "root-p")
-	shipPut(t, P, "base", "1")
-	if _, err := P.Logical().Write("sys/replication/performance/primary/enable", nil); err != nil {
-		t.Fatalf("enable the primary: %v", err)
-	}
-	tok, err := P.Logical().Write("sys/replication/performance/primary/secondary-token", map[string]any{"id": "dc2"})
-	if err != nil || tok == nil || tok.WrapInfo == nil {
-		t.Fatalf("secondary-token: %+v, %v", tok, err)
-	}
-	if _, err := shipClient(t, sec.addr, "root-s").Logical().Write("sys/replication/performance/secondary/enable",
-		map[string]any{"token": tok.WrapInfo.Token}); err != nil {
+	pri := startDevServer(t, serverOpts{RootID: "root-p"})
+	sec := startDevServer(t, serverOpts{RootID: "root-s"})
+	P := pri.rootClient()
+	mustKVPut(t, P, "base", "1")
+	clusterID := enablePrimary(t, pri)
+	tok := secondaryToken(t, pri, "dc2")
+	if err := activate(sec, tok); err != nil {
 		t.Fatalf("activate the secondary: %v", err)
 	}
-	S := shipClient(t, sec.addr, "root-p") // the primary's dev root token came with the bundle
-	shipConverged(t, P, S, sec.addr)
-	clusterID := fmt.Sprint(shipStatus(t, pri.addr)["cluster_id"])
+	S := sec.client(pri.rootID) // the primary's dev root token came with the bundle
+	shipConverged(t, P, S, sec)
 	x := shipStrangerOn(t, pri.natsAddr, clusterID)
 
 	t.Run("stream deleted mid-run", func(t *testing.T) {
@@ -45,14 +37,14 @@ func TestShipStreamAttacks(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range 20 {
-			shipPut(t, P, fmt.Sprint("run-", i), strconv.Itoa(i))
+			mustKVPut(t, P, fmt.Sprint("run-", i), strconv.Itoa(i))
 			if i == 6 {
 				if err := x.js.DeleteStream(shipCtx(t), x.stream); err != nil {
 					t.Fatalf("delete the WAL stream: %v", err)
 				}
 			}
 		}
-		shipConverged(t, P, S, sec.addr)
+		shipConverged(t, P, S, sec)
 		st, err := x.js.Stream(shipCtx(t), x.stream)
 		if err != nil {
 			t.Fatalf("the WAL stream after the attack: %v", err)
@@ -60,13 +52,13 @@ func TestShipStreamAttacks(t *testing.T) {
 		if first := st.CachedInfo().State.FirstSeq; first <= oldLast {
 			t.Errorf("the re-created stream starts at %d, not past the deleted one's last sequence %d", first, oldLast)
 		}
-		if !strings.Contains(pri.out.String(), "restored the WAL stream") {
+		if !strings.Contains(pri.output(), "restored the WAL stream") {
 			t.Error("the primary's log does not tell that it restored the WAL stream")
 		}
 	})
 
 	t.Run("junk under predicted ids", func(t *testing.T) {
-		last, err := strconv.ParseUint(fmt.Sprint(shipStatus(t, pri.addr)["last_wal"]), 10, 64)
+		last, err := strconv.ParseUint(jsonString(pri.replStatus()["last_wal"]), 10, 64)
 		if err != nil {
 			t.Fatalf("last_wal in the primary's status: %v", err)
 		}
@@ -85,17 +77,14 @@ func TestShipStreamAttacks(t *testing.T) {
 		}
 		// One write: its batch is the one the junk went ahead of, and no
 		// later batch would reveal a gap if it were dropped.
-		shipPut(t, P, "after-junk", "j")
-		shipConverged(t, P, S, sec.addr)
+		mustKVPut(t, P, "after-junk", "j")
+		shipConverged(t, P, S, sec)
 	})
 
 	if _, err := x.lastSeq(t); errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatal("the WAL stream is missing at the end")
 	}
-	testutil.Eventually(t, shipWaitTimeout, "the secondary streams", func() error {
-		if st := shipStatus(t, sec.addr)["state"]; st != "stream-wals" {
-			return fmt.Errorf("state %v", st)
-		}
-		return nil
+	testutil.Eventually(t, replTimeout, "the secondary streams", func() error {
+		return stateIs(sec.addr, "stream-wals")
 	})
 }
