@@ -133,8 +133,8 @@ func httpAttackJSON(v any) string {
 // users/bob must also deny users/BOB (the same gap as the trailing slash,
 // behind the backend's own lowercasing).
 func TestHTTPAttackUserpassNameCase(t *testing.T) {
-	s := httpAttackStart(t, httpAttackServerOpts{})
-	root := s.client(s.root)
+	s := startDevServer(t, serverOpts{NoNATS: true})
+	root := s.rootClient()
 	if _, err := root.Logical().Write("sys/auth/userpass", map[string]any{"type": "userpass"}); err != nil {
 		t.Fatal(err)
 	}
