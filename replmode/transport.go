@@ -22,7 +22,11 @@ func (t transport) RoundTrip(ctx context.Context, payload []byte) ([]byte, error
 	// may be told for certain that the write was not applied. (A request
 	// that was sent and went unanswered may have been applied: "no
 	// responders" can be forged on the bus, so it proves nothing.)
-	if st := t.s.Status(); !st.Connected && !st.LastHeartbeat.IsZero() {
+	st := t.s.Status()
+	if st.State == secondary.StateRevoked {
+		return nil, classified{errors.New("the primary revoked this secondary (an authenticated answer)"), forwarder.ErrRevoked}
+	}
+	if !st.Connected && !st.LastHeartbeat.IsZero() {
 		return nil, classified{fmt.Errorf("no heartbeat of the primary answered since %s: the write was not sent", st.LastHeartbeat.UTC().Format(time.RFC3339)), forwarder.ErrUnreachable}
 	}
 	out, err := t.s.Forward(ctx, payload)
