@@ -18,7 +18,7 @@ import (
 func busConfig(cfg *config.Config, dev bool) bus.Config {
 	b := cfg.Bus
 	bc := bus.Config{
-		Embedded: b.Embedded, Listen: b.Listen, StoreDir: b.StoreDir, NoAuth: dev,
+		Embedded: b.Embedded, Listen: b.Listen, StoreDir: b.StoreDir, NoAuth: dev && b.Embedded, // an external NATS has its own authentication
 		URL: b.URL, CredsFile: b.CredsFile, NKeySeedFile: b.NKeySeedFile, User: b.User, Password: b.Password,
 		TLSCAFile: b.TLSCAFile, TLSCertFile: b.TLSCertFile, TLSKeyFile: b.TLSKeyFile,
 		Name: "coffer-" + cfg.ClusterName,

@@ -44,6 +44,9 @@ type serverOpts struct {
 	NATSStore bool
 	// Bus holds extra lines of the bus block (credentials, TLS).
 	Bus string
+	// ExternalNATS, when set, is the URL of a NATS server the test runs:
+	// the server connects to it instead of embedding one.
+	ExternalNATS string
 }
 
 // server is one coffer server: its directory, its config file, its
@@ -108,9 +111,12 @@ func newServer(t testing.TB, o serverOpts, dev bool) *server {
 		}
 		fmt.Fprintf(&b, "seal \"static\" {\n  key_file = %q\n}\n", keyFile)
 	}
-	if o.NoNATS {
+	switch {
+	case o.ExternalNATS != "":
+		fmt.Fprintf(&b, "bus {\n  embedded = false\n  url = %q\n%s\n}\n", o.ExternalNATS, o.Bus)
+	case o.NoNATS:
 		b.WriteString("bus {\n  embedded = false\n}\n")
-	} else {
+	default:
 		s.natsAddr = freeAddr(t)
 		fmt.Fprintf(&b, "bus {\n  embedded = true\n  listen   = %q\n", s.natsAddr)
 		if o.NATSStore {

@@ -1,0 +1,61 @@
+package security
+
+// Finding 9 of issue 11: when NATS was down as the primary unsealed,
+// replication never started (logged once, no retry), and the WAL collector
+// stopped waiting for the shipper meanwhile. Now the stored role retries in
+// the background, the status says "connecting", and once NATS is back the
+// writes made meanwhile reach the secondary.
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/bus/bustest"
+	"github.com/cofferhq/coffer/internal/testutil"
+)
+
+func TestReplicationStartsWhenNATSComesBack(t *testing.T) {
+	natsCfg := bus.Config{Listen: freeAddr(t), StoreDir: t.TempDir(), MaxPayload: 1 << 20}
+	ns := bustest.StartConfig(t, natsCfg)
+	key := randomBytes(t, 32)
+	pri := startDevServer(t, serverOpts{Name: "dc1", Bolt: true, SealKey: key, ExternalNATS: ns.ClientURL()})
+	sec := startDevServer(t, serverOpts{Name: "dc2", Bolt: true, SealKey: key, ExternalNATS: ns.ClientURL()})
+	enablePrimary(t, pri)
+	if err := activate(sec, secondaryToken(t, pri, "dc2")); err != nil {
+		t.Fatalf("activate: %v", err)
+	}
+	P, S := pri.rootClient(), sec.client(pri.rootID) // the primary's dev root token came with the bundle
+	mustKVPut(t, P, "before", "1")
+	waitKV(t, S, "before", "1")
+
+	// The primary restarts while NATS is down.
+	if code := pri.p.stop(); code != 0 {
+		t.Fatalf("primary exited %d on SIGTERM", code)
+	}
+	if err := ns.Close(); err != nil {
+		t.Fatalf("stop NATS: %v", err)
+	}
+	pri.start()
+	testutil.Eventually(t, replTimeout, "the restarted primary's status says it is connecting", func() error {
+		st := pri.replStatus()
+		if m, s := jsonString(st["mode"]), jsonString(st["state"]); m != "primary" || s != "connecting" {
+			return fmt.Errorf("mode %q state %q, want primary connecting (%v)", m, s, st["last_error"])
+		}
+		return nil
+	})
+	mustKVPut(t, P, "during", "2")
+
+	// NATS comes back: replication starts by itself, and the write made
+	// meanwhile reaches the secondary.
+	bustest.StartConfig(t, natsCfg)
+	testutil.Eventually(t, replTimeout, "the primary's replication running", func() error {
+		if s := jsonString(pri.replStatus()["state"]); s != "running" {
+			return fmt.Errorf("state %q", s)
+		}
+		return nil
+	})
+	waitKV(t, S, "during", "2")
+	mustKVPut(t, P, "after", "3")
+	waitKV(t, S, "after", "3")
+}
