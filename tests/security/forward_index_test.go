@@ -11,21 +11,11 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/cofferhq/coffer/bus"
-	"github.com/cofferhq/coffer/bus/bustest"
 	"github.com/hashicorp/vault/api"
 )
 
 func TestForwardByIndexOnlyWhatThePrimaryAccepts(t *testing.T) {
-	natsCfg := bus.Config{Listen: freeAddr(t), StoreDir: t.TempDir(), MaxPayload: 1 << 20}
-	ns := bustest.StartConfig(t, natsCfg)
-	key := randomBytes(t, 32)
-	pri := startDevServer(t, serverOpts{Name: "dc1", Bolt: true, SealKey: key, ExternalNATS: ns.ClientURL()})
-	sec := startDevServer(t, serverOpts{Name: "dc2", Bolt: true, SealKey: key, ExternalNATS: ns.ClientURL()})
-	enablePrimary(t, pri)
-	if err := activate(sec, secondaryToken(t, pri, "dc2")); err != nil {
-		t.Fatalf("activate: %v", err)
-	}
+	ns, _, pri, sec := startExternalPair(t)
 	P, S := pri.rootClient(), sec.client(pri.rootID)
 	if _, err := S.Logical().Write("sys/mounts/loc", map[string]any{"type": "kv", "local": true}); err != nil {
 		t.Fatalf("a local mount on the secondary: %v", err)

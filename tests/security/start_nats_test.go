@@ -16,16 +16,8 @@ import (
 )
 
 func TestReplicationStartsWhenNATSComesBack(t *testing.T) {
-	natsCfg := bus.Config{Listen: freeAddr(t), StoreDir: t.TempDir(), MaxPayload: 1 << 20}
-	ns := bustest.StartConfig(t, natsCfg)
-	key := randomBytes(t, 32)
-	pri := startDevServer(t, serverOpts{Name: "dc1", Bolt: true, SealKey: key, ExternalNATS: ns.ClientURL()})
-	sec := startDevServer(t, serverOpts{Name: "dc2", Bolt: true, SealKey: key, ExternalNATS: ns.ClientURL()})
-	enablePrimary(t, pri)
-	if err := activate(sec, secondaryToken(t, pri, "dc2")); err != nil {
-		t.Fatalf("activate: %v", err)
-	}
-	P, S := pri.rootClient(), sec.client(pri.rootID) // the primary's dev root token came with the bundle
+	ns, natsCfg, pri, sec := startExternalPair(t)
+	P, S := pri.rootClient(), sec.client(pri.rootID)
 	mustKVPut(t, P, "before", "1")
 	waitKV(t, S, "before", "1")
 
@@ -58,4 +50,22 @@ func TestReplicationStartsWhenNATSComesBack(t *testing.T) {
 	waitKV(t, S, "during", "2")
 	mustKVPut(t, P, "after", "3")
 	waitKV(t, S, "after", "3")
+}
+
+// startExternalPair runs a NATS server of the test's own (so that the test
+// can stop it and start it again on the same address and store) and a
+// primary and an activated secondary on it: dev servers on bolt with one
+// static seal key, so that both survive a restart.
+func startExternalPair(t *testing.T) (ns *bus.Bus, natsCfg bus.Config, pri, sec *server) {
+	t.Helper()
+	natsCfg = bus.Config{Listen: freeAddr(t), StoreDir: t.TempDir(), MaxPayload: 1 << 20}
+	ns = bustest.StartConfig(t, natsCfg)
+	key := randomBytes(t, 32)
+	pri = startDevServer(t, serverOpts{Name: "dc1", Bolt: true, SealKey: key, ExternalNATS: ns.ClientURL()})
+	sec = startDevServer(t, serverOpts{Name: "dc2", Bolt: true, SealKey: key, ExternalNATS: ns.ClientURL()})
+	enablePrimary(t, pri)
+	if err := activate(sec, secondaryToken(t, pri, "dc2")); err != nil {
+		t.Fatalf("activate: %v", err)
+	}
+	return ns, natsCfg, pri, sec
 }
