@@ -8,16 +8,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -27,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/bus/bustest"
 	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
@@ -286,67 +280,9 @@ func TestWrongCredentialsRetryAndLogOnce(t *testing.T) {
 	}
 }
 
-// testCA is a CA made for one test, and a server certificate it signed for
-// 127.0.0.1.
-type testCA struct {
-	caFile, certFile, keyFile string
-}
-
-func newTestCA(t *testing.T) testCA {
-	t.Helper()
-	dir := t.TempDir()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "coffer test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "coffer nats"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := testCA{caFile: filepath.Join(dir, "ca.pem"), certFile: filepath.Join(dir, "nats.pem"), keyFile: filepath.Join(dir, "nats-key.pem")}
-	for file, block := range map[string]*pem.Block{
-		c.caFile:   {Type: "CERTIFICATE", Bytes: caDER},
-		c.certFile: {Type: "CERTIFICATE", Bytes: der},
-		c.keyFile:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return c
-}
-
 func TestEmbeddedTLS(t *testing.T) {
-	ca := newTestCA(t)
-	a := openSecured(t, bus.Config{TLSCertFile: ca.certFile, TLSKeyFile: ca.keyFile})
+	ca := bustest.NewCA(t)
+	a := openSecured(t, bus.Config{TLSCertFile: ca.CertFile, TLSKeyFile: ca.KeyFile})
 	url := a.ClientURL()
 	if !strings.HasPrefix(url, "tls://127.0.0.1:") {
 		t.Fatalf("ClientURL with TLS = %q, want tls://127.0.0.1:<port>", url)
@@ -356,7 +292,7 @@ func TestEmbeddedTLS(t *testing.T) {
 	publishN(t, a, "coffer.c1.wal", 1, 1)
 
 	// A secondary with the CA and the seed: a verified TLS handshake.
-	c, err := bus.Open(testCtx(t), bus.Config{URL: url, NKeySeedFile: a.ClientSeedFile(), TLSCAFile: ca.caFile}, testLogger(t))
+	c, err := bus.Open(testCtx(t), bus.Config{URL: url, NKeySeedFile: a.ClientSeedFile(), TLSCAFile: ca.CAFile}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,11 +317,11 @@ func TestEmbeddedTLS(t *testing.T) {
 		t.Fatalf("TLS without the CA: %v, want a certificate error", err)
 	}
 	// TLS does not replace authentication.
-	dialAuthErr(t, url, "TLS without credentials", nats.RootCAs(ca.caFile))
+	dialAuthErr(t, url, "TLS without credentials", nats.RootCAs(ca.CAFile))
 	// Plain text is refused: the nats:// URL is upgraded or fails, never
 	// spoken in clear.
 	plain := "nats://" + strings.TrimPrefix(url, "tls://")
-	nc, err := nats.Connect(plain, opt, nats.RootCAs(ca.caFile), nats.Timeout(5*time.Second))
+	nc, err := nats.Connect(plain, opt, nats.RootCAs(ca.CAFile), nats.Timeout(5*time.Second))
 	if err != nil {
 		t.Fatalf("nats:// URL to a TLS server with the CA: %v", err)
 	}

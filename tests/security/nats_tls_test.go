@@ -13,17 +13,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cofferhq/coffer/bus/bustest"
 	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/hashicorp/vault/api"
 	"github.com/nats-io/nats.go"
 )
 
 func TestNATSReplicationOverTLSWithCredentials(t *testing.T) {
-	ca := natsNewCA(t)
+	ca := bustest.NewCA(t)
 	sealKey := randomBytes(t, 32)
 
 	pri := startConfigServer(t, serverOpts{Name: "dc1", Bolt: true, SealKey: sealKey, NATSStore: true,
-		Bus: fmt.Sprintf("  tls_cert_file = %q\n  tls_key_file = %q", ca.certFile, ca.keyFile)})
+		Bus: fmt.Sprintf("  tls_cert_file = %q\n  tls_key_file = %q", ca.CertFile, ca.KeyFile)})
 	pri.initialize()
 	P := pri.rootClient()
 	if err := P.Sys().Mount("secret", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
@@ -57,8 +58,8 @@ func TestNATSReplicationOverTLSWithCredentials(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("without the CA: %v, want a certificate error", err)
 	}
-	natsRefused(t, tlsURL, "TLS without credentials", nats.RootCAs(ca.caFile))
-	natsJetStreamWorks(t, tlsURL, seedOpt, nats.RootCAs(ca.caFile))
+	natsRefused(t, tlsURL, "TLS without credentials", nats.RootCAs(ca.CAFile))
+	natsJetStreamWorks(t, tlsURL, seedOpt, nats.RootCAs(ca.CAFile))
 
 	// The secondary runs its own embedded NATS and holds a copy of the
 	// primary's seed and CA, as an operator would copy them.
@@ -71,7 +72,7 @@ func TestNATSReplicationOverTLSWithCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	sec := startConfigServer(t, serverOpts{Name: "dc2", Bolt: true, SealKey: sealKey,
-		Bus: fmt.Sprintf("  nkey_seed_file = %q\n  tls_ca_file = %q", seedCopy, ca.caFile)})
+		Bus: fmt.Sprintf("  nkey_seed_file = %q\n  tls_ca_file = %q", seedCopy, ca.CAFile)})
 	sec.initialize()
 	if err := activate(sec, token); err != nil {
 		t.Fatalf("secondary/enable over TLS with the copied seed: %v", err)
