@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/storage"
+	"github.com/cofferhq/coffer/storage/bolt"
 	"github.com/cofferhq/coffer/wal"
 )
 
@@ -69,12 +70,7 @@ func mustBeClosed(t *testing.T, what string, ch <-chan struct{}) {
 // Open recovers from the pages and the WAL, follows new writes, and after a
 // Close (which flushes) a Start redoes exactly what was written meanwhile.
 func TestOpenRecoversAndFollows(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	b, _ := tempBolt(t)
-	defer b.Close()
-	l := openLog(t, b)
-	defer l.Close()
+	ctx, b, l := liveFixture(t)
 	r := rand.New(rand.NewPCG(7, 7))
 	writeRandom(t, ctx, l, r, 200, 1000)
 
@@ -119,12 +115,7 @@ func TestOpenRecoversAndFollows(t *testing.T) {
 // A page that fails its checksum makes Open fall back to a reindex, which
 // rewrites the pages.
 func TestOpenReindexesCorruptPages(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	b, _ := tempBolt(t)
-	defer b.Close()
-	l := openLog(t, b)
-	defer l.Close()
+	ctx, b, l := liveFixture(t)
 	r := rand.New(rand.NewPCG(8, 8))
 	writeRandom(t, ctx, l, r, 300, 1000)
 	live, err := Open(ctx, b, l, nil, Options{}, nop)
@@ -169,12 +160,7 @@ func TestOpenReindexesCorruptPages(t *testing.T) {
 // Stop and Close end the Follower and the flusher and wait for them; Close
 // flushes, Stop does not; both are idempotent and Start brings an index back.
 func TestLiveOwnsItsGoroutines(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	b, _ := tempBolt(t)
-	defer b.Close()
-	l := openLog(t, b)
-	defer l.Close()
+	ctx, b, l := liveFixture(t)
 	r := rand.New(rand.NewPCG(9, 9))
 	var flushes atomic.Int64
 	opts := Options{FlushInterval: time.Millisecond, FlushPages: 10, OnFlush: func(FlushStats) { flushes.Add(1) }}
@@ -228,12 +214,7 @@ func TestLiveOwnsItsGoroutines(t *testing.T) {
 // Reindex swaps a rebuilt index in: the old one stops, the new one follows
 // the WAL; on a stopped Live it starts one; a failed reindex leaves none.
 func TestLiveReindexSwaps(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	b, _ := tempBolt(t)
-	defer b.Close()
-	l := openLog(t, b)
-	defer l.Close()
+	ctx, b, l := liveFixture(t)
 	r := rand.New(rand.NewPCG(10, 10))
 	live, err := Open(ctx, b, l, nil, Options{}, nop)
 	if err != nil {
@@ -279,4 +260,17 @@ func TestLiveReindexSwaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	caughtUp(t, ctx, live, b, l)
+}
+
+// liveFixture is the setup of the Live tests: a deadline, a bolt file and
+// its WAL, closed at cleanup.
+func liveFixture(t *testing.T) (context.Context, *bolt.Backend, *wal.Log) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	b, _ := tempBolt(t)
+	t.Cleanup(func() { _ = b.Close() })
+	l := openLog(t, b)
+	t.Cleanup(func() { _ = l.Close() })
+	return ctx, b, l
 }
