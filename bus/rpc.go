@@ -131,21 +131,30 @@ func (b *Bus) Serve(subject string, handle func(ctx context.Context, data []byte
 	return w.stop, nil
 }
 
+// startRequest bounds ctx (DefaultRequestTimeout when it has no deadline)
+// and fails fast when this node is not connected, rather than queue the
+// request for a connection that may come back only after the deadline.
+func (b *Bus) startRequest(ctx context.Context, subject string) (context.Context, context.CancelFunc, error) {
+	if !b.nc.IsConnected() {
+		return ctx, func() {}, fmt.Errorf("request %s: %w: this node is not connected to NATS at %s; check that NATS is running and reachable", subject, ErrUnreachable, b.url)
+	}
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, DefaultRequestTimeout)
+	return ctx, cancel, nil
+}
+
 // Request sends data on subject and returns the first reply. ctx bounds the
 // wait (DefaultRequestTimeout when it has no deadline). No responders and
 // timeouts are ErrUnreachable. On an untrusted bus the first reply may be a
 // stranger's: requests whose replies are authenticated use RequestVerified.
 func (b *Bus) Request(ctx context.Context, subject string, data []byte) ([]byte, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultRequestTimeout)
-		defer cancel()
+	ctx, cancel, err := b.startRequest(ctx, subject)
+	if err != nil {
+		return nil, err
 	}
-	if !b.nc.IsConnected() {
-		// Fail fast rather than queue the request for a connection that
-		// may come back only after the caller's deadline.
-		return nil, fmt.Errorf("request %s: %w: this node is not connected to NATS at %s; check that NATS is running and reachable", subject, ErrUnreachable, b.url)
-	}
+	defer cancel()
 	m, err := b.nc.RequestWithContext(ctx, subject, data)
 	switch {
 	case err == nil:
@@ -179,14 +188,11 @@ func (b *Bus) RequestVerified(ctx context.Context, subject string, data []byte, 
 	if check == nil {
 		return nil, errors.New("request: a reply check is required")
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultRequestTimeout)
-		defer cancel()
+	ctx, cancel, err := b.startRequest(ctx, subject)
+	if err != nil {
+		return nil, err
 	}
-	if !b.nc.IsConnected() {
-		return nil, fmt.Errorf("request %s: %w: this node is not connected to NATS at %s; check that NATS is running and reachable", subject, ErrUnreachable, b.url)
-	}
+	defer cancel()
 	inbox := b.nc.NewInbox()
 	sub, err := b.nc.SubscribeSync(inbox)
 	if err != nil {
