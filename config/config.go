@@ -146,6 +146,11 @@ type Replication struct {
 	// MaxActivationTokenTTL is the longest ttl a primary grants an
 	// activation token (secondary-token ttl=...); 0 means the default, 24h.
 	MaxActivationTokenTTL time.Duration `koanf:"max_activation_token_ttl"`
+	// ActivationWait is how long secondary/enable waits for the activation's
+	// first sync before it answers; the sync continues in the background
+	// after the answer either way ("0s": answer as soon as the activation is
+	// recorded).
+	ActivationWait time.Duration `koanf:"activation_wait"`
 }
 
 // Supported kinds of each block.
@@ -159,6 +164,8 @@ var (
 const (
 	DefaultListenAddress  = "127.0.0.1:8200"
 	DefaultMaxRequestSize = 32 << 20
+	// DefaultActivationWait stays below vault/api's 60 s client timeout.
+	DefaultActivationWait = 50 * time.Second
 	DefaultLeaseTTL       = 768 * time.Hour
 	DefaultMaxLeaseTTL    = 768 * time.Hour
 	DefaultBusListen      = "127.0.0.1:4222"
@@ -194,6 +201,7 @@ func Defaults() *Config {
 			WALStreamMaxMsgs:          0,
 			BestEffortWALWaitDuration: 2 * time.Second,
 			MaxActivationTokenTTL:     24 * time.Hour,
+			ActivationWait:            DefaultActivationWait,
 		},
 		DefaultLeaseTTL: DefaultLeaseTTL,
 		MaxLeaseTTL:     DefaultMaxLeaseTTL,

@@ -61,6 +61,7 @@ func wantFull() *Config {
 			WALStreamMaxMsgs:          100000,
 			BestEffortWALWaitDuration: 3 * time.Second,
 			MaxActivationTokenTTL:     24 * time.Hour, // the default: the files leave it out
+			ActivationWait:            DefaultActivationWait,
 		},
 	}
 }
@@ -322,7 +323,7 @@ func TestEnvTableCoversEveryKey(t *testing.T) {
 		"listener.max_unauthenticated_request_size", "listener.max_unauthenticated_requests",
 		"listener.tls_cert_file", "listener.tls_disable",
 		"listener.tls_key_file", "listener.type", "log_level", "max_lease_ttl", "max_request_size",
-		"replication.best_effort_wal_wait_duration", "replication.max_activation_token_ttl", "replication.wal_stream_max_age",
+		"replication.activation_wait", "replication.best_effort_wal_wait_duration", "replication.max_activation_token_ttl", "replication.wal_stream_max_age",
 		"replication.wal_stream_max_bytes", "replication.wal_stream_max_msgs", "replication.wal_stream_replicas",
 		"seal.key_file", "seal.type", "storage.path", "storage.type",
 	}

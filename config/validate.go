@@ -192,6 +192,9 @@ func (r Replication) validate(p *problems) {
 	if r.BestEffortWALWaitDuration < 0 {
 		p.add("replication: best_effort_wal_wait_duration %s must not be negative", r.BestEffortWALWaitDuration)
 	}
+	if r.ActivationWait < 0 {
+		p.add("replication: activation_wait %s must not be negative (0s answers as soon as the activation is recorded)", r.ActivationWait)
+	}
 	if r.MaxActivationTokenTTL < 0 {
 		p.add("replication: max_activation_token_ttl %s must not be negative (0 means the default, 24h)", r.MaxActivationTokenTTL)
 	}

@@ -73,6 +73,9 @@ type Core struct {
 	// core replacing instead, and init, unseal and seal refuse meanwhile.
 	stateMu     sync.RWMutex
 	replacing   bool
+	// replacingNow mirrors replacing for the request path, which must not
+	// take stateMu; it stays true until the replacement has unsealed.
+	replacingNow atomic.Bool
 	unsealKeys  [][]byte
 	unsealNonce string
 	clusterName string
@@ -238,6 +241,13 @@ func (c *Core) Initialized(ctx context.Context) (bool, error) {
 	return c.barrier.Initialized(ctx)
 }
 
+// SealWrapper is the seal's Wrapper when it has one (the static seal), nil
+// otherwise (shamir).
+func (c *Core) SealWrapper() seal.Wrapper {
+	w, _ := c.seal.(seal.Wrapper)
+	return w
+}
+
 // Sealed reports whether the barrier is sealed.
 func (c *Core) Sealed() bool { return c.barrier.Sealed() }
 
@@ -250,6 +260,9 @@ func (c *Core) Initialize(ctx context.Context, req InitRequest) (*InitResult, er
 	defer c.stateMu.Unlock()
 	if c.replacing {
 		return nil, ErrReplacing
+	}
+	if c.replication().ActivationPending() {
+		return nil, ErrActivationPending
 	}
 	init, err := c.Initialized(ctx)
 	if err != nil {

@@ -154,7 +154,8 @@ func (c *Core) ApplyForwarded(ctx context.Context, call *forwarder.Call) (*logic
 //	ErrSealed, ErrReplacing                     503
 //	ErrPermissionDenied                         403
 //	ErrNotInitialized, ErrAlreadyInitialized,
-//	ErrInvalidKey, *InvalidRequestError         400
+//	ErrInvalidKey, ErrActivationPending,
+//	*InvalidRequestError                        400
 //	a logical error (logical.StatusCode)        its own code
 //	anything else                               500
 func StatusOf(err error) int {
@@ -163,7 +164,8 @@ func StatusOf(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrPermissionDenied):
 		return http.StatusForbidden
-	case errors.Is(err, ErrNotInitialized), errors.Is(err, ErrAlreadyInitialized), errors.Is(err, ErrInvalidKey):
+	case errors.Is(err, ErrNotInitialized), errors.Is(err, ErrAlreadyInitialized), errors.Is(err, ErrInvalidKey),
+		errors.Is(err, ErrActivationPending):
 		return http.StatusBadRequest
 	}
 	var ir *InvalidRequestError

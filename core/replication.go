@@ -41,6 +41,14 @@ type Replication interface {
 	ShippedIndex() (index uint64, ok bool)
 	// Status renders sys/replication/performance/status (for sys/health's mode too).
 	Status() map[string]any
+	// ActivationPending reports an activation that has not completed (running,
+	// interrupted by a restart, or failed): this cluster's data belongs to
+	// it, so sys/init is refused.
+	ActivationPending() bool
+	// HandleSealed serves sys/replication/<path> while the barrier is sealed
+	// or the data is being replaced: the unauthenticated status and, for a
+	// pending activation, its retry. req carries no authenticated caller.
+	HandleSealed(ctx context.Context, req *logical.Request, path string) (*logical.Response, error)
 }
 
 // Replication modes as Replication.Mode reports them.
@@ -64,6 +72,10 @@ func (noReplication) Position() (string, uint64, bool) { return "", 0, false }
 func (noReplication) PrimaryAPIAddr() string           { return "" }
 func (noReplication) ShippedIndex() (uint64, bool)     { return 0, false }
 func (noReplication) Status() map[string]any           { return map[string]any{"mode": ModeDisabled} }
+func (noReplication) ActivationPending() bool          { return false }
+func (noReplication) HandleSealed(context.Context, *logical.Request, string) (*logical.Response, error) {
+	return nil, ErrSealed
+}
 
 // SetReplication attaches the replication layer. Call it once, before Start
 // or the first unseal.
@@ -162,6 +174,9 @@ type Replacement struct {
 	// Fill brings the new data in (the secondary's first sync). It may open
 	// the barrier itself as soon as the new keyring has arrived.
 	Fill func(ctx context.Context) error
+	// ClusterID is this cluster's id, for a replacement resumed at boot
+	// after the wipe took the stored identity ("" keeps the current one).
+	ClusterID string
 }
 
 // ReplaceData replaces this cluster's data under a running replication
@@ -177,12 +192,17 @@ func (c *Core) ReplaceData(ctx context.Context, root []byte, r Replacement) erro
 		return ErrReplacing
 	}
 	c.replacing = true
+	c.replacingNow.Store(true)
+	if id := r.ClusterID; id != "" && c.ClusterID() == "" {
+		c.clusterIDv.Store(&id)
+	}
 	c.sealLockedKeepRepl()
 	c.stateMu.Unlock()
 	err := c.replaceData(ctx, r)
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
 	c.replacing = false
+	defer c.replacingNow.Store(false)
 	if err != nil {
 		return err
 	}

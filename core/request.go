@@ -79,8 +79,8 @@ func unauthenticated(mb *mountedBackend, rel string) bool {
 // (ACL and sudo), audit the request, call the backend, create the token of a
 // login, wrap the response when asked, audit the response.
 func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, error) {
-	if c.barrier.Sealed() {
-		return nil, ErrSealed
+	if c.barrier.Sealed() || c.replacingNow.Load() {
+		return c.handleSealed(ctx, req)
 	}
 	path, err := NormalizePath(req.Path, req.Operation)
 	if err != nil {
@@ -169,6 +169,39 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, erro
 		c.setIndexHeader(resp, setID, have)
 	}
 	return c.finish(ctx, req, lreq, te, path, resp, err)
+}
+
+// handleSealed serves a request while the barrier is sealed or an
+// activation replaces the data: sys/replication/* goes to the replication
+// layer unauthenticated (HandleSealed decides what it serves then: the
+// status, and the retry of a pending activation); everything else is
+// ErrSealed. Nothing is audited: the audit devices are down.
+func (c *Core) handleSealed(ctx context.Context, req *Request) (*Response, error) {
+	path, err := NormalizePath(req.Path, req.Operation)
+	if err != nil {
+		return nil, err
+	}
+	p, ok := strings.CutPrefix(path, "sys/")
+	if !ok || !strings.HasPrefix(p, "replication/") {
+		return nil, ErrSealed
+	}
+	lreq := &logical.Request{
+		ID: uuid.NewString(), Operation: req.Operation, Path: p, MountPoint: "sys/", MountType: "system",
+		Data: req.Data, Headers: req.Headers, RemoteAddr: req.RemoteAddr,
+	}
+	if req.Admit != nil {
+		if lreq.Data, err = req.Admit(false); err != nil {
+			return nil, err
+		}
+	}
+	if lreq.Data == nil {
+		lreq.Data = map[string]any{}
+	}
+	lresp, err := c.replication().HandleSealed(ctx, lreq, p)
+	if err != nil {
+		return nil, err
+	}
+	return &Response{RequestID: lreq.ID, Response: lresp}, nil
 }
 
 // forwardableByIndex reports whether a request that needs a newer state may

@@ -90,6 +90,9 @@ var (
 	// ErrReplacing: an activation is replacing this cluster's data; init,
 	// unseal and seal wait for it to end (503).
 	ErrReplacing = errors.New("an activation is replacing this cluster's data: retry when it has finished (sys/replication/status shows its progress)")
+	// ErrActivationPending: sys/init on a cluster whose data belongs to an
+	// activation that has not completed (400).
+	ErrActivationPending = errors.New("this cluster is being activated as a replication secondary and cannot be initialized: sys/replication/status shows the activation; finish it with sys/replication/performance/secondary/enable and a new token from the same primary")
 )
 
 // InvalidRequestError is a request the caller must correct (400).

@@ -43,7 +43,9 @@ var writeEndpoints = map[string]endpoint{
 	},
 	"replication/performance/primary/secondary-token":  (*Manager).secondaryTokenEndpoint,
 	"replication/performance/primary/revoke-secondary": (*Manager).revokeSecondaryEndpoint,
-	"replication/performance/secondary/enable":         (*Manager).enableSecondaryEndpoint,
+	"replication/performance/secondary/enable": func(m *Manager, ctx context.Context, d map[string]any) (*logical.Response, error) {
+		return m.enableSecondaryEndpoint(ctx, d, true)
+	},
 	"replication/performance/secondary/disable": func(m *Manager, ctx context.Context, _ map[string]any) (*logical.Response, error) {
 		return nil, m.DisableSecondary(ctx)
 	},
@@ -138,7 +140,7 @@ func (m *Manager) revokeSecondaryEndpoint(ctx context.Context, d map[string]any)
 	return nil, nil
 }
 
-func (m *Manager) enableSecondaryEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
+func (m *Manager) enableSecondaryEndpoint(ctx context.Context, d map[string]any, authenticated bool) (*logical.Response, error) {
 	tok, err := fieldString(d, "token")
 	if err != nil {
 		return nil, err
@@ -154,5 +156,5 @@ func (m *Manager) enableSecondaryEndpoint(ctx context.Context, d map[string]any)
 	if err != nil {
 		return nil, err
 	}
-	return nil, m.EnableSecondary(ctx, tok, api, busURL)
+	return m.EnableSecondary(ctx, tok, api, busURL, authenticated)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/barrier"
+	"github.com/cofferhq/coffer/barrier/seal"
 	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/core"
 	"github.com/cofferhq/coffer/forwarder"
@@ -41,6 +42,9 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// MaxTokenTTL caps an activation token's ttl (primary's default: 24h).
 	MaxTokenTTL time.Duration
+	// ActivationWait is how long secondary/enable waits for the bootstrap
+	// before it answers (it continues in the background either way).
+	ActivationWait time.Duration
 	// Dev marks a dev server: the dev root token follows activation.
 	Dev bool
 	// Logger receives the layer's logs (the roles log under their own component).
@@ -63,6 +67,9 @@ type Host interface {
 	Invalidate(keys []string)
 	// ReplaceData runs an activation's wipe and fill with the logical layer down.
 	ReplaceData(ctx context.Context, root []byte, r core.Replacement) error
+	// SealWrapper is the seal's key for records read before unseal (the
+	// activation record), nil when the seal has none (shamir).
+	SealWrapper() seal.Wrapper
 	// CreateRootToken creates the dev root token an activation bundle carries.
 	CreateRootToken(ctx context.Context, id string) error
 	// ApplyForwarded applies a forwarded write on the primary.
@@ -96,8 +103,8 @@ type Manager struct {
 	// activationRoot is the root key of an activation in progress: the
 	// barrier opens with it as soon as the primary's keyring has arrived.
 	activationRoot []byte
-	// bootstrapping is the secondary of that activation, for status.
-	bootstrapping *secondary.Secondary
+	// boot is the pending activation (activation.go), nil without one.
+	boot *bootstrap
 	// starting retries the stored role's start in the background; startErr
 	// is its last failure.
 	starting *retry
@@ -144,7 +151,7 @@ func (m *Manager) Mode() string {
 func (m *Manager) Start(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.activationRoot != nil || m.primary != nil || m.secondary != nil || m.starting != nil {
+	if m.boot != nil || m.activationRoot != nil || m.primary != nil || m.secondary != nil || m.starting != nil {
 		// An activation unseals core under its own control and records
 		// the mode itself when it is done.
 		return nil

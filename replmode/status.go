@@ -23,16 +23,8 @@ func (m *Manager) Status() map[string]any {
 		m.primaryStatus(st)
 	case m.secondary != nil:
 		m.secondaryStatus(st)
-	case m.bootstrapping != nil:
-		// An activation's first sync: the data is being replaced.
-		ss := m.bootstrapping.Status()
-		st["mode"] = string(Secondary)
-		st["state"] = "bootstrapping"
-		st["secondary_id"] = ss.SecondaryID
-		st["merkle_sync_progress"] = map[string]any{"sync_progress": ss.SyncKeysDone, "sync_total_keys": ss.SyncTotalKeys}
-		if ss.LastError != "" {
-			st["last_error"] = ss.LastError
-		}
+	case m.boot != nil:
+		m.bootstrapStatus(st)
 	case m.starting != nil:
 		// The stored role is retrying its start (NATS down at unseal).
 		st["mode"] = string(m.mode)
@@ -42,6 +34,29 @@ func (m *Manager) Status() map[string]any {
 		delete(st, "last_wal")
 	}
 	return st
+}
+
+// bootstrapStatus: an activation that has not completed (the data is being
+// replaced, or waits for a retry).
+func (m *Manager) bootstrapStatus(st map[string]any) {
+	b := m.boot
+	st["mode"] = string(Secondary)
+	st["state"] = "bootstrapping"
+	st["secondary_id"] = b.rec.SecondaryID
+	st["bootstrap"] = map[string]any{
+		"phase": map[bool]string{true: phaseRunning, false: phaseFailed}[b.running()], "started": fmtTime(b.rec.Started),
+		"primary_cluster_id": b.rec.PrimaryClusterID,
+	}
+	if b.sec != nil {
+		ss := b.sec.Status()
+		st["merkle_sync_progress"] = map[string]any{"sync_progress": ss.SyncKeysDone, "sync_total_keys": ss.SyncTotalKeys}
+		if ss.LastError != "" {
+			st["last_error"] = ss.LastError
+		}
+	}
+	if b.rec.Error != "" {
+		st["last_error"] = b.rec.Error
+	}
 }
 
 func (m *Manager) primaryStatus(st map[string]any) {

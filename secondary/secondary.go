@@ -9,7 +9,6 @@ import (
 
 	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/merkle"
-	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/wal"
 	"github.com/rs/zerolog"
@@ -175,51 +174,6 @@ func (c *Config) openBus(ctx context.Context, url string) (*bus.Bus, bool, error
 		return nil, false, err
 	}
 	return b, true, nil
-}
-
-// Activate redeems an activation token: it checks the token, connects to the
-// primary's NATS (busURLOverride, else the token's), sends the activation
-// request (its id, the token's jti, a fresh X25519 public key and a nonce,
-// MACed with the token's activation secret: never the token) and waits for
-// the primary's signed answer to that request, ignoring every other reply
-// (activate.go). It returns only on an authenticated answer (the bundle, or a
-// refusal: ErrActivation) or when the wait ends (bus.ErrUnreachable): a
-// stranger on the bus can delay it, not make it fail or succeed. The caller
-// then wipes its storage (Wipe), installs bundle.RootKey, and calls Start,
-// which runs the first full sync; or Stop to abandon it.
-func Activate(ctx context.Context, cfg Config, token, busURLOverride string) (*Secondary, *replication.Bundle, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, nil, err
-	}
-	claims, err := replication.ParseToken(token, cfg.Now())
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrActivation, err)
-	}
-	url := claims.BusURL
-	if busURLOverride != "" {
-		url = busURLOverride
-	}
-	b, own, err := cfg.openBus(ctx, url)
-	if err != nil {
-		return nil, nil, fmt.Errorf("activate: connect to the primary's NATS: %w", err)
-	}
-	bundle, err := redeem(ctx, b, claims)
-	if err != nil {
-		if own {
-			_ = b.Close()
-		}
-		return nil, nil, err
-	}
-	sec := &secret{
-		V: stateV, PrimaryClusterID: bundle.PrimaryClusterID, SecondaryID: bundle.SecondaryID,
-		PrimaryAPIAddr: claims.APIAddr, BusURL: url, SigningPublicKey: bundle.SigningPublicKey,
-		RPCKey: bundle.RPCKey, Stream: bundle.Stream, Subject: bundle.Subject, Keys: map[string][]byte{},
-	}
-	sec.setKey(bundle.Epoch, bundle.ReplicationKey)
-	s := newSecondary(cfg, b, own, sec)
-	s.needSync = true
-	s.log.Info().Uint32("epoch", bundle.Epoch).Msg("activated; the first full sync starts with Start")
-	return s, bundle, nil
 }
 
 // Open restores an activated secondary after a restart from Config.State and

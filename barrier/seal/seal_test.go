@@ -479,3 +479,39 @@ func TestInitOnNonTransactionalBackend(t *testing.T) {
 		t.Fatalf("RootKeyFromShares: %v", err)
 	}
 }
+
+func TestStaticWrapIsBoundToKeyAndPurpose(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, key byte) *seal.Static {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, bytes.Repeat([]byte{key}, seal.KeySize), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := seal.NewStatic(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := write("a", 0xa1), write("b", 0xb2)
+	blob, err := a.Wrap("activation", []byte("private"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(blob, []byte("private")) {
+		t.Fatal("the wrapped blob holds the plaintext")
+	}
+	if pt, err := a.Unwrap("activation", blob); err != nil || string(pt) != "private" {
+		t.Fatalf("Unwrap = %q, %v", pt, err)
+	}
+	if _, err := a.Unwrap("other", blob); err == nil {
+		t.Fatal("a blob unwrapped for another purpose")
+	}
+	if _, err := b.Unwrap("activation", blob); err == nil || !strings.Contains(err.Error(), "key file changed") {
+		t.Fatalf("another key: %v", err)
+	}
+	blob[len(blob)-1] ^= 1
+	if _, err := a.Unwrap("activation", blob); err == nil {
+		t.Fatal("an altered blob unwrapped")
+	}
+}

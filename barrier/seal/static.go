@@ -209,3 +209,36 @@ func (s *Static) VerifyShares(ctx context.Context, b storage.Backend, shares [][
 func (*Static) Config(ctx context.Context, b storage.Backend) (*Config, error) {
 	return readConfig(ctx, b, TypeStatic)
 }
+
+// Wrapper is a seal that holds a key of its own at boot, without an
+// operator (Static): it encrypts the few records that must be read before
+// the barrier opens, such as an activation that survives a restart. Shamir
+// has no such key and does not implement it.
+type Wrapper interface {
+	// Wrap encrypts plaintext for purpose (a name that binds the blob to
+	// its use: a blob wrapped for one purpose does not unwrap for another).
+	Wrap(purpose string, plaintext []byte) ([]byte, error)
+	// Unwrap decrypts what Wrap returned for the same purpose.
+	Unwrap(purpose string, blob []byte) ([]byte, error)
+}
+
+var _ Wrapper = (*Static)(nil)
+
+// wrapAD keeps wrapped records apart from the seal's own entries, which are
+// bound to their storage paths.
+func wrapAD(purpose string) string { return "coffer-seal-wrap:" + purpose }
+
+// Wrap encrypts plaintext with the static key (AES-256-GCM, BlobVersion).
+func (s *Static) Wrap(purpose string, plaintext []byte) ([]byte, error) {
+	return sealBlob(s.key, wrapAD(purpose), plaintext)
+}
+
+// Unwrap decrypts a blob of Wrap. A blob that does not open with this key
+// (another key file, or an altered blob) is an error that says so.
+func (s *Static) Unwrap(purpose string, blob []byte) ([]byte, error) {
+	pt, err := openBlob(s.key, wrapAD(purpose), blob)
+	if errors.Is(err, errBlobAuth) {
+		return nil, fmt.Errorf("static seal: the %s record does not open with the key in %s: the key file changed since it was written, or the record was altered", purpose, s.keyFile)
+	}
+	return pt, err
+}

@@ -182,6 +182,7 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 		WALStreamReplicas: int(cfg.Replication.WALStreamReplicas),
 		BestEffortWALWait: cfg.Replication.BestEffortWALWaitDuration,
 		MaxTokenTTL:       cfg.Replication.MaxActivationTokenTTL,
+		ActivationWait:    cfg.Replication.ActivationWait,
 		Dev:               dev,
 		Logger:            logger.With().Str("component", "replication").Logger(),
 	})
@@ -192,13 +193,26 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 		}
 		logger.Info().Msg("storage closed")
 	}()
+	// Runs before the core closes: a running activation stops, to resume at
+	// the next start.
+	defer repl.Close()
 
-	if dev {
+	resumed, err := repl.ResumeActivation(ctx)
+	if err != nil {
+		return fmt.Errorf("read the activation record: %w", err)
+	}
+	switch {
+	case resumed:
+		// The data belongs to the activation: the core stays sealed until
+		// it completes (sys/replication/status shows it).
+	case dev:
 		if err := initDev(ctx, c, repl, devRoot, cfg, logger); err != nil {
 			return err
 		}
-	} else if err := c.Start(ctx); err != nil {
-		return err
+	default:
+		if err := c.Start(ctx); err != nil {
+			return err
+		}
 	}
 	return serveHTTP(ctx, c, cfg, logger)
 }

@@ -137,6 +137,14 @@ func (p *proc) kill() {
 	<-p.done
 }
 
+// signal sends sig (SIGSTOP, SIGCONT) to the running process.
+func (p *proc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("signal %v to %s: %v", sig, p.name, err)
+	}
+}
+
 // end stops the process if it still runs (cleanup only): SIGTERM, then
 // SIGKILL past stopTimeout, which is an error of the test.
 func (p *proc) end() {

@@ -47,6 +47,9 @@ type serverOpts struct {
 	// ExternalNATS, when set, is the URL of a NATS server the test runs:
 	// the server connects to it instead of embedding one.
 	ExternalNATS string
+	// Replication holds the lines of a replication block, such as
+	// `activation_wait = "0s"`.
+	Replication string
 }
 
 // server is one coffer server: its directory, its config file, its
@@ -124,6 +127,9 @@ func newServer(t testing.TB, o serverOpts, dev bool) *server {
 		}
 		fmt.Fprintf(&b, "%s\n}\n", o.Bus)
 	}
+	if o.Replication != "" {
+		fmt.Fprintf(&b, "replication {\n%s\n}\n", o.Replication)
+	}
 	s.cfgPath = filepath.Join(s.dir, "coffer.hcl")
 	if err := os.WriteFile(s.cfgPath, []byte(b.String()), 0o600); err != nil {
 		t.Fatalf("write the config: %v", err)
@@ -140,6 +146,17 @@ func (s *server) start() {
 		return
 	}
 	s.p = startProc(s.t, s.name, s.addr, 0, "server", "-config="+s.cfgPath)
+}
+
+// startAny runs the server and waits until it answers sys/health with any
+// status: a dev server that stays sealed (an activation it resumes) too.
+func (s *server) startAny() {
+	s.t.Helper()
+	args := []string{"server", "-config=" + s.cfgPath}
+	if s.dev {
+		args = []string{"server", "-dev", "-dev-root-token-id=" + s.rootID, "-config=" + s.cfgPath}
+	}
+	s.p = startProc(s.t, s.name, s.addr, 0, args...)
 }
 
 // restart stops the server (asserting a clean exit) and starts it again on
