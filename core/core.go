@@ -71,16 +71,16 @@ type Core struct {
 	// stateMu guards the sealed/unsealed transition; readers hold it shared.
 	// It is never held across a replication sync: ReplaceData marks the
 	// core replacing instead, and init, unseal and seal refuse meanwhile.
-	stateMu     sync.RWMutex
-	replacing   bool
+	stateMu   sync.RWMutex
+	replacing bool
 	// replacingNow mirrors replacing for the request path, which must not
 	// take stateMu; it stays true until the replacement has unsealed.
 	replacingNow atomic.Bool
-	unsealKeys  [][]byte
-	unsealNonce string
-	clusterName string
-	clusterID   string
-	activeTime  time.Time
+	unsealKeys   [][]byte
+	unsealNonce  string
+	clusterName  string
+	clusterID    string
+	activeTime   time.Time
 
 	// Logical layer, rebuilt on every unseal.
 	factories map[Table]map[string]logical.Factory
