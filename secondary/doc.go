@@ -66,14 +66,16 @@
 //
 // # How the lead drives it
 //
-//  1. Activate(ctx, cfg, token, busURL) checks the token, connects to the
+//  1. Redeem(ctx, cfg, claims, busURL) (or Activate, which parses the token
+//     and runs Redeem then Resume) connects to the
 //     primary's NATS (cfg.Bus, or a connection it opens and owns), sends the
 //     activation request (its id, the token's jti, a fresh X25519 key and a
 //     nonce, MACed with the token's activation secret: never the token), and
-//     returns the bundle once the primary's signed answer to that request
+//     returns a Redemption once the primary's signed answer to that request
 //     arrives. It fails only on the primary's signed refusal or at its
 //     deadline: forged answers are ignored, so the caller wipes only for the
-//     real primary.
+//     real primary. Resume opens the Redemption's bundle (now, or after a
+//     restart) and returns the Secondary, not started.
 //  2. The lead wipes its storage (Wipe, keeping wal/ and its identity) and
 //     installs bundle.RootKey in its seal/barrier. Wipe deletes the merkle
 //     pages too: the lead rebuilds the index (merkle.Reindex) before Start.
@@ -90,7 +92,9 @@
 //     root key, the bus URL, and the replication keys by epoch. It is written
 //     once the first full sync ends, because before it the barrier has no
 //     keyring; a crash before that leaves the cluster not activated
-//     (ErrNotActivated): activate again with a new token.
+//     (ErrNotActivated). The lead keeps what it needs to start again without
+//     the token: Redeem's Redemption, which Resume opens (replmode stores it
+//     encrypted in its activation record).
 //   - The durable consumer sec_<secondary id>.
 //
 // # What it must never do
