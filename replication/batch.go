@@ -23,8 +23,13 @@ import (
 const (
 	// batchVersion1 is the first layout, without a guard: still opened.
 	batchVersion1 = 1
-	// batchVersion is the layout SealBatch writes: version 1 plus the guard.
-	batchVersion = 2
+	// batchVersion2 is version 1 plus the guard: still opened.
+	batchVersion2 = 2
+	// batchVersion is the layout SealBatch writes: version 2 plus the
+	// primary's generation after the last index.
+	batchVersion = 3
+	// genLen is the generation's length in a version 3 header.
+	genLen = 8
 	// batchHeaderLen is version + epoch + first + last (the version 1 header,
 	// and the fixed part of the version 2 header).
 	batchHeaderLen = 1 + 4 + 8 + 8
@@ -73,6 +78,10 @@ type Batch struct {
 	// batch compares its own root with it. It is in the header, so the
 	// signature and the GCM associated data cover it. A version 1 batch has none.
 	Guard []byte
+	// Generation is the primary's generation of the replication set
+	// (docs/replication.md, "Generations"): in the header, covered like the
+	// guard; 0 in batches of versions 1 and 2.
+	Generation uint64
 }
 
 // SealBatch encodes, compresses, encrypts and signs b (see the package doc for
@@ -109,14 +118,15 @@ func SealBatch(b *Batch, key []byte, signer ed25519.PrivateKey) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	hlen := batchHeaderLen + 1 + len(b.Guard)
+	hlen := batchHeaderLen + genLen + 1 + len(b.Guard)
 	msg := make([]byte, hlen+nonceLen, hlen+nonceLen+z.Len()+tagLen+sigLen)
 	msg[0] = batchVersion
 	binary.BigEndian.PutUint32(msg[1:5], b.Epoch)
 	binary.BigEndian.PutUint64(msg[5:13], b.First)
 	binary.BigEndian.PutUint64(msg[13:21], b.Last)
-	msg[batchHeaderLen] = byte(len(b.Guard))
-	copy(msg[batchHeaderLen+1:hlen], b.Guard)
+	binary.BigEndian.PutUint64(msg[21:29], b.Generation)
+	msg[batchHeaderLen+genLen] = byte(len(b.Guard))
+	copy(msg[batchHeaderLen+genLen+1:hlen], b.Guard)
 	nonce := msg[hlen:]
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
@@ -140,11 +150,22 @@ func PeekBatch(msg []byte) (epoch uint32, first, last uint64, err error) {
 	return h.epoch, h.first, h.last, nil
 }
 
+// PeekGeneration reads a batch's generation without verifying anything (0
+// for versions 1 and 2). Trust it only once OpenBatch succeeds.
+func PeekGeneration(msg []byte) (uint64, error) {
+	h, err := peekBatch(msg)
+	if err != nil {
+		return 0, fmt.Errorf("peek batch: %w", err)
+	}
+	return h.gen, nil
+}
+
 // batchHeader is a parsed header; len is its length in bytes (the AAD's
 // header part), guard aliases the message.
 type batchHeader struct {
 	epoch       uint32
 	first, last uint64
+	gen         uint64
 	guard       []byte
 	len         int
 }
@@ -154,7 +175,7 @@ func peekBatch(msg []byte) (batchHeader, error) {
 	if len(msg) == 0 {
 		return h, fmt.Errorf("%w: empty message", ErrCorrupt)
 	}
-	if msg[0] != batchVersion1 && msg[0] != batchVersion {
+	if msg[0] != batchVersion1 && msg[0] != batchVersion2 && msg[0] != batchVersion {
 		return h, fmt.Errorf("%w: batch version %d", ErrUnknownVersion, msg[0])
 	}
 	if len(msg) < batchMinLen {
@@ -165,13 +186,21 @@ func peekBatch(msg []byte) (batchHeader, error) {
 	h.last = binary.BigEndian.Uint64(msg[13:21])
 	h.len = batchHeaderLen
 	if msg[0] == batchVersion {
-		switch g := int(msg[batchHeaderLen]); {
+		if len(msg) < batchMinLen+genLen+1 {
+			return h, fmt.Errorf("%w: %d bytes is shorter than the minimum %d", ErrCorrupt, len(msg), batchMinLen+genLen+1)
+		}
+		h.gen = binary.BigEndian.Uint64(msg[21:29])
+		h.len += genLen
+	}
+	if msg[0] != batchVersion1 {
+		at := h.len
+		switch g := int(msg[at]); {
 		case g != 0 && g != GuardSize:
 			return h, fmt.Errorf("%w: guard of %d bytes", ErrCorrupt, g)
-		case len(msg) < batchMinLen+1+g:
-			return h, fmt.Errorf("%w: %d bytes is shorter than the minimum %d", ErrCorrupt, len(msg), batchMinLen+1+g)
+		case len(msg) < batchMinLen+(at-batchHeaderLen)+1+g:
+			return h, fmt.Errorf("%w: %d bytes is shorter than the minimum %d", ErrCorrupt, len(msg), batchMinLen+(at-batchHeaderLen)+1+g)
 		case g > 0:
-			h.guard = msg[batchHeaderLen+1 : batchHeaderLen+1+g]
+			h.guard = msg[at+1 : at+1+g]
 		}
 		h.len += 1 + len(h.guard)
 	}
@@ -220,7 +249,7 @@ func openBatch(msg []byte, clusterID string, key []byte, pub ed25519.PublicKey, 
 	if err != nil {
 		return nil, fmt.Errorf("open batch %d-%d: %w", first, last, err)
 	}
-	b := &Batch{ClusterID: clusterID, Epoch: h.epoch, First: first, Last: last}
+	b := &Batch{ClusterID: clusterID, Epoch: h.epoch, First: first, Last: last, Generation: h.gen}
 	if h.guard != nil {
 		b.Guard = bytes.Clone(h.guard)
 	}

@@ -97,7 +97,7 @@ func TestBatchRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	v3 := bytes.Clone(msg)
-	v3[0] = 3
+	v3[0] = 4
 	for _, tc := range []struct {
 		name    string
 		msg     []byte
@@ -266,7 +266,7 @@ func TestBatchHostileCountsAllocateLittle(t *testing.T) {
 // primary not yet upgraded opens, without a guard.
 func TestBatchVersion1StillOpens(t *testing.T) {
 	want := testBatch()
-	want.Guard = nil
+	want.Guard, want.Generation = nil, 0
 	plain, err := encodeBatchOps(want)
 	if err != nil {
 		t.Fatal(err)
@@ -298,10 +298,11 @@ func TestBatchGuardIsAuthenticated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if msg[0] != batchVersion || msg[batchHeaderLen] != GuardSize || !bytes.Equal(msg[batchHeaderLen+1:batchHeaderLen+1+GuardSize], b.Guard) {
-		t.Fatalf("header % x does not carry the guard", msg[:batchHeaderLen+1+GuardSize])
+	g0 := batchHeaderLen + genLen // where the guard length sits
+	if msg[0] != batchVersion || msg[g0] != GuardSize || !bytes.Equal(msg[g0+1:g0+1+GuardSize], b.Guard) {
+		t.Fatalf("header % x does not carry the guard", msg[:g0+1+GuardSize])
 	}
-	hlen := batchHeaderLen + 1 + GuardSize
+	hlen := g0 + 1 + GuardSize
 	rest := msg[hlen : len(msg)-sigLen] // nonce and GCM output
 	resign := func(header []byte) []byte {
 		body := append(bytes.Clone(header), rest...)
@@ -313,7 +314,9 @@ func TestBatchGuardIsAuthenticated(t *testing.T) {
 	}
 	other := bytes.Clone(msg[:hlen])
 	other[hlen-1] ^= 1
-	dropped := append(bytes.Clone(msg[:batchHeaderLen]), 0)
+	dropped := append(bytes.Clone(msg[:g0]), 0)
+	gen := bytes.Clone(msg[:hlen])
+	gen[g0-1] ^= 1 // the generation's last byte
 	for name, tc := range map[string]struct {
 		msg  []byte
 		want error
@@ -322,6 +325,8 @@ func TestBatchGuardIsAuthenticated(t *testing.T) {
 		"guard dropped":            {append(append(bytes.Clone(dropped), rest...), msg[len(msg)-sigLen:]...), ErrBadSignature},
 		"guard altered, re-signed": {resign(other), ErrDecrypt},
 		"guard dropped, re-signed": {resign(dropped), ErrDecrypt},
+		"generation altered":       {append(append(bytes.Clone(gen), rest...), msg[len(msg)-sigLen:]...), ErrBadSignature},
+		"generation re-signed":     {resign(gen), ErrDecrypt},
 	} {
 		got, err := OpenBatch(tc.msg, testClusterID, testKey, testPub)
 		if !errors.Is(err, tc.want) || got != nil {
@@ -334,7 +339,7 @@ func TestBatchGuardIsAuthenticated(t *testing.T) {
 	if _, err := SealBatch(bad, testKey, testSigner); err == nil {
 		t.Error("sealed a 31-byte guard")
 	}
-	short := append(bytes.Clone(msg[:batchHeaderLen]), 31)
+	short := append(bytes.Clone(msg[:g0]), 31)
 	short = append(short, make([]byte, 31)...)
 	if _, err := OpenBatch(sealRawHeader(t, append(short, 0), []byte{}), testClusterID, testKey, testPub); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("31-byte guard: %v, want ErrCorrupt", err)

@@ -50,14 +50,16 @@
 // ErrUnknownVersion. Integers are big-endian; uvarints are in their shortest
 // form, so a decodable batch has one encoding.
 //
-// # WAL batch (version 2; version 1 is still opened)
+// # WAL batch (version 3; versions 1 and 2 are still opened)
 //
-//	+---------+--------+-------------+------------+-----------+-----------+-------+-------------------------+-----------+
-//	| version | epoch  | first index | last index | guard len | guard     | nonce | AES-256-GCM(flate(ops)) | signature |
-//	| 1 = 2   | 4 BE   | 8 BE        | 8 BE       | 1: 0|32   | 0 or 32   | 12    | len(flate) + 16 tag     | 64        |
-//	+---------+--------+-------------+------------+-----------+-----------+-------+-------------------------+-----------+
-//	 \__________________________ header (22 or 54) ______________________/
+//	+---------+--------+-------------+------------+------------+-----------+-----------+-------+-------------------------+-----------+
+//	| version | epoch  | first index | last index | generation | guard len | guard     | nonce | AES-256-GCM(flate(ops)) | signature |
+//	| 1 = 3   | 4 BE   | 8 BE        | 8 BE       | 8 BE       | 1: 0|32   | 0 or 32   | 12    | len(flate) + 16 tag     | 64        |
+//	+---------+--------+-------------+------------+------------+-----------+-----------+-------+-------------------------+-----------+
+//	 \_________________________________ header (30 or 62) ____________________________/
 //
+//	version 2 (still opened, never written): no generation (it reads as 0); header (22 or 54).
+//	generation = the primary's generation of the replication set (Claim below).
 //	version 1 (still opened, never written): no guard len, no guard; header (21) =
 //	| version 1 = 1 | epoch 4 BE | first 8 BE | last 8 BE |
 //
@@ -223,6 +225,18 @@
 //
 // A low-order ephemeral point (no shared secret) fails with ErrDecrypt; a bundle
 // for another recipient fails GCM with ErrDecrypt.
+//
+// # Generation claim (version 1)
+//
+//	+---------+-------------------------------------------------------------+-----------+
+//	| version | JSON {"v":1,"set","gen","cluster_id","instance","shipped",  | signature |
+//	| 1 = 1   |       "renewed","released"}                                  | 64        |
+//	+---------+-------------------------------------------------------------+-----------+
+//	signature = Ed25519ctx(signing key, context "coffer-generation-v1", every byte before it)
+//
+// Stored in the JetStream KV bucket GenerationBucket(set), key GenerationKey,
+// by compare-and-set. OpenClaim verifies before it decodes; anything the
+// set's key did not sign is ErrBadSignature, as if the key were empty.
 //
 // # State records (disk, not wire)
 //

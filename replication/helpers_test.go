@@ -43,7 +43,8 @@ func testBatch() *Batch {
 			{Index: 12, Time: 1_700_000_000_000_000_001, Ops: []wal.Op{put("core/mounts", "")}},
 			{Index: 20, Time: -1, Ops: []wal.Op{{Kind: storage.PutOperation, Class: wal.Local, Key: "sys/token/x", Value: []byte{0, 1, 2}}}},
 		},
-		Guard: bytes.Repeat([]byte{0x6a}, GuardSize),
+		Guard:      bytes.Repeat([]byte{0x6a}, GuardSize),
+		Generation: 7,
 	}
 }
 
