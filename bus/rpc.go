@@ -50,7 +50,8 @@ func (b *Bus) flush() {
 // server of the subject receives every request, and a stranger who
 // subscribes too only receives a copy (docs/replication.md, "Names on the
 // bus"). So exactly one node may serve a subject: the active node of the
-// primary cluster.
+// primary cluster. A handler that returns nil sends no reply at all: another
+// server of the subject may be the one to answer.
 // When Serve returns, the server (this one; a NATS cluster propagates
 // interest shortly after) routes requests to the new subscription.
 // stop unsubscribes, cancels the handlers' context and waits for them to
@@ -95,7 +96,11 @@ func (b *Bus) Serve(subject string, handle func(ctx context.Context, data []byte
 			defer func() { <-sem }()
 			hctx, hcancel := context.WithTimeout(ctx, HandlerTimeout)
 			defer hcancel()
-			if err := m.Respond(handle(hctx, m.Data)); err != nil {
+			reply := handle(hctx, m.Data)
+			if reply == nil {
+				return // the handler chose not to answer (not the holder)
+			}
+			if err := m.Respond(reply); err != nil {
 				log.Warn().Err(err).Msg("reply not sent: the requester will time out")
 			}
 		}()

@@ -95,6 +95,10 @@ type Config struct {
 	// HeartbeatInterval is the secondaries' heartbeat interval: a secondary is
 	// connected when it was heard from within 3 intervals. Default 2s.
 	HeartbeatInterval time.Duration
+	// LeaseTTL is how long the set's generation claim must stay unchanged
+	// before another process of this cluster takes it over (after a crash);
+	// the holder renews it every fifth of it. Default DefaultLeaseTTL.
+	LeaseTTL time.Duration
 	// Logger receives the primary's logs.
 	Logger zerolog.Logger
 	// Now is the clock; nil means time.Now.
@@ -116,6 +120,8 @@ func (c *Config) Validate() error {
 		return errors.New("primary config: negative heartbeat interval")
 	case c.MaxTokenTTL < 0:
 		return errors.New("primary config: negative maximum activation token ttl")
+	case c.LeaseTTL < 0:
+		return errors.New("primary config: negative lease ttl")
 	}
 	if err := replication.ValidateID(c.ClusterID); err != nil {
 		return fmt.Errorf("primary config: cluster id: %w", err)
@@ -131,6 +137,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
 	}
 	if c.Merkle == nil {
 		c.Merkle = func() *merkle.Index { return nil }
@@ -173,6 +182,20 @@ type Primary struct {
 	// smu guards ss, the shipper's record for Status.
 	smu sync.Mutex
 	ss  shipStats
+
+	// The generation claim (lease.go): instance is random per process; gen
+	// is the generation held, 0 while claiming or fenced; holding closes once
+	// the claim is first held, fenced when the primary is fenced.
+	instance  string
+	reg       *bus.Register
+	gen       atomic.Uint64
+	leaseWake chan struct{}
+	holding   chan struct{}
+	holdOnce  sync.Once
+	fenced    chan struct{}
+	fenceOnce sync.Once
+	lmu       sync.Mutex
+	lease     leaseState
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -250,13 +273,18 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 
 func start(ctx context.Context, cfg Config, st *persisted) (*Primary, error) {
 	p := &Primary{
-		cfg:    cfg,
-		log:    cfg.Logger.With().Str("component", "replication-primary").Str("cluster_id", cfg.ClusterID).Logger(),
-		stream: replication.StreamName(cfg.ClusterID),
-		subj:   replication.WALSubject(cfg.ClusterID),
-		guard:  replication.NewReplayGuard(replication.DefaultReplayWindow),
-		st:     st,
-		live:   make(map[string]*liveInfo),
+		cfg:       cfg,
+		log:       cfg.Logger.With().Str("component", "replication-primary").Str("cluster_id", cfg.ClusterID).Logger(),
+		stream:    replication.StreamName(cfg.ClusterID),
+		subj:      replication.WALSubject(cfg.ClusterID),
+		guard:     replication.NewReplayGuard(replication.DefaultReplayWindow),
+		st:        st,
+		live:      make(map[string]*liveInfo),
+		instance:  randomID(),
+		leaseWake: make(chan struct{}, 1),
+		holding:   make(chan struct{}),
+		fenced:    make(chan struct{}),
+		lease:     leaseState{state: ClaimClaiming},
 	}
 	rec, ok, err := loadShipped(ctx, cfg.State)
 	if err != nil {
@@ -268,21 +296,38 @@ func start(ctx context.Context, cfg Config, st *persisted) (*Primary, error) {
 	}
 	p.shipped.Store(shipped)
 	p.seq = rec.Seq
+	if st.Fenced != nil {
+		// Fenced for good: nothing is shipped or served until demoted.
+		p.lease = leaseState{state: ClaimFenced, why: st.Fenced.Why}
+		p.fenceOnce.Do(func() { close(p.fenced) })
+		p.cancel = func() {}
+		p.log.Warn().Str("holder", st.Fenced.ClusterID).Uint64("generation", st.Fenced.Gen).Msg("replication primary is fenced: it ships nothing and refuses writes until demoted")
+		return p, nil
+	}
 	if err := p.provisionStream(ctx); err != nil {
 		return nil, fmt.Errorf("start primary: %w", err)
 	}
+	if p.reg, err = cfg.Bus.Register(ctx, replication.GenerationBucket(cfg.ClusterID), replication.GenerationKey, cfg.Stream.Replicas); err != nil {
+		return nil, fmt.Errorf("start primary: %w", err)
+	}
+	streamLast := p.streamLastOf(ctx, st.Generation)
 	if err := p.serve(); err != nil {
 		p.stopServers()
 		return nil, fmt.Errorf("start primary: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.cancel = cancel
-	p.wg.Add(1)
+	p.wg.Add(2)
+	go func() {
+		defer p.wg.Done()
+		p.leaseLoop(runCtx, streamLast)
+	}()
 	go func() {
 		defer p.wg.Done()
 		p.ship(runCtx)
 	}()
-	p.log.Info().Uint64("shipped", shipped).Uint32("epoch", st.Epoch).Str("stream", p.stream).Msg("replication primary started")
+	p.log.Info().Uint64("shipped", shipped).Uint32("epoch", st.Epoch).Str("stream", p.stream).Uint64("stored_generation", st.Generation).
+		Msg("replication primary started; it ships once it holds the set's generation")
 	return p, nil
 }
 
@@ -313,6 +358,9 @@ func (p *Primary) Stop() {
 		p.stopServers()
 		p.cancel()
 		p.wg.Wait()
+		if p.reg != nil {
+			p.release()
+		}
 		p.log.Info().Uint64("shipped", p.shipped.Load()).Msg("replication primary stopped")
 	})
 }
@@ -365,6 +413,19 @@ type Status struct {
 	// shipping works), failing since ShipErrorSince.
 	ShipError      string
 	ShipErrorSince time.Time
+
+	// The set's generation (docs/replication.md, "Generations"):
+	// Generation is the one held (the stored one while claiming or
+	// fenced); ClaimState is ClaimClaiming, ClaimHolding or ClaimFenced,
+	// ClaimWhy why it waits or is fenced, ClaimError the last KV error;
+	// Holder the cluster that holds the set when fenced; ForeignClaims
+	// counts claim records on the bus the set's key did not sign.
+	Generation    uint64
+	ClaimState    string
+	ClaimWhy      string
+	ClaimError    string
+	Holder        string
+	ForeignClaims int
 }
 
 // SecondaryStatus is one secondary as the primary sees it.
@@ -390,6 +451,13 @@ func (p *Primary) Status() Status {
 	s.StreamRepairs, s.LastStreamRepair, s.LastStreamRepairAt = p.ss.repairs, p.ss.lastRepair, p.ss.lastRepairAt
 	s.ForeignDuplicates, s.ShipError, s.ShipErrorSince = p.ss.foreignDups, p.ss.err, p.ss.errSince
 	p.smu.Unlock()
+	s.Generation = p.st.Generation
+	if f := p.st.Fenced; f != nil {
+		s.Holder, s.Generation = f.ClusterID, f.Gen
+	}
+	p.lmu.Lock()
+	s.ClaimState, s.ClaimWhy, s.ClaimError, s.ForeignClaims = p.lease.state, p.lease.why, p.lease.err, p.lease.foreign
+	p.lmu.Unlock()
 	for id, r := range p.st.Secondary {
 		ss := SecondaryStatus{ID: id, State: r.State, TokenExpires: r.TokenExpires}
 		if l := p.live[id]; l != nil {

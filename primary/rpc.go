@@ -36,13 +36,26 @@ func (p *Primary) serve() error {
 		replication.MethodFetch:     p.sealed(replication.MethodFetch, p.handleFetch),
 	}
 	for method, h := range handlers {
-		stop, err := p.cfg.Bus.Serve(replication.RPCSubject(p.cfg.ClusterID, method), h)
+		stop, err := p.cfg.Bus.Serve(replication.RPCSubject(p.cfg.ClusterID, method), p.whileHolding(h))
 		if err != nil {
 			return fmt.Errorf("serve %s: %w", method, err)
 		}
 		p.stops = append(p.stops, stop)
 	}
 	return nil
+}
+
+// whileHolding answers only while this process holds the set's generation:
+// a process that is still claiming, or fenced (a restored copy of this
+// cluster beside the original, a primary superseded by a promotion), stays
+// silent, so that secondaries hear the holder alone.
+func (p *Primary) whileHolding(h func(context.Context, []byte) []byte) func(context.Context, []byte) []byte {
+	return func(ctx context.Context, data []byte) []byte {
+		if p.gen.Load() == 0 {
+			return nil
+		}
+		return h(ctx, data)
+	}
 }
 
 // sealed wraps a handler of an authenticated method: it picks the secondary's
@@ -125,7 +138,15 @@ func (p *Primary) handleHeartbeat(_ context.Context, id string, payload []byte) 
 	p.mu.Lock()
 	p.live[id] = &liveInfo{apiAddr: req.APIAddr, lastRemoteWAL: req.LastRemoteWAL, lastHeartbeat: p.cfg.Now()}
 	p.mu.Unlock()
-	out, err := replication.EncodeMessage(&replication.HeartbeatReply{LastWAL: p.cfg.WAL.LastIndex(), APIAddr: p.cfg.APIAddr})
+	gen := p.gen.Load()
+	if req.Generation > gen {
+		// The secondary has seen a newer generation: check the claim now.
+		select {
+		case p.leaseWake <- struct{}{}:
+		default:
+		}
+	}
+	out, err := replication.EncodeMessage(&replication.HeartbeatReply{LastWAL: p.cfg.WAL.LastIndex(), APIAddr: p.cfg.APIAddr, Generation: gen})
 	if err != nil {
 		return nil, internalErr(err)
 	}

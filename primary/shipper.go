@@ -50,8 +50,17 @@ func (p *Primary) ship(ctx context.Context) {
 		persisted, persistedSeq, lastPersist, batches = shipped, p.seq, time.Now(), 0
 	}
 	defer persist()
-
+	select {
+	case <-p.holding:
+	case <-p.fenced:
+		return
+	case <-ctx.Done():
+		return
+	}
 	for {
+		if p.gen.Load() == 0 {
+			return // fenced
+		}
 		if shipped == p.cfg.WAL.LastIndex() {
 			persist()
 		}
@@ -131,7 +140,7 @@ func (p *Primary) waitWAL(ctx context.Context, index uint64) bool {
 // batch, keeping only replicated ops and stopping at maxBatchBytes (one entry
 // at least). An entry without a replicated op still advances the range.
 func (p *Primary) makeBatch(entries []*wal.Entry) *replication.Batch {
-	b := &replication.Batch{ClusterID: p.cfg.ClusterID, First: entries[0].Index}
+	b := &replication.Batch{ClusterID: p.cfg.ClusterID, First: entries[0].Index, Generation: p.gen.Load()}
 	size := 0
 	for _, e := range entries {
 		var ops []wal.Op
@@ -241,7 +250,7 @@ func (p *Primary) publishOnce(ctx context.Context, b *replication.Batch, salt *u
 	}
 	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	id := msgID(p.cfg.ClusterID, msgIDKey(signer), epoch, b.First, b.Last, *salt)
+	id := msgID(p.cfg.ClusterID, msgIDKey(signer), epoch, b.Generation, b.First, b.Last, *salt)
 	ack, err := p.cfg.Bus.PublishAck(pctx, p.subj, msg, id, nil)
 	if err != nil {
 		return err

@@ -301,7 +301,7 @@ func TestForeignDuplicateIsNotTakenAsShipped(t *testing.T) {
 	ctx := context.Background()
 	next := r.log.LastIndex() + 1
 	epoch, _, signer := r.p.currentKey()
-	stolen := msgID("dc1", msgIDKey(signer), epoch, next, next, 0)
+	stolen := msgID("dc1", msgIDKey(signer), epoch, 1, next, next, 0)
 	if _, err := r.js.Publish(ctx, "coffer.dc1.wal", []byte("junk"), jetstream.WithMsgID(stolen)); err != nil {
 		t.Fatal(err)
 	}
@@ -348,13 +348,13 @@ func TestMsgIDs(t *testing.T) {
 	_, k1, _ := ed25519.GenerateKey(nil)
 	_, k2, _ := ed25519.GenerateKey(nil)
 	key := msgIDKey(k1)
-	id := msgID("dc1", key, 1, 5, 9, 0)
-	if id != msgID("dc1", msgIDKey(k1), 1, 5, 9, 0) || !strings.HasPrefix(id, "dc1-5-9-") || len(id) != len("dc1-5-9-")+32 {
+	id := msgID("dc1", key, 1, 1, 5, 9, 0)
+	if id != msgID("dc1", msgIDKey(k1), 1, 1, 5, 9, 0) || !strings.HasPrefix(id, "dc1-5-9-") || len(id) != len("dc1-5-9-")+32 {
 		t.Fatalf("id %q", id)
 	}
 	for _, other := range []string{
-		msgID("dc1", msgIDKey(k2), 1, 5, 9, 0), msgID("dc1", key, 2, 5, 9, 0), msgID("dc1", key, 1, 5, 10, 0),
-		msgID("dc1", key, 1, 6, 9, 0), msgID("dc1", key, 1, 5, 9, 1),
+		msgID("dc1", msgIDKey(k2), 1, 1, 5, 9, 0), msgID("dc1", key, 2, 1, 5, 9, 0), msgID("dc1", key, 1, 1, 5, 10, 0),
+		msgID("dc1", key, 1, 1, 6, 9, 0), msgID("dc1", key, 1, 1, 5, 9, 1), msgID("dc1", key, 1, 2, 5, 9, 0),
 	} {
 		if other == id {
 			t.Fatalf("%q repeats", other)

@@ -34,6 +34,11 @@ type persisted struct {
 	Epoch      uint32                   `json:"epoch"`
 	Keys       map[string][]byte        `json:"keys"` // replication key per epoch (decimal)
 	Secondary  map[string]*secondaryRec `json:"secondaries"`
+	// Generation is the set's generation this cluster last held (absent
+	// before the first claim); Fenced, when set, says who holds the set now:
+	// this cluster ships nothing and takes no writes until demoted.
+	Generation uint64    `json:"generation,omitempty"`
+	Fenced     *fenceRec `json:"fenced,omitempty"`
 }
 
 // secondaryRec is one secondary in the registry.

@@ -33,7 +33,7 @@ var streamCheckEvery = 5 * time.Second
 // batch retried across an upgrade twice (harmless: secondaries skip replays).
 const (
 	msgIDKeyInfo = "coffer wal msg id v1" // HKDF info deriving the id key
-	msgIDVersion = 1                      // first byte of the HMAC input
+	msgIDVersion = 2                      // first byte of the HMAC input
 	msgIDTagLen  = 16                     // bytes of the HMAC in the id
 )
 
@@ -57,15 +57,18 @@ func msgIDKey(signer ed25519.PrivateKey) []byte {
 // somebody else under the id):
 //
 //	<cluster id>-<first>-<last>-<tag>
-//	tag = hex(HMAC-SHA256(key, version(1)=1 | epoch(4) | first(8) | last(8) | salt(4))[:16])
+//	tag = hex(HMAC-SHA256(key, version(1)=2 | epoch(4) | generation(8) | first(8) | last(8) | salt(4))[:16])
 //
 // First and last stay readable for operators; the tag makes the id
 // unpredictable to anyone without the key, so nobody can publish ahead under
-// the id of a batch to come and have JetStream drop the real one.
-func msgID(clusterID string, key []byte, epoch uint32, first, last uint64, salt uint32) string {
-	in := make([]byte, 0, 25)
+// the id of a batch to come and have JetStream drop the real one. The
+// generation keeps a new generation's batches over re-used WAL indexes (a
+// primary whose storage went back in time) from being taken for duplicates.
+func msgID(clusterID string, key []byte, epoch uint32, gen, first, last uint64, salt uint32) string {
+	in := make([]byte, 0, 33)
 	in = append(in, msgIDVersion)
 	in = binary.BigEndian.AppendUint32(in, epoch)
+	in = binary.BigEndian.AppendUint64(in, gen)
 	in = binary.BigEndian.AppendUint64(in, first)
 	in = binary.BigEndian.AppendUint64(in, last)
 	in = binary.BigEndian.AppendUint32(in, salt)

@@ -181,6 +181,9 @@ type HeartbeatRequest struct {
 	LastRemoteWAL uint64 `json:"last_remote_wal"`
 	APIAddr       string `json:"api_addr"`
 	ClusterID     string `json:"cluster_id"`
+	// Generation is the newest generation of the set the secondary has seen
+	// (absent from older secondaries).
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 func (m *HeartbeatRequest) validate() error { return nil }
@@ -190,6 +193,9 @@ type HeartbeatReply struct {
 	msgHeader
 	LastWAL uint64 `json:"last_wal"`
 	APIAddr string `json:"api_addr"`
+	// Generation is the generation the primary holds (absent from older
+	// primaries).
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 func (m *HeartbeatReply) validate() error { return nil }

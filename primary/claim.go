@@ -1,0 +1,104 @@
+package primary
+
+import (
+	"fmt"
+
+	"github.com/cofferhq/coffer/replication"
+)
+
+// The generation claim's decisions (docs/replication.md, "Generations"): a
+// pure function of what a primary process knows, tested by the script
+// testdata/claim.txt. lease.go is the driver that reads the KV, observes it
+// over time and carries the verdict out.
+
+// claimView is what a primary process knows when it decides.
+type claimView struct {
+	Cluster, Instance string
+	// StoredGen is the generation this cluster's storage last held (0:
+	// never); StoredShipped its stored shipped WAL index.
+	StoredGen, StoredShipped uint64
+	// StreamLast is the last WAL index of a batch of StoredGen on the stream
+	// (0: none, or unknown).
+	StreamLast uint64
+	// Holding: this process holds the claim at StoredGen now.
+	Holding bool
+	// Seen is the claim in the KV, verified with the set's key; nil when the
+	// key is absent or holds anything else (a stranger's bytes).
+	Seen *replication.Claim
+	// Quiet: the key has not changed for a whole lease TTL, as this process
+	// observed it. Alive: it changed meanwhile, to a claim of another process.
+	Quiet, Alive bool
+}
+
+// verdictKind is what the process does next.
+type verdictKind string
+
+const (
+	verdictHold   verdictKind = "hold"   // renew the claim (Gen)
+	verdictClaim  verdictKind = "claim"  // write the claim for Gen (compare-and-set)
+	verdictWait   verdictKind = "wait"   // observe the key for a lease TTL
+	verdictFenced verdictKind = "fenced" // another process holds the set: stop for good
+)
+
+type verdict struct {
+	Kind verdictKind
+	Gen  uint64
+	// Why explains a claim of a new generation, a wait, or the fence.
+	Why string
+}
+
+func (v verdict) String() string {
+	if v.Why == "" {
+		return fmt.Sprintf("%s gen=%d", v.Kind, v.Gen)
+	}
+	return fmt.Sprintf("%s gen=%d: %s", v.Kind, v.Gen, v.Why)
+}
+
+// decideClaim is the rule book:
+//   - A claim of a newer generation than ours, by anyone: fenced.
+//   - Our own claim (this process): hold it.
+//   - Holding, and the key is gone or a stranger's: write ours again at once;
+//     an older generation there: ours again; another process at our
+//     generation (it took over while we could not renew): fenced.
+//   - Not holding: nothing stored yet (first enable) claims generation 1, or
+//     the one after a claim this cluster left by an earlier enable (a claim
+//     of another cluster fences it: that cluster was promoted). Otherwise a claim of
+//     another process that is alive (changed while we watched) fences us;
+//     one that was released, or stayed quiet for a lease TTL, or a key that
+//     stayed empty that long, is taken over: at our generation, or the next
+//     one when our storage went back in time (our shipped index is behind
+//     what the claim or the stream show was shipped at our generation), so
+//     that secondaries resync rather than skip re-used WAL indexes.
+//   - A claim of another cluster at our generation: fenced.
+func decideClaim(v claimView) verdict {
+	s := v.Seen
+	switch {
+	case v.StoredGen == 0 && s != nil && s.ClusterID == v.Cluster && s.Instance != v.Instance:
+		return verdict{Kind: verdictClaim, Gen: s.Gen + 1, Why: "a claim of an earlier enable remains"}
+	case s != nil && s.Gen > v.StoredGen && !(s.Instance == v.Instance && s.ClusterID == v.Cluster):
+		return verdict{Kind: verdictFenced, Gen: s.Gen, Why: fmt.Sprintf("cluster %s holds generation %d", s.ClusterID, s.Gen)}
+	case s != nil && s.Instance == v.Instance && s.ClusterID == v.Cluster:
+		return verdict{Kind: verdictHold, Gen: s.Gen}
+	case s != nil && s.Gen == v.StoredGen && s.ClusterID != v.Cluster:
+		return verdict{Kind: verdictFenced, Gen: s.Gen, Why: fmt.Sprintf("cluster %s holds generation %d", s.ClusterID, s.Gen)}
+	case v.Holding && s != nil && s.Gen == v.StoredGen:
+		return verdict{Kind: verdictFenced, Gen: s.Gen, Why: "another process of this cluster took the claim over while this one could not renew it"}
+	case v.Holding:
+		return verdict{Kind: verdictClaim, Gen: v.StoredGen, Why: "the claim was deleted or overwritten on the bus: restoring it"}
+	case v.StoredGen == 0 && s == nil:
+		return verdict{Kind: verdictClaim, Gen: 1}
+	case v.Alive:
+		return verdict{Kind: verdictFenced, Gen: s.Gen, Why: fmt.Sprintf("another process of cluster %s holds generation %d and renews it (a copy of this cluster's storage?)", s.ClusterID, s.Gen)}
+	case !(v.Quiet || (s != nil && s.Released)):
+		return verdict{Kind: verdictWait, Gen: v.StoredGen, Why: "waiting a lease TTL for the previous holder's claim to go quiet"}
+	}
+	shipped := v.StreamLast
+	if s != nil && s.Gen == v.StoredGen && s.Shipped > shipped {
+		shipped = s.Shipped
+	}
+	if v.StoredShipped < shipped {
+		return verdict{Kind: verdictClaim, Gen: v.StoredGen + 1,
+			Why: fmt.Sprintf("this cluster's storage went back in time: it shipped up to %d, generation %d shipped up to %d; secondaries resync", v.StoredShipped, v.StoredGen, shipped)}
+	}
+	return verdict{Kind: verdictClaim, Gen: v.StoredGen}
+}
