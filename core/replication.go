@@ -41,6 +41,11 @@ type Replication interface {
 	ShippedIndex() (index uint64, ok bool)
 	// Status renders sys/replication/performance/status (for sys/health's mode too).
 	Status() map[string]any
+	// WriteRefusal is nil while this cluster may take writes; on a primary
+	// fenced by a newer generation of its replication set it is the error
+	// (503) that names the holder and what to do. sys/replication/* stays
+	// open, so the operator can demote.
+	WriteRefusal() error
 	// ActivationPending reports an activation that has not completed (running,
 	// interrupted by a restart, or failed): this cluster's data belongs to
 	// it, so sys/init is refused.
@@ -73,6 +78,7 @@ func (noReplication) PrimaryAPIAddr() string           { return "" }
 func (noReplication) ShippedIndex() (uint64, bool)     { return 0, false }
 func (noReplication) Status() map[string]any           { return map[string]any{"mode": ModeDisabled} }
 func (noReplication) ActivationPending() bool          { return false }
+func (noReplication) WriteRefusal() error              { return nil }
 func (noReplication) HandleSealed(context.Context, *logical.Request, string) (*logical.Response, error) {
 	return nil, ErrSealed
 }

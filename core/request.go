@@ -109,6 +109,11 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, erro
 		lreq.Data = map[string]any{}
 	}
 
+	if isWrite(lreq.Operation) && !strings.HasPrefix(path, "sys/replication/") {
+		if err := c.replication().WriteRefusal(); err != nil {
+			return nil, err
+		}
+	}
 	var te *tokens.Entry
 	authenticated := !unauthenticated(mb, rel)
 	if authenticated {

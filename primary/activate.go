@@ -125,6 +125,7 @@ func (p *Primary) bundleReply(signer ed25519.PrivateKey, req *replication.Activa
 		Stream:           p.stream,
 		Subject:          p.subj,
 		DevRootTokenID:   p.cfg.DevRootTokenID,
+		Generation:       p.gen.Load(),
 	}, req.PublicKey)
 	if err == nil {
 		out, err = replication.SignActivateReply(signer, req.Digest, sealed)

@@ -250,6 +250,16 @@ func Enable(ctx context.Context, cfg Config) (*Primary, error) {
 		}
 		return nil, fmt.Errorf("enable primary: %w; nothing was enabled, retry", err)
 	}
+	// A new set's generation is claimed at once (nothing to wait for): wait
+	// for it, so that the first token's activation finds a primary that
+	// answers.
+	select {
+	case <-p.holding:
+	case <-p.fenced:
+	case <-time.After(publishTimeout):
+		p.log.Warn().Msg("the set's generation is not claimed yet; shipping and activations wait for it")
+	case <-ctx.Done():
+	}
 	return p, nil
 }
 

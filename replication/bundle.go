@@ -42,6 +42,9 @@ type Bundle struct {
 	Subject string `json:"subject"`
 	// DevRootTokenID is set when both clusters run in dev mode.
 	DevRootTokenID string `json:"dev_root_token_id,omitempty"`
+	// Generation is the set's generation the primary holds (absent from
+	// primaries before generations).
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 func (b *Bundle) validate() error {

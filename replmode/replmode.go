@@ -3,6 +3,7 @@ package replmode
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -328,6 +329,21 @@ func (m *Manager) Position() (string, uint64, bool) {
 		return "", 0, false
 	}
 	return s.Status().PrimaryClusterID, s.LastRemoteWAL(), true
+}
+
+// WriteRefusal is the running primary's fence (primary.Fenced) as a 503, or
+// nil.
+func (m *Manager) WriteRefusal() error {
+	m.mu.RLock()
+	p := m.primary
+	m.mu.RUnlock()
+	if p == nil {
+		return nil
+	}
+	if err := p.Fenced(); err != nil {
+		return logical.Errorf(http.StatusServiceUnavailable, "%v", err)
+	}
+	return nil
 }
 
 // PrimaryAPIAddr is the primary's API address a secondary knows.

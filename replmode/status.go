@@ -3,6 +3,7 @@ package replmode
 import (
 	"time"
 
+	"github.com/cofferhq/coffer/primary"
 	"github.com/cofferhq/coffer/secondary"
 )
 
@@ -63,6 +64,20 @@ func (m *Manager) primaryStatus(st map[string]any) {
 	ps := m.primary.Status()
 	st["mode"] = string(Primary)
 	st["state"] = "running"
+	switch ps.ClaimState {
+	case primary.ClaimClaiming:
+		st["state"] = "claiming"
+		st["claim_reason"] = ps.ClaimWhy
+	case primary.ClaimFenced:
+		st["state"] = "fenced"
+		st["fenced_reason"] = ps.ClaimWhy
+		st["set_holder"] = ps.Holder
+	}
+	st["generation"] = ps.Generation
+	if ps.ClaimError != "" {
+		st["claim_error"] = ps.ClaimError
+	}
+	st["foreign_claims"] = ps.ForeignClaims
 	st["primary_cluster_addr"] = m.clusterAddr
 	st["last_reindex_epoch"] = "0"
 	secs := []map[string]any{}

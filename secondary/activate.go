@@ -121,6 +121,7 @@ func Resume(ctx context.Context, cfg Config, r *Redemption) (*Secondary, *replic
 	sec.setKey(bundle.Epoch, bundle.ReplicationKey)
 	s := newSecondary(cfg, b, own, sec)
 	s.needSync = true
+	s.m.gen = bundle.Generation
 	s.log.Info().Uint32("epoch", bundle.Epoch).Msg("activated; the first full sync starts with Start")
 	return s, bundle, nil
 }

@@ -95,6 +95,11 @@ func (s *Secondary) ack(t *turn, reason string) {
 		s.log.Info().Uint64("first", t.batch.First).Uint64("last", t.batch.Last).Msg("skipped a replayed batch (already applied)")
 	case ReasonGap:
 		s.log.Info().Uint64("first", t.batch.First).Msg("batch after a gap covered by the sync")
+	case ReasonStale:
+		s.log.Warn().Uint64("generation", t.batch.Generation).Uint64("first", t.batch.First).Uint64("last", t.batch.Last).
+			Msg("dropped a batch of an older generation than the newest seen (a superseded primary's): nothing applied")
+	case ReasonNewGen:
+		s.log.Warn().Uint64("generation", t.batch.Generation).Msg("a new generation of the set: resynced with its primary")
 	}
 	if err := t.msg.Ack(); err != nil {
 		s.log.Warn().Err(err).Msg("ack")
@@ -129,7 +134,7 @@ func (s *Secondary) handle(ctx context.Context, msg *bus.Msg) {
 	ev, batch := s.verify(ctx, msg)
 	if ev == nil {
 		t.batch = batch
-		ev = BatchArrived{First: batch.First, Last: batch.Last}
+		ev = BatchArrived{First: batch.First, Last: batch.Last, Gen: batch.Generation}
 	}
 	s.exec(ctx, s.step(ev), t)
 }
@@ -169,6 +174,13 @@ func (s *Secondary) verify(ctx context.Context, msg *bus.Msg) (Event, *replicati
 	return nil, b
 }
 
+// generation is the newest generation of the set seen.
+func (s *Secondary) generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.Generation()
+}
+
 // accept reports whether the secondary writes a key the primary sent: never
 // its own log's space nor an Ignored key (its replication state).
 func (s *Secondary) accept(key string) bool {
@@ -197,7 +209,7 @@ func (s *Secondary) apply(ctx context.Context, t *turn, after uint64) Event {
 			keys = append(keys, op.Key)
 		}
 	}
-	ops = append(ops, positionOp(s.cfg.StateKey, b.Last))
+	ops = append(ops, positionOp(s.cfg.StateKey, b.Last, s.generation()))
 	local, err := s.cfg.WAL.Write(ctx, ops)
 	if err != nil {
 		s.setErr(err)

@@ -40,12 +40,19 @@ type Started struct {
 	LastRemoteWAL uint64
 	NeedSync      bool
 	Merkle        bool
+	// Generation is the newest generation of the set seen (stored with the
+	// position, or the bundle's on activation; 0 when unknown).
+	Generation uint64
 }
 
 // BatchArrived: an authentic batch arrived on the WAL stream (the driver
 // verified its signature and GCM first, so a forged message never moves the
 // machine: it is reported as BatchRejected).
-type BatchArrived struct{ First, Last uint64 }
+type BatchArrived struct {
+	First, Last uint64
+	// Gen is the batch's generation (0 from primaries before generations).
+	Gen uint64
+}
 
 // BatchApplied: the batch of the last ApplyBatch committed. Guard: it
 // carried a guard (the primary's merkle root at Last).
@@ -108,7 +115,11 @@ type SyncFailed struct {
 type SyncDone struct{ WALIndex, GuardFrom uint64 }
 
 // HeartbeatOK: the primary answered a heartbeat.
-type HeartbeatOK struct{ PrimaryLastWAL uint64 }
+type HeartbeatOK struct {
+	PrimaryLastWAL uint64
+	// Gen is the generation the primary holds (0 from older primaries).
+	Gen uint64
+}
 
 // HeartbeatFailed: a heartbeat got no answer (bus down, primary down).
 type HeartbeatFailed struct{ Err error }
@@ -250,6 +261,8 @@ const (
 	ReasonReplay   = "replay"   // the batch is at or below last_remote_wal
 	ReasonGap      = "gap"      // the batch left a gap; the sync covers it
 	ReasonRejected = "rejected" // the batch failed verification: dropped
+	ReasonStale    = "stale"    // the batch is of an older generation than the newest seen: dropped
+	ReasonNewGen   = "new-generation"
 )
 
 // Machine holds the secondary's replication decisions and does no I/O (etcd
@@ -283,9 +296,17 @@ const (
 //   - SyncDone sets last_remote_wal to the sync's WALIndex (later batches
 //     re-apply what changed since: harmless, entries carry whole values and
 //     tombstones), and streams.
+//   - Generations (docs/replication.md): a batch of an older generation than
+//     the newest seen is dropped (acked, nothing applied). A batch or a
+//     heartbeat reply of a newer one means another primary took the set
+//     over (a promotion, or a primary whose storage went back in time): its
+//     WAL indexes do not continue ours, so last_remote_wal is forgotten and
+//     a sync brings this cluster to the new primary's state; a batch that
+//     announced it is acked after the sync, which covers it.
 //   - Revoked is terminal.
 type Machine struct {
 	state      State
+	gen        uint64
 	lastRemote uint64
 	connected  bool
 	primaryWAL uint64
@@ -314,6 +335,9 @@ func (m *Machine) State() State { return m.state }
 
 // LastRemoteWAL is the primary WAL index applied up to.
 func (m *Machine) LastRemoteWAL() uint64 { return m.lastRemote }
+
+// Generation is the newest generation of the set seen.
+func (m *Machine) Generation() uint64 { return m.gen }
 
 // Connected reports whether the last heartbeat was answered.
 func (m *Machine) Connected() bool { return m.connected }
@@ -364,6 +388,7 @@ func (m *Machine) Step(ev Event) []Action {
 	case Started:
 		m.lastRemote = ev.LastRemoteWAL
 		m.merkle = ev.Merkle
+		m.gen = ev.Generation
 		if ev.NeedSync {
 			return []Action{m.startSync(0)}
 		}
@@ -391,6 +416,14 @@ func (m *Machine) Step(ev Event) []Action {
 	case HeartbeatOK:
 		m.connected = true
 		m.primaryWAL = ev.PrimaryLastWAL
+		if ev.Gen > m.gen {
+			m.gen = ev.Gen
+			if m.Syncing() || m.state == StateIdle {
+				return nil // a running sync already reads the holder's state
+			}
+			m.lastRemote = 0
+			return []Action{m.startSync(0)}
+		}
 		if m.state == StateConnecting {
 			m.state = StateStreaming
 		}
@@ -412,8 +445,14 @@ func (m *Machine) batchArrived(ev BatchArrived) []Action {
 	switch {
 	case m.state == StateIdle:
 		return []Action{Nak{Reason: "stopped"}}
+	case ev.Gen < m.gen:
+		return []Action{Ack{Reason: ReasonStale}}
 	case m.Syncing():
 		return []Action{Nak{Reason: "sync running"}}
+	case ev.Gen > m.gen:
+		m.gen = ev.Gen
+		m.lastRemote = 0
+		return []Action{m.startSync(ev.Last), Ack{Reason: ReasonNewGen}}
 	case ev.Last <= m.lastRemote:
 		return []Action{Ack{Reason: ReasonReplay}}
 	case ev.First > m.lastRemote+1:

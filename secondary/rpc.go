@@ -130,7 +130,7 @@ func (s *Secondary) heartbeats(ctx context.Context) {
 
 func (s *Secondary) heartbeat(ctx context.Context) {
 	s.mu.Lock()
-	req := &replication.HeartbeatRequest{LastRemoteWAL: s.m.LastRemoteWAL(), APIAddr: s.cfg.APIAddr, ClusterID: s.cfg.ClusterID}
+	req := &replication.HeartbeatRequest{LastRemoteWAL: s.m.LastRemoteWAL(), APIAddr: s.cfg.APIAddr, ClusterID: s.cfg.ClusterID, Generation: s.m.Generation()}
 	s.mu.Unlock()
 	var reply replication.HeartbeatReply
 	err := s.call(ctx, replication.MethodHeartbeat, req, &reply)
@@ -143,7 +143,7 @@ func (s *Secondary) heartbeat(ctx context.Context) {
 			s.sec.PrimaryAPIAddr = reply.APIAddr
 		}
 		s.mu.Unlock()
-		s.exec(ctx, s.step(HeartbeatOK{PrimaryLastWAL: reply.LastWAL}), &turn{})
+		s.exec(ctx, s.step(HeartbeatOK{PrimaryLastWAL: reply.LastWAL, Gen: reply.Generation}), &turn{})
 	case replication.IsRevoked(err):
 		s.setErr(err)
 		s.exec(ctx, s.step(Revoked{}), &turn{})

@@ -110,9 +110,9 @@ func parseEvent(line string) (Event, error) {
 	var ev Event
 	switch name {
 	case "start":
-		ev = Started{LastRemoteWAL: a.num("last"), NeedSync: a.flag("need-sync"), Merkle: a.flag("merkle")}
+		ev = Started{LastRemoteWAL: a.num("last"), NeedSync: a.flag("need-sync"), Merkle: a.flag("merkle"), Generation: a.num("gen")}
 	case "batch":
-		ev = BatchArrived{First: a.num("first"), Last: a.num("last")}
+		ev = BatchArrived{First: a.num("first"), Last: a.num("last"), Gen: a.num("gen")}
 	case "applied":
 		ev = BatchApplied{Last: a.num("last"), Guard: a.flag("guard")}
 	case "guard-mismatch":
@@ -140,7 +140,7 @@ func parseEvent(line string) (Event, error) {
 	case "sync-done":
 		ev = SyncDone{WALIndex: a.num("wal"), GuardFrom: a.num("guard-from")}
 	case "heartbeat-ok":
-		ev = HeartbeatOK{PrimaryLastWAL: a.num("primary-wal")}
+		ev = HeartbeatOK{PrimaryLastWAL: a.num("primary-wal"), Gen: a.num("gen")}
 	case "heartbeat-failed":
 		ev = HeartbeatFailed{Err: a.err()}
 	case "revoked":

@@ -189,7 +189,7 @@ func Open(ctx context.Context, cfg Config) (*Secondary, error) {
 	if sec == nil {
 		return nil, ErrNotActivated
 	}
-	last, err := loadPosition(ctx, cfg.Raw, cfg.StateKey)
+	last, gen, err := loadPosition(ctx, cfg.Raw, cfg.StateKey)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ func Open(ctx context.Context, cfg Config) (*Secondary, error) {
 	}
 	s := newSecondary(cfg, b, own, sec)
 	s.stored = true
-	s.m.lastRemote = last
+	s.m.lastRemote, s.m.gen = last, gen
 	return s, nil
 }
 
@@ -216,7 +216,7 @@ func (s *Secondary) Start(ctx context.Context) error {
 		return ErrRevoked
 	}
 	s.started = true
-	ev := Started{LastRemoteWAL: s.m.lastRemote, NeedSync: s.needSync, Merkle: s.cfg.Merkle != nil}
+	ev := Started{LastRemoteWAL: s.m.lastRemote, NeedSync: s.needSync, Merkle: s.cfg.Merkle != nil, Generation: s.m.gen}
 	s.mu.Unlock()
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel

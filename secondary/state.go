@@ -81,6 +81,9 @@ func saveSecret(ctx context.Context, b storage.Backend, s *secret) error {
 type position struct {
 	V             int    `json:"v"`
 	LastRemoteWAL uint64 `json:"last_remote_wal"`
+	// Generation is the generation last_remote_wal belongs to (absent
+	// before generations, and while it is 0).
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 // positionRecord is the record of last_remote_wal at key (Config.StateKey).
@@ -88,17 +91,17 @@ func positionRecord(key string) replication.StateRecord[position] {
 	return replication.StateRecord[position]{Key: key, Version: stateV}
 }
 
-func positionOp(key string, last uint64) *storage.TxnOp {
-	op, _ := positionRecord(key).Op(&position{V: stateV, LastRemoteWAL: last}) // two integers always encode
+func positionOp(key string, last, gen uint64) *storage.TxnOp {
+	op, _ := positionRecord(key).Op(&position{V: stateV, LastRemoteWAL: last, Generation: gen}) // integers always encode
 	return op
 }
 
-func loadPosition(ctx context.Context, b storage.Backend, key string) (uint64, error) {
+func loadPosition(ctx context.Context, b storage.Backend, key string) (last, gen uint64, err error) {
 	p, err := positionRecord(key).Load(ctx, b)
 	if err != nil || p == nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return p.LastRemoteWAL, nil
+	return p.LastRemoteWAL, p.Generation, nil
 }
 
 // wipeChunk is how many deletions one Wipe transaction holds.

@@ -37,16 +37,16 @@ func TestStateRecordsDiskFormat(t *testing.T) {
 		t.Fatalf("secret written back as %s", e.Value)
 	}
 
-	if op := positionOp(DefaultStateKey, 42); op.Entry.Key != DefaultStateKey || string(op.Entry.Value) != positionJSON {
+	if op := positionOp(DefaultStateKey, 42, 0); op.Entry.Key != DefaultStateKey || string(op.Entry.Value) != positionJSON {
 		t.Fatalf("position op %s = %s", op.Entry.Key, op.Entry.Value)
 	}
 	if err := b.Put(ctx, &storage.Entry{Key: DefaultStateKey, Value: []byte(positionJSON)}); err != nil {
 		t.Fatal(err)
 	}
-	if last, err := loadPosition(ctx, b, DefaultStateKey); last != 42 || err != nil {
+	if last, _, err := loadPosition(ctx, b, DefaultStateKey); last != 42 || err != nil {
 		t.Fatalf("load position: %d, %v", last, err)
 	}
-	if last, err := loadPosition(ctx, b, "core/replication/secondary/absent"); last != 0 || err != nil {
+	if last, _, err := loadPosition(ctx, b, "core/replication/secondary/absent"); last != 0 || err != nil {
 		t.Fatalf("absent position: %d, %v", last, err)
 	}
 }

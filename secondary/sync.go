@@ -295,7 +295,7 @@ func (s *Secondary) deleteKeys(ctx context.Context, doomed []string, position ui
 		}
 		last := n == len(doomed)
 		if last {
-			ops = append(ops, positionOp(s.cfg.StateKey, position))
+			ops = append(ops, positionOp(s.cfg.StateKey, position, s.generation()))
 		}
 		if _, err := s.cfg.WAL.Write(ctx, ops); err != nil {
 			return fmt.Errorf("delete keys the primary no longer has: %w", err)
