@@ -73,8 +73,10 @@ func (v verdict) String() string {
 func decideClaim(v claimView) verdict {
 	s := v.Seen
 	switch {
-	case v.StoredGen == 0 && s != nil && s.ClusterID == v.Cluster && s.Instance != v.Instance:
+	case v.StoredGen == 0 && s != nil && s.ClusterID == v.Cluster && s.Instance != v.Instance && (s.Released || v.Quiet) && !v.Alive:
 		return verdict{Kind: verdictClaim, Gen: s.Gen + 1, Why: "a claim of an earlier enable remains"}
+	case v.StoredGen == 0 && s != nil && s.ClusterID == v.Cluster && s.Instance != v.Instance && !v.Alive:
+		return verdict{Kind: verdictWait, Gen: 0, Why: "waiting a lease TTL for the previous holder's claim to go quiet"}
 	case s != nil && s.Gen > v.StoredGen && !(s.Instance == v.Instance && s.ClusterID == v.Cluster):
 		return verdict{Kind: verdictFenced, Gen: s.Gen, Why: fmt.Sprintf("cluster %s holds generation %d", s.ClusterID, s.Gen)}
 	case s != nil && s.Instance == v.Instance && s.ClusterID == v.Cluster:

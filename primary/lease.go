@@ -30,6 +30,7 @@ var ErrFenced = errors.New("this cluster is no longer the replication primary")
 type fenceRec struct {
 	Gen       uint64    `json:"gen"`
 	ClusterID string    `json:"cluster_id"`
+	APIAddr   string    `json:"api_addr,omitempty"`
 	Why       string    `json:"why"`
 	At        time.Time `json:"at"`
 }
@@ -115,11 +116,11 @@ func (p *Primary) carryOut(ctx context.Context, v verdict, seen *replication.Cla
 		p.setLease(func(l *leaseState) { l.state, l.why = ClaimClaiming, v.Why })
 		return false, false
 	case verdictFenced:
-		holder := p.cfg.ClusterID
+		f := fenceRec{Gen: v.Gen, ClusterID: p.cfg.ClusterID, Why: v.Why, At: p.cfg.Now()}
 		if seen != nil {
-			holder = seen.ClusterID
+			f.ClusterID, f.APIAddr = seen.ClusterID, seen.APIAddr
 		}
-		p.fence(ctx, fenceRec{Gen: v.Gen, ClusterID: holder, Why: v.Why, At: p.cfg.Now()})
+		p.fence(ctx, f)
 		return false, true
 	}
 	if err := p.writeClaim(ctx, v.Gen, rev, false); err != nil {
@@ -150,7 +151,7 @@ func (p *Primary) carryOut(ctx context.Context, v verdict, seen *replication.Cla
 // writeClaim writes this process's claim of gen at revision rev.
 func (p *Primary) writeClaim(ctx context.Context, gen, rev uint64, released bool) error {
 	msg, err := replication.SignClaim(&replication.Claim{
-		Set: p.cfg.ClusterID, Gen: gen, ClusterID: p.cfg.ClusterID, Instance: p.instance,
+		Set: p.cfg.ClusterID, Gen: gen, ClusterID: p.cfg.ClusterID, Instance: p.instance, APIAddr: p.cfg.APIAddr,
 		Shipped: p.shipped.Load(), Renewed: p.cfg.Now().UnixMilli(), Released: released,
 	}, p.st.signer())
 	if err != nil {
@@ -204,9 +205,13 @@ func (p *Primary) Fenced() error {
 	if f == nil {
 		return nil
 	}
-	return fmt.Errorf("%w: cluster %s holds replication set %s in generation %d since %s (%s); "+
+	at := ""
+	if f.APIAddr != "" {
+		at = " at " + f.APIAddr
+	}
+	return fmt.Errorf("%w: cluster %s%s holds replication set %s in generation %d (found %s: %s); "+
 		"send writes there, and make this cluster its secondary: demote it (sys/replication/performance/primary/demote), then update-primary with a token from the holder",
-		ErrFenced, f.ClusterID, p.cfg.ClusterID, f.Gen, f.At.UTC().Format(time.RFC3339), f.Why)
+		ErrFenced, f.ClusterID, at, p.cfg.ClusterID, f.Gen, f.At.UTC().Format(time.RFC3339), f.Why)
 }
 
 // release marks this process's claim released on a clean stop, so that the

@@ -32,6 +32,8 @@ type Claim struct {
 	Gen       uint64 `json:"gen"`
 	ClusterID string `json:"cluster_id"`
 	Instance  string `json:"instance"`
+	// APIAddr is the holder's API address, for the fenced to name.
+	APIAddr string `json:"api_addr,omitempty"`
 	Shipped   uint64 `json:"shipped"`
 	Renewed   int64  `json:"renewed"`
 	Released  bool   `json:"released,omitempty"`
