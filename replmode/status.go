@@ -118,6 +118,7 @@ func (m *Manager) secondaryStatus(st map[string]any) {
 	st["state"] = string(ss.State)
 	st["secondary_id"] = ss.SecondaryID
 	st["last_remote_wal"] = ss.LastRemoteWAL
+	st["generation"] = ss.Generation
 	st["primary_cluster_addr"] = m.clusterAddr
 	st["known_primary_cluster_addrs"] = []string{m.clusterAddr}
 	st["connection_state"] = map[bool]string{true: "ready", false: "transient_failure"}[ss.Connected]

@@ -266,6 +266,8 @@ type Status struct {
 	SyncKeysDone  int
 	SyncTotalKeys int
 	LastError     string
+	// Generation is the newest generation of the set seen.
+	Generation uint64
 }
 
 // Status returns the current status.
@@ -276,7 +278,7 @@ func (s *Secondary) Status() Status {
 		State: s.m.State(), SecondaryID: s.sec.SecondaryID, PrimaryClusterID: s.sec.PrimaryClusterID,
 		PrimaryAPIAddr: s.sec.PrimaryAPIAddr, LastRemoteWAL: s.m.LastRemoteWAL(), PrimaryLastWAL: s.m.PrimaryLastWAL(),
 		LastHeartbeat: s.lastHeartbeat, Connected: s.m.Connected(), Epoch: s.sec.Epoch,
-		SyncKeysDone: s.syncDone, SyncTotalKeys: s.syncTotal, LastError: s.lastErr,
+		SyncKeysDone: s.syncDone, SyncTotalKeys: s.syncTotal, LastError: s.lastErr, Generation: s.m.Generation(),
 	}
 }
 
