@@ -90,6 +90,10 @@ type Core struct {
 	tokens    *tokens.Store
 	wrapMu    sync.Mutex // makes unwrap's read-and-delete single use
 
+	// rootGen is sys/generate-root's attempt (in memory: a restart or a
+	// seal cancels it).
+	rootGen *TokenGeneration
+
 	// clusterIDv is clusterID for readers that cannot take stateMu (the
 	// replication layer, called while stateMu is held).
 	clusterIDv atomic.Pointer[string]
@@ -128,6 +132,7 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 	c.router = newRouter()
 	c.policies = newPolicyStore(c.barrier)
 	c.tokens = c.newTokenStore()
+	c.rootGen = c.newRootGeneration()
 	c.factories = map[Table]map[string]logical.Factory{
 		SecretTable: {"kv": kv.Factory},
 		AuthTable:   {"userpass": userpass.Factory},
@@ -453,6 +458,7 @@ func (c *Core) sealLocked() {
 // sealLockedKeepRepl seals without touching the replication role (activation
 // replaces the data underneath a running secondary).
 func (c *Core) sealLockedKeepRepl() {
+	c.rootGen.reset()
 	c.tokens.Stop()
 	c.router.clear()
 	c.auditMu.Lock()

@@ -1,6 +1,7 @@
 // Package core owns a Coffer cluster's state machine and its request
 // pipeline: initialization, the unseal-key bookkeeping, sealing, barrier key
-// rotation, the cluster's identity; the router and the mount, auth and audit
+// rotation, the cluster's identity, root token generation from key shares
+// (tokengen.go, which drives the pure attempt of core/rootgen); the router and the mount, auth and audit
 // tables; policies and their ACL checks (core/acl), tokens (core/tokens),
 // response wrapping, the audit glue; and the wiring of the merkle index and
 // the WAL collector.

@@ -27,8 +27,8 @@
 // limits.go bounds them: NewLogical's handler hands core the body as a
 // function (core.Request.Admit) that core calls only once the request is
 // allowed, so a refused request's body is never read; a request served
-// without a token (sys/init, sys/unseal, logins...) may carry at most
-// Options.MaxUnauthenticatedRequestSize bytes and at most
+// without a token (sys/init, sys/unseal, sys/generate-root/*, logins...)
+// may carry at most Options.MaxUnauthenticatedRequestSize bytes and at most
 // Options.MaxUnauthenticatedRequests of them are served at once (503 with
 // Retry-After beyond). A response to a request whose body was not read to
 // its end closes the connection.
@@ -36,10 +36,13 @@
 // # Response shapes
 //
 // Vault answers the seal and health endpoints (sys/health, sys/seal-status,
-// sys/leader, sys/init, sys/unseal) with raw JSON objects, sys/seal and
-// sys/rotate with 204 No Content, and logical reads such as sys/key-status
-// with the logical envelope (request_id, lease_id, renewable, lease_duration,
-// data, wrap_info, warnings, auth). Errors are {"errors":["message"]}.
+// sys/leader, sys/init, sys/unseal) and root token generation
+// (sys/generate-root/attempt and sys/generate-root/update, generate.go) with
+// raw JSON objects, sys/seal, sys/rotate and DELETE
+// sys/generate-root/attempt with 204 No Content, and logical reads such as
+// sys/key-status with the logical envelope (request_id, lease_id, renewable,
+// lease_duration, data, wrap_info, warnings, auth). Errors are
+// {"errors":["message"]}.
 //
 // # What it must never do
 //

@@ -25,6 +25,7 @@ type Core interface {
 	KeyStatus(ctx context.Context, token string) (*core.KeyStatus, error)
 	Health(ctx context.Context) *core.HealthStatus
 	Leader(ctx context.Context) (*core.LeaderStatus, error)
+	RootGeneration() *core.TokenGeneration
 }
 
 // DefaultMaxRequestSize is Vault's default max_request_size: 32 MiB.
@@ -68,13 +69,17 @@ type handler struct {
 	opts   Options
 	log    zerolog.Logger
 	routes map[string]route // keyed by the path after /v1/, e.g. "sys/health"
-	lim    *limits
+	// tokenless are the sys paths served without a token that read a body
+	// or change state: all but their GETs take an unauthenticated slot.
+	tokenless map[string]bool
+	lim       *limits
 }
 
 // New returns the HTTP handler of the whole /v1/ API. See the package
 // documentation for how a request is routed.
 func New(c Core, opts Options, logger zerolog.Logger) http.Handler {
-	h := &handler{core: c, opts: opts, log: logger.With().Str("component", "httpapi").Logger(), lim: newLimits(opts)}
+	h := &handler{core: c, opts: opts, log: logger.With().Str("component", "httpapi").Logger(), lim: newLimits(opts),
+		tokenless: map[string]bool{"sys/init": true, "sys/unseal": true}}
 	h.routes = h.sysRoutes()
 	return h
 }
@@ -182,10 +187,11 @@ func (h *handler) serve(w *statusRecorder, r *http.Request) {
 
 // admitSys applies the limits on unauthenticated requests to the sys table:
 // every body is capped at the unauthenticated size (no sys endpoint takes
-// more), and the endpoints that work without a token and read a body
-// (sys/init, sys/unseal) take an unauthenticated slot.
+// more), and the endpoints that work without a token and read a body or
+// change state (sys/init, sys/unseal, sys/generate-root/*) take an
+// unauthenticated slot; their GETs, which answer from memory, do not.
 func (h *handler) admitSys(adm *admission, path, method string) error {
-	if (path == "sys/init" || path == "sys/unseal") && method != http.MethodGet {
+	if h.tokenless[path] && method != http.MethodGet {
 		return adm.unauthenticated()
 	}
 	return adm.capBody(h.lim.maxUnauthBody)

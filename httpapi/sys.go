@@ -14,7 +14,7 @@ import (
 // sysRoutes is the sys table: every endpoint httpapi serves itself, by path
 // after /v1/ and method. Everything else goes to Options.Logical.
 func (h *handler) sysRoutes() map[string]route {
-	return map[string]route{
+	routes := map[string]route{
 		"sys/health":      {http.MethodGet: h.health, http.MethodHead: h.health},
 		"sys/seal-status": {http.MethodGet: h.sealStatus},
 		"sys/leader":      {http.MethodGet: h.leader},
@@ -24,6 +24,8 @@ func (h *handler) sysRoutes() map[string]route {
 		"sys/rotate":      {http.MethodPut: h.rotate, http.MethodPost: h.rotate},
 		"sys/key-status":  {http.MethodGet: h.keyStatus},
 	}
+	h.generationRoutes(routes, "sys/generate-root", h.core.RootGeneration)
+	return routes
 }
 
 // Vault's default sys/health status codes.
@@ -231,7 +233,7 @@ func decodeShare(s string) ([]byte, error) {
 	if b, err := base64.StdEncoding.DecodeString(s); err == nil {
 		return b, nil
 	}
-	return nil, badRequestf("'key' must be a valid hex or base64 string: give one unseal key share exactly as sys/init printed it")
+	return nil, badRequestf("'key' must be a valid hex or base64 string: give one key share (unseal or recovery key) exactly as sys/init printed it")
 }
 
 func (h *handler) unseal(w http.ResponseWriter, r *http.Request) error {

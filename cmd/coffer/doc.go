@@ -5,7 +5,7 @@
 //
 //	server       -config=FILE, or -dev for a throwaway in-memory server
 //	status       seal and HA status
-//	operator     init, unseal, seal, rotate, key-status
+//	operator     init, unseal, seal, rotate, key-status, generate-root
 //	version      the Coffer version
 //	read, write, patch, list, delete
 //	             any API path, like the vault CLI's generic commands
@@ -39,9 +39,10 @@
 //     flags.go, args.go, output.go, field.go and tokenfile.go: their flag
 //     types, k=v data arguments and paths, output layouts, -field, and
 //     ~/.vault-token;
-//   - the commands: server.go, status.go, operator.go, logical.go (read,
-//     write, patch, list, delete), kv.go, mounts.go (secrets, auth, audit),
-//     policy.go, token.go (token, login) and replication.go.
+//   - the commands: server.go, status.go, operator.go, generateroot.go
+//     (operator generate-root), logical.go (read, write, patch, list,
+//     delete), kv.go, mounts.go (secrets, auth, audit), policy.go, token.go
+//     (token, login) and replication.go.
 //
 // The CLI must never hold state between runs other than the token file that
 // `login` writes (as the vault CLI's token helper does), never write a key

@@ -26,7 +26,7 @@ type command struct {
 var commands = map[string]command{
 	"server":   {"Start a Coffer server", func(_ *cli, args []string) int { return runServer(args) }},
 	"status":   {"Print seal and HA status", (*cli).status},
-	"operator": {"Perform operator-specific tasks (init, unseal, seal, rotate, key-status)", subcommands("operator", operatorCommands)},
+	"operator": {"Perform operator-specific tasks (init, unseal, seal, rotate, key-status, generate-root)", subcommands("operator", operatorCommands)},
 	"version":  {"Print the Coffer version", (*cli).version},
 	// The vault-compatible commands (vaultcli.go and the files it names).
 	"read":    {"Read data at a path (GET)", (*cli).read},

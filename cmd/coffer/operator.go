@@ -13,11 +13,12 @@ import (
 
 // operatorCommands are the `coffer operator` subcommands.
 var operatorCommands = map[string]command{
-	"init":       {"Initialize a server: create the unseal (or recovery) key shares and the root token", (*cli).operatorInit},
-	"unseal":     {"Submit one unseal key share, or -reset the unseal progress", (*cli).operatorUnseal},
-	"seal":       {"Seal the server (needs a root token)", (*cli).operatorSeal},
-	"rotate":     {"Rotate the barrier encryption key (needs a root token)", (*cli).operatorRotate},
-	"key-status": {"Print the barrier encryption key's term (needs a root token)", (*cli).operatorKeyStatus},
+	"init":          {"Initialize a server: create the unseal (or recovery) key shares and the root token", (*cli).operatorInit},
+	"unseal":        {"Submit one unseal key share, or -reset the unseal progress", (*cli).operatorUnseal},
+	"seal":          {"Seal the server (needs a root token)", (*cli).operatorSeal},
+	"rotate":        {"Rotate the barrier encryption key (needs a root token)", (*cli).operatorRotate},
+	"key-status":    {"Print the barrier encryption key's term (needs a root token)", (*cli).operatorKeyStatus},
+	"generate-root": {"Generate a new root token from a threshold of key shares (-init, KEY, -status, -cancel, -decode)", (*cli).operatorGenerateRoot},
 }
 
 // openNoArgs is the start of the operator commands that take no

@@ -179,6 +179,20 @@ func TestHTTPAttackUnauthenticatedConcurrency(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("over the limit: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
+	// Root token generation is served without a token too: its writes wait
+	// for a slot like sys/unseal, its status read does not.
+	for _, m := range []struct{ method, path, body string }{
+		{"PUT", "/v1/sys/generate-root/attempt", `{}`},
+		{"PUT", "/v1/sys/generate-root/update", `{"key":"00","nonce":"x"}`},
+		{"DELETE", "/v1/sys/generate-root/attempt", ``},
+	} {
+		if r := s.raw(m.method, m.path, "", strings.NewReader(m.body)); r.code != http.StatusServiceUnavailable {
+			t.Fatalf("%s %s while the slots are held: %d %s; want 503", m.method, m.path, r.code, r.body)
+		}
+	}
+	if r := s.raw("GET", "/v1/sys/generate-root/attempt", "", nil); r.code != http.StatusOK {
+		t.Fatalf("GET sys/generate-root/attempt while the slots are held: %d %s; want 200", r.code, r.body)
+	}
 	if _, err := s.rootClient().Logical().Write("secret/data/app", map[string]any{"data": map[string]any{"v": "1"}}); err != nil {
 		t.Fatalf("an authenticated write while the slots are held: %v", err)
 	}
