@@ -399,6 +399,19 @@ func Disable(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// Forget deletes this cluster's primary state (keys, registry, shipped
+// index, generation, fence) and leaves the WAL stream and the generation
+// claim alone: they belong to the set, which another cluster may hold now.
+// Demote calls it on a stopped primary.
+func Forget(ctx context.Context, state storage.Backend) error {
+	for _, k := range []string{shippedKey, stateKey} {
+		if err := state.Delete(ctx, k); err != nil {
+			return fmt.Errorf("forget primary state: delete %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
 // Status is the primary's view for sys/replication/status.
 type Status struct {
 	ClusterID    string

@@ -49,8 +49,13 @@ var writeEndpoints = map[string]endpoint{
 	"replication/performance/secondary/disable": func(m *Manager, ctx context.Context, _ map[string]any) (*logical.Response, error) {
 		return nil, m.DisableSecondary(ctx)
 	},
-	"replication/merkle-check": (*Manager).merkleCheckEndpoint,
-	"replication/reindex":      (*Manager).reindexEndpoint,
+	"replication/performance/primary/demote": func(m *Manager, ctx context.Context, _ map[string]any) (*logical.Response, error) {
+		return nil, m.DemotePrimary(ctx)
+	},
+	"replication/performance/secondary/promote":        (*Manager).promoteEndpoint,
+	"replication/performance/secondary/update-primary": (*Manager).updatePrimaryEndpoint,
+	"replication/merkle-check":                         (*Manager).merkleCheckEndpoint,
+	"replication/reindex":                              (*Manager).reindexEndpoint,
 }
 
 func (m *Manager) merkleCheckEndpoint(ctx context.Context, _ map[string]any) (*logical.Response, error) {
@@ -157,4 +162,31 @@ func (m *Manager) enableSecondaryEndpoint(ctx context.Context, d map[string]any,
 		return nil, err
 	}
 	return m.EnableSecondary(ctx, tok, api, busURL, authenticated)
+}
+
+func (m *Manager) promoteEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
+	addr, err := fieldString(d, "primary_cluster_addr")
+	if err != nil {
+		return nil, err
+	}
+	return nil, m.PromoteSecondary(ctx, addr)
+}
+
+func (m *Manager) updatePrimaryEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
+	tok, err := fieldString(d, "token")
+	if err != nil {
+		return nil, err
+	}
+	if tok == "" {
+		return nil, logical.InvalidRequest("missing \"token\": a secondary token from the new primary (its secondary-token endpoint)")
+	}
+	api, err := fieldString(d, "primary_api_addr")
+	if err != nil {
+		return nil, err
+	}
+	busURL, err := fieldString(d, "bus_url")
+	if err != nil {
+		return nil, err
+	}
+	return nil, m.UpdatePrimary(ctx, tok, api, busURL)
 }

@@ -164,6 +164,11 @@ func (m *Manager) Start(ctx context.Context) error {
 	if !ok || st.Mode == string(Disabled) {
 		return nil
 	}
+	if st.Demoted {
+		// A demoted primary: a secondary with no primary until update-primary.
+		m.mode = Secondary
+		return nil
+	}
 	if st.Mode == string(Primary) && m.cfg.Bus == nil {
 		m.log.Error().Msg("this cluster is a replication primary but no NATS bus is configured: add a bus block to the configuration; replication stays stopped")
 		return nil

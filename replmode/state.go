@@ -11,7 +11,8 @@ import (
 // ignored: never shipped), a replication.StateRecord:
 //
 //	{"v":1, "mode":"primary"|"secondary", "secondary_id":"...",
-//	 "primary_cluster_addr":"nats://...", "primary_api_addr":"http://..."}
+//	 "primary_cluster_addr":"nats://...", "primary_api_addr":"http://...",
+//	 "demoted":true (a former primary waiting for update-primary)}
 //
 // The key, "v" and the field names are part of the format: a change old
 // servers cannot read takes a new version. No entry means disabled.
@@ -23,6 +24,9 @@ type state struct {
 	SecondaryID        string `json:"secondary_id,omitempty"`
 	PrimaryClusterAddr string `json:"primary_cluster_addr,omitempty"`
 	PrimaryAPIAddr     string `json:"primary_api_addr,omitempty"`
+	// Demoted: a former primary waiting for update-primary (mode secondary,
+	// no primary to follow yet).
+	Demoted bool `json:"demoted,omitempty"`
 }
 
 var stateRecord = replication.StateRecord[state]{Key: "core/replication/mode", Version: stateVersion, Name: "replication mode"}

@@ -26,6 +26,11 @@ func (m *Manager) Status() map[string]any {
 		m.secondaryStatus(st)
 	case m.boot != nil:
 		m.bootstrapStatus(st)
+	case m.mode == Secondary && m.starting == nil:
+		// Demoted: waiting for update-primary.
+		st["mode"] = string(Secondary)
+		st["state"] = "demoted"
+		st["last_error"] = "this former primary waits for a new primary: sys/replication/performance/secondary/update-primary with a token from it"
 	case m.starting != nil:
 		// The stored role is retrying its start (NATS down at unseal).
 		st["mode"] = string(m.mode)
@@ -131,6 +136,9 @@ func (m *Manager) secondaryStatus(st map[string]any) {
 	switch ss.State {
 	case secondary.StateSync, secondary.StateMerkleDiff, secondary.StateMerkleSync:
 		st["merkle_sync_progress"] = map[string]any{"sync_progress": ss.SyncKeysDone, "sync_total_keys": ss.SyncTotalKeys}
+	default:
+		// What the last sync (since this process started) wrote or deleted.
+		st["last_sync_keys"] = ss.SyncKeysDone
 	}
 	if ss.LastError != "" {
 		st["last_error"] = ss.LastError

@@ -20,8 +20,7 @@ const (
 // Op is an operator's replication request.
 type Op string
 
-// The operations. Promote, demote and update-primary are named so the table
-// has their rows; they are refused until they are built.
+// The operations.
 const (
 	OpEnablePrimary    Op = "enable-primary"
 	OpDisablePrimary   Op = "disable-primary"
@@ -63,19 +62,22 @@ type rule struct {
 	refusal string
 }
 
-// notBuilt refuses the operations whose rows exist only to be filled.
-const notBuilt = "%s is not supported by this version of coffer"
-
 // table is every transition. An operation missing from a mode's row is
 // refused with defaultRefusal.
 var table = map[Mode]map[Op]rule{
 	Disabled: {
+		OpPromote:          {refusal: "this cluster is not a performance secondary"},
+		OpDemote:           {refusal: "this cluster is not a performance primary"},
+		OpUpdatePrimary:    {refusal: "this cluster is not a performance secondary: activate it with sys/replication/performance/secondary/enable"},
 		OpEnablePrimary:    {to: Primary, wipe: WipeNothing},
 		OpEnableSecondary:  {to: Secondary, wipe: WipeAllButWAL},
 		OpDisablePrimary:   {refusal: "this cluster is not a performance primary"},
 		OpDisableSecondary: {refusal: "this cluster is not a performance secondary"},
 	},
 	Primary: {
+		OpDemote:           {to: Secondary, wipe: WipeNothing},
+		OpPromote:          {refusal: "this cluster is already a performance primary"},
+		OpUpdatePrimary:    {refusal: "this cluster is a performance primary: demote it first (sys/replication/performance/primary/demote)"},
 		OpEnablePrimary:    {refusal: "this cluster is already a performance primary"},
 		OpDisablePrimary:   {to: Disabled, wipe: WipeNothing},
 		OpSecondaryToken:   {to: Primary, wipe: WipeNothing},
@@ -84,6 +86,9 @@ var table = map[Mode]map[Op]rule{
 		OpDisableSecondary: {refusal: "this cluster is not a performance secondary"},
 	},
 	Secondary: {
+		OpPromote:          {to: Primary, wipe: WipeNothing},
+		OpUpdatePrimary:    {to: Secondary, wipe: WipeNothing},
+		OpDemote:           {refusal: "this cluster is not a performance primary"},
 		OpEnablePrimary:    {refusal: "this cluster is a performance secondary: a replication set has exactly one primary; disable the secondary first"},
 		OpDisablePrimary:   {refusal: "this cluster is not a performance primary"},
 		OpEnableSecondary:  {refusal: "this cluster is already a performance secondary: disable it first to join another primary"},
@@ -96,8 +101,6 @@ func defaultRefusal(from Mode, op Op) string {
 	switch op {
 	case OpSecondaryToken, OpRevokeSecondary:
 		return "this cluster is not a performance primary: enable it with sys/replication/performance/primary/enable"
-	case OpPromote, OpDemote, OpUpdatePrimary:
-		return fmt.Sprintf(notBuilt, op)
 	}
 	return fmt.Sprintf("%s is not possible on a cluster whose performance mode is %s", op, from)
 }

@@ -127,6 +127,14 @@ func (h *httpAttackConn) response(deadline time.Time) httpAttackResponse {
 	return httpAttackResponse{code: resp.StatusCode, body: string(b)}
 }
 
+// answered reports whether the server has sent anything on the connection
+// yet (it waits a millisecond).
+func (h *httpAttackConn) answered() bool {
+	_ = h.c.SetReadDeadline(time.Now().Add(time.Millisecond))
+	_, err := h.br.Peek(1)
+	return err == nil
+}
+
 // closedBy reports whether the server closed the connection by deadline:
 // reading gets EOF (or a reset) rather than a timeout.
 func (h *httpAttackConn) closedBy(deadline time.Time) error {

@@ -154,17 +154,27 @@ func TestHTTPAttackStalledBodyIsCut(t *testing.T) {
 func TestHTTPAttackUnauthenticatedConcurrency(t *testing.T) {
 	const limit = 4
 	s := startDevServer(t, serverOpts{NoNATS: true, Listener: fmt.Sprintf("  max_unauthenticated_requests = %d", limit)})
-	var held []*httpAttackConn
-	for range limit {
+	hold := func() *httpAttackConn {
 		c := s.dial()
 		c.headers("PUT", "/v1/sys/unseal", map[string]string{"Transfer-Encoding": "chunked"})
 		c.chunk([]byte(`{"key":`)) // and the rest never comes
-		held = append(held, c)
+		return c
+	}
+	held := make([]*httpAttackConn, limit)
+	for i := range held {
+		held[i] = hold()
 	}
 	probe := func() httpAttackResponse {
 		return s.raw("PUT", "/v1/sys/unseal", "", strings.NewReader(`{"reset":true}`))
 	}
 	testutil.Eventually(t, 10*time.Second, "a token-less request is refused while the slots are held", func() error {
+		// A held request whose headers the server read while a probe held a
+		// slot was refused itself: hold another in its place.
+		for i, c := range held {
+			if c.answered() {
+				held[i] = hold()
+			}
+		}
 		if r := probe(); r.code != http.StatusServiceUnavailable {
 			return fmt.Errorf("sys/unseal answered %d %s", r.code, r.body)
 		}
