@@ -33,10 +33,10 @@ type Claim struct {
 	ClusterID string `json:"cluster_id"`
 	Instance  string `json:"instance"`
 	// APIAddr is the holder's API address, for the fenced to name.
-	APIAddr string `json:"api_addr,omitempty"`
-	Shipped   uint64 `json:"shipped"`
-	Renewed   int64  `json:"renewed"`
-	Released  bool   `json:"released,omitempty"`
+	APIAddr  string `json:"api_addr,omitempty"`
+	Shipped  uint64 `json:"shipped"`
+	Renewed  int64  `json:"renewed"`
+	Released bool   `json:"released,omitempty"`
 }
 
 const (
