@@ -27,6 +27,11 @@ type Replication interface {
 	Stop()
 	// Mode is the performance replication mode: "disabled", "primary" or "secondary".
 	Mode() string
+	// DRMode is the DR replication mode: "disabled", "primary" or
+	// "secondary". A DR secondary serves no client request but
+	// sys/replication/*, the DR operation token endpoints and the status
+	// endpoints httpapi serves itself.
+	DRMode() string
 	// HandleRequest serves sys/replication/<path> (path without "sys/").
 	HandleRequest(ctx context.Context, req *logical.Request, path string) (*logical.Response, error)
 	// Forwarder is the forwarding client of a secondary, nil otherwise.
@@ -69,6 +74,7 @@ type noReplication struct{}
 func (noReplication) Start(context.Context) error { return nil }
 func (noReplication) Stop()                       {}
 func (noReplication) Mode() string                { return ModeDisabled }
+func (noReplication) DRMode() string              { return ModeDisabled }
 func (noReplication) HandleRequest(context.Context, *logical.Request, string) (*logical.Response, error) {
 	return nil, logical.InvalidRequest("replication is not available on this server: it was started without a NATS bus; add bus { embedded = true } or bus { url = \"nats://...\" } to the configuration (dev servers embed one)")
 }

@@ -94,6 +94,7 @@ type Manager struct {
 
 	mu        sync.RWMutex
 	mode      Mode
+	drMode    Mode // DR: Disabled, Primary or Secondary
 	primary   *primary.Primary
 	secondary *secondary.Secondary
 	client    *forwarder.Client
@@ -135,6 +136,17 @@ func (m *Manager) SetDevRootToken(id string) {
 	m.mu.Lock()
 	m.devRoot = id
 	m.mu.Unlock()
+}
+
+// DRMode reports the DR mode (DR replication: docs/replication.md, "DR
+// replication").
+func (m *Manager) DRMode() string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.drMode == "" {
+		return string(Disabled)
+	}
+	return string(m.drMode)
 }
 
 // Mode reports the performance mode.
