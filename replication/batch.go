@@ -28,8 +28,12 @@ const (
 	// batchVersion is the layout SealBatch writes: version 2 plus the
 	// primary's generation after the last index.
 	batchVersion = 3
-	// genLen is the generation's length in a version 3 header.
-	genLen = 8
+	// genLen is the generation's length in a version 3 header, drLenLen
+	// the DR section length's.
+	genLen   = 8
+	drLenLen = 4
+	// drAADLabel starts the associated data of a batch's DR section.
+	drAADLabel = "coffer-wal-dr"
 	// batchHeaderLen is version + epoch + first + last (the version 1 header,
 	// and the fixed part of the version 2 header).
 	batchHeaderLen = 1 + 4 + 8 + 8
@@ -82,13 +86,29 @@ type Batch struct {
 	// (docs/replication.md, "Generations"): in the header, covered like the
 	// guard; 0 in batches of versions 1 and 2.
 	Generation uint64
+	// DREntries hold the ops only DR secondaries receive (local keys), in
+	// the DR section, sealed under the DR key: OpenBatch leaves them out,
+	// OpenBatchDR merges them into Entries.
+	DREntries []*wal.Entry
 }
 
 // SealBatch encodes, compresses, encrypts and signs b (see the package doc for
 // the layout): ops are flate-compressed, sealed with AES-256-GCM under key (32
 // bytes) with a random nonce and the header and cluster id as associated data,
-// and everything is signed with signer.
+// and everything is signed with signer. b.DREntries must be empty: SealBatchDR
+// seals them.
 func SealBatch(b *Batch, key []byte, signer ed25519.PrivateKey) ([]byte, error) {
+	if len(b.DREntries) > 0 {
+		return nil, fmt.Errorf("seal batch %d-%d: DR entries need the DR key (SealBatchDR)", b.First, b.Last)
+	}
+	return SealBatchDR(b, key, nil, signer)
+}
+
+// SealBatchDR is SealBatch with the DR section: b.DREntries (the local ops
+// only DR secondaries receive) compressed and sealed under drKey, after the
+// main section. Without DR entries there is no DR section and drKey may be
+// nil.
+func SealBatchDR(b *Batch, key, drKey []byte, signer ed25519.PrivateKey) ([]byte, error) {
 	if err := checkKey(key); err != nil {
 		return nil, fmt.Errorf("seal batch: %w", err)
 	}
@@ -98,7 +118,52 @@ func SealBatch(b *Batch, key []byte, signer ed25519.PrivateKey) ([]byte, error) 
 	if len(b.Guard) != 0 && len(b.Guard) != GuardSize {
 		return nil, fmt.Errorf("seal batch %d-%d: guard of %d bytes, want 0 or %d", b.First, b.Last, len(b.Guard), GuardSize)
 	}
-	plain, err := encodeBatchOps(b)
+	z, err := compressOps(b, b.Entries)
+	if err != nil {
+		return nil, err
+	}
+	var dz []byte
+	if len(b.DREntries) > 0 {
+		if err := checkKey(drKey); err != nil {
+			return nil, fmt.Errorf("seal batch: DR key: %w", err)
+		}
+		if dz, err = compressOps(b, b.DREntries); err != nil {
+			return nil, err
+		}
+	}
+	drLen := 0
+	if dz != nil {
+		drLen = nonceLen + len(dz) + tagLen
+	}
+	hlen := batchHeaderLen + genLen + drLenLen + 1 + len(b.Guard)
+	msg := make([]byte, hlen, hlen+nonceLen+len(z)+tagLen+drLen+sigLen)
+	msg[0] = batchVersion
+	binary.BigEndian.PutUint32(msg[1:5], b.Epoch)
+	binary.BigEndian.PutUint64(msg[5:13], b.First)
+	binary.BigEndian.PutUint64(msg[13:21], b.Last)
+	binary.BigEndian.PutUint64(msg[21:29], b.Generation)
+	binary.BigEndian.PutUint32(msg[29:33], uint32(drLen))
+	msg[33] = byte(len(b.Guard))
+	copy(msg[34:hlen], b.Guard)
+	header := msg[:hlen]
+	if msg, err = sealSection(msg, key, batchAAD(b.ClusterID, header), z); err != nil {
+		return nil, err
+	}
+	if dz != nil {
+		if msg, err = sealSection(msg, drKey, drAAD(b.ClusterID, header), dz); err != nil {
+			return nil, err
+		}
+	}
+	sig, err := signBatch(signer, msg)
+	if err != nil {
+		return nil, err
+	}
+	return append(msg, sig...), nil
+}
+
+// compressOps encodes entries (in b's range) and deflates them.
+func compressOps(b *Batch, entries []*wal.Entry) ([]byte, error) {
+	plain, err := encodeBatchOps(&Batch{First: b.First, Last: b.Last, Entries: entries})
 	if err != nil {
 		return nil, fmt.Errorf("seal batch %d-%d: %w", b.First, b.Last, err)
 	}
@@ -114,29 +179,30 @@ func SealBatch(b *Batch, key []byte, signer ed25519.PrivateKey) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
+	return z.Bytes(), nil
+}
+
+// sealSection appends a random nonce and AES-256-GCM(key, z, aad) to msg.
+func sealSection(msg, key, aad, z []byte) ([]byte, error) {
 	aead, err := newGCM(key)
 	if err != nil {
 		return nil, err
 	}
-	hlen := batchHeaderLen + genLen + 1 + len(b.Guard)
-	msg := make([]byte, hlen+nonceLen, hlen+nonceLen+z.Len()+tagLen+sigLen)
-	msg[0] = batchVersion
-	binary.BigEndian.PutUint32(msg[1:5], b.Epoch)
-	binary.BigEndian.PutUint64(msg[5:13], b.First)
-	binary.BigEndian.PutUint64(msg[13:21], b.Last)
-	binary.BigEndian.PutUint64(msg[21:29], b.Generation)
-	msg[batchHeaderLen+genLen] = byte(len(b.Guard))
-	copy(msg[batchHeaderLen+genLen+1:hlen], b.Guard)
-	nonce := msg[hlen:]
-	if _, err := rand.Read(nonce); err != nil {
+	n := len(msg)
+	msg = append(msg, make([]byte, nonceLen)...)
+	if _, err := rand.Read(msg[n:]); err != nil {
 		return nil, err
 	}
-	msg = aead.Seal(msg, nonce, z.Bytes(), batchAAD(b.ClusterID, msg[:hlen]))
-	sig, err := signBatch(signer, msg)
-	if err != nil {
-		return nil, err
-	}
-	return append(msg, sig...), nil
+	return aead.Seal(msg, msg[n:n+nonceLen], z, aad), nil
+}
+
+// drAAD is "coffer-wal-dr" | cluster id | header: the DR section's AAD,
+// apart from the main section's.
+func drAAD(clusterID string, header []byte) []byte {
+	aad := make([]byte, 0, len(drAADLabel)+len(clusterID)+len(header))
+	aad = append(aad, drAADLabel...)
+	aad = append(aad, clusterID...)
+	return append(aad, header...)
 }
 
 // PeekBatch reads the header of a batch without verifying anything, so the
@@ -166,6 +232,7 @@ type batchHeader struct {
 	epoch       uint32
 	first, last uint64
 	gen         uint64
+	drLen       int
 	guard       []byte
 	len         int
 }
@@ -186,11 +253,15 @@ func peekBatch(msg []byte) (batchHeader, error) {
 	h.last = binary.BigEndian.Uint64(msg[13:21])
 	h.len = batchHeaderLen
 	if msg[0] == batchVersion {
-		if len(msg) < batchMinLen+genLen+1 {
-			return h, fmt.Errorf("%w: %d bytes is shorter than the minimum %d", ErrCorrupt, len(msg), batchMinLen+genLen+1)
+		if len(msg) < batchMinLen+genLen+drLenLen+1 {
+			return h, fmt.Errorf("%w: %d bytes is shorter than the minimum %d", ErrCorrupt, len(msg), batchMinLen+genLen+drLenLen+1)
 		}
 		h.gen = binary.BigEndian.Uint64(msg[21:29])
-		h.len += genLen
+		h.drLen = int(binary.BigEndian.Uint32(msg[29:33]))
+		h.len += genLen + drLenLen
+		if h.drLen != 0 && (h.drLen < nonceLen+tagLen || h.drLen > len(msg)-batchMinLen-genLen-drLenLen-1) {
+			return h, fmt.Errorf("%w: DR section of %d bytes", ErrCorrupt, h.drLen)
+		}
 	}
 	if msg[0] != batchVersion1 {
 		at := h.len
@@ -216,10 +287,19 @@ func peekBatch(msg []byte) (batchHeader, error) {
 // ErrUnknownVersion (wrapped) and never a partly decoded batch. The result does
 // not alias msg.
 func OpenBatch(msg []byte, clusterID string, key []byte, pub ed25519.PublicKey) (*Batch, error) {
-	return openBatch(msg, clusterID, key, pub, MaxBatchPayload)
+	return openBatch(msg, clusterID, key, nil, pub, MaxBatchPayload)
 }
 
-func openBatch(msg []byte, clusterID string, key []byte, pub ed25519.PublicKey, maxPlain int) (*Batch, error) {
+// OpenBatchDR is OpenBatch for a DR secondary: it also opens the DR section
+// (when there is one) with drKey and merges its entries into Entries.
+func OpenBatchDR(msg []byte, clusterID string, key, drKey []byte, pub ed25519.PublicKey) (*Batch, error) {
+	if err := checkKey(drKey); err != nil {
+		return nil, fmt.Errorf("open batch: DR key: %w", err)
+	}
+	return openBatch(msg, clusterID, key, drKey, pub, MaxBatchPayload)
+}
+
+func openBatch(msg []byte, clusterID string, key, drKey []byte, pub ed25519.PublicKey, maxPlain int) (*Batch, error) {
 	if err := checkKey(key); err != nil {
 		return nil, fmt.Errorf("open batch: %w", err)
 	}
@@ -236,14 +316,13 @@ func openBatch(msg []byte, clusterID string, key []byte, pub ed25519.PublicKey, 
 	if ed25519.VerifyWithOptions(pub, digest[:], msg[len(body):], batchSigOpts) != nil {
 		return nil, fmt.Errorf("open batch %d-%d: %w", first, last, ErrBadSignature)
 	}
-	aead, err := newGCM(key)
-	if err != nil {
-		return nil, err
+	main := body[h.len : len(body)-h.drLen]
+	if len(main) < nonceLen+tagLen {
+		return nil, fmt.Errorf("open batch %d-%d: %w: main section of %d bytes", first, last, ErrCorrupt, len(main))
 	}
-	nonce := body[h.len : h.len+nonceLen]
-	z, err := aead.Open(nil, nonce, body[h.len+nonceLen:], batchAAD(clusterID, body[:h.len]))
+	z, err := openSection(main, key, batchAAD(clusterID, body[:h.len]))
 	if err != nil {
-		return nil, fmt.Errorf("open batch %d-%d: %w", first, last, ErrDecrypt)
+		return nil, fmt.Errorf("open batch %d-%d: %w", first, last, err)
 	}
 	plain, err := inflate(z, maxPlain)
 	if err != nil {
@@ -256,7 +335,55 @@ func openBatch(msg []byte, clusterID string, key []byte, pub ed25519.PublicKey, 
 	if b.Entries, err = decodeBatchOps(plain, first, last); err != nil {
 		return nil, fmt.Errorf("open batch %d-%d: %w", first, last, err)
 	}
+	if drKey == nil || h.drLen == 0 {
+		return b, nil
+	}
+	dz, err := openSection(body[len(body)-h.drLen:], drKey, drAAD(clusterID, body[:h.len]))
+	if err != nil {
+		return nil, fmt.Errorf("open batch %d-%d: DR section: %w", first, last, err)
+	}
+	dplain, err := inflate(dz, maxPlain)
+	if err != nil {
+		return nil, fmt.Errorf("open batch %d-%d: DR section: %w", first, last, err)
+	}
+	dr, err := decodeBatchOps(dplain, first, last)
+	if err != nil {
+		return nil, fmt.Errorf("open batch %d-%d: DR section: %w", first, last, err)
+	}
+	b.Entries = mergeEntries(b.Entries, dr)
 	return b, nil
+}
+
+// openSection opens nonce | GCM(key, aad).
+func openSection(sec, key, aad []byte) ([]byte, error) {
+	aead, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	z, err := aead.Open(nil, sec[:nonceLen], sec[nonceLen:], aad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return z, nil
+}
+
+// mergeEntries merges two index-ordered entry lists; an index in both gets
+// one entry with a's ops, then b's.
+func mergeEntries(a, b []*wal.Entry) []*wal.Entry {
+	out := make([]*wal.Entry, 0, len(a)+len(b))
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || (len(a) > 0 && a[0].Index < b[0].Index):
+			out, a = append(out, a[0]), a[1:]
+		case len(a) == 0 || b[0].Index < a[0].Index:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			e := *a[0]
+			e.Ops = append(append([]wal.Op(nil), a[0].Ops...), b[0].Ops...)
+			out, a, b = append(out, &e), a[1:], b[1:]
+		}
+	}
+	return out
 }
 
 // batchSigOpts selects Ed25519ph (RFC 8032 HashEdDSA, SHA-512) with the

@@ -7,9 +7,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/cofferhq/coffer/storage"
@@ -230,7 +232,7 @@ func TestBatchZipBomb(t *testing.T) {
 		t.Fatalf("bomb: %v, want ErrCorrupt", err)
 	}
 	// The same with the bound lowered, cheaply.
-	if _, err := openBatch(sealRaw(t, 1, 1, 1, deflate(t, make([]byte, 1025))), testClusterID, testKey, testPub, 1024); !errors.Is(err, ErrCorrupt) {
+	if _, err := openBatch(sealRaw(t, 1, 1, 1, deflate(t, make([]byte, 1025))), testClusterID, testKey, nil, testPub, 1024); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("small bound: %v", err)
 	}
 }
@@ -298,7 +300,7 @@ func TestBatchGuardIsAuthenticated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g0 := batchHeaderLen + genLen // where the guard length sits
+	g0 := batchHeaderLen + genLen + drLenLen // where the guard length sits
 	if msg[0] != batchVersion || msg[g0] != GuardSize || !bytes.Equal(msg[g0+1:g0+1+GuardSize], b.Guard) {
 		t.Fatalf("header % x does not carry the guard", msg[:g0+1+GuardSize])
 	}
@@ -316,7 +318,7 @@ func TestBatchGuardIsAuthenticated(t *testing.T) {
 	other[hlen-1] ^= 1
 	dropped := append(bytes.Clone(msg[:g0]), 0)
 	gen := bytes.Clone(msg[:hlen])
-	gen[g0-1] ^= 1 // the generation's last byte
+	gen[g0-drLenLen-1] ^= 1 // the generation's last byte
 	for name, tc := range map[string]struct {
 		msg  []byte
 		want error
@@ -343,5 +345,72 @@ func TestBatchGuardIsAuthenticated(t *testing.T) {
 	short = append(short, make([]byte, 31)...)
 	if _, err := OpenBatch(sealRawHeader(t, append(short, 0), []byte{}), testClusterID, testKey, testPub); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("31-byte guard: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestBatchDRSection: the local ops travel in the DR section, sealed under
+// the DR key: OpenBatch (a performance secondary, with the replication key
+// only) gets the replicated ops and nothing of the section; OpenBatchDR
+// merges both, an index in both sections into one entry; the wrong DR key
+// or an altered section fails, and the section is under the signature.
+func TestBatchDRSection(t *testing.T) {
+	drKey := bytes.Repeat([]byte{0xd2}, KeySize)
+	b := testBatch()
+	b.Entries = b.Entries[:2] // 10 and 12: replicated
+	b.DREntries = []*wal.Entry{
+		{Index: 12, Time: 1, Ops: []wal.Op{{Kind: storage.PutOperation, Class: wal.Local, Key: "sys/token/id/abc", Value: []byte("tok")}}},
+		{Index: 15, Time: 2, Ops: []wal.Op{{Kind: storage.PutOperation, Class: wal.Local, Key: "sys/expire/x", Value: []byte("lease")}}},
+	}
+	if _, err := SealBatch(b, testKey, testSigner); err == nil {
+		t.Fatal("SealBatch sealed DR entries without the DR key")
+	}
+	msg, err := SealBatchDR(b, testKey, drKey, testSigner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(msg, []byte("sys/token/id/abc")) || bytes.Contains(msg, []byte("lease")) {
+		t.Fatal("the DR section is in clear")
+	}
+	perf, err := OpenBatch(msg, testClusterID, testKey, testPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range perf.Entries {
+		for _, op := range e.Ops {
+			if op.Class == wal.Local {
+				t.Fatalf("a performance secondary opened a local op: %+v", op)
+			}
+		}
+	}
+	dr, err := OpenBatchDR(msg, testClusterID, testKey, drKey, testPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range dr.Entries {
+		for _, op := range e.Ops {
+			got = append(got, fmt.Sprintf("%d:%s", e.Index, op.Key))
+		}
+	}
+	want := "10:logical/abc/data 10:logical/abc/old 12:core/mounts 12:sys/token/id/abc 15:sys/expire/x"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("DR entries %q, want %q", strings.Join(got, " "), want)
+	}
+	if _, err := OpenBatchDR(msg, testClusterID, testKey, bytes.Repeat([]byte{1}, KeySize), testPub); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("wrong DR key: %v", err)
+	}
+	altered := bytes.Clone(msg)
+	altered[len(altered)-sigLen-1] ^= 1 // the DR section's tag
+	if _, err := OpenBatchDR(altered, testClusterID, testKey, drKey, testPub); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("altered DR section: %v", err)
+	}
+	// Without DR entries: no section, and OpenBatchDR opens it all the same.
+	b.DREntries = nil
+	plain, err := SealBatchDR(b, testKey, drKey, testSigner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := OpenBatchDR(plain, testClusterID, testKey, drKey, testPub); err != nil || len(got.Entries) != 2 {
+		t.Fatalf("no DR section: %v, %+v", err, got)
 	}
 }

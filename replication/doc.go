@@ -52,14 +52,17 @@
 //
 // # WAL batch (version 3; versions 1 and 2 are still opened)
 //
-//	+---------+--------+-------------+------------+------------+-----------+-----------+-------+-------------------------+-----------+
-//	| version | epoch  | first index | last index | generation | guard len | guard     | nonce | AES-256-GCM(flate(ops)) | signature |
-//	| 1 = 3   | 4 BE   | 8 BE        | 8 BE       | 8 BE       | 1: 0|32   | 0 or 32   | 12    | len(flate) + 16 tag     | 64        |
-//	+---------+--------+-------------+------------+------------+-----------+-----------+-------+-------------------------+-----------+
-//	 \_________________________________ header (30 or 62) ____________________________/
+//	+---------+-------+-------+------+------------+--------+-----------+--------+-------+------------------+---------------------------+-----------+
+//	| version | epoch | first | last | generation | DR len | guard len | guard  | nonce | AES-256-GCM      | DR section (DR len bytes) | signature |
+//	| 1 = 3   | 4 BE  | 8 BE  | 8 BE | 8 BE       | 4 BE   | 1: 0|32   | 0|32   | 12    | (flate(ops))     | nonce 12 | GCM(flate(ops))| 64        |
+//	+---------+-------+-------+------+------------+--------+-----------+--------+-------+------------------+---------------------------+-----------+
+//	 \_____________________________ header (34 or 66) _____________________________/
 //
-//	version 2 (still opened, never written): no generation (it reads as 0); header (22 or 54).
+//	version 2 (still opened, never written): no generation (it reads as 0), no DR len; header (22 or 54).
 //	generation = the primary's generation of the replication set (Claim below).
+//	DR section = the ops only DR secondaries receive (local keys), absent (DR len 0) when there
+//	             are none: GCM key = the DR key of epoch, AAD = "coffer-wal-dr" | cluster id | header.
+//	             OpenBatch skips it; OpenBatchDR opens it and merges its entries by index.
 //	version 1 (still opened, never written): no guard len, no guard; header (21) =
 //	| version 1 = 1 | epoch 4 BE | first 8 BE | last 8 BE |
 //
