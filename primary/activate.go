@@ -74,7 +74,7 @@ func (p *Primary) activate(ctx context.Context, req *replication.ActivateRequest
 		if rootErr != nil {
 			return p.rootUnavailable(signer, req, rootErr), false
 		}
-		out, _ := p.bundleReply(signer, req, root, r.RPCKey, refuse)
+		out, _ := p.bundleReply(signer, req, root, r.RPCKey, r.Kind, refuse)
 		return out, false // not fresh: the consumer the secondary may use already stays
 	case r.State == SecondaryRevoked:
 		return refuse(replication.CodeTokenUsed, "activation token was revoked: generate a new one on the primary")
@@ -94,7 +94,7 @@ func (p *Primary) activate(ctx context.Context, req *replication.ActivateRequest
 		return p.rootUnavailable(signer, req, rootErr), false
 	}
 	rpcKey := randomKey()
-	out, ok := p.bundleReply(signer, req, root, rpcKey, refuse)
+	out, ok := p.bundleReply(signer, req, root, rpcKey, r.Kind, refuse)
 	if !ok {
 		return out, false
 	}
@@ -112,9 +112,9 @@ func (p *Primary) activate(ctx context.Context, req *replication.ActivateRequest
 
 // bundleReply seals the bootstrap bundle to the request's key and signs the
 // reply; ok is false (and out a refusal) when that fails. p.mu is held.
-func (p *Primary) bundleReply(signer ed25519.PrivateKey, req *replication.ActivateRequest, root, rpcKey []byte,
+func (p *Primary) bundleReply(signer ed25519.PrivateKey, req *replication.ActivateRequest, root, rpcKey []byte, kind string,
 	refuse func(code, msg string) ([]byte, bool)) (out []byte, ok bool) {
-	sealed, err := replication.SealBundle(&replication.Bundle{
+	bundle := &replication.Bundle{
 		PrimaryClusterID: p.cfg.ClusterID,
 		SecondaryID:      req.SecondaryID,
 		RootKey:          root,
@@ -126,7 +126,16 @@ func (p *Primary) bundleReply(signer ed25519.PrivateKey, req *replication.Activa
 		Subject:          p.subj,
 		DevRootTokenID:   p.cfg.DevRootTokenID,
 		Generation:       p.gen.Load(),
-	}, req.PublicKey)
+	}
+	var err error
+	if kind == KindDR {
+		bundle.DR, bundle.DRKey = true, p.st.drKey(p.st.Epoch)
+		bundle.PrimaryState, err = stateRecord.Encode(p.st)
+	}
+	var sealed []byte
+	if err == nil {
+		sealed, err = replication.SealBundle(bundle, req.PublicKey)
+	}
 	if err == nil {
 		out, err = replication.SignActivateReply(signer, req.Digest, sealed)
 	}

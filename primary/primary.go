@@ -37,6 +37,8 @@ var (
 	// ErrSecondaryExists: a token for the id is still live, or the id is an
 	// active secondary: revoke it first.
 	ErrSecondaryExists = errors.New("primary: this secondary id already has a live activation token or is an active secondary: revoke it first")
+	// ErrDRNotEnabled: a DR token from a primary without DR replication.
+	ErrDRNotEnabled = errors.New("primary: DR replication is not enabled on this primary: enable it with sys/replication/dr/primary/enable")
 	// ErrUnknownSecondary: no secondary of that id.
 	ErrUnknownSecondary = errors.New("primary: no secondary of that id")
 	// ErrInvalidID: the secondary id breaks replication.ValidateID.
@@ -399,6 +401,31 @@ func Disable(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// SetDR turns DR replication on or off on this primary: on, batches carry
+// the DR section (the local ops, under the DR key of their epoch) and DR
+// tokens are issued.
+func (p *Primary) SetDR(ctx context.Context, on bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.st.DR
+	p.st.DR = on
+	if on {
+		p.st.ensureDRKey()
+	}
+	if err := saveState(ctx, p.cfg.State, p.st); err != nil {
+		p.st.DR = old
+		return err
+	}
+	return nil
+}
+
+// DREnabled reports whether DR replication is on.
+func (p *Primary) DREnabled() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.st.DR
+}
+
 // Forget deletes this cluster's primary state (keys, registry, shipped
 // index, generation, fence) and leaves the WAL stream and the generation
 // claim alone: they belong to the set, which another cluster may hold now.
@@ -500,6 +527,12 @@ func (p *Primary) Status() Status {
 // id has a live token or is active, ErrSecondaryExists. The token is a bearer
 // credential: it goes to the operator (the HTTP response), never on the bus.
 func (p *Primary) SecondaryToken(ctx context.Context, id string, ttl time.Duration) (string, time.Time, error) {
+	return p.SecondaryTokenKind(ctx, id, ttl, "")
+}
+
+// SecondaryTokenKind is SecondaryToken for a secondary of kind ("" for a
+// performance secondary, KindDR for a DR secondary: DR must be enabled).
+func (p *Primary) SecondaryTokenKind(ctx context.Context, id string, ttl time.Duration, kind string) (string, time.Time, error) {
 	if err := replication.ValidateID(id); err != nil {
 		return "", time.Time{}, fmt.Errorf("%w: %v", ErrInvalidID, err)
 	}
@@ -513,6 +546,9 @@ func (p *Primary) SecondaryToken(ctx context.Context, id string, ttl time.Durati
 	now := p.cfg.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if kind == KindDR && !p.st.DR {
+		return "", time.Time{}, ErrDRNotEnabled
+	}
 	if r := p.st.Secondary[id]; r != nil {
 		if r.State == SecondaryActive || (r.State == SecondaryPending && now.Before(r.TokenExpires)) {
 			return "", time.Time{}, ErrSecondaryExists
@@ -525,13 +561,13 @@ func (p *Primary) SecondaryToken(ctx context.Context, id string, ttl time.Durati
 	tok, err := replication.SignToken(&replication.TokenClaims{
 		Issuer: p.cfg.ClusterID, Subject: id, ID: jti, IssuedAt: now.Unix(), Expires: exp.Unix(),
 		APIAddr: p.cfg.APIAddr, BusURL: p.cfg.BusURL, PublicKey: signer.Public().(ed25519.PublicKey),
-		Secret: secret,
+		Secret: secret, Kind: kind,
 	}, signer)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("secondary token: %w", err)
 	}
 	old := p.st.Secondary[id]
-	p.st.Secondary[id] = &secondaryRec{State: SecondaryPending, JTI: jti, TokenExpires: exp, Secret: secret}
+	p.st.Secondary[id] = &secondaryRec{State: SecondaryPending, JTI: jti, TokenExpires: exp, Secret: secret, Kind: kind}
 	if err := saveState(ctx, p.cfg.State, p.st); err != nil {
 		p.restoreRec(id, old)
 		return "", time.Time{}, fmt.Errorf("secondary token: %w", err)
@@ -567,6 +603,9 @@ func (p *Primary) RevokeSecondary(ctx context.Context, id string) error {
 	if wasActive {
 		p.st.Epoch++
 		p.st.setKey(p.st.Epoch, randomKey())
+		if p.st.DR {
+			p.st.ensureDRKey()
+		}
 	}
 	if err := saveState(ctx, p.cfg.State, p.st); err != nil {
 		*r = old

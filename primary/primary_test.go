@@ -13,7 +13,7 @@ import (
 )
 
 func TestMakeBatchKeepsReplicatedOpsAndTheRange(t *testing.T) {
-	p := &Primary{cfg: Config{ClusterID: "c"}}
+	p := &Primary{cfg: Config{ClusterID: "c"}, st: &persisted{}}
 	big := make([]byte, maxBatchBytes/2+1)
 	entries := []*wal.Entry{
 		{Index: 7, Ops: []wal.Op{{Kind: storage.PutOperation, Class: wal.Local, Key: "sys/token/x", Value: []byte("t")}}},
@@ -28,6 +28,19 @@ func TestMakeBatchKeepsReplicatedOpsAndTheRange(t *testing.T) {
 	only := p.makeBatch(entries[:1])
 	if only.First != 7 || only.Last != 7 || len(only.Entries) != 0 {
 		t.Fatalf("local-only batch %d-%d with %d entries", only.First, only.Last, len(only.Entries))
+	}
+	// With DR on, the local ops go into the DR section, in index order.
+	p.st.DR = true
+	dr := p.makeBatch(entries)
+	if len(dr.DREntries) != 2 || dr.DREntries[0].Index != 7 || dr.DREntries[1].Index != 8 || dr.DREntries[1].Ops[0].Key != "sys/expire/y" {
+		t.Fatalf("DR entries %+v", dr.DREntries)
+	}
+	for _, e := range dr.Entries {
+		for _, op := range e.Ops {
+			if op.Class != wal.Replicated {
+				t.Fatalf("a local op in the main section: %+v", op)
+			}
+		}
 	}
 }
 

@@ -1,8 +1,10 @@
 package primary
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -146,7 +148,21 @@ func (p *Primary) handleHeartbeat(_ context.Context, id string, payload []byte) 
 		default:
 		}
 	}
-	out, err := replication.EncodeMessage(&replication.HeartbeatReply{LastWAL: p.cfg.WAL.LastIndex(), APIAddr: p.cfg.APIAddr, Generation: gen})
+	reply := &replication.HeartbeatReply{LastWAL: p.cfg.WAL.LastIndex(), APIAddr: p.cfg.APIAddr, Generation: gen}
+	if p.isDR(id) {
+		// A DR secondary keeps a copy of this primary's replication state,
+		// to take the set over when promoted: send it when it changed.
+		p.mu.Lock()
+		st, err := stateRecord.Encode(p.st)
+		p.mu.Unlock()
+		if err != nil {
+			return nil, internalErr(err)
+		}
+		if sum := sha256.Sum256(st); !bytes.Equal(sum[:], req.StateDigest) {
+			reply.PrimaryState = st
+		}
+	}
+	out, err := replication.EncodeMessage(reply)
 	if err != nil {
 		return nil, internalErr(err)
 	}
@@ -160,12 +176,16 @@ func (p *Primary) handleKey(_ context.Context, id string, payload []byte) ([]byt
 	}
 	p.mu.Lock()
 	key := p.st.key(req.Epoch)
+	var drKey []byte
+	if r := p.st.Secondary[id]; r != nil && r.Kind == KindDR {
+		drKey = p.st.drKey(req.Epoch)
+	}
 	p.mu.Unlock()
 	if key == nil {
 		return nil, &replication.RPCError{Code: replication.CodeUnknownEpoch, Msg: fmt.Sprintf("primary %s has no replication key of epoch %d", p.cfg.ClusterID, req.Epoch)}
 	}
 	p.log.Info().Str("secondary_id", id).Uint32("epoch", req.Epoch).Msg("replication key handed out")
-	out, err := replication.EncodeMessage(&replication.KeyReply{Epoch: req.Epoch, Key: key})
+	out, err := replication.EncodeMessage(&replication.KeyReply{Epoch: req.Epoch, Key: key, DRKey: drKey})
 	if err != nil {
 		return nil, internalErr(err)
 	}
@@ -194,7 +214,7 @@ func (p *Primary) handleSync(ctx context.Context, id string, payload []byte) ([]
 	}
 	size := 0
 	full := false
-	err := p.walk(ctx, "", req.After, func(key string) (bool, error) {
+	err := p.walk(ctx, "", req.After, p.isDR(id), func(key string) (bool, error) {
 		if len(reply.Entries) >= maxKeys || (len(reply.Entries) > 0 && size >= maxBytes) {
 			full = true
 			return false, nil
@@ -275,7 +295,7 @@ func (p *Primary) handleFetch(ctx context.Context, id string, payload []byte) ([
 			break
 		}
 		var e *storage.Entry
-		if p.cfg.Classify(key) == wal.Replicated {
+		if p.ships(key, p.isDR(id)) {
 			var err error
 			if e, err = p.cfg.Raw.Get(ctx, key); err != nil {
 				p.log.Error().Err(err).Str("secondary_id", id).Msg("fetch: cannot read storage")
@@ -300,15 +320,36 @@ func (p *Primary) handleFetch(ctx context.Context, id string, payload []byte) ([
 	return out, nil
 }
 
-// walk visits the replicated keys under prefix strictly after `after`, in
-// byte order (a depth-first walk of sorted one-level listings is in byte order
-// of the full keys), until fn returns false. Folders whose keys all sort at or
-// before `after` are not listed.
-func (p *Primary) walk(ctx context.Context, prefix, after string, fn func(key string) (bool, error)) error {
+// walk visits the keys a secondary receives (replicated; local too for a DR
+// secondary) under prefix strictly after `after`, in byte order (a
+// depth-first walk of sorted one-level listings is in byte order of the full
+// keys), until fn returns false. Folders whose keys all sort at or before
+// `after` are not listed.
+func (p *Primary) walk(ctx context.Context, prefix, after string, dr bool, fn func(key string) (bool, error)) error {
 	return storage.Walk(ctx, p.cfg.Raw, prefix, after, func(key string) (bool, error) {
-		if p.cfg.Classify(key) != wal.Replicated {
+		if !p.ships(key, dr) {
 			return true, nil
 		}
 		return fn(key)
 	})
+}
+
+// ships reports whether a secondary receives key: replicated keys, and local
+// ones for a DR secondary.
+func (p *Primary) ships(key string, dr bool) bool {
+	switch p.cfg.Classify(key) {
+	case wal.Replicated:
+		return true
+	case wal.Local:
+		return dr
+	}
+	return false
+}
+
+// isDR reports whether secondary id is a DR secondary.
+func (p *Primary) isDR(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.st.Secondary[id]
+	return r != nil && r.Kind == KindDR
 }

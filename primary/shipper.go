@@ -141,13 +141,18 @@ func (p *Primary) waitWAL(ctx context.Context, index uint64) bool {
 // at least). An entry without a replicated op still advances the range.
 func (p *Primary) makeBatch(entries []*wal.Entry) *replication.Batch {
 	b := &replication.Batch{ClusterID: p.cfg.ClusterID, First: entries[0].Index, Generation: p.gen.Load()}
+	dr := p.DREnabled()
 	size := 0
 	for _, e := range entries {
-		var ops []wal.Op
+		var ops, local []wal.Op
 		n := 0
 		for _, op := range e.Ops {
-			if op.Class == wal.Replicated {
+			switch {
+			case op.Class == wal.Replicated:
 				ops = append(ops, op)
+				n += len(op.Key) + len(op.Value)
+			case op.Class == wal.Local && dr:
+				local = append(local, op)
 				n += len(op.Key) + len(op.Value)
 			}
 		}
@@ -158,6 +163,9 @@ func (p *Primary) makeBatch(entries []*wal.Entry) *replication.Batch {
 		b.Last = e.Index
 		if len(ops) > 0 {
 			b.Entries = append(b.Entries, &wal.Entry{Index: e.Index, Time: e.Time, Ops: ops})
+		}
+		if len(local) > 0 {
+			b.DREntries = append(b.DREntries, &wal.Entry{Index: e.Index, Time: e.Time, Ops: local})
 		}
 	}
 	return b
@@ -244,7 +252,16 @@ func (p *Primary) publish(ctx context.Context, b *replication.Batch) bool {
 func (p *Primary) publishOnce(ctx context.Context, b *replication.Batch, salt *uint32) error {
 	epoch, key, signer := p.currentKey()
 	b.Epoch = epoch
-	msg, err := replication.SealBatch(b, key, signer)
+	var drKey []byte
+	if len(b.DREntries) > 0 {
+		p.mu.Lock()
+		drKey = p.st.drKey(epoch)
+		p.mu.Unlock()
+		if drKey == nil {
+			return fmt.Errorf("seal batch %d-%d: no DR key of epoch %d", b.First, b.Last, epoch)
+		}
+	}
+	msg, err := replication.SealBatchDR(b, key, drKey, signer)
 	if err != nil {
 		return fmt.Errorf("seal batch %d-%d: %w", b.First, b.Last, err)
 	}

@@ -39,6 +39,11 @@ type persisted struct {
 	// this cluster ships nothing and takes no writes until demoted.
 	Generation uint64    `json:"generation,omitempty"`
 	Fenced     *fenceRec `json:"fenced,omitempty"`
+	// DR is set while DR replication is enabled: batches carry a DR
+	// section (local ops) sealed under DRKeys[epoch], and DR tokens are
+	// issued. DRKeys only ever reach DR secondaries.
+	DR     bool              `json:"dr,omitempty"`
+	DRKeys map[string][]byte `json:"dr_keys,omitempty"`
 }
 
 // secondaryRec is one secondary in the registry.
@@ -55,7 +60,12 @@ type secondaryRec struct {
 	RPCKey      []byte    `json:"rpc_key,omitempty"`
 	ActivatedAt time.Time `json:"activated_at,omitzero"`
 	RevokedAt   time.Time `json:"revoked_at,omitzero"`
+	// Kind is KindDR for a DR secondary ("" for a performance one).
+	Kind string `json:"kind,omitempty"`
 }
+
+// KindDR marks a DR secondary in the registry and in its token.
+const KindDR = "dr"
 
 // shippedRec is the JSON at Config.State "shipped" (version 1).
 type shippedRec struct {
@@ -69,6 +79,21 @@ type shippedRec struct {
 }
 
 func (s *persisted) key(epoch uint32) []byte { return s.Keys[strconv.FormatUint(uint64(epoch), 10)] }
+
+// drKey is the DR key of epoch, nil when there is none.
+func (s *persisted) drKey(epoch uint32) []byte {
+	return s.DRKeys[strconv.FormatUint(uint64(epoch), 10)]
+}
+
+// ensureDRKey gives the current epoch a DR key when it has none.
+func (s *persisted) ensureDRKey() {
+	if s.DRKeys == nil {
+		s.DRKeys = map[string][]byte{}
+	}
+	if s.drKey(s.Epoch) == nil {
+		s.DRKeys[strconv.FormatUint(uint64(s.Epoch), 10)] = randomKey()
+	}
+}
 
 func (s *persisted) setKey(epoch uint32, key []byte) {
 	s.Keys[strconv.FormatUint(uint64(epoch), 10)] = key

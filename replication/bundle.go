@@ -45,6 +45,13 @@ type Bundle struct {
 	// Generation is the set's generation the primary holds (absent from
 	// primaries before generations).
 	Generation uint64 `json:"generation,omitempty"`
+	// DR bundles (a DR secondary's) carry the DR key of Epoch, which opens
+	// the batches' DR section, and the primary's replication state (its
+	// signing key, keys and registry: the JSON primary stores), which a
+	// promoted DR secondary takes over.
+	DR           bool   `json:"dr,omitempty"`
+	DRKey        []byte `json:"dr_key,omitempty"`
+	PrimaryState []byte `json:"primary_state,omitempty"`
 }
 
 func (b *Bundle) validate() error {

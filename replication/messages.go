@@ -184,6 +184,9 @@ type HeartbeatRequest struct {
 	// Generation is the newest generation of the set the secondary has seen
 	// (absent from older secondaries).
 	Generation uint64 `json:"generation,omitempty"`
+	// StateDigest is, from DR secondaries, the SHA-256 of the primary state
+	// copy they hold.
+	StateDigest []byte `json:"state_digest,omitempty"`
 }
 
 func (m *HeartbeatRequest) validate() error { return nil }
@@ -196,6 +199,10 @@ type HeartbeatReply struct {
 	// Generation is the generation the primary holds (absent from older
 	// primaries).
 	Generation uint64 `json:"generation,omitempty"`
+	// PrimaryState is, for DR secondaries only, the primary's replication
+	// state (as in the DR bundle) when it changed since StateDigest, the
+	// SHA-256 of the copy the secondary holds.
+	PrimaryState []byte `json:"primary_state,omitempty"`
 }
 
 func (m *HeartbeatReply) validate() error { return nil }
@@ -213,6 +220,8 @@ type KeyReply struct {
 	msgHeader
 	Epoch uint32 `json:"epoch"`
 	Key   []byte `json:"key"`
+	// DRKey is the DR key of Epoch, for DR secondaries only.
+	DRKey []byte `json:"dr_key,omitempty"`
 }
 
 func (m *KeyReply) validate() error { return checkKey(m.Key) }

@@ -48,6 +48,9 @@ type TokenClaims struct {
 	Secret []byte `json:"sec"`
 	// Version is TokenVersion; SignToken sets it.
 	Version int `json:"v"`
+	// Kind is "dr" for a DR secondary's token, absent for a performance
+	// secondary's.
+	Kind string `json:"kind,omitempty"`
 }
 
 type tokenHeader struct {

@@ -109,6 +109,12 @@ func Resume(ctx context.Context, cfg Config, r *Redemption) (*Secondary, *replic
 	if err != nil {
 		return nil, nil, err
 	}
+	switch {
+	case cfg.DR && !bundle.DR:
+		return nil, nil, fmt.Errorf("%w: this token activates a performance secondary: use it with sys/replication/performance/secondary/enable, or generate a DR token (dr/primary/secondary-token)", ErrActivation)
+	case !cfg.DR && bundle.DR:
+		return nil, nil, fmt.Errorf("%w: this token activates a DR secondary: use it with sys/replication/dr/secondary/enable, or generate a performance token", ErrActivation)
+	}
 	b, own, err := cfg.openBus(ctx, r.BusURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("activate: connect to the primary's NATS: %w", err)
@@ -119,6 +125,10 @@ func Resume(ctx context.Context, cfg Config, r *Redemption) (*Secondary, *replic
 		RPCKey: bundle.RPCKey, Stream: bundle.Stream, Subject: bundle.Subject, Keys: map[string][]byte{},
 	}
 	sec.setKey(bundle.Epoch, bundle.ReplicationKey)
+	if bundle.DR {
+		sec.setDRKey(bundle.Epoch, bundle.DRKey)
+		sec.PrimaryState = bundle.PrimaryState
+	}
 	s := newSecondary(cfg, b, own, sec)
 	s.needSync = true
 	s.m.gen = bundle.Generation

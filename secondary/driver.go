@@ -163,9 +163,14 @@ func (s *Secondary) verify(ctx context.Context, msg *bus.Msg) (Event, *replicati
 		return ApplyFailed{Err: err}, nil
 	}
 	s.mu.Lock()
-	cid, pub := s.sec.PrimaryClusterID, s.sec.pub()
+	cid, pub, drKey := s.sec.PrimaryClusterID, s.sec.pub(), s.sec.drKey(epoch)
 	s.mu.Unlock()
-	b, err := replication.OpenBatch(msg.Data, cid, key, pub)
+	var b *replication.Batch
+	if s.cfg.DR {
+		b, err = replication.OpenBatchDR(msg.Data, cid, key, drKey, pub)
+	} else {
+		b, err = replication.OpenBatch(msg.Data, cid, key, pub)
+	}
 	if err != nil {
 		s.log.Warn().Err(err).Uint64("seq", msg.StreamSeq).Uint64("first", first).Uint64("last", last).
 			Msg("rejected a batch that failed verification (forged, tampered or another primary's); nothing applied")
@@ -182,9 +187,19 @@ func (s *Secondary) generation() uint64 {
 }
 
 // accept reports whether the secondary writes a key the primary sent: never
-// its own log's space nor an Ignored key (its replication state).
+// its own log's space nor an Ignored key (its replication state); a local
+// key only on a DR secondary.
 func (s *Secondary) accept(key string) bool {
-	return !strings.HasPrefix(key, "wal/") && s.cfg.Classify(key) != wal.Ignored
+	if strings.HasPrefix(key, "wal/") {
+		return false
+	}
+	switch s.cfg.Classify(key) {
+	case wal.Ignored:
+		return false
+	case wal.Local:
+		return s.cfg.DR
+	}
+	return true
 }
 
 // apply writes the entries of t.batch after `after` and the new

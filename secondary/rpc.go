@@ -2,6 +2,7 @@ package secondary
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -41,6 +42,9 @@ func (s *Secondary) WaitRemoteWAL(ctx context.Context, index uint64) error {
 func (s *Secondary) epochKey(ctx context.Context, epoch uint32) ([]byte, error) {
 	s.mu.Lock()
 	k := s.sec.key(epoch)
+	if s.cfg.DR && s.sec.drKey(epoch) == nil {
+		k = nil // a DR secondary needs both
+	}
 	s.mu.Unlock()
 	if k != nil {
 		return k, nil
@@ -52,8 +56,14 @@ func (s *Secondary) epochKey(ctx context.Context, epoch uint32) ([]byte, error) 
 	if reply.Epoch != epoch {
 		return nil, fmt.Errorf("key reply for epoch %d, asked %d", reply.Epoch, epoch)
 	}
+	if s.cfg.DR && len(reply.DRKey) != replication.KeySize {
+		return nil, fmt.Errorf("the primary sent no DR key of epoch %d: is this secondary still registered as a DR secondary there?", epoch)
+	}
 	s.mu.Lock()
 	s.sec.setKey(epoch, reply.Key)
+	if s.cfg.DR {
+		s.sec.setDRKey(epoch, reply.DRKey)
+	}
 	stored, snap := s.stored, s.sec.clone()
 	s.mu.Unlock()
 	s.log.Info().Uint32("epoch", epoch).Msg("fetched a new replication key epoch")
@@ -131,6 +141,10 @@ func (s *Secondary) heartbeats(ctx context.Context) {
 func (s *Secondary) heartbeat(ctx context.Context) {
 	s.mu.Lock()
 	req := &replication.HeartbeatRequest{LastRemoteWAL: s.m.LastRemoteWAL(), APIAddr: s.cfg.APIAddr, ClusterID: s.cfg.ClusterID, Generation: s.m.Generation()}
+	if s.cfg.DR {
+		sum := sha256.Sum256(s.sec.PrimaryState)
+		req.StateDigest = sum[:]
+	}
 	s.mu.Unlock()
 	var reply replication.HeartbeatReply
 	err := s.call(ctx, replication.MethodHeartbeat, req, &reply)
@@ -142,7 +156,19 @@ func (s *Secondary) heartbeat(ctx context.Context) {
 		if reply.APIAddr != "" {
 			s.sec.PrimaryAPIAddr = reply.APIAddr
 		}
+		var snap *secret
+		if s.cfg.DR && reply.PrimaryState != nil {
+			s.sec.PrimaryState = reply.PrimaryState
+			if s.stored {
+				snap = s.sec.clone()
+			}
+		}
 		s.mu.Unlock()
+		if snap != nil {
+			if err := saveSecret(ctx, s.cfg.State, snap); err != nil {
+				s.log.Warn().Err(err).Msg("cannot store the primary's replication state copy; the next heartbeat brings it again")
+			}
+		}
 		s.exec(ctx, s.step(HeartbeatOK{PrimaryLastWAL: reply.LastWAL, Gen: reply.Generation}), &turn{})
 	case replication.IsRevoked(err):
 		s.setErr(err)

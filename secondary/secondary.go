@@ -47,6 +47,11 @@ var (
 
 // Config configures a Secondary. Validate fills defaults.
 type Config struct {
+	// DR makes this a DR secondary: it takes local keys too (the batches' DR
+	// section, listed by sync), keeps a copy of the primary's replication
+	// state, and accepts only DR tokens; a performance secondary only
+	// performance tokens.
+	DR bool
 	// Bus is the NATS connection to the primary's NATS system. Nil: the
 	// secondary opens (and owns) one to the token's bus URL, the override, or
 	// the stored URL, with BusConfig's credentials.
@@ -305,6 +310,14 @@ func (s *Secondary) index() *merkle.Index {
 		return nil
 	}
 	return s.cfg.Merkle()
+}
+
+// PrimaryState is a DR secondary's copy of its primary's replication state
+// (nil on a performance secondary): a promotion takes it over.
+func (s *Secondary) PrimaryState() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sec.PrimaryState
 }
 
 // LastRemoteWAL is the primary WAL index applied here.

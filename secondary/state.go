@@ -34,6 +34,19 @@ type secret struct {
 	Subject          string            `json:"subject"`
 	Epoch            uint32            `json:"epoch"` // the newest epoch known
 	Keys             map[string][]byte `json:"keys"`  // replication key by epoch (decimal)
+	// A DR secondary's: DR keys by epoch, and the primary's replication
+	// state (primary's own JSON), which it takes over when promoted.
+	DRKeys       map[string][]byte `json:"dr_keys,omitempty"`
+	PrimaryState []byte            `json:"primary_state,omitempty"`
+}
+
+func (s *secret) drKey(epoch uint32) []byte { return s.DRKeys[strconv.FormatUint(uint64(epoch), 10)] }
+
+func (s *secret) setDRKey(epoch uint32, k []byte) {
+	if s.DRKeys == nil {
+		s.DRKeys = map[string][]byte{}
+	}
+	s.DRKeys[strconv.FormatUint(uint64(epoch), 10)] = k
 }
 
 func (s *secret) key(epoch uint32) []byte { return s.Keys[strconv.FormatUint(uint64(epoch), 10)] }
@@ -53,6 +66,12 @@ func (s *secret) clone() *secret {
 	c.Keys = make(map[string][]byte, len(s.Keys))
 	for k, v := range s.Keys {
 		c.Keys[k] = v
+	}
+	if s.DRKeys != nil {
+		c.DRKeys = make(map[string][]byte, len(s.DRKeys))
+		for k, v := range s.DRKeys {
+			c.DRKeys[k] = v
+		}
 	}
 	return &c
 }

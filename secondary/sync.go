@@ -360,7 +360,7 @@ func (s *Secondary) fullSync(ctx context.Context) (uint64, error) {
 	}
 	var doomed []string
 	if err := storage.Walk(ctx, s.cfg.Raw, "", "", func(k string) (bool, error) {
-		if _, ok := listed[k]; !ok && s.cfg.Classify(k) == wal.Replicated && s.accept(k) {
+		if _, ok := listed[k]; !ok && s.cfg.Classify(k) != wal.Ignored && s.accept(k) {
 			doomed = append(doomed, k)
 		}
 		return true, nil
