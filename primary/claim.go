@@ -28,6 +28,9 @@ type claimView struct {
 	// Quiet: the key has not changed for a whole lease TTL, as this process
 	// observed it. Alive: it changed meanwhile, to a claim of another process.
 	Quiet, Alive bool
+	// Promote: this process takes the set over (a promoted DR secondary):
+	// it claims the next generation at once, whoever holds the set.
+	Promote bool
 }
 
 // verdictKind is what the process does next.
@@ -55,6 +58,7 @@ func (v verdict) String() string {
 }
 
 // decideClaim is the rule book:
+//   - A promotion claims the generation after the newest known, at once.
 //   - A claim of a newer generation than ours, by anyone: fenced.
 //   - Our own claim (this process): hold it.
 //   - Holding, and the key is gone or a stranger's: write ours again at once;
@@ -72,6 +76,13 @@ func (v verdict) String() string {
 //   - A claim of another cluster at our generation: fenced.
 func decideClaim(v claimView) verdict {
 	s := v.Seen
+	if v.Promote && !v.Holding {
+		gen := v.StoredGen
+		if s != nil && s.Gen > gen {
+			gen = s.Gen
+		}
+		return verdict{Kind: verdictClaim, Gen: gen + 1, Why: "promoted: taking the set over from its previous primary"}
+	}
 	switch {
 	case v.StoredGen == 0 && s != nil && s.ClusterID == v.Cluster && s.Instance != v.Instance && (s.Released || v.Quiet) && !v.Alive:
 		return verdict{Kind: verdictClaim, Gen: s.Gen + 1, Why: "a claim of an earlier enable remains"}

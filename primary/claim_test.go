@@ -40,6 +40,8 @@ func TestClaimDecisions(t *testing.T) {
 				v.Quiet = val == "true"
 			case "alive":
 				v.Alive = val == "true"
+			case "promote":
+				v.Promote = val == "true"
 			case "seen":
 				if val == "none" {
 					continue

@@ -74,7 +74,7 @@ func (p *Primary) leaseLoop(ctx context.Context, streamLast uint64) {
 			v := decideClaim(claimView{
 				Cluster: p.cfg.ClusterID, Instance: p.instance, StoredGen: stored, StoredShipped: p.shipped.Load(),
 				StreamLast: streamLast, Holding: holding, Seen: seen,
-				Quiet: observing && time.Since(obsSince) >= p.cfg.LeaseTTL, Alive: alive,
+				Quiet: observing && time.Since(obsSince) >= p.cfg.LeaseTTL, Alive: alive, Promote: p.promote,
 			})
 			again, stop := p.carryOut(ctx, v, seen, rev)
 			if stop {
@@ -143,6 +143,7 @@ func (p *Primary) carryOut(ctx context.Context, v verdict, seen *replication.Cla
 		p.log.Info().Uint64("generation", v.Gen).Msg("claimed the replication set's generation")
 	}
 	p.gen.Store(v.Gen)
+	p.promote = false // from now on it holds like any primary
 	p.setLease(func(l *leaseState) { l.state, l.why, l.err = ClaimHolding, "", "" })
 	p.holdOnce.Do(func() { close(p.holding) })
 	return false, false

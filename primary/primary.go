@@ -198,6 +198,7 @@ type Primary struct {
 	fenceOnce sync.Once
 	lmu       sync.Mutex
 	lease     leaseState
+	promote   bool // TakeOver: claim the next generation at once
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -284,7 +285,12 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 }
 
 func start(ctx context.Context, cfg Config, st *persisted) (*Primary, error) {
+	return startWith(ctx, cfg, st, false)
+}
+
+func startWith(ctx context.Context, cfg Config, st *persisted, promote bool) (*Primary, error) {
 	p := &Primary{
+		promote:   promote,
 		cfg:       cfg,
 		log:       cfg.Logger.With().Str("component", "replication-primary").Str("cluster_id", cfg.ClusterID).Logger(),
 		stream:    replication.StreamName(cfg.ClusterID),
@@ -424,6 +430,44 @@ func (p *Primary) DREnabled() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.st.DR
+}
+
+// TakeOver starts a promoted DR secondary as the set's primary: state is the
+// primary's replication state the DR secondary kept (its keys and
+// registry), for this cluster id. Shipping starts at this cluster's WAL
+// (its index space is its own), the fence of a former demotion goes, and the
+// next generation is claimed at once: the previous primary is fenced when it
+// sees it, and every secondary resyncs by merkle diff.
+func TakeOver(ctx context.Context, cfg Config, state []byte) (*Primary, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	st, err := stateRecord.Decode(state)
+	if err != nil {
+		return nil, fmt.Errorf("take over: the primary's replication state copy: %w", err)
+	}
+	if st.ClusterID != cfg.ClusterID {
+		return nil, fmt.Errorf("take over: the state copy belongs to cluster %q, this is %q", st.ClusterID, cfg.ClusterID)
+	}
+	st.Fenced = nil
+	if err := saveShipped(ctx, cfg.State, cfg.WAL.LastIndex(), 0); err != nil {
+		return nil, fmt.Errorf("take over: %w", err)
+	}
+	if err := saveState(ctx, cfg.State, st); err != nil {
+		return nil, fmt.Errorf("take over: %w", err)
+	}
+	p, err := startWith(ctx, cfg, st, true)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-p.holding:
+	case <-p.fenced:
+	case <-time.After(publishTimeout):
+		p.log.Warn().Msg("the set's next generation is not claimed yet (NATS?); shipping waits for it")
+	case <-ctx.Done():
+	}
+	return p, nil
 }
 
 // Forget deletes this cluster's primary state (keys, registry, shipped
