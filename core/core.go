@@ -561,8 +561,8 @@ func (c *Core) SealStatus(ctx context.Context) (*SealStatus, error) {
 func (c *Core) Health(ctx context.Context) *HealthStatus {
 	h := &HealthStatus{
 		Sealed:                     c.barrier.Sealed(),
-		ReplicationPerformanceMode: ModeDisabled,
-		ReplicationDRMode:          "disabled",
+		ReplicationPerformanceMode: c.replication().Mode(),
+		ReplicationDRMode:          c.replication().DRMode(),
 		ServerTimeUTC:              time.Now().UTC().Unix(),
 		Version:                    Version,
 	}

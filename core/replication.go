@@ -186,8 +186,10 @@ type Replacement struct {
 	// Fill brings the new data in (the secondary's first sync). It may open
 	// the barrier itself as soon as the new keyring has arrived.
 	Fill func(ctx context.Context) error
-	// ClusterID is this cluster's id, for a replacement resumed at boot
-	// after the wipe took the stored identity ("" keeps the current one).
+	// ClusterID is the cluster's id after the replacement: the current one
+	// (an activation resumed at boot, after the wipe took the stored
+	// identity), or the primary's (a DR secondary is a copy of it); "" keeps
+	// the current one.
 	ClusterID string
 }
 
@@ -205,7 +207,7 @@ func (c *Core) ReplaceData(ctx context.Context, root []byte, r Replacement) erro
 	}
 	c.replacing = true
 	c.replacingNow.Store(true)
-	if id := r.ClusterID; id != "" && c.ClusterID() == "" {
+	if id := r.ClusterID; id != "" {
 		c.clusterIDv.Store(&id)
 	}
 	c.sealLockedKeepRepl()

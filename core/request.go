@@ -70,7 +70,13 @@ func unauthenticated(mb *mountedBackend, rel string) bool {
 	}
 	if mb.entry.Type == "system" {
 		r := strings.TrimSuffix(rel, "/")
-		return r == "wrapping/lookup" || r == "replication/status" || r == "replication/performance/status"
+		switch r {
+		case "wrapping/lookup", "replication/status", "replication/performance/status", "replication/dr/status",
+			// A DR secondary's operations: its DR operation token authorises them.
+			"replication/dr/secondary/promote", "replication/dr/secondary/update-primary", "replication/dr/secondary/disable":
+			return true
+		}
+		return false
 	}
 	return false
 }
@@ -85,6 +91,9 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, erro
 	path, err := NormalizePath(req.Path, req.Operation)
 	if err != nil {
 		return nil, err
+	}
+	if c.replication().DRMode() == ModeSecondary && !strings.HasPrefix(path, "sys/replication/") {
+		return nil, logical.Errorf(http.StatusBadRequest, "path disabled in DR secondary mode: this cluster is a DR secondary and serves no client request; send requests to its primary, or promote it (sys/replication/dr/secondary/promote)")
 	}
 	mb, rel := c.router.match(path)
 	if mb == nil {

@@ -532,6 +532,8 @@ type SecondaryStatus struct {
 	// Connected: a heartbeat arrived within 3 heartbeat intervals.
 	Connected    bool
 	TokenExpires time.Time
+	// Kind is KindDR for a DR secondary, "" for a performance one.
+	Kind string
 }
 
 // Status returns the current status.
@@ -553,7 +555,7 @@ func (p *Primary) Status() Status {
 	s.ClaimState, s.ClaimWhy, s.ClaimError, s.ForeignClaims = p.lease.state, p.lease.why, p.lease.err, p.lease.foreign
 	p.lmu.Unlock()
 	for id, r := range p.st.Secondary {
-		ss := SecondaryStatus{ID: id, State: r.State, TokenExpires: r.TokenExpires}
+		ss := SecondaryStatus{ID: id, State: r.State, TokenExpires: r.TokenExpires, Kind: r.Kind}
 		if l := p.live[id]; l != nil {
 			ss.APIAddr, ss.LastRemoteWAL, ss.LastHeartbeat = l.apiAddr, l.lastRemoteWAL, l.lastHeartbeat
 			ss.Connected = r.State == SecondaryActive && now.Sub(l.lastHeartbeat) < 3*p.cfg.HeartbeatInterval

@@ -58,6 +58,8 @@ type activationRecord struct {
 	SigningPublicKey []byte    `json:"signing_public_key"`
 	Error            string    `json:"error,omitempty"`
 	Redemption       []byte    `json:"redemption,omitempty"`
+	// DR is set for a DR secondary's activation.
+	DR bool `json:"dr,omitempty"`
 }
 
 var activationStore = replication.StateRecord[activationRecord]{Key: activationKey, Version: 1, Name: "activation record"}
@@ -94,8 +96,19 @@ func (m *Manager) ActivationPending() bool {
 // cluster (HandleSealed): no client token then, and the new token must be
 // signed by the key of the primary the record names.
 func (m *Manager) EnableSecondary(ctx context.Context, token, primaryAPIAddr, busURL string, authenticated bool) (*logical.Response, error) {
+	return m.enableSecondary(ctx, token, primaryAPIAddr, busURL, authenticated, false)
+}
+
+// EnableDRSecondary is EnableSecondary for a DR secondary
+// (sys/replication/dr/secondary/enable): it takes the primary's cluster id,
+// its local keys too, and serves no client request until promoted.
+func (m *Manager) EnableDRSecondary(ctx context.Context, token, primaryAPIAddr, busURL string, authenticated bool) (*logical.Response, error) {
+	return m.enableSecondary(ctx, token, primaryAPIAddr, busURL, authenticated, true)
+}
+
+func (m *Manager) enableSecondary(ctx context.Context, token, primaryAPIAddr, busURL string, authenticated, dr bool) (*logical.Response, error) {
 	m.opMu.Lock()
-	b, err := m.beginActivation(ctx, token, primaryAPIAddr, busURL, authenticated)
+	b, err := m.beginActivation(ctx, token, primaryAPIAddr, busURL, authenticated, dr)
 	m.opMu.Unlock()
 	if err != nil {
 		return nil, err
@@ -123,10 +136,20 @@ func (m *Manager) EnableSecondary(ctx context.Context, token, primaryAPIAddr, bu
 
 // beginActivation does EnableSecondary's checks and redemption under opMu
 // and starts the bootstrap.
-func (m *Manager) beginActivation(ctx context.Context, token, primaryAPIAddr, busURL string, authenticated bool) (*bootstrap, error) {
-	step, err := m.decide(OpEnableSecondary)
-	if err != nil {
-		return nil, err
+func (m *Manager) beginActivation(ctx context.Context, token, primaryAPIAddr, busURL string, authenticated, dr bool) (*bootstrap, error) {
+	wipe := WipeAllButWAL
+	if dr {
+		st, err := m.decideDR(OpDREnableSecondary)
+		if err != nil {
+			return nil, err
+		}
+		wipe = st.Wipe
+	} else {
+		step, err := m.decide(OpEnableSecondary)
+		if err != nil {
+			return nil, err
+		}
+		wipe = step.Wipe
 	}
 	claims, err := replication.ParseToken(token, time.Now())
 	if err != nil {
@@ -140,7 +163,7 @@ func (m *Manager) beginActivation(ctx context.Context, token, primaryAPIAddr, bu
 	// The redemption and the bootstrap no longer depend on the HTTP call: a
 	// client that gives up must not leave a token spent and nothing stored.
 	ctx = context.WithoutCancel(ctx)
-	rd, err := secondary.Redeem(ctx, m.secondaryConfig(), claims, busURL)
+	rd, err := secondary.Redeem(ctx, m.secondaryConfigOf(dr), claims, busURL)
 	if err != nil {
 		return nil, logical.InvalidRequest("activation refused: %v", err)
 	}
@@ -149,7 +172,7 @@ func (m *Manager) beginActivation(ctx context.Context, token, primaryAPIAddr, bu
 	}
 	rec := activationRecord{
 		V: activationStore.Version, Phase: phaseRunning, Started: time.Now().UTC(), ClusterID: m.host.ClusterID(),
-		PrimaryClusterID: rd.PrimaryClusterID, SecondaryID: rd.SecondaryID, SigningPublicKey: rd.SigningPublicKey,
+		PrimaryClusterID: rd.PrimaryClusterID, SecondaryID: rd.SecondaryID, SigningPublicKey: rd.SigningPublicKey, DR: dr,
 	}
 	m.mu.RLock()
 	if old := m.boot; old != nil && old.rec.ClusterID != "" {
@@ -162,7 +185,7 @@ func (m *Manager) beginActivation(ctx context.Context, token, primaryAPIAddr, bu
 	if err := activationStore.Save(ctx, m.host.Physical(), &rec); err != nil {
 		return nil, fmt.Errorf("store the activation record: %w (nothing was wiped: retry with a new token)", err)
 	}
-	return m.startBootstrap(rec, rd, step.Wipe), nil
+	return m.startBootstrap(rec, rd, wipe), nil
 }
 
 // mayRetryUnauthenticated allows a token-less activation only to finish a
@@ -303,8 +326,12 @@ func (m *Manager) runBootstrap(ctx context.Context, b *bootstrap, rd *secondary.
 // bootstrapOnce opens the redemption, replaces the data, stores the mode and
 // deletes the record.
 func (m *Manager) bootstrapOnce(ctx context.Context, b *bootstrap, rd *secondary.Redemption, wipe Wipe) error {
-	cfg := m.secondaryConfig()
-	cfg.ClusterID = b.rec.ClusterID
+	cfg := m.secondaryConfigOf(b.rec.DR)
+	id := b.rec.ClusterID
+	if b.rec.DR {
+		id = b.rec.PrimaryClusterID // a DR secondary is a copy of its primary, identity included
+	}
+	cfg.ClusterID = id
 	sec, bundle, err := secondary.Resume(ctx, cfg, rd)
 	if err != nil {
 		return err
@@ -313,7 +340,7 @@ func (m *Manager) bootstrapOnce(ctx context.Context, b *bootstrap, rd *secondary
 	m.activationRoot, b.sec = bundle.RootKey, sec
 	m.mu.Unlock()
 	err = m.host.ReplaceData(ctx, bundle.RootKey, core.Replacement{
-		ClusterID: b.rec.ClusterID,
+		ClusterID: id,
 		Wipe:      func(ctx context.Context) error { return m.wipe(ctx, wipe) },
 		Fill: func(ctx context.Context) error {
 			if err := sec.Start(context.Background()); err != nil {
@@ -330,6 +357,9 @@ func (m *Manager) bootstrapOnce(ctx context.Context, b *bootstrap, rd *secondary
 		return err
 	}
 	st := state{Mode: string(Secondary), SecondaryID: bundle.SecondaryID, PrimaryClusterAddr: rd.BusURL, PrimaryAPIAddr: rd.PrimaryAPIAddr}
+	if b.rec.DR {
+		st.Mode, st.DRMode = string(Disabled), string(Secondary)
+	}
 	if err := saveState(ctx, m.host.Barrier(), st); err != nil {
 		sec.Stop()
 		return fmt.Errorf("store replication mode: %w", err)
@@ -343,10 +373,14 @@ func (m *Manager) bootstrapOnce(ctx context.Context, b *bootstrap, rd *secondary
 		}
 	}
 	m.mu.Lock()
-	m.setSecondaryLocked(sec)
+	if b.rec.DR {
+		m.drMode, m.drSecondary = Secondary, sec
+	} else {
+		m.setSecondaryLocked(sec)
+	}
 	m.clusterAddr, m.primaryAPI = rd.BusURL, rd.PrimaryAPIAddr
 	m.mu.Unlock()
-	m.log.Info().Str("secondary_id", bundle.SecondaryID).Str("primary", bundle.PrimaryClusterID).Msg("performance secondary activated")
+	m.log.Info().Str("secondary_id", bundle.SecondaryID).Str("primary", bundle.PrimaryClusterID).Bool("dr", b.rec.DR).Msg("secondary activated")
 	return nil
 }
 
@@ -391,13 +425,19 @@ func waitStreaming(ctx context.Context, sec *secondary.Secondary) error {
 // does not run.
 func (m *Manager) HandleSealed(ctx context.Context, req *logical.Request, p string) (*logical.Response, error) {
 	switch p {
-	case "replication/status", "replication/performance/status":
+	case "replication/status", "replication/performance/status", "replication/dr/status":
 		return m.HandleRequest(ctx, req, p)
-	case "replication/performance/secondary/enable":
+	case "replication/performance/secondary/enable", "replication/dr/secondary/enable":
 		if !m.ActivationPending() || (req.Operation != logical.UpdateOperation && req.Operation != logical.CreateOperation) {
 			return nil, core.ErrSealed
 		}
-		return m.enableSecondaryEndpoint(ctx, req.Data, false)
+		m.mu.RLock()
+		dr := m.boot != nil && m.boot.rec.DR
+		m.mu.RUnlock()
+		if dr != (p == "replication/dr/secondary/enable") {
+			return nil, logical.InvalidRequest("the pending activation is of another kind: finish it with the endpoint of its kind (performance or dr)")
+		}
+		return m.enableEndpoint(ctx, req.Data, false, dr)
 	}
 	return nil, core.ErrSealed
 }

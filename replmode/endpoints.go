@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/logical"
+	"github.com/cofferhq/coffer/primary"
 )
 
 // HandleRequest serves the sys/replication/* endpoints (path without
@@ -17,7 +18,12 @@ func (m *Manager) HandleRequest(ctx context.Context, req *logical.Request, p str
 		if req.Operation != logical.ReadOperation {
 			return nil, logical.ErrUnsupportedOperation
 		}
-		return &logical.Response{Data: map[string]any{"performance": m.Status(), "dr": map[string]any{"mode": string(Disabled)}}}, nil
+		return &logical.Response{Data: map[string]any{"performance": m.Status(), "dr": m.DRStatus()}}, nil
+	case "replication/dr/status":
+		if req.Operation != logical.ReadOperation {
+			return nil, logical.ErrUnsupportedOperation
+		}
+		return &logical.Response{Data: m.DRStatus()}, nil
 	case "replication/performance/status":
 		if req.Operation != logical.ReadOperation {
 			return nil, logical.ErrUnsupportedOperation
@@ -55,7 +61,32 @@ var writeEndpoints = map[string]endpoint{
 	"replication/performance/secondary/promote":        (*Manager).promoteEndpoint,
 	"replication/performance/secondary/update-primary": (*Manager).updatePrimaryEndpoint,
 	"replication/merkle-check":                         (*Manager).merkleCheckEndpoint,
-	"replication/reindex":                              (*Manager).reindexEndpoint,
+	"replication/dr/primary/enable": func(m *Manager, ctx context.Context, d map[string]any) (*logical.Response, error) {
+		addr, err := fieldString(d, "primary_cluster_addr")
+		if err != nil {
+			return nil, err
+		}
+		return nil, m.EnableDRPrimary(ctx, addr)
+	},
+	"replication/dr/primary/disable": func(m *Manager, ctx context.Context, _ map[string]any) (*logical.Response, error) {
+		return nil, m.DisableDRPrimary(ctx)
+	},
+	"replication/dr/primary/demote": func(m *Manager, ctx context.Context, _ map[string]any) (*logical.Response, error) {
+		return nil, m.DemoteDRPrimary(ctx)
+	},
+	"replication/dr/primary/secondary-token":  (*Manager).drSecondaryTokenEndpoint,
+	"replication/dr/primary/revoke-secondary": (*Manager).drRevokeEndpoint,
+	"replication/dr/secondary/enable":         (*Manager).drEnableSecondaryEndpoint,
+	"replication/dr/secondary/promote":        (*Manager).drPromoteEndpoint,
+	"replication/dr/secondary/update-primary": (*Manager).drUpdatePrimaryEndpoint,
+	"replication/dr/secondary/disable": func(m *Manager, ctx context.Context, d map[string]any) (*logical.Response, error) {
+		op, err := fieldString(d, "dr_operation_token")
+		if err != nil {
+			return nil, err
+		}
+		return nil, m.DisableDRSecondary(ctx, op)
+	},
+	"replication/reindex": (*Manager).reindexEndpoint,
 }
 
 func (m *Manager) merkleCheckEndpoint(ctx context.Context, _ map[string]any) (*logical.Response, error) {
@@ -95,6 +126,16 @@ func (m *Manager) enablePrimaryEndpoint(ctx context.Context, d map[string]any) (
 }
 
 func (m *Manager) secondaryTokenEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
+	return m.tokenEndpoint(ctx, d, "")
+}
+
+func (m *Manager) drSecondaryTokenEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
+	return m.tokenEndpoint(ctx, d, primary.KindDR)
+}
+
+// tokenEndpoint issues a performance or DR (kind) activation token, wrapped
+// as Vault does.
+func (m *Manager) tokenEndpoint(ctx context.Context, d map[string]any, kind string) (*logical.Response, error) {
 	id, err := fieldString(d, "id")
 	if err != nil {
 		return nil, err
@@ -111,7 +152,7 @@ func (m *Manager) secondaryTokenEndpoint(ctx context.Context, d map[string]any) 
 	if ttl < 0 {
 		ttl = 0
 	}
-	p, err := m.livePrimary(OpSecondaryToken)
+	p, err := m.liveFor(kind, OpSecondaryToken, OpDRSecondaryToken)
 	if err != nil {
 		return nil, err
 	}
@@ -119,23 +160,31 @@ func (m *Manager) secondaryTokenEndpoint(ctx context.Context, d map[string]any) 
 	if err := (windowStore{m.host.Barrier()}).forget(ctx, id); err != nil {
 		return nil, err
 	}
-	tok, expires, err := p.SecondaryToken(ctx, id, ttl)
+	tok, expires, err := p.SecondaryTokenKind(ctx, id, ttl, kind)
 	if err != nil {
 		return nil, logical.InvalidRequest("%v", err)
 	}
 	now := time.Now().UTC()
 	return &logical.Response{WrapInfo: &logical.WrapInfo{
 		Token: tok, Accessor: "", TTL: int64(expires.Sub(now).Round(time.Second) / time.Second), CreationTime: now,
-		CreationPath: "sys/replication/performance/primary/secondary-token",
+		CreationPath: creationPath(kind),
 	}}, nil
 }
 
 func (m *Manager) revokeSecondaryEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
+	return m.revokeEndpoint(ctx, d, "")
+}
+
+func (m *Manager) drRevokeEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
+	return m.revokeEndpoint(ctx, d, primary.KindDR)
+}
+
+func (m *Manager) revokeEndpoint(ctx context.Context, d map[string]any, kind string) (*logical.Response, error) {
 	id, err := fieldString(d, "id")
 	if err != nil {
 		return nil, err
 	}
-	p, err := m.livePrimary(OpRevokeSecondary)
+	p, err := m.liveFor(kind, OpRevokeSecondary, OpDRRevokeSecondary)
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +195,10 @@ func (m *Manager) revokeSecondaryEndpoint(ctx context.Context, d map[string]any)
 }
 
 func (m *Manager) enableSecondaryEndpoint(ctx context.Context, d map[string]any, authenticated bool) (*logical.Response, error) {
+	return m.enableEndpoint(ctx, d, authenticated, false)
+}
+
+func (m *Manager) enableEndpoint(ctx context.Context, d map[string]any, authenticated, dr bool) (*logical.Response, error) {
 	tok, err := fieldString(d, "token")
 	if err != nil {
 		return nil, err
@@ -161,7 +214,7 @@ func (m *Manager) enableSecondaryEndpoint(ctx context.Context, d map[string]any,
 	if err != nil {
 		return nil, err
 	}
-	return m.EnableSecondary(ctx, tok, api, busURL, authenticated)
+	return m.enableSecondary(ctx, tok, api, busURL, authenticated, dr)
 }
 
 func (m *Manager) promoteEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
@@ -189,4 +242,58 @@ func (m *Manager) updatePrimaryEndpoint(ctx context.Context, d map[string]any) (
 		return nil, err
 	}
 	return nil, m.UpdatePrimary(ctx, tok, api, busURL)
+}
+
+func creationPath(kind string) string {
+	if kind == primary.KindDR {
+		return "sys/replication/dr/primary/secondary-token"
+	}
+	return "sys/replication/performance/primary/secondary-token"
+}
+
+// liveFor is livePrimary for a performance (kind "") or DR operation.
+func (m *Manager) liveFor(kind string, perfOp, drOp Op) (*primary.Primary, error) {
+	if kind != primary.KindDR {
+		return m.livePrimary(perfOp)
+	}
+	if _, err := m.decideDR(drOp); err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.primary == nil {
+		return nil, logical.Errorf(http.StatusServiceUnavailable, "this primary's replication is not running yet (%s): it retries by itself; retry when sys/replication/dr/status shows state running", m.startErr)
+	}
+	return m.primary, nil
+}
+
+func (m *Manager) drEnableSecondaryEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
+	return m.enableEndpoint(ctx, d, true, true)
+}
+
+func (m *Manager) drPromoteEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
+	op, err := fieldString(d, "dr_operation_token")
+	if err != nil {
+		return nil, err
+	}
+	addr, err := fieldString(d, "primary_cluster_addr")
+	if err != nil {
+		return nil, err
+	}
+	return nil, m.PromoteDRSecondary(ctx, op, addr)
+}
+
+func (m *Manager) drUpdatePrimaryEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
+	var f [4]string
+	for i, name := range []string{"dr_operation_token", "token", "primary_api_addr", "bus_url"} {
+		v, err := fieldString(d, name)
+		if err != nil {
+			return nil, err
+		}
+		f[i] = v
+	}
+	if f[1] == "" {
+		return nil, logical.InvalidRequest("missing \"token\": a DR secondary token from the new primary (dr/primary/secondary-token)")
+	}
+	return nil, m.UpdateDRPrimary(ctx, f[0], f[1], f[2], f[3])
 }

@@ -141,14 +141,17 @@ func (m *Manager) UpdatePrimary(ctx context.Context, token, primaryAPIAddr, busU
 func (m *Manager) stopRole() {
 	m.stopRetry()
 	m.mu.Lock()
-	p, s := m.primary, m.secondary
-	m.primary, m.secondary, m.client = nil, nil, nil
+	p, s, d := m.primary, m.secondary, m.drSecondary
+	m.primary, m.secondary, m.drSecondary, m.client = nil, nil, nil, nil
 	m.mu.Unlock()
 	if p != nil {
 		p.Stop()
 	}
 	if s != nil {
 		s.Stop()
+	}
+	if d != nil {
+		d.Stop()
 	}
 }
 

@@ -71,6 +71,9 @@ type Host interface {
 	// SealWrapper is the seal's key for records read before unseal (the
 	// activation record), nil when the seal has none (shamir).
 	SealWrapper() seal.Wrapper
+	// CheckDROperationToken authorises a DR secondary's operation (promote,
+	// update-primary, disable) by its DR operation token for path.
+	CheckDROperationToken(ctx context.Context, token, path string) error
 	// CreateRootToken creates the dev root token an activation bundle carries.
 	CreateRootToken(ctx context.Context, id string) error
 	// ApplyForwarded applies a forwarded write on the primary.
@@ -97,6 +100,8 @@ type Manager struct {
 	drMode    Mode // DR: Disabled, Primary or Secondary
 	primary   *primary.Primary
 	secondary *secondary.Secondary
+	// drSecondary is the running DR secondary (drMode Secondary).
+	drSecondary *secondary.Secondary
 	client    *forwarder.Client
 	devRoot   string // the dev root token id, for activation bundles
 	// clusterAddr is the NATS URL the primary advertises, or the one a
@@ -164,7 +169,7 @@ func (m *Manager) Mode() string {
 func (m *Manager) Start(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.boot != nil || m.activationRoot != nil || m.primary != nil || m.secondary != nil || m.starting != nil {
+	if m.boot != nil || m.activationRoot != nil || m.primary != nil || m.secondary != nil || m.drSecondary != nil || m.starting != nil {
 		// An activation unseals core under its own control and records
 		// the mode itself when it is done.
 		return nil
@@ -173,20 +178,26 @@ func (m *Manager) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load replication mode: %w", err)
 	}
-	if !ok || st.Mode == string(Disabled) {
+	if !ok || (st.Mode == string(Disabled) && st.DRMode == "") {
 		return nil
 	}
+	m.drMode = Mode(st.DRMode)
 	if st.Demoted {
 		// A demoted primary: a secondary with no primary until update-primary.
-		m.mode = Secondary
+		if m.drMode != Secondary {
+			m.mode = Secondary
+		}
 		return nil
 	}
-	if st.Mode == string(Primary) && m.cfg.Bus == nil {
+	if (st.Mode == string(Primary) || m.drMode == Primary) && m.cfg.Bus == nil {
 		m.log.Error().Msg("this cluster is a replication primary but no NATS bus is configured: add a bus block to the configuration; replication stays stopped")
 		return nil
 	}
 	m.clusterAddr, m.primaryAPI = st.PrimaryClusterAddr, st.PrimaryAPIAddr
 	m.mode = Mode(st.Mode)
+	if m.mode == "" {
+		m.mode = Disabled
+	}
 	if err := m.startRoleLocked(ctx); err == nil {
 		return nil
 	} else {
@@ -241,14 +252,31 @@ func (m *Manager) installLocked(r role) {
 	if r.p != nil {
 		m.primary = r.p
 	}
-	if r.s != nil {
+	switch {
+	case r.s != nil && m.drMode == Secondary:
+		m.drSecondary = r.s
+	case r.s != nil:
 		m.setSecondaryLocked(r.s)
 	}
 }
 
+// roleLocked is the role the stored modes start: a primary for a
+// performance or DR primary, a secondary (DR when drMode says so), or none.
+func (m *Manager) roleLocked() (Mode, primary.Config, secondary.Config) {
+	mode := m.mode
+	switch m.drMode {
+	case Primary:
+		mode = Primary
+	case Secondary:
+		mode = Secondary
+	}
+	return mode, m.primaryConfig(), m.secondaryConfigOf(m.drMode == Secondary)
+}
+
 // startRoleLocked opens the stored role (m.mode) once, holding m.mu.
 func (m *Manager) startRoleLocked(ctx context.Context) error {
-	r, err := openRole(ctx, m.mode, m.primaryConfig(), m.secondaryConfig())
+	mode, pc, sc := m.roleLocked()
+	r, err := openRole(ctx, mode, pc, sc)
 	if err != nil {
 		return err
 	}
@@ -264,7 +292,7 @@ func (m *Manager) retryStart(ctx context.Context, done chan struct{}) {
 	b := backoff.Backoff{Min: 500 * time.Millisecond, Max: 15 * time.Second}
 	for b.Wait(ctx) {
 		m.mu.RLock()
-		mode, pc, sc := m.mode, m.primaryConfig(), m.secondaryConfig()
+		mode, pc, sc := m.roleLocked()
 		m.mu.RUnlock()
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		r, err := openRole(actx, mode, pc, sc)
@@ -321,7 +349,11 @@ func (m *Manager) Stop() {
 		m.secondary.Stop()
 		m.secondary, m.client = nil, nil
 	}
-	m.mode, m.startErr = Disabled, ""
+	if m.drSecondary != nil {
+		m.drSecondary.Stop()
+		m.drSecondary = nil
+	}
+	m.mode, m.drMode, m.startErr = Disabled, Disabled, ""
 }
 
 func (m *Manager) setSecondaryLocked(s *secondary.Secondary) {
@@ -420,6 +452,17 @@ func (m *Manager) primaryConfig() primary.Config {
 		Merkle:            m.host.Merkle,
 		Logger:            m.log.With().Str("component", "primary").Logger(),
 	}
+}
+
+// secondaryConfigOf is secondaryConfig for a DR secondary when dr: it takes
+// local keys and syncs by full listing (the merkle index covers the
+// replicated keys only).
+func (m *Manager) secondaryConfigOf(dr bool) secondary.Config {
+	cfg := m.secondaryConfig()
+	if dr {
+		cfg.DR, cfg.Merkle = true, nil
+	}
+	return cfg
 }
 
 // secondaryConfig: the secondary opens its own connection to the primary's

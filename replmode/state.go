@@ -27,6 +27,10 @@ type state struct {
 	// Demoted: a former primary waiting for update-primary (mode secondary,
 	// no primary to follow yet).
 	Demoted bool `json:"demoted,omitempty"`
+	// DRMode is the DR mode ("primary", "secondary"; absent: disabled).
+	// A DR secondary's other fields describe its primary, as a performance
+	// secondary's do.
+	DRMode string `json:"dr_mode,omitempty"`
 }
 
 var stateRecord = replication.StateRecord[state]{Key: "core/replication/mode", Version: stateVersion, Name: "replication mode"}

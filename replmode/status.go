@@ -20,11 +20,14 @@ func (m *Manager) Status() map[string]any {
 		st["merkle_root"] = x.RootHex()
 	}
 	switch {
-	case m.primary != nil:
-		m.primaryStatus(st)
+	case m.drMode == Secondary:
+		// A DR secondary has no performance mode.
+		delete(st, "last_wal")
+	case m.primary != nil && m.mode == Primary:
+		m.primaryStatus(st, "")
 	case m.secondary != nil:
 		m.secondaryStatus(st)
-	case m.boot != nil:
+	case m.boot != nil && !m.boot.rec.DR:
 		m.bootstrapStatus(st)
 	case m.mode == Secondary && m.starting == nil:
 		// Demoted: waiting for update-primary.
@@ -65,7 +68,31 @@ func (m *Manager) bootstrapStatus(st map[string]any) {
 	}
 }
 
-func (m *Manager) primaryStatus(st map[string]any) {
+// DRStatus renders sys/replication/dr/status with Vault's fields.
+func (m *Manager) DRStatus() map[string]any {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	st := map[string]any{"mode": string(Disabled), "cluster_id": m.host.ClusterID()}
+	switch {
+	case m.drMode == Primary && m.primary != nil:
+		st["last_wal"] = m.host.WAL().LastIndex()
+		m.primaryStatus(st, primary.KindDR)
+	case m.drMode == Secondary && m.drSecondary != nil:
+		st["last_wal"] = m.host.WAL().LastIndex()
+		m.followerStatus(st, m.drSecondary)
+	case m.drMode == Secondary && m.boot != nil:
+		m.bootstrapStatus(st)
+	case m.drMode == Secondary:
+		st["mode"] = string(Secondary)
+		st["state"] = "demoted"
+		st["last_error"] = "this former DR primary waits for a new primary: sys/replication/dr/secondary/update-primary with a DR token from it"
+	case m.boot != nil && m.boot.rec.DR:
+		m.bootstrapStatus(st)
+	}
+	return st
+}
+
+func (m *Manager) primaryStatus(st map[string]any, kind string) {
 	ps := m.primary.Status()
 	st["mode"] = string(Primary)
 	st["state"] = "running"
@@ -88,7 +115,7 @@ func (m *Manager) primaryStatus(st map[string]any) {
 	secs := []map[string]any{}
 	var known []string
 	for _, s := range ps.Secondaries {
-		if s.State == "revoked" {
+		if s.State == "revoked" || s.Kind != kind {
 			continue
 		}
 		known = append(known, s.ID)
@@ -117,8 +144,11 @@ func (m *Manager) primaryStatus(st map[string]any) {
 	}
 }
 
-func (m *Manager) secondaryStatus(st map[string]any) {
-	ss := m.secondary.Status()
+func (m *Manager) secondaryStatus(st map[string]any) { m.followerStatus(st, m.secondary) }
+
+// followerStatus renders a running secondary, performance or DR.
+func (m *Manager) followerStatus(st map[string]any, s *secondary.Secondary) {
+	ss := s.Status()
 	st["mode"] = string(Secondary)
 	st["state"] = string(ss.State)
 	st["secondary_id"] = ss.SecondaryID

@@ -44,3 +44,27 @@ func TestTableRowsMove(t *testing.T) {
 		}
 	}
 }
+
+// TestDRTransitions runs testdata/dr_transitions.txt.
+func TestDRTransitions(t *testing.T) {
+	perf, dr := Disabled, Disabled
+	script.Run(t, "testdata/dr_transitions.txt", func(t *testing.T, c script.Cmd) string {
+		switch c.Name {
+		case "reset":
+			perf, dr = Disabled, Disabled
+			return fmt.Sprintf("dr: %s\nperf: %s", dr, perf)
+		case "perf":
+			perf = Mode(c.Args[0])
+			return "perf: " + string(perf)
+		case "do":
+			st, err := NextDR(perf, dr, Op(c.Args[0]))
+			if err != nil {
+				return fmt.Sprintf("refused: %s\ndr: %s\nperf: %s", strings.TrimPrefix(err.Error(), "invalid request: "), dr, perf)
+			}
+			perf, dr = st.PerfTo, st.To
+			return fmt.Sprintf("dr: %s\nperf: %s\nwipe: %s", dr, perf, st.Wipe)
+		}
+		t.Fatalf("line %d: unknown command %q", c.Line, c.Name)
+		return ""
+	})
+}

@@ -13,9 +13,13 @@ import (
 func (m *Manager) decide(op Op) (Step, error) {
 	m.mu.RLock()
 	busy := m.boot != nil && m.boot.running()
+	dr := m.drMode
 	m.mu.RUnlock()
 	if busy {
 		return Step{}, errActivationBusy
+	}
+	if dr == Secondary {
+		return Step{}, logical.InvalidRequest("this cluster is a DR secondary: it takes no performance replication operation; promote it first (sys/replication/dr/secondary/promote)")
 	}
 	return Next(Mode(m.Mode()), op)
 }
@@ -41,6 +45,13 @@ func (m *Manager) EnablePrimary(ctx context.Context, clusterAddr string) error {
 		clusterAddr = m.cfg.Bus.ClientURL()
 	}
 	m.mu.Lock()
+	if m.primary != nil {
+		// A DR primary already runs: performance replication uses it.
+		m.mode = Primary
+		st := state{Mode: string(Primary), DRMode: string(m.drMode), PrimaryClusterAddr: m.clusterAddr}
+		m.mu.Unlock()
+		return saveState(ctx, m.host.Barrier(), st)
+	}
 	m.clusterAddr = clusterAddr
 	cfg := m.primaryConfig()
 	m.mu.Unlock()
@@ -69,6 +80,11 @@ func (m *Manager) DisablePrimary(ctx context.Context) error {
 	m.stopRetry()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.drMode == Primary {
+		// DR replication goes on with the same primary.
+		m.mode = Disabled
+		return saveState(ctx, m.host.Barrier(), state{Mode: string(Disabled), DRMode: string(Primary), PrimaryClusterAddr: m.clusterAddr})
+	}
 	if m.primary != nil {
 		m.primary.Stop()
 	}
