@@ -102,8 +102,8 @@ type Manager struct {
 	secondary *secondary.Secondary
 	// drSecondary is the running DR secondary (drMode Secondary).
 	drSecondary *secondary.Secondary
-	client    *forwarder.Client
-	devRoot   string // the dev root token id, for activation bundles
+	client      *forwarder.Client
+	devRoot     string // the dev root token id, for activation bundles
 	// clusterAddr is the NATS URL the primary advertises, or the one a
 	// secondary follows; primaryAPI the primary's API address (secondary).
 	clusterAddr, primaryAPI string
