@@ -103,11 +103,11 @@ func TestDROperationTokenWithVaultClient(t *testing.T) {
 	if _, err := v.Logical().Write(del, map[string]any{"dr_operation_token": "dro.not-a-live-token-xxxxxxx"}); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("deleting an unknown token: %v; want a 403", err)
 	}
-	req := v.NewRequest("POST", drDelete)
-	if err := req.SetJSONBody(map[string]any{"dr_operation_token": tok}); err != nil {
+	body, err := json.Marshal(map[string]any{"dr_operation_token": tok})
+	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := v.RawRequestWithContext(ctx, req)
+	resp, err := v.Logical().WriteRawWithContext(ctx, del, body)
 	if err != nil || resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("delete: %v %v; want 204", resp, err)
 	}
@@ -170,4 +170,26 @@ func TestDROperationTokenRefusedOffDRSecondary(t *testing.T) {
 	}
 	// generate-root is unaffected.
 	do(t, "GET", srv.URL+"/v1/sys/generate-root/attempt", nil, nil).want(t, 200, "")
+}
+
+// The vault CLI's `vault write .../operation-token/delete dr_operation_token=...`
+// goes through client.Logical().Write, which takes the 204.
+func TestDeleteDROperationTokenWithLogicalWrite(t *testing.T) {
+	srv, c, _, keys := newDRSecondary(t)
+	shares := make([][]byte, 2)
+	for i, k := range keys[:2] {
+		b, err := hex.DecodeString(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shares[i] = b
+	}
+	tok := coretest.DROperationToken(t, c, shares)
+	v := apiClient(t, srv, "")
+	if sec, err := v.Logical().Write(strings.TrimPrefix(drDelete, "/v1/"), map[string]any{"dr_operation_token": tok}); err != nil || sec != nil {
+		t.Fatalf("delete with Logical().Write: %+v %v", sec, err)
+	}
+	if err := c.CheckDROperationToken(context.Background(), tok, drPromote); !errors.Is(err, core.ErrPermissionDenied) {
+		t.Fatalf("the deleted token: %v", err)
+	}
 }
