@@ -15,6 +15,7 @@ import (
 	"github.com/cofferhq/coffer/audit"
 	"github.com/cofferhq/coffer/barrier"
 	"github.com/cofferhq/coffer/barrier/seal"
+	"github.com/cofferhq/coffer/core/drtoken"
 	"github.com/cofferhq/coffer/core/tokens"
 	"github.com/cofferhq/coffer/engines/kv"
 	"github.com/cofferhq/coffer/engines/userpass"
@@ -90,9 +91,12 @@ type Core struct {
 	tokens    *tokens.Store
 	wrapMu    sync.Mutex // makes unwrap's read-and-delete single use
 
-	// rootGen is sys/generate-root's attempt (in memory: a restart or a
-	// seal cancels it).
-	rootGen *TokenGeneration
+	// rootGen is sys/generate-root's attempt, drGen the DR operation token
+	// generation's (in memory: a restart or a seal cancels them).
+	rootGen, drGen *TokenGeneration
+	// drTokens are the DR operation tokens generated here (droptoken.go):
+	// in memory, dropped by a seal, kept by a resync (ReplaceData).
+	drTokens *drtoken.Set
 
 	// clusterIDv is clusterID for readers that cannot take stateMu (the
 	// replication layer, called while stateMu is held).
@@ -133,6 +137,8 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 	c.policies = newPolicyStore(c.barrier)
 	c.tokens = c.newTokenStore()
 	c.rootGen = c.newRootGeneration()
+	c.drTokens = &drtoken.Set{}
+	c.drGen = c.newDRGeneration()
 	c.factories = map[Table]map[string]logical.Factory{
 		SecretTable: {"kv": kv.Factory},
 		AuthTable:   {"userpass": userpass.Factory},
@@ -449,16 +455,22 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	return nil
 }
 
-// sealLocked takes the logical layer and replication down and seals the barrier.
+// sealLocked takes the logical layer and replication down and seals the
+// barrier. It drops the DR operation tokens: a seal ends them.
 func (c *Core) sealLocked() {
 	c.replication().Stop()
+	c.drTokens.Clear()
 	c.sealLockedKeepRepl()
 }
 
 // sealLockedKeepRepl seals without touching the replication role (activation
-// replaces the data underneath a running secondary).
+// replaces the data underneath a running secondary). It keeps the DR
+// operation tokens, which a resync must not take from a DR secondary, but
+// cancels the generation attempts: their shares are checked against the
+// seal as it will be after the replacement.
 func (c *Core) sealLockedKeepRepl() {
 	c.rootGen.reset()
+	c.drGen.reset()
 	c.tokens.Stop()
 	c.router.clear()
 	c.auditMu.Lock()

@@ -1,7 +1,9 @@
 // Package core owns a Coffer cluster's state machine and its request
 // pipeline: initialization, the unseal-key bookkeeping, sealing, barrier key
 // rotation, the cluster's identity, root token generation from key shares
-// (tokengen.go, which drives the pure attempt of core/rootgen); the router and the mount, auth and audit
+// (tokengen.go, which drives the pure attempt of core/rootgen) and, on a DR
+// secondary, DR operation tokens from the same flow (droptoken.go: kept in
+// memory by core/drtoken); the router and the mount, auth and audit
 // tables; policies and their ACL checks (core/acl), tokens (core/tokens),
 // response wrapping, the audit glue; and the wiring of the merkle index and
 // the WAL collector.
@@ -24,7 +26,8 @@
 // for the forwarding client (package forwarder). In return core offers the
 // replication layer what it needs (Barrier, WAL, Physical, Classify,
 // Merkle, Invalidate, ReplaceData for an activation, ApplyForwarded for a
-// forwarded write) and nothing else.
+// forwarded write, CheckDROperationToken for a DR operation) and nothing
+// else.
 //
 // Core must never speak HTTP (that is httpapi), parse configuration files
 // (config), or touch NATS (it imports neither bus nor nats: go list -deps

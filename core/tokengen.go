@@ -34,14 +34,15 @@ type GenerationStatus struct {
 }
 
 // generationKind names a kind of token generation for the messages of its
-// endpoints, and says what the token is.
+// endpoints, and says when it may run.
 type generationKind struct {
 	name string // "root token generation"
 	path string // "sys/generate-root"
 	cli  string // "coffer operator generate-root"
-	// root: the token is a root token, also reported as encoded_root_token
-	// (Vault's older field, which vault/api still reads).
-	root bool
+	// guard, when set, refuses every call while this kind cannot run here
+	// (a DR operation token outside a DR secondary). It is called with
+	// stateMu held shared, after the seal checks.
+	guard func() error
 }
 
 // minter creates the token a generation ends with, and takes it back when it
@@ -54,7 +55,8 @@ type minter struct {
 
 // TokenGeneration is one kind of token generation authorised by key shares
 // instead of a token: the root token of sys/generate-root (RootGeneration)
-// and, later, a DR operation token. The attempt's bookkeeping is rootgen's;
+// and the DR operation token of a DR secondary (DROperationTokenGeneration,
+// droptoken.go). The attempt's bookkeeping is rootgen's;
 // this glue adds what needs I/O: the seal's threshold, the check of the
 // shares against the seal, and the token's creation. The attempt lives in
 // memory only: a restart or a seal cancels it.
@@ -75,7 +77,7 @@ func (c *Core) newTokenGeneration(kind generationKind, otpLength int, m minter) 
 
 // newRootGeneration is sys/generate-root: it ends with a new root token.
 func (c *Core) newRootGeneration() *TokenGeneration {
-	kind := generationKind{name: "root token generation", path: "sys/generate-root", cli: "coffer operator generate-root", root: true}
+	kind := generationKind{name: "root token generation", path: "sys/generate-root", cli: "coffer operator generate-root"}
 	return c.newTokenGeneration(kind, RootTokenLength, minter{
 		create: func(ctx context.Context) (string, error) {
 			e, err := c.tokens.CreateRoot(ctx, "")
@@ -183,14 +185,12 @@ func (g *TokenGeneration) Update(ctx context.Context, key []byte, nonce string) 
 		return nil, err
 	}
 	g.c.logger.Info().Str("nonce", nonce).Msg(g.kind.name + " completed: a new token was handed out")
-	st := &GenerationStatus{
+	// encoded_root_token is Vault's older field, which vault/api still reads;
+	// Vault fills it for every kind of generation, and so does Coffer.
+	return &GenerationStatus{
 		Started: true, Nonce: nonce, Progress: required, Required: required, Complete: true,
-		EncodedToken: encoded, OTPLength: g.gen.OTPLength(),
-	}
-	if g.kind.root {
-		st.EncodedRootToken = encoded
-	}
-	return st, nil
+		EncodedToken: encoded, EncodedRootToken: encoded, OTPLength: g.gen.OTPLength(),
+	}, nil
 }
 
 // verify checks shares against the seal: unseal key shares under the shamir
@@ -254,6 +254,11 @@ func (g *TokenGeneration) required(ctx context.Context) (int, error) {
 	}
 	if c.barrier.Sealed() {
 		return 0, ErrSealed
+	}
+	if g.kind.guard != nil {
+		if err := g.kind.guard(); err != nil {
+			return 0, err
+		}
 	}
 	if c.seal.RecoveryKeySupported() {
 		return cfg.RecoveryThreshold, nil

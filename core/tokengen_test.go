@@ -101,7 +101,10 @@ func TestGenerateRootWithUnsealKeys(t *testing.T) {
 	}
 }
 
-func TestGenerateRootWithRecoveryKeys(t *testing.T) {
+// newStaticCore is a core under the static seal, initialized (and so
+// unsealed) with 3 recovery key shares, threshold 2.
+func newStaticCore(t *testing.T) (*Core, [][]byte) {
+	t.Helper()
 	ctx := context.Background()
 	keyFile := filepath.Join(t.TempDir(), "seal.key")
 	key := make([]byte, 32)
@@ -122,11 +125,17 @@ func TestGenerateRootWithRecoveryKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, res.RecoveryKeys
+}
+
+func TestGenerateRootWithRecoveryKeys(t *testing.T) {
+	ctx := context.Background()
+	c, recovery := newStaticCore(t)
 	g := c.RootGeneration()
 	if st, err := g.Status(ctx); err != nil || st.Required != 2 {
 		t.Fatalf("status: %+v %v; want the recovery threshold, 2", st, err)
 	}
-	requireRootToken(t, c, generate(t, g, res.RecoveryKeys[1:]))
+	requireRootToken(t, c, generate(t, g, recovery[1:]))
 }
 
 // A wrong set is a 400 that resets the progress, keeps the attempt, hands

@@ -12,7 +12,9 @@
 //     that is not UTF-8, holds a NUL or a ".." segment is 400.
 //  2. The sys table (routes in sys.go) maps an exact normalized path such as
 //     "sys/seal-status" to one handler per HTTP method. A known path with an
-//     unlisted method is 405 with an Allow header.
+//     unlisted method is 405 with an Allow header. The DR operation token
+//     endpoints are in it, so that a DR secondary serves them while its
+//     logical layer refuses every client request.
 //  3. Every other /v1/ path goes to Options.Logical, the hook where core's
 //     logical router (mounts, kv, the rest of sys/) plugs in. Without a hook
 //     the path is 404.
@@ -27,7 +29,8 @@
 // limits.go bounds them: NewLogical's handler hands core the body as a
 // function (core.Request.Admit) that core calls only once the request is
 // allowed, so a refused request's body is never read; a request served
-// without a token (sys/init, sys/unseal, sys/generate-root/*, logins...)
+// without a token (sys/init, sys/unseal, sys/generate-root/*, the DR
+// operation token endpoints, logins...)
 // may carry at most Options.MaxUnauthenticatedRequestSize bytes and at most
 // Options.MaxUnauthenticatedRequests of them are served at once (503 with
 // Retry-After beyond). A response to a request whose body was not read to
@@ -36,10 +39,12 @@
 // # Response shapes
 //
 // Vault answers the seal and health endpoints (sys/health, sys/seal-status,
-// sys/leader, sys/init, sys/unseal) and root token generation
-// (sys/generate-root/attempt and sys/generate-root/update, generate.go) with
-// raw JSON objects, sys/seal, sys/rotate and DELETE
-// sys/generate-root/attempt with 204 No Content, and logical reads such as
+// sys/leader, sys/init, sys/unseal) and token generation from key shares
+// (sys/generate-root/attempt and sys/generate-root/update, and the same
+// under sys/replication/dr/secondary/generate-operation-token/, generate.go)
+// with raw JSON objects, sys/seal, sys/rotate, DELETE on an attempt and
+// sys/replication/dr/secondary/operation-token/delete with 204 No Content,
+// and logical reads such as
 // sys/key-status with the logical envelope (request_id, lease_id, renewable,
 // lease_duration, data, wrap_info, warnings, auth). Errors are
 // {"errors":["message"]}.

@@ -16,8 +16,9 @@ import (
 //	PUT    <base>/update    give one share: {"key": "<hex or base64>", "nonce": "..."}
 //
 // They need no token: the key shares authorise them. Every answer is a raw
-// JSON object (core.GenerationStatus), as in Vault. A DR operation token will
-// take the same routes under its own base with its own core.TokenGeneration.
+// JSON object (core.GenerationStatus), as in Vault. sys/generate-root and
+// the DR operation token (core.DROperationTokenPath) take these routes, each
+// with its own core.TokenGeneration.
 func (h *handler) generationRoutes(routes map[string]route, base string, gen func() *core.TokenGeneration) {
 	g := generationHandler{gen: gen}
 	routes[base+"/attempt"] = route{
@@ -97,5 +98,33 @@ func (g generationHandler) update(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	WriteJSON(w, r, http.StatusOK, st)
+	return nil
+}
+
+// drTokenDeletePath deletes a DR operation token (Vault's shape):
+//
+//	PUT sys/replication/dr/secondary/operation-token/delete
+//	    {"dr_operation_token": "<the token>"}   204
+//
+// The token authorises its own deletion: no client token is needed.
+const drTokenDeletePath = "sys/replication/dr/secondary/operation-token/delete"
+
+// drTokenDeleteRequest is the body of drTokenDeletePath.
+type drTokenDeleteRequest struct {
+	DROperationToken string `json:"dr_operation_token"`
+}
+
+func (h *handler) deleteDROperationToken(w http.ResponseWriter, r *http.Request) error {
+	var req drTokenDeleteRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	if req.DROperationToken == "" {
+		return badRequestf("'dr_operation_token' must be specified in request body as JSON: the DR operation token to delete, as coffer operator generate-root -dr-token -decode printed it")
+	}
+	if err := h.core.RevokeDROperationToken(r.Context(), req.DROperationToken); err != nil {
+		return err
+	}
+	WriteNoContent(w)
 	return nil
 }

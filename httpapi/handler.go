@@ -26,6 +26,8 @@ type Core interface {
 	Health(ctx context.Context) *core.HealthStatus
 	Leader(ctx context.Context) (*core.LeaderStatus, error)
 	RootGeneration() *core.TokenGeneration
+	DROperationTokenGeneration() *core.TokenGeneration
+	RevokeDROperationToken(ctx context.Context, token string) error
 }
 
 // DefaultMaxRequestSize is Vault's default max_request_size: 32 MiB.
@@ -188,8 +190,9 @@ func (h *handler) serve(w *statusRecorder, r *http.Request) {
 // admitSys applies the limits on unauthenticated requests to the sys table:
 // every body is capped at the unauthenticated size (no sys endpoint takes
 // more), and the endpoints that work without a token and read a body or
-// change state (sys/init, sys/unseal, sys/generate-root/*) take an
-// unauthenticated slot; their GETs, which answer from memory, do not.
+// change state (sys/init, sys/unseal, sys/generate-root/*, the DR
+// operation token endpoints) take an unauthenticated slot; their GETs, which
+// answer from memory, do not.
 func (h *handler) admitSys(adm *admission, path, method string) error {
 	if h.tokenless[path] && method != http.MethodGet {
 		return adm.unauthenticated()

@@ -92,7 +92,7 @@ func TestUnauthenticatedBodiesAreNotReadPastTheCap(t *testing.T) {
 				t.Errorf("the answer to a request whose body was not read does not close the connection")
 			}
 		}
-		for _, p := range []string{"/v1/auth/userpass/login/bob", "/v1/sys/wrapping/lookup", "/v1/sys/unseal", "/v1/sys/init", "/v1/sys/generate-root/attempt", "/v1/sys/generate-root/update"} {
+		for _, p := range append([]string{"/v1/auth/userpass/login/bob", "/v1/sys/wrapping/lookup", "/v1/sys/unseal", "/v1/sys/init", "/v1/sys/generate-root/attempt", "/v1/sys/generate-root/update"}, drPaths...) {
 			rec, read := serveBody(h, "PUT", p, "", big, declared)
 			if rec.Code != http.StatusRequestEntityTooLarge || read > capBytes+1 {
 				t.Errorf("PUT %s without a token, declared %v: %d after reading %d bytes; want 413 after at most %d", p, declared, rec.Code, read, capBytes+1)
@@ -140,7 +140,7 @@ func TestUnauthenticatedConcurrencyLimit(t *testing.T) {
 	pw1, rec1 := pipeRequest(t, h, "/v1/auth/userpass/login/bob", "", &wg)
 	pw2, _ := pipeRequest(t, h, "/v1/sys/unseal", "", &wg)
 
-	for _, p := range []string{"/v1/auth/userpass/login/alice", "/v1/sys/unseal", "/v1/sys/wrapping/lookup", "/v1/sys/generate-root/attempt", "/v1/sys/generate-root/update"} {
+	for _, p := range append([]string{"/v1/auth/userpass/login/alice", "/v1/sys/unseal", "/v1/sys/wrapping/lookup", "/v1/sys/generate-root/attempt", "/v1/sys/generate-root/update"}, drPaths...) {
 		rec, _ := serveBody(h, "PUT", p, "", `{"password":"x"}`, true)
 		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "max_unauthenticated_requests") {
 			t.Fatalf("PUT %s with both slots taken: %d %q %s; want 503 with Retry-After naming the setting", p, rec.Code, rec.Header().Get("Retry-After"), rec.Body)
@@ -149,8 +149,15 @@ func TestUnauthenticatedConcurrencyLimit(t *testing.T) {
 	if rec, _ := serveBody(h, "PUT", "/v1/secret/data/app", root, `{"data":{"a":"b"}}`, true); rec.Code != http.StatusOK {
 		t.Fatalf("authenticated write with the slots taken: %d %s", rec.Code, rec.Body)
 	}
-	if rec, _ := serveBody(h, "DELETE", "/v1/sys/generate-root/attempt", "", "", true); rec.Code != http.StatusServiceUnavailable {
-		t.Fatalf("DELETE sys/generate-root/attempt with both slots taken: %d %s; want 503: cancelling is a token-less change of state", rec.Code, rec.Body)
+	for _, p := range []string{"/v1/sys/generate-root/attempt", drAttempt} {
+		if rec, _ := serveBody(h, "DELETE", p, "", "", true); rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("DELETE %s with both slots taken: %d %s; want 503: cancelling is a token-less change of state", p, rec.Code, rec.Body)
+		}
+	}
+	// The DR attempt's status reads from memory: no slot (this core is no
+	// DR secondary, so it answers 400, not 503).
+	if rec, _ := serveBody(h, "GET", drAttempt, "", "", true); rec.Code != http.StatusBadRequest {
+		t.Fatalf("GET %s with the slots taken: %d %s; want the 400 of a cluster that is not a DR secondary", drAttempt, rec.Code, rec.Body)
 	}
 	for _, p := range []string{"/v1/sys/health", "/v1/sys/seal-status", "/v1/sys/init", "/v1/sys/generate-root/attempt"} {
 		if rec, _ := serveBody(h, "GET", p, "", "", true); rec.Code != http.StatusOK {

@@ -25,6 +25,11 @@ func (h *handler) sysRoutes() map[string]route {
 		"sys/key-status":  {http.MethodGet: h.keyStatus},
 	}
 	h.generationRoutes(routes, "sys/generate-root", h.core.RootGeneration)
+	// A DR secondary serves these while it refuses every other client
+	// request: they are here, not behind Options.Logical.
+	h.generationRoutes(routes, core.DROperationTokenPath, h.core.DROperationTokenGeneration)
+	routes[drTokenDeletePath] = route{http.MethodPut: h.deleteDROperationToken, http.MethodPost: h.deleteDROperationToken}
+	h.tokenless[drTokenDeletePath] = true
 	return routes
 }
 

@@ -40,9 +40,10 @@
 //     types, k=v data arguments and paths, output layouts, -field, and
 //     ~/.vault-token;
 //   - the commands: server.go, status.go, operator.go, generateroot.go
-//     (operator generate-root), logical.go (read, write, patch, list,
-//     delete), kv.go, mounts.go (secrets, auth, audit), policy.go, token.go
-//     (token, login) and replication.go.
+//     (operator generate-root, and with -dr-token a DR operation token),
+//     logical.go (read, write, patch, list, delete), kv.go, mounts.go
+//     (secrets, auth, audit), policy.go, token.go (token, login) and
+//     replication.go.
 //
 // The CLI must never hold state between runs other than the token file that
 // `login` writes (as the vault CLI's token helper does), never write a key

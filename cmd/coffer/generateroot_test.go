@@ -142,3 +142,67 @@ func TestGenerateRootRequests(t *testing.T) {
 		t.Fatalf("-generate-otp: exit %d %q", code, out)
 	}
 }
+
+// -dr-token runs every step against a DR secondary's
+// generate-operation-token endpoints, never against sys/generate-root.
+func TestGenerateRootDRTokenRequests(t *testing.T) {
+	fv := newFakeVault(t)
+	const attempt, update = "/v1/sys/replication/dr/secondary/generate-operation-token/attempt", "/v1/sys/replication/dr/secondary/generate-operation-token/update"
+	fv.on("GET", attempt, 200, genStatusIdle)
+	fv.on("PUT", attempt, 200, strings.Replace(genStatusStarted, `"otp":""`, `"otp":"`+strings.Repeat("o", 28)+`"`, 1))
+	fv.on("DELETE", attempt, 204, "")
+	fv.on("PUT", update, 200, genStatusDone)
+
+	code, _, stderr := runCmd("", "operator", "generate-root", "-dr-token", "-nonce=n-1", "KEY")
+	if code != exitLocal || !strings.Contains(stderr, "No DR operation token generation is in progress") || !strings.Contains(stderr, "generate-root -dr-token -init") {
+		t.Fatalf("a share without an attempt: exit %d %q", code, stderr)
+	}
+	code, out, stderr := runCmd("", "operator", "generate-root", "-dr-token", "-init")
+	if code != 0 || !strings.Contains(out, strings.Repeat("o", 28)) || !strings.Contains(stderr, "keep it safe") {
+		t.Fatalf("-dr-token -init: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if b, sent := fv.lastBody("PUT", attempt); !sent || b["otp"] != "" {
+		t.Fatalf("-dr-token -init sent %v (%v)", b, sent)
+	}
+	fv.on("GET", attempt, 200, genStatusStarted)
+	code, out, stderr = runCmd("", "operator", "generate-root", "-dr-token", "-nonce=n-1", "abcd")
+	if code != 0 || !strings.Contains(out, "ZW5j") || !strings.Contains(stderr, "generate-root -dr-token -decode") {
+		t.Fatalf("-dr-token KEY: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if b, _ := fv.lastBody("PUT", update); b["key"] != "abcd" || b["nonce"] != "n-1" {
+		t.Fatalf("update sent %v", b)
+	}
+	if code, out, _ := runCmd("", "operator", "generate-root", "-dr-token", "-status", "-format=json"); code != 0 || !strings.Contains(out, `"nonce": "n-1"`) {
+		t.Fatalf("-dr-token -status: exit %d %q", code, out)
+	}
+	if code, out, _ := runCmd("", "operator", "generate-root", "-dr-token", "-cancel"); code != 0 || !strings.Contains(out, "DR operation token generation canceled") {
+		t.Fatalf("-dr-token -cancel: exit %d %q", code, out)
+	}
+	if _, sent := fv.lastBody("DELETE", attempt); !sent {
+		t.Fatal("-dr-token -cancel sent no DELETE")
+	}
+	if code, out, _ := runCmd("", "operator", "generate-root", "-dr-token", "-generate-otp"); code != 0 || len(strings.TrimSpace(out)) != 28 {
+		t.Fatalf("-dr-token -generate-otp: exit %d %q", code, out)
+	}
+	for _, r := range fv.requests() {
+		if strings.HasPrefix(r.path, "/v1/sys/generate-root") {
+			t.Fatalf("-dr-token sent %s %s", r.method, r.path)
+		}
+	}
+}
+
+// -decode works the same with -dr-token: no server is asked.
+func TestGenerateRootDRTokenDecode(t *testing.T) {
+	t.Setenv("VAULT_ADDR", "http://127.0.0.1:1")
+	const token, otp = "dro.0123456789abcdefghijklmn", "ABCDEFGHIJKLMNOPQRSTUVWXYZab"
+	enc, err := rootgen.Encode(token, otp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := runCmd("", "operator", "generate-root", "-dr-token", "-decode="+enc, "-otp="+otp); code != 0 || out != token+"\n" {
+		t.Fatalf("-dr-token -decode: exit %d, %q %q", code, out, stderr)
+	}
+	if code, _, stderr := runCmd("", "operator", "generate-root", "-dr-token", "-decode="+enc); code != exitLocal || !strings.Contains(stderr, "generate-root -dr-token -init") {
+		t.Fatalf("-dr-token -decode without -otp: exit %d %q", code, stderr)
+	}
+}

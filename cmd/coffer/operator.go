@@ -18,7 +18,7 @@ var operatorCommands = map[string]command{
 	"seal":          {"Seal the server (needs a root token)", (*cli).operatorSeal},
 	"rotate":        {"Rotate the barrier encryption key (needs a root token)", (*cli).operatorRotate},
 	"key-status":    {"Print the barrier encryption key's term (needs a root token)", (*cli).operatorKeyStatus},
-	"generate-root": {"Generate a new root token from a threshold of key shares (-init, KEY, -status, -cancel, -decode)", (*cli).operatorGenerateRoot},
+	"generate-root": {"Generate a new root token, or with -dr-token a DR operation token, from a threshold of key shares (-init, KEY, -status, -cancel, -decode)", (*cli).operatorGenerateRoot},
 }
 
 // openNoArgs is the start of the operator commands that take no
