@@ -30,6 +30,8 @@ type claimView struct {
 	Quiet, Alive bool
 	// Promote: this process takes the set over (a promoted DR secondary):
 	// it claims the next generation at once, whoever holds the set.
+	// It aims at StoredGen+1 (TakeOver stores the generation the secondary
+	// last followed).
 	Promote bool
 }
 
@@ -58,7 +60,11 @@ func (v verdict) String() string {
 }
 
 // decideClaim is the rule book:
-//   - A promotion claims the generation after the newest known, at once.
+//   - A promotion claims the generation after the one its secondary last
+//     followed, at once, whoever holds that one; one that finds its target
+//     (or a later one) taken by another process lost a race of promotions,
+//     or came after another promotion of the same set: fenced (follow the
+//     winner with update-primary instead).
 //   - A claim of a newer generation than ours, by anyone: fenced.
 //   - Our own claim (this process): hold it.
 //   - Holding, and the key is gone or a stranger's: write ours again at once;
@@ -77,11 +83,11 @@ func (v verdict) String() string {
 func decideClaim(v claimView) verdict {
 	s := v.Seen
 	if v.Promote && !v.Holding {
-		gen := v.StoredGen
-		if s != nil && s.Gen > gen {
-			gen = s.Gen
+		gen := v.StoredGen + 1
+		if s != nil && s.Gen >= gen && s.Instance != v.Instance {
+			return verdict{Kind: verdictFenced, Gen: s.Gen, Why: fmt.Sprintf("another promotion won: cluster %s holds generation %d, the one this promotion aimed at or a later one", s.ClusterID, s.Gen)}
 		}
-		return verdict{Kind: verdictClaim, Gen: gen + 1, Why: "promoted: taking the set over from its previous primary"}
+		return verdict{Kind: verdictClaim, Gen: gen, Why: "promoted: taking the set over from its previous primary"}
 	}
 	switch {
 	case v.StoredGen == 0 && s != nil && s.ClusterID == v.Cluster && s.Instance != v.Instance && (s.Released || v.Quiet) && !v.Alive:

@@ -22,20 +22,35 @@ import (
 // the same set, many times: each time exactly one holds the generation and
 // ships; the other never held it and ends fenced.
 func TestClaimRaceHasOneWinner(t *testing.T) {
+	raceRounds(t, "race", func(ctx context.Context, cfg Config, state []byte) (*Primary, error) { return Open(ctx, cfg) })
+}
+
+// Two DR secondaries of one set promoted at once (each takes over the
+// primary's state copy), many times: one wins the next generation, the
+// other is fenced and never held it.
+func TestPromotionRaceHasOneWinner(t *testing.T) {
+	raceRounds(t, "promote", func(ctx context.Context, cfg Config, state []byte) (*Primary, error) {
+		return TakeOver(ctx, cfg, state, 0)
+	})
+}
+
+// raceRounds starts two processes of one set at once with start, many
+// times, and checks that exactly one holds the set each time.
+func raceRounds(t *testing.T, name string, start func(context.Context, Config, []byte) (*Primary, error)) {
 	ctx := context.Background()
 	b := bustest.Start(t)
 	const rounds = 25
 	for round := range rounds {
-		id := fmt.Sprintf("race-%d", round)
+		id := fmt.Sprintf("%s-%d", name, round)
 		_, signer, _ := ed25519.GenerateKey(rand.Reader)
 		sides := make([]*Primary, 2)
 		var wg sync.WaitGroup
 		for i := range sides {
-			cfg := raceConfig(t, b, id, signer)
+			cfg, state := raceConfig(t, b, id, signer)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				p, err := Open(ctx, cfg)
+				p, err := start(ctx, cfg, state)
 				if err != nil {
 					t.Errorf("round %d side %d: %v", round, i, err)
 					return
@@ -54,7 +69,7 @@ func TestClaimRaceHasOneWinner(t *testing.T) {
 				break
 			}
 			if a == ClaimHolding && c == ClaimHolding {
-				t.Fatalf("round %d: both processes hold the set", round)
+				t.Fatalf("round %d: both processes hold the set: %+v / %+v", round, sides[0].Status(), sides[1].Status())
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("round %d: not settled: %s and %s", round, a, c)
@@ -80,7 +95,7 @@ func TestClaimRaceHasOneWinner(t *testing.T) {
 
 // raceConfig is a primary of cluster id on its own storage, with the state
 // of a set enabled but never claimed (generation 0) and a short lease.
-func raceConfig(t *testing.T, b *bus.Bus, id string, signer ed25519.PrivateKey) Config {
+func raceConfig(t *testing.T, b *bus.Bus, id string, signer ed25519.PrivateKey) (Config, []byte) {
 	t.Helper()
 	ctx := context.Background()
 	raw := inmem.New()
@@ -102,5 +117,9 @@ func raceConfig(t *testing.T, b *bus.Bus, id string, signer ed25519.PrivateKey) 
 	if err := saveState(ctx, cfg.State, st); err != nil {
 		t.Fatal(err)
 	}
-	return cfg
+	enc, err := stateRecord.Encode(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, enc
 }

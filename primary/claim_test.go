@@ -42,6 +42,7 @@ func TestClaimDecisions(t *testing.T) {
 				v.Alive = val == "true"
 			case "promote":
 				v.Promote = val == "true"
+
 			case "seen":
 				if val == "none" {
 					continue

@@ -434,11 +434,12 @@ func (p *Primary) DREnabled() bool {
 
 // TakeOver starts a promoted DR secondary as the set's primary: state is the
 // primary's replication state the DR secondary kept (its keys and
-// registry), for this cluster id. Shipping starts at this cluster's WAL
+// registry), for this cluster id; followedGen the newest generation the
+// secondary followed: the promotion claims the one after it. Shipping starts at this cluster's WAL
 // (its index space is its own), the fence of a former demotion goes, and the
 // next generation is claimed at once: the previous primary is fenced when it
 // sees it, and every secondary resyncs by merkle diff.
-func TakeOver(ctx context.Context, cfg Config, state []byte) (*Primary, error) {
+func TakeOver(ctx context.Context, cfg Config, state []byte, followedGen uint64) (*Primary, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -450,6 +451,7 @@ func TakeOver(ctx context.Context, cfg Config, state []byte) (*Primary, error) {
 		return nil, fmt.Errorf("take over: the state copy belongs to cluster %q, this is %q", st.ClusterID, cfg.ClusterID)
 	}
 	st.Fenced = nil
+	st.Generation = max(st.Generation, followedGen)
 	if err := saveShipped(ctx, cfg.State, cfg.WAL.LastIndex(), 0); err != nil {
 		return nil, fmt.Errorf("take over: %w", err)
 	}

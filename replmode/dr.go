@@ -175,7 +175,7 @@ func (m *Manager) PromoteDRSecondary(ctx context.Context, opToken, clusterAddr s
 	m.clusterAddr = clusterAddr
 	cfg := m.primaryConfig()
 	m.mu.Unlock()
-	p, err := primary.TakeOver(ctx, cfg, state0)
+	p, err := primary.TakeOver(ctx, cfg, state0, sec.Status().Generation)
 	if err != nil {
 		return fmt.Errorf("promote: %w (this cluster stopped following its primary; retry promote)", err)
 	}

@@ -59,7 +59,8 @@ func (m *Manager) PromoteSecondary(ctx context.Context, clusterAddr string) erro
 }
 
 // DemotePrimary stops this primary and leaves the cluster a performance
-// secondary waiting for update-primary, with its data. Its primary state
+// secondary waiting for update-primary, with its data; a DR primary role
+// ends with it. Its primary state
 // goes (keys, registry); the set's WAL stream and generation claim stay:
 // another cluster may hold the set now.
 func (m *Manager) DemotePrimary(ctx context.Context) error {
@@ -76,7 +77,7 @@ func (m *Manager) DemotePrimary(ctx context.Context) error {
 		return fmt.Errorf("store replication mode: %w", err)
 	}
 	m.mu.Lock()
-	m.mode = Secondary
+	m.mode, m.drMode = Secondary, Disabled // its DR primary role went with the primary
 	m.mu.Unlock()
 	m.log.Warn().Msg("demoted: this cluster is a performance secondary waiting for update-primary with a token from the new primary")
 	return nil
