@@ -1,0 +1,174 @@
+package security
+
+// Issue 12, the backup site: the primary dies, its DR secondary is promoted
+// with a DR operation token (generated from the primary's unseal key share,
+// or made on the primary before the failover and replicated), keeps every
+// write it had applied and every token; the performance secondary follows it
+// with update-primary, and the old primary, back, is fenced until demoted and
+// pointed at the new one.
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/bus/bustest"
+	"github.com/cofferhq/coffer/internal/testutil"
+	"github.com/hashicorp/vault/api"
+)
+
+// activateDR makes drs a DR secondary of pri, named id.
+func activateDR(t *testing.T, pri, drs *server, id string) {
+	t.Helper()
+	s, err := pri.rootClient().Logical().Write(pathDRToken, map[string]any{"id": id})
+	if err != nil || s.WrapInfo == nil {
+		t.Fatalf("dr/primary/secondary-token: %v %+v", err, s)
+	}
+	c := drs.rootClient()
+	c.SetClientTimeout(activateTimeout)
+	if _, err := c.Logical().Write(pathDRActivate, map[string]any{"token": s.WrapInfo.Token}); err != nil {
+		t.Fatalf("dr/secondary/enable: %v", err)
+	}
+	testutil.Eventually(t, replTimeout, "the DR secondary streaming", func() error {
+		if st := drStatus(t, drs); jsonString(st["mode"]) != "secondary" || jsonString(st["state"]) != "stream-wals" {
+			return fmt.Errorf("DR status %v", st)
+		}
+		return nil
+	})
+}
+
+// drCaughtUp waits until drs applied everything pri committed.
+func drCaughtUp(t *testing.T, pri, drs *server) {
+	t.Helper()
+	testutil.Eventually(t, replTimeout, "the DR secondary caught up", func() error {
+		d, p := jsonString(drStatus(t, drs)["last_remote_wal"]), jsonString(drStatus(t, pri)["last_wal"])
+		if d != p {
+			return fmt.Errorf("DR secondary at %s, primary at %s", d, p)
+		}
+		return nil
+	})
+}
+
+// drOperationToken runs generate-operation-token on drs with one key share
+// and decodes the token with the OTP.
+func drOperationToken(t *testing.T, drs *server, share []byte) string {
+	t.Helper()
+	sys := drs.client("").Sys()
+	st, err := sys.GenerateDROperationTokenInit("", "")
+	if err != nil {
+		t.Fatalf("generate-operation-token/attempt: %v", err)
+	}
+	done, err := sys.GenerateDROperationTokenUpdate(base64.StdEncoding.EncodeToString(share), st.Nonce)
+	if err != nil || !done.Complete {
+		t.Fatalf("generate-operation-token/update: %v %+v", err, done)
+	}
+	enc, err := base64.RawStdEncoding.DecodeString(done.EncodedToken)
+	if err != nil || len(enc) != len(st.OTP) {
+		t.Fatalf("encoded token %q: %v", done.EncodedToken, err)
+	}
+	for i := range enc {
+		enc[i] ^= st.OTP[i]
+	}
+	return string(enc)
+}
+
+func promoteDR(t *testing.T, drs *server, opToken string) {
+	t.Helper()
+	if _, err := drs.client("").Logical().Write(pathDRPromote, map[string]any{"dr_operation_token": opToken}); err != nil {
+		t.Fatalf("dr/secondary/promote: %v", err)
+	}
+	testutil.Eventually(t, replTimeout, "the promoted cluster a running primary", func() error {
+		st := drs.replStatus()
+		if jsonString(st["mode"]) != "primary" || jsonString(st["state"]) != "running" {
+			return fmt.Errorf("status %v", st)
+		}
+		return nil
+	})
+}
+
+func TestDRFailoverWithATokenFromUnsealShares(t *testing.T) {
+	ns := bustest.StartConfig(t, bus.Config{Listen: freeAddr(t), StoreDir: t.TempDir()})
+	named := func(n string) serverOpts { return serverOpts{Name: n, Bolt: true, ExternalNATS: ns.ClientURL()} }
+	pri, s1, drs := startDevServer(t, named("dc1")), startDevServer(t, named("dc2")), startDevServer(t, named("dr1"))
+	R := pri.rootClient()
+	enablePrimary(t, pri)
+	if _, err := R.Logical().Write(pathDREnablePrimary, nil); err != nil {
+		t.Fatalf("dr/primary/enable: %v", err)
+	}
+	if err := activate(s1, secondaryToken(t, pri, "dc2")); err != nil {
+		t.Fatalf("activate dc2: %v", err)
+	}
+	activateDR(t, pri, drs, "dr1")
+	for i := range 20 {
+		mustKVPut(t, R, fmt.Sprintf("k%02d", i), "v1")
+	}
+	tok, err := R.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drCaughtUp(t, pri, drs)
+	waitKV(t, s1.client(pri.rootID), "k19", "v1")
+	share := pri.devUnsealKey()
+
+	pri.p.kill()
+	promoteDR(t, drs, drOperationToken(t, drs, share))
+	N := drs.client(pri.rootID) // the primary's dev root token came along, like every token
+	for i := range 20 {
+		if err := kvHas(N, fmt.Sprintf("k%02d", i), "v1"); err != nil {
+			t.Fatalf("a write the DR secondary had applied, after the promotion: %v", err)
+		}
+	}
+	if _, err := drs.client(tok.Auth.ClientToken).Auth().Token().LookupSelf(); err != nil {
+		t.Fatalf("a token issued on the old primary, on the promoted cluster: %v", err)
+	}
+	mustKVPut(t, N, "after", "promotion")
+
+	// The performance secondary follows the promoted primary, without a wipe.
+	drs.rootID = pri.rootID
+	if _, err := N.Logical().Write("sys/replication/performance/primary/revoke-secondary", map[string]any{"id": "dc2"}); err != nil {
+		t.Fatalf("revoke dc2 on the new primary: %v", err)
+	}
+	S1 := s1.client(pri.rootID)
+	if _, err := S1.Logical().Write(pathUpdatePrimary, map[string]any{"token": secondaryToken(t, drs, "dc2")}); err != nil {
+		t.Fatalf("update-primary on dc2: %v", err)
+	}
+	waitKV(t, S1, "after", "promotion")
+	testutil.Eventually(t, replTimeout, "dc2 streaming from the promoted primary", func() error { return stateIs(s1.addr, "stream-wals") })
+	moved, _ := strconv.Atoi(jsonString(s1.replStatus()["last_sync_keys"]))
+	t.Logf("update-primary on dc2: the merkle diff moved %d storage keys", moved)
+	if moved > 10 {
+		t.Fatalf("the merkle diff moved %d keys: dc2 had all but the last writes", moved)
+	}
+
+	// The old primary comes back: fenced, then demoted and pointed at the new one.
+	pri.startAny()
+	if _, err := pri.client("").Sys().Unseal(base64.StdEncoding.EncodeToString(share)); err != nil {
+		t.Fatalf("unseal the old primary: %v", err)
+	}
+	P := pri.rootClient()
+	testutil.Eventually(t, replTimeout, "the old primary fenced", func() error {
+		if s := jsonString(pri.replStatus()["state"]); s != "fenced" {
+			return fmt.Errorf("state %q", s)
+		}
+		return nil
+	})
+	if err := kvPut(P, "split", "brain"); !isStatus(err, http.StatusServiceUnavailable) || !strings.Contains(err.Error(), drs.addr) {
+		t.Fatalf("a write on the fenced old primary: %v, want 503 naming %s", err, drs.addr)
+	}
+	if _, err := P.Logical().Write(pathDemote, nil); err != nil {
+		t.Fatalf("demote the old primary: %v", err)
+	}
+	if _, err := P.Logical().Write(pathUpdatePrimary, map[string]any{"token": secondaryToken(t, drs, "dc1")}); err != nil {
+		t.Fatalf("update-primary on the old primary: %v", err)
+	}
+	mustKVPut(t, N, "rejoined", "yes")
+	waitKV(t, P, "rejoined", "yes")
+	testutil.Eventually(t, replTimeout, "the old primary equal to the new", func() error {
+		_, err := sameData(N, P)
+		return err
+	})
+}
