@@ -172,3 +172,43 @@ func TestDRFailoverWithATokenFromUnsealShares(t *testing.T) {
 		return err
 	})
 }
+
+// The second way to promote: a DR operation token made on the primary before
+// the failover (Coffer has no batch tokens: an orphan service token with a
+// policy that allows promote; tokens are local, so it reaches DR secondaries
+// only), and a static seal this time.
+func TestDRFailoverWithATokenMadeOnThePrimary(t *testing.T) {
+	d := startDRSet(t)
+	R := d.pri.rootClient()
+	if err := R.Sys().PutPolicy("dr-ops", `path "sys/replication/dr/secondary/promote" { capabilities = ["update"] }
+path "sys/replication/dr/secondary/update-primary" { capabilities = ["update"] }`); err != nil {
+		t.Fatal(err)
+	}
+	op, err := R.Auth().Token().CreateOrphan(&api.TokenCreateRequest{Policies: []string{"dr-ops"}, NoDefaultPolicy: true, TTL: "8h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	weak, err := R.Auth().Token().CreateOrphan(&api.TokenCreateRequest{Policies: []string{"default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustKVPut(t, R, "app", "before the failover")
+	drCaughtUp(t, d.pri, d.drs)
+	d.pri.p.kill()
+
+	if _, err := d.drs.client("").Logical().Write(pathDRPromote, map[string]any{"dr_operation_token": weak.Auth.ClientToken}); !isStatus(err, http.StatusForbidden) {
+		t.Fatalf("promote with a token without the policy: %v, want 403", err)
+	}
+	if _, err := d.drs.client("").Logical().Write(pathDRPromote, map[string]any{"dr_operation_token": "dro.nottherightone0000000000"}); !isStatus(err, http.StatusForbidden) {
+		t.Fatalf("promote with a made-up token: %v, want 403", err)
+	}
+	promoteDR(t, d.drs, op.Auth.ClientToken)
+	N := d.drs.client(d.pri.rootID)
+	if err := kvHas(N, "app", "before the failover"); err != nil {
+		t.Fatalf("on the promoted cluster: %v", err)
+	}
+	if _, err := d.drs.client(weak.Auth.ClientToken).Auth().Token().LookupSelf(); err != nil {
+		t.Fatalf("a token issued on the old primary, on the promoted cluster: %v", err)
+	}
+	mustKVPut(t, N, "after", "promotion")
+}
