@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -18,10 +19,11 @@ var ErrConflict = errors.New("compare-and-set conflict on NATS JetStream KV")
 // The bus is untrusted: anyone on it may write or delete the key, so the
 // caller signs what it stores and verifies what it reads.
 type Register struct {
-	b      *Bus
-	bucket string
-	key    string
-	kv     jetstream.KeyValue
+	b        *Bus
+	bucket   string
+	key      string
+	replicas int
+	kv       jetstream.KeyValue // re-created by Get when the bucket was deleted (one goroutine uses a Register)
 }
 
 // Register opens (creating when absent) the KV bucket and returns its key.
@@ -36,31 +38,61 @@ func (b *Bus) Register(ctx context.Context, bucket, key string, replicas int) (*
 	if err != nil {
 		return nil, fmt.Errorf("open KV bucket %s: %w (%s)", bucket, err, b.hint(err))
 	}
-	return &Register{b: b, bucket: bucket, key: key, kv: kv}, nil
+	return &Register{b: b, bucket: bucket, key: key, replicas: replicas, kv: kv}, nil
 }
 
-// Get returns the value and its revision; (nil, 0, nil) when the key is
-// absent or deleted.
-func (r *Register) Get(ctx context.Context) ([]byte, uint64, error) {
+// Entry is a read of a Register: the value, its revision, and when the NATS
+// server stored it (the server's clock: a writer cannot choose it).
+type Entry struct {
+	Value    []byte
+	Revision uint64
+	Stored   time.Time
+}
+
+// Get returns the current entry; a zero Entry when the key is absent or
+// deleted. A deleted bucket is created again (empty).
+func (r *Register) Get(ctx context.Context) (Entry, error) {
 	e, err := r.kv.Get(ctx, r.key)
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) && r.remake(ctx) {
+		e, err = r.kv.Get(ctx, r.key)
+	}
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
-		return nil, 0, nil
+		return Entry{}, nil
 	case err != nil:
-		return nil, 0, fmt.Errorf("read %s/%s: %w (%s)", r.bucket, r.key, err, r.b.hint(err))
+		return Entry{}, fmt.Errorf("read %s/%s: %w (%s)", r.bucket, r.key, err, r.b.hint(err))
 	}
-	return e.Value(), e.Revision(), nil
+	return Entry{Value: e.Value(), Revision: e.Revision(), Stored: e.Created()}, nil
+}
+
+// remake creates the bucket again when it is gone (a stranger on the bus
+// deleted it) and reports whether it did.
+func (r *Register) remake(ctx context.Context) bool {
+	if _, err := r.b.js.KeyValue(ctx, r.bucket); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return false
+	}
+	kv, err := r.b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: r.bucket, History: 1, Storage: jetstream.FileStorage, Replicas: r.replicas,
+	})
+	if err != nil {
+		return false
+	}
+	r.kv = kv
+	return true
 }
 
 // Set writes value if the key is still at revision rev (0: only if the key
 // is absent or deleted) and returns the new revision; ErrConflict when not.
 func (r *Register) Set(ctx context.Context, value []byte, rev uint64) (uint64, error) {
-	var n uint64
-	var err error
-	if rev == 0 {
-		n, err = r.kv.Create(ctx, r.key, value)
-	} else {
-		n, err = r.kv.Update(ctx, r.key, value, rev)
+	set := func() (uint64, error) {
+		if rev == 0 {
+			return r.kv.Create(ctx, r.key, value)
+		}
+		return r.kv.Update(ctx, r.key, value, rev)
+	}
+	n, err := set()
+	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) && r.remake(ctx) {
+		n, err = set()
 	}
 	if err == nil {
 		return n, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/bus/bustest"
@@ -17,8 +18,8 @@ func TestRegisterCompareAndSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, rev, err := r.Get(ctx); v != nil || rev != 0 || err != nil {
-		t.Fatalf("empty register: %q %d %v", v, rev, err)
+	if e, err := r.Get(ctx); e.Value != nil || e.Revision != 0 || err != nil {
+		t.Fatalf("empty register: %+v %v", e, err)
 	}
 	rev1, err := r.Set(ctx, []byte("one"), 0)
 	if err != nil {
@@ -34,8 +35,19 @@ func TestRegisterCompareAndSet(t *testing.T) {
 	if _, err := r.Set(ctx, []byte("stale"), rev1); !errors.Is(err, bus.ErrConflict) {
 		t.Fatalf("update at an old revision: %v, want ErrConflict", err)
 	}
-	if v, rev, err := r.Get(ctx); string(v) != "two" || rev != rev2 || err != nil {
-		t.Fatalf("Get = %q %d %v, want two %d", v, rev, err, rev2)
+	e, err := r.Get(ctx)
+	if string(e.Value) != "two" || e.Revision != rev2 || err != nil || time.Since(e.Stored) > time.Minute {
+		t.Fatalf("Get = %+v %v, want two %d", e, err, rev2)
+	}
+	// A stranger deletes the bucket: the next Get makes it again, empty.
+	if err := b.JetStream().DeleteKeyValue(ctx, "COFFER_TEST"); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := r.Get(ctx); err != nil || e.Value != nil {
+		t.Fatalf("Get after the bucket was deleted: %+v %v", e, err)
+	}
+	if _, err := r.Set(ctx, []byte("three"), 0); err != nil {
+		t.Fatalf("Set after the bucket was made again: %v", err)
 	}
 }
 

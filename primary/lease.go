@@ -53,11 +53,12 @@ func (p *Primary) leaseLoop(ctx context.Context, streamLast uint64) {
 	var obsSince time.Time
 	observing, alive := false, false
 	for {
-		raw, rev, err := p.reg.Get(ctx)
+		e, err := p.reg.Get(ctx)
+		rev := e.Revision
 		if err != nil {
 			p.setLease(func(l *leaseState) { l.err = err.Error() })
 		} else {
-			seen := p.openClaim(raw)
+			seen := p.openClaim(e)
 			holding := p.gen.Load() != 0
 			if !holding && (!observing || rev != obsRev) {
 				if observing && seen != nil && seen.Instance != p.instance {
@@ -94,15 +95,31 @@ func (p *Primary) leaseLoop(ctx context.Context, streamLast uint64) {
 	}
 }
 
-// openClaim verifies a claim record; nil for none or a stranger's bytes.
-func (p *Primary) openClaim(raw []byte) *replication.Claim {
-	if raw == nil {
+// openClaim verifies a claim record; nil for none, a stranger's bytes, or a
+// stale one. A claim is stale when the NATS server stored it more than a
+// lease TTL away from when its writer signed it (Renewed): a record captured
+// on the bus and written back later, which must neither fence a holder nor
+// pass for a live one. (Clocks of the holders and of NATS agree within a
+// lease TTL; a stranger cannot choose the server's time.)
+func (p *Primary) openClaim(e bus.Entry) *replication.Claim {
+	if e.Value == nil {
 		return nil
 	}
-	c, err := replication.OpenClaim(raw, p.st.signer().Public().(ed25519.PublicKey))
-	if err != nil || c.Set != p.cfg.ClusterID {
+	p.mu.Lock()
+	pub := p.st.signer().Public().(ed25519.PublicKey)
+	p.mu.Unlock()
+	c, err := replication.OpenClaim(e.Value, pub)
+	if err == nil && c.Set != p.cfg.ClusterID {
+		err = fmt.Errorf("a claim of set %q", c.Set)
+	}
+	if err == nil && c.Instance != p.instance {
+		if skew := e.Stored.Sub(c.RenewedTime()); skew > p.cfg.LeaseTTL || skew < -p.cfg.LeaseTTL {
+			err = fmt.Errorf("stale: signed at %s, stored at %s (a replay)", c.RenewedTime().UTC().Format(time.RFC3339), e.Stored.UTC().Format(time.RFC3339))
+		}
+	}
+	if err != nil {
 		p.setLease(func(l *leaseState) { l.foreign++ })
-		p.log.Warn().Err(err).Msg("the generation claim on the bus is not signed by this set's key (a stranger on the bus); treated as empty")
+		p.log.Warn().Err(err).Msg("the generation claim on the bus is not a live claim of this set (a stranger on the bus); treated as empty")
 		return nil
 	}
 	return c
@@ -224,14 +241,14 @@ func (p *Primary) release() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	raw, rev, err := p.reg.Get(ctx)
+	e, err := p.reg.Get(ctx)
 	if err != nil {
 		return
 	}
-	if c := p.openClaim(raw); c == nil || c.Instance != p.instance {
+	if c := p.openClaim(e); c == nil || c.Instance != p.instance {
 		return
 	}
-	if err := p.writeClaim(ctx, gen, rev, true); err != nil {
+	if err := p.writeClaim(ctx, gen, e.Revision, true); err != nil {
 		p.log.Debug().Err(err).Msg("cannot release the generation claim; the next start waits a lease TTL")
 	}
 }
