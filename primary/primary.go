@@ -521,6 +521,7 @@ type Status struct {
 	ClaimWhy      string
 	ClaimError    string
 	Holder        string
+	HolderAPIAddr string
 	ForeignClaims int
 }
 
@@ -551,7 +552,7 @@ func (p *Primary) Status() Status {
 	p.smu.Unlock()
 	s.Generation = p.st.Generation
 	if f := p.st.Fenced; f != nil {
-		s.Holder, s.Generation = f.ClusterID, f.Gen
+		s.Holder, s.HolderAPIAddr, s.Generation = f.ClusterID, f.APIAddr, f.Gen
 	}
 	p.lmu.Lock()
 	s.ClaimState, s.ClaimWhy, s.ClaimError, s.ForeignClaims = p.lease.state, p.lease.why, p.lease.err, p.lease.foreign

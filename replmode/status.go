@@ -104,6 +104,7 @@ func (m *Manager) primaryStatus(st map[string]any, kind string) {
 		st["state"] = "fenced"
 		st["fenced_reason"] = ps.ClaimWhy
 		st["set_holder"] = ps.Holder
+		st["set_holder_api_addr"] = ps.HolderAPIAddr
 	}
 	st["generation"] = ps.Generation
 	if ps.ClaimError != "" {

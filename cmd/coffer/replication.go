@@ -8,19 +8,24 @@ import (
 
 // replicationCommands are `coffer replication ...`.
 var replicationCommands = map[string]command{
-	"status": {"Print performance replication status, with each secondary's lag", (*cli).replicationStatus},
+	"status": {"Print performance (or, with -dr, DR) replication status: the generation, who holds the set, each secondary's lag", (*cli).replicationStatus},
 }
 
 // replicationStatus prints sys/replication/performance/status: the cluster's
 // role and position, then one row per secondary (on a primary) with how many
 // WAL entries it is behind, or the primary it follows (on a secondary).
 func (c *cli) replicationStatus(args []string) int {
-	f := c.newFlags("replication status", "replication status [-address=ADDR] [-format=table|json]")
+	f := c.newFlags("replication status", "replication status [-dr] [-address=ADDR] [-format=table|json]")
+	dr := f.Bool("dr", false, "show DR replication instead of performance replication")
 	client, code := f.open(args, 0, 0)
 	if client == nil {
 		return code
 	}
-	s, err := client.Logical().Read("sys/replication/performance/status")
+	path := "sys/replication/performance/status"
+	if *dr {
+		path = "sys/replication/dr/status"
+	}
+	s, err := client.Logical().Read(path)
 	if err != nil {
 		return c.remote("Error reading replication status: %s", apiError(err))
 	}
@@ -37,6 +42,12 @@ func (c *cli) replicationStatus(args []string) int {
 		{"State", str(d["state"])},
 		{"Last WAL", str(d["last_wal"])},
 		{"Merkle Root", str(d["merkle_root"])},
+		{"Generation", str(d["generation"])},
+	}
+	for _, k := range [][2]string{{"set_holder", "Set Held By"}, {"set_holder_api_addr", "Holder API Address"}, {"fenced_reason", "Fenced Because"}, {"claim_reason", "Claim Waits Because"}, {"last_error", "Last Error"}} {
+		if v := str(d[k[0]]); v != "" && v != "<nil>" {
+			rows = append(rows, []string{k[1], v})
+		}
 	}
 	if d["mode"] == "secondary" {
 		rows = append(rows, []string{"Secondary ID", str(d["secondary_id"])}, []string{"Last Remote WAL", str(d["last_remote_wal"])},

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -116,6 +117,12 @@ func TestRestoredCopyOfThePrimaryCannotShip(t *testing.T) {
 	if st := pri.replStatus(); jsonString(st["state"]) != "running" {
 		t.Fatalf("the original primary's status %v, want running", st)
 	}
+	// The operator's view: coffer replication status on the copy.
+	out, err := exec.Command(cofferBin, "replication", "status", "-address=http://"+cp.addr).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "fenced") || !strings.Contains(string(out), "Set Held By") || !strings.Contains(string(out), "Generation") {
+		t.Fatalf("coffer replication status on the fenced copy: %v\n%s", err, out)
+	}
+	t.Logf("coffer replication status on the fenced copy:\n%s", out)
 	// A restart does not unfence the copy.
 	cp.stopClean()
 	cp.startAny()
