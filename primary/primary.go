@@ -328,7 +328,8 @@ func startWith(ctx context.Context, cfg Config, st *persisted, promote bool) (*P
 	if p.reg, err = cfg.Bus.Register(ctx, replication.GenerationBucket(cfg.ClusterID), replication.GenerationKey, cfg.Stream.Replicas); err != nil {
 		return nil, fmt.Errorf("start primary: %w", err)
 	}
-	streamLast := p.streamLastOf(ctx, st.Generation)
+	storedGen, epoch := st.Generation, st.Epoch // read before the goroutines may write them
+	streamLast := p.streamLastOf(ctx, storedGen)
 	if err := p.serve(); err != nil {
 		p.stopServers()
 		return nil, fmt.Errorf("start primary: %w", err)
@@ -344,7 +345,7 @@ func startWith(ctx context.Context, cfg Config, st *persisted, promote bool) (*P
 		defer p.wg.Done()
 		p.ship(runCtx)
 	}()
-	p.log.Info().Uint64("shipped", shipped).Uint32("epoch", st.Epoch).Str("stream", p.stream).Uint64("stored_generation", st.Generation).
+	p.log.Info().Uint64("shipped", shipped).Uint32("epoch", epoch).Str("stream", p.stream).Uint64("stored_generation", storedGen).
 		Msg("replication primary started; it ships once it holds the set's generation")
 	return p, nil
 }
