@@ -1,7 +1,8 @@
-// Package primary is the primary side of performance replication: the WAL
-// shipper, the secondary registry (activation tokens, revocation, key
-// epochs) and the RPC server secondaries call (activate, sync, heartbeat,
-// key, forward, merkle, fetch). docs/replication.md is the contract.
+// Package primary is the primary side of performance and DR replication: the
+// set's generation claim (lease.go, decisions in claim.go), the WAL shipper,
+// the secondary registry (activation tokens, revocation, key epochs, DR
+// keys) and the RPC server secondaries call (activate, sync, heartbeat, key,
+// forward, merkle, fetch). docs/replication.md is the contract.
 //
 // # What it owns
 //
@@ -41,6 +42,15 @@
 //     2 s) with the WAL committed when the request arrived, so the Applied it
 //     reports is past every batch already published; fetch answers the stored
 //     values of replicated keys only (anything else is reported absent).
+//   - The set's generation claim: the KV bucket COFFER_GEN_<cluster id>, key
+//     "primary", written by compare-and-set only. Nothing is shipped or
+//     answered before the claim is held (whileHolding); a newer claim fences
+//     the primary for good (stored in "state": it survives restarts) and its
+//     writes are refused (Fenced). TakeOver starts a promoted DR secondary
+//     from its copy of the primary state and claims the next generation.
+//   - DR: with DR on ("state" dr, dr_keys), batches carry a DR section of
+//     the local ops; DR secondaries get the DR key, local keys in sync and
+//     fetch, and the primary state in their bundle and heartbeat replies.
 //   - Activation tokens: ttl 30 m by default, at most Config.MaxTokenTTL
 //     (24 h unless configured); a longer one is refused (ErrTokenTTL).
 //   - The RPC handlers (activate.go, rpc.go), each a plain subscription of the

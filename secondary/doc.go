@@ -105,7 +105,11 @@
 //   - Apply anything it has not verified: every message is opened (signature,
 //     then GCM with the cluster id) before the machine sees it; a message that
 //     fails is logged, acked and dropped.
-//   - Write under wal/ or an Ignored key the primary sent.
+//   - Write under wal/ or an Ignored key the primary sent, or a local key
+//     unless it is a DR secondary (Config.DR).
+//   - Apply a batch of an older generation than the newest seen, or continue a
+//     position across generations: a newer generation forgets the position
+//     and syncs (machine.go).
 //   - Act on a reply it has not authenticated. Every RPC waits past replies
 //     that do not open as the primary's answer to that request (sealed with
 //     the RPC key, or signed with the signing key for its digest): garbage,
