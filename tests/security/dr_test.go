@@ -90,6 +90,16 @@ func TestDRSecondaryServesNothingAndHoldsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := P.Sys().EnableAuthWithOptions("userpass", &api.EnableAuthOptions{Type: "userpass"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := P.Logical().Write("auth/userpass/users/alice", map[string]any{"password": "pw"}); err != nil {
+		t.Fatal(err)
+	}
+	drCaughtUp(t, d.pri, d.drs)
+	if _, err := d.drs.client("").Logical().Write("auth/userpass/login/alice", map[string]any{"password": "pw"}); !isStatus(err, http.StatusBadRequest) {
+		t.Fatalf("a login on the DR secondary: %v, want 400", err)
+	}
 	D := d.drs.client(d.pri.rootID)
 	if _, err := D.Logical().Read("secret/data/app"); !isStatus(err, http.StatusBadRequest) {
 		t.Fatalf("a KV read on the DR secondary: %v, want 400", err)
