@@ -345,10 +345,11 @@ func (d *drill) report(lost []lostWrite) {
 	var acked, before, after, failed, warned int
 	codes := map[string]int{}
 	var failures []string
+	var lastOld drillWrite // the last write dc1 acknowledged
 	for _, r := range d.w.snapshot() {
 		switch {
 		case r.acked && r.done.Before(d.promoteAt):
-			acked, before = acked+1, before+1
+			acked, before, lastOld = acked+1, before+1, r
 		case r.acked:
 			acked, after = acked+1, after+1
 		default:
@@ -374,6 +375,11 @@ func (d *drill) report(lost []lostWrite) {
 	fmt.Fprintf(&b, "recovery time: %.2fs (kill to the first write through dc2 acknowledged after it)\n", recovery.Seconds())
 	fmt.Fprintf(&b, "writes: %d acknowledged (%d by dc1 before the promotion, %d by dr1 after), %d with a warning; %d not acknowledged %v, of which %d on dr1 anyway %v:%s\n",
 		acked, before, after, warned, failed, codes, len(d.failedPresent), d.failedPresent, strings.Join(failures, ""))
+	idx := fmt.Sprint(lastOld.index)
+	if lastOld.indexErr != "" {
+		idx = "unknown (" + lastOld.indexErr + ")"
+	}
+	fmt.Fprintf(&b, "last write dc1 acknowledged: %s, at %s, at WAL index %s\n", drillKey(lastOld.seq), d.since(lastOld.done), idx)
 	fmt.Fprintf(&b, "lost: %d acknowledged writes absent on dr1 (dr1 had applied dc1's WAL up to %d; dc1 had reached at least %d)", len(lost), d.drApplied, d.oldLastWAL)
 	for _, l := range lost {
 		fmt.Fprintf(&b, "\n  %s: %s", drillKey(l.seq), l.where)

@@ -10,7 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
+
+	"github.com/cofferhq/coffer/forwarder"
 )
 
 // The failover drill's client: one writer that puts a new key per write,
@@ -186,4 +189,22 @@ func replicatedIndex(h string) (uint64, error) {
 		return 0, fmt.Errorf("X-Vault-Index %q: replicated index: %v", raw, err)
 	}
 	return n, nil
+}
+
+// TestReplicatedIndex: the drill reads the index forwarder writes (no
+// Docker needed).
+func TestReplicatedIndex(t *testing.T) {
+	key, err := forwarder.IndexKey(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := forwarder.EncodeIndex(key, forwarder.IndexState{SetID: "0f6c2a4e-5b1d-4c8e-9a7f-3d2b1c0e9f8a", Local: 7, Replicated: 1234})
+	if got, err := replicatedIndex(h); err != nil || got != 1234 {
+		t.Fatalf("replicatedIndex(%q) = %d, %v; want 1234", h, got, err)
+	}
+	for _, bad := range []string{"", "not base64!", "djE6eA=="} {
+		if _, err := replicatedIndex(bad); err == nil {
+			t.Errorf("replicatedIndex(%q): no error", bad)
+		}
+	}
 }
