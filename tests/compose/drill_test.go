@@ -66,7 +66,8 @@ type drill struct {
 	tokenAt     time.Time
 	promoteAt   time.Time // the promote call was sent: every ack before it is dc1's
 	promotedAt  time.Time
-	followingAt map[string]time.Time
+	updatedAt   map[string]time.Time // update-primary returned
+	followingAt map[string]time.Time // streaming from dr1
 	resumedAt   time.Time
 	first       drillWrite // the first write sent after the kill and acknowledged
 
@@ -85,7 +86,7 @@ type drill struct {
 func TestFailoverDrill(t *testing.T) {
 	cfg := drillSettings()
 	tp := up(t)
-	d := &drill{t: t, tp: tp, cfg: cfg, followingAt: map[string]time.Time{}, secApplied: map[string]uint64{}}
+	d := &drill{t: t, tp: tp, cfg: cfg, updatedAt: map[string]time.Time{}, followingAt: map[string]time.Time{}, secApplied: map[string]uint64{}}
 	d.startWriting()
 	d.killPrimary()
 	d.waitDrained()
@@ -245,6 +246,7 @@ func (d *drill) follow(s string) {
 	if _, err := S.Logical().Write(pathUpdatePrimary, map[string]any{"token": w.WrapInfo.Token}); err != nil {
 		t.Fatalf("update-primary on %s with a token of dr1: %v", s, err)
 	}
+	d.updatedAt[s] = time.Now()
 	waitUntil(t, s+" streaming from dr1", replTimeout, func() error {
 		st, err := perfStatus(d.tp.client(s, ""))
 		if err != nil {
@@ -369,8 +371,9 @@ func (d *drill) report(lost []lostWrite) {
 	fmt.Fprintf(&b, "  dr1 drained the stream           %s (dc2 at %d, dc3 at %d, dr1 at %d)\n", d.since(d.drainedAt), d.secApplied["dc2"], d.secApplied["dc3"], d.drApplied)
 	fmt.Fprintf(&b, "  DR operation token generated     %s\n", d.since(d.tokenAt))
 	fmt.Fprintf(&b, "  dr1 promoted, running primary    %s (%s)\n", d.since(d.promotedAt), d.promoteNote)
-	fmt.Fprintf(&b, "  dc2 following dr1                %s\n", d.since(d.followingAt["dc2"]))
-	fmt.Fprintf(&b, "  dc3 following dr1                %s\n", d.since(d.followingAt["dc3"]))
+	for _, s := range []string{"dc2", "dc3"} {
+		fmt.Fprintf(&b, "  %s update-primary returned       %s, streaming from dr1 %s\n", s, d.since(d.updatedAt[s]), d.since(d.followingAt[s]))
+	}
 	fmt.Fprintf(&b, "  first write acknowledged         %s (write %d, sent %s)\n", d.since(d.resumedAt), d.first.seq, d.since(d.first.sent))
 	fmt.Fprintf(&b, "recovery time: %.2fs (kill to the first write through dc2 acknowledged after it)\n", recovery.Seconds())
 	fmt.Fprintf(&b, "writes: %d acknowledged (%d by dc1 before the promotion, %d by dr1 after), %d with a warning; %d not acknowledged %v, of which %d on dr1 anyway %v:%s\n",
