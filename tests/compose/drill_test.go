@@ -103,7 +103,7 @@ func (d *drill) since(at time.Time) string {
 	if at.IsZero() {
 		return "never"
 	}
-	return fmt.Sprintf("+%.2fs", at.Sub(d.killAt).Seconds())
+	return fmt.Sprintf("%+.2fs", at.Sub(d.killAt).Seconds())
 }
 
 // startWriting starts the client on dc2 and lets it write for cfg.before.
@@ -372,7 +372,7 @@ func (d *drill) report(lost []lostWrite) {
 	fmt.Fprintf(&b, "  DR operation token generated     %s\n", d.since(d.tokenAt))
 	fmt.Fprintf(&b, "  dr1 promoted, running primary    %s (%s)\n", d.since(d.promotedAt), d.promoteNote)
 	for _, s := range []string{"dc2", "dc3"} {
-		fmt.Fprintf(&b, "  %s update-primary returned       %s, streaming from dr1 %s\n", s, d.since(d.updatedAt[s]), d.since(d.followingAt[s]))
+		fmt.Fprintf(&b, "  %s update-primary returned      %s, streaming from dr1 %s\n", s, d.since(d.updatedAt[s]), d.since(d.followingAt[s]))
 	}
 	fmt.Fprintf(&b, "  first write acknowledged         %s (write %d, sent %s)\n", d.since(d.resumedAt), d.first.seq, d.since(d.first.sent))
 	fmt.Fprintf(&b, "recovery time: %.2fs (kill to the first write through dc2 acknowledged after it)\n", recovery.Seconds())
