@@ -374,7 +374,7 @@ func (d *drill) report(lost []lostWrite) {
 	for _, s := range []string{"dc2", "dc3"} {
 		fmt.Fprintf(&b, "  %s update-primary returned      %s, streaming from dr1 %s\n", s, d.since(d.updatedAt[s]), d.since(d.followingAt[s]))
 	}
-	fmt.Fprintf(&b, "  first write acknowledged         %s (write %d, sent %s)\n", d.since(d.resumedAt), d.first.seq, d.since(d.first.sent))
+	fmt.Fprintf(&b, "  first write acknowledged         %s (write %d, sent %s, X-Vault-Index %d: dr1's WAL)\n", d.since(d.resumedAt), d.first.seq, d.since(d.first.sent), d.first.index)
 	fmt.Fprintf(&b, "recovery time: %.2fs (kill to the first write through dc2 acknowledged after it)\n", recovery.Seconds())
 	fmt.Fprintf(&b, "writes: %d acknowledged (%d by dc1 before the promotion, %d by dr1 after), %d with a warning; %d not acknowledged %v, of which %d on dr1 anyway %v:%s\n",
 		acked, before, after, warned, failed, codes, len(d.failedPresent), d.failedPresent, strings.Join(failures, ""))
