@@ -97,6 +97,9 @@ func activateDR(P *api.Client, d cluster) error {
 		fmt.Printf("%s is already a DR secondary of dc1\n", d.name)
 		return waitDRStreaming(anon, d)
 	}
+	if st, err := drStatus(anon); err == nil && st["mode"] == "primary" {
+		return fmt.Errorf("%s is a DR primary: it was promoted (a failover ran on this project), so the setup's topology no longer applies; start over with `down -v`, or carry on by hand (docs/operations.md, \"Failover drill\")", d.name)
+	}
 	D, err := d.client(tok)
 	if err != nil {
 		return err

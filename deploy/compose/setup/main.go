@@ -299,6 +299,9 @@ func enablePrimary(P *api.Client) error {
 	if err != nil {
 		return fmt.Errorf("dc1 replication status: %w", err)
 	}
+	if st["state"] == "fenced" {
+		return fmt.Errorf("dc1 is a fenced primary: another cluster (%v) took its replication set over in a failover, so the setup's topology no longer applies; start over with `down -v`, or carry on by hand (docs/operations.md, \"Failover drill\")", st["set_holder"])
+	}
 	if st["mode"] == "primary" {
 		fmt.Println("dc1 is already a performance primary")
 		return nil
