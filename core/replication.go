@@ -36,8 +36,10 @@ type Replication interface {
 	HandleRequest(ctx context.Context, req *logical.Request, path string) (*logical.Response, error)
 	// Forwarder is the forwarding client of a secondary, nil otherwise.
 	Forwarder() *forwarder.Client
-	// Position returns, on a secondary, the replication set's id and the
-	// primary's WAL index applied here; ok is false elsewhere.
+	// Position returns, on a secondary, the replication set's id (for
+	// X-Vault-Index: it may name the set's generation) and the primary's WAL
+	// index applied here; on a primary its own set id and WAL index; ok is
+	// false elsewhere.
 	Position() (setID string, replicated uint64, ok bool)
 	// PrimaryAPIAddr is the primary's API address a secondary knows ("" when unknown).
 	PrimaryAPIAddr() string

@@ -76,6 +76,17 @@ func TakeOver(ctx context.Context, cfg Config, state []byte, followedGen uint64)
 	return p, nil
 }
 
+// Generation is the set's generation this primary holds, or the stored one
+// while it claims it or is fenced. Cheap: the request path reads it.
+func (p *Primary) Generation() uint64 {
+	if g := p.gen.Load(); g != 0 {
+		return g
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.st.Generation
+}
+
 // Forget deletes this cluster's primary state (keys, registry, shipped
 // index, generation, fence) and leaves the WAL stream and the generation
 // claim alone: they belong to the set, which another cluster may hold now.

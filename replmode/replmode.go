@@ -370,14 +370,32 @@ func (m *Manager) Forwarder() *forwarder.Client {
 
 // Position returns, on a secondary, the set id and the primary's WAL index
 // applied here.
+//
+// The set id X-Vault-Index carries names the generation too ("<set>@g<n>"):
+// WAL indexes of two generations do not compare (a promoted DR secondary
+// ships its own WAL), so a header of an older generation is one of another
+// set, which the read-after-write check ignores. On a primary it is the
+// generation it holds, with its own WAL index.
 func (m *Manager) Position() (string, uint64, bool) {
 	m.mu.RLock()
-	s := m.secondary
+	s, p := m.secondary, m.primary
 	m.mu.RUnlock()
-	if s == nil {
-		return "", 0, false
+	switch {
+	case s != nil:
+		st := s.Status()
+		return indexSet(st.PrimaryClusterID, st.Generation), st.LastRemoteWAL, true
+	case p != nil:
+		return indexSet(m.host.ClusterID(), p.Generation()), m.host.WAL().LastIndex(), true
 	}
-	return s.Status().PrimaryClusterID, s.LastRemoteWAL(), true
+	return "", 0, false
+}
+
+// indexSet is the set id of X-Vault-Index for a set in generation gen.
+func indexSet(set string, gen uint64) string {
+	if gen == 0 {
+		return set
+	}
+	return fmt.Sprintf("%s@g%d", set, gen)
 }
 
 // WriteRefusal is the running primary's fence (primary.Fenced) as a 503, or

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cofferhq/coffer/bus"
@@ -193,6 +194,37 @@ path "sys/replication/dr/secondary/update-primary" { capabilities = ["update"] }
 		t.Fatal(err)
 	}
 	mustKVPut(t, R, "app", "before the failover")
+	// Writes in parallel: the primary ships them in batches, which the DR
+	// secondary applies one WAL entry each, so its own WAL index stays
+	// behind the primary's.
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				if err := kvPut(R, fmt.Sprintf("p%d-%d", w, i), "x"); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// A client's read-after-write header from the old primary.
+	req := R.NewRequest("PUT", "/v1/secret/data/idx")
+	if err := req.SetJSONBody(map[string]any{"data": map[string]any{"v": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := R.RawRequest(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	index := resp.Header.Get("X-Vault-Index")
+	if index == "" {
+		t.Fatal("no X-Vault-Index on a write")
+	}
 	drCaughtUp(t, d.pri, d.drs)
 	d.pri.p.kill()
 
@@ -211,4 +243,13 @@ path "sys/replication/dr/secondary/update-primary" { capabilities = ["update"] }
 		t.Fatalf("a token issued on the old primary, on the promoted cluster: %v", err)
 	}
 	mustKVPut(t, N, "after", "promotion")
+	// The old header names the old generation: the promoted cluster's WAL
+	// indexes do not compare with it, and it does not hold the read (412).
+	rr := N.NewRequest("GET", "/v1/secret/data/idx")
+	rr.Headers.Set("X-Vault-Index", index)
+	got, err := N.RawRequest(rr)
+	if err != nil {
+		t.Fatalf("a read with the old primary's X-Vault-Index on the promoted cluster: %v", err)
+	}
+	got.Body.Close()
 }
