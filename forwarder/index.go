@@ -17,8 +17,10 @@ import (
 //	base64( "v1:" set-id ":" local-index ":" replicated-index ":" hex(HMAC-SHA256(key, state)) )
 //
 // where state is everything before the last colon. set-id is the
-// replication set's id (the primary's cluster id; a cluster outside
-// replication uses its own); replicated-index counts in the primary's WAL;
+// replication set's id (the primary's cluster id, with "@g<generation>" once
+// the set has generations: WAL indexes of two generations do not compare; a
+// cluster outside replication uses its own id); replicated-index counts in
+// the primary's WAL;
 // local-index is the issuing cluster's own WAL index and is informational.
 // The HMAC key is derived from the root key (IndexKey), which every cluster of
 // a set shares, so a header verifies on every cluster of the set and nowhere
