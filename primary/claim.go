@@ -33,6 +33,9 @@ type claimView struct {
 	// It aims at StoredGen+1 (TakeOver stores the generation the secondary
 	// last followed).
 	Promote bool
+	// Behind: a secondary of this generation reported a position past this
+	// primary's WAL: the storage went back in time under a running primary.
+	Behind string
 }
 
 // verdictKind is what the process does next.
@@ -66,7 +69,9 @@ func (v verdict) String() string {
 //     or came after another promotion of the same set: fenced (follow the
 //     winner with update-primary instead).
 //   - A claim of a newer generation than ours, by anyone: fenced.
-//   - Our own claim (this process): hold it.
+//   - Our own claim (this process): hold it; but when a secondary of our
+//     generation has applied past our WAL (our storage went back in time
+//     under us), claim the next generation.
 //   - Holding, and the key is gone or a stranger's: write ours again at once;
 //     an older generation there: ours again; another process at our
 //     generation (it took over while we could not renew): fenced.
@@ -96,6 +101,8 @@ func decideClaim(v claimView) verdict {
 		return verdict{Kind: verdictWait, Gen: 0, Why: "waiting a lease TTL for the previous holder's claim to go quiet"}
 	case s != nil && s.Gen > v.StoredGen && !(s.Instance == v.Instance && s.ClusterID == v.Cluster):
 		return verdict{Kind: verdictFenced, Gen: s.Gen, Why: fmt.Sprintf("cluster %s holds generation %d", s.ClusterID, s.Gen)}
+	case s != nil && s.Instance == v.Instance && s.ClusterID == v.Cluster && v.Behind != "" && s.Gen == v.StoredGen:
+		return verdict{Kind: verdictClaim, Gen: s.Gen + 1, Why: "this cluster's storage went back in time: " + v.Behind + "; secondaries resync"}
 	case s != nil && s.Instance == v.Instance && s.ClusterID == v.Cluster:
 		return verdict{Kind: verdictHold, Gen: s.Gen}
 	case s != nil && s.Gen == v.StoredGen && s.ClusterID != v.Cluster:

@@ -42,6 +42,8 @@ func TestClaimDecisions(t *testing.T) {
 				v.Alive = val == "true"
 			case "promote":
 				v.Promote = val == "true"
+			case "behind":
+				v.Behind = val
 
 			case "seen":
 				if val == "none" {

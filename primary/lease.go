@@ -76,6 +76,7 @@ func (p *Primary) leaseLoop(ctx context.Context, streamLast uint64) {
 				Cluster: p.cfg.ClusterID, Instance: p.instance, StoredGen: stored, StoredShipped: p.shipped.Load(),
 				StreamLast: streamLast, Holding: holding, Seen: seen,
 				Quiet: observing && time.Since(obsSince) >= p.cfg.LeaseTTL, Alive: alive, Promote: p.promote,
+				Behind: p.takeBehind(),
 			})
 			again, stop := p.carryOut(ctx, v, seen, rev)
 			if stop {
@@ -93,6 +94,27 @@ func (p *Primary) leaseLoop(ctx context.Context, streamLast uint64) {
 		case <-time.After(every):
 		}
 	}
+}
+
+// noteBehind records that a secondary of the held generation reported a
+// position past this primary's WAL, and wakes the claim loop.
+func (p *Primary) noteBehind(why string) {
+	p.lmu.Lock()
+	p.behind = why
+	p.lmu.Unlock()
+	select {
+	case p.leaseWake <- struct{}{}:
+	default:
+	}
+}
+
+// takeBehind returns and clears what noteBehind recorded.
+func (p *Primary) takeBehind() string {
+	p.lmu.Lock()
+	defer p.lmu.Unlock()
+	why := p.behind
+	p.behind = ""
+	return why
 }
 
 // openClaim verifies a claim record; nil for none, a stranger's bytes, or a

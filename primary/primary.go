@@ -198,7 +198,8 @@ type Primary struct {
 	fenceOnce sync.Once
 	lmu       sync.Mutex
 	lease     leaseState
-	promote   bool // TakeOver: claim the next generation at once
+	behind    string // noteBehind, under lmu
+	promote   bool   // TakeOver: claim the next generation at once
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

@@ -141,6 +141,9 @@ func (p *Primary) handleHeartbeat(_ context.Context, id string, payload []byte) 
 	p.live[id] = &liveInfo{apiAddr: req.APIAddr, lastRemoteWAL: req.LastRemoteWAL, lastHeartbeat: p.cfg.Now()}
 	p.mu.Unlock()
 	gen := p.gen.Load()
+	if last := p.cfg.WAL.LastIndex(); gen != 0 && req.Generation == gen && req.LastRemoteWAL > last {
+		p.noteBehind(fmt.Sprintf("secondary %s applied generation %d up to %d, this primary's WAL ends at %d", id, gen, req.LastRemoteWAL, last))
+	}
 	if req.Generation > gen {
 		// The secondary has seen a newer generation: check the claim now.
 		select {

@@ -8,6 +8,7 @@ package security
 // by compare-and-set on the bus (docs/replication.md, "Generations").
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,13 +22,21 @@ import (
 	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/bus/bustest"
 	"github.com/cofferhq/coffer/internal/testutil"
+	"github.com/cofferhq/coffer/replication"
 )
 
 // generationPair is a primary and its activated secondary, dev servers on
 // bolt with one static seal key, on a NATS server of the test's own.
 func generationPair(t *testing.T) (opts serverOpts, pri, sec *server) {
 	t.Helper()
-	ns := bustest.StartConfig(t, bus.Config{Listen: freeAddr(t), StoreDir: t.TempDir()})
+	_, opts, pri, sec = generationPairBus(t)
+	return opts, pri, sec
+}
+
+// generationPairBus is generationPair with the NATS server.
+func generationPairBus(t *testing.T) (ns *bus.Bus, opts serverOpts, pri, sec *server) {
+	t.Helper()
+	ns = bustest.StartConfig(t, bus.Config{Listen: freeAddr(t), StoreDir: t.TempDir()})
 	opts = serverOpts{Name: "dc1", Bolt: true, SealKey: randomBytes(t, 32), ExternalNATS: ns.ClientURL()}
 	pri = startDevServer(t, opts)
 	so := opts
@@ -37,7 +46,7 @@ func generationPair(t *testing.T) (opts serverOpts, pri, sec *server) {
 	if err := activate(sec, secondaryToken(t, pri, "dc2")); err != nil {
 		t.Fatalf("activate: %v", err)
 	}
-	return opts, pri, sec
+	return ns, opts, pri, sec
 }
 
 // copyFile copies a stopped server's bolt file.
@@ -195,5 +204,53 @@ func TestPrimaryStorageRollbackResyncsSecondaries(t *testing.T) {
 	}
 	if g := jsonString(sec.replStatus()["generation"]); g == gen1 {
 		t.Fatalf("the secondary's generation is still %s", g)
+	}
+}
+
+// The same rollback when nothing on the bus shows it (the stream and the
+// claim bucket were lost with the NATS store): the secondary's heartbeat
+// reports a position past the primary's WAL, and the primary claims the next
+// generation.
+func TestPrimaryStorageRollbackSeenBySecondaries(t *testing.T) {
+	ns, _, pri, sec := generationPairBus(t)
+	P, S := pri.rootClient(), sec.client(pri.rootID)
+	mustKVPut(t, P, "k1", "v1")
+	waitKV(t, S, "k1", "v1")
+	pri.stopClean()
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	copyFile(t, pri.dbPath(), backup)
+	pri.start()
+	for i := range 30 {
+		mustKVPut(t, P, fmt.Sprintf("later%02d", i), "x")
+	}
+	waitKV(t, S, "later29", "x")
+	gen1 := jsonString(sec.replStatus()["generation"])
+	id := jsonString(pri.replStatus()["cluster_id"])
+
+	pri.stopClean()
+	copyFile(t, backup, pri.dbPath())
+	ctx := context.Background()
+	for _, name := range []string{replication.StreamName(id), "KV_" + replication.GenerationBucket(id)} {
+		if err := ns.DeleteStream(ctx, name); err != nil {
+			t.Fatalf("delete %s: %v", name, err)
+		}
+		if _, _, _, err := ns.StreamState(ctx, name); err == nil {
+			t.Fatalf("%s still there", name)
+		}
+	}
+	pri.start()
+	testutil.Eventually(t, 2*replTimeout, "the rolled-back primary in a new generation", func() error {
+		st := pri.replStatus()
+		if jsonString(st["state"]) != "running" || jsonString(st["generation"]) == gen1 {
+			return fmt.Errorf("primary status %v, want running past generation %s", st, gen1)
+		}
+		return nil
+	})
+	testutil.Eventually(t, replTimeout, "the secondary equal to the rolled-back primary", func() error {
+		_, err := sameData(P, S)
+		return err
+	})
+	if err := kvHas(S, "later00", "x"); err == nil {
+		t.Fatal("a key the rolled-back primary does not have is still on the secondary")
 	}
 }
