@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/cofferhq/coffer/bus"
@@ -57,8 +58,8 @@ func TestPerformanceFailoverWithoutWipe(t *testing.T) {
 	if st := pri.replStatus(); jsonString(st["mode"]) != "secondary" || jsonString(st["state"]) != "demoted" {
 		t.Fatalf("the demoted primary's status %v", st)
 	}
-	if err := kvPut(P, "z", "on the demoted primary"); !isStatus(err, http.StatusBadRequest) {
-		t.Fatalf("a write on the demoted primary: %v, want 400", err)
+	if err := kvPut(P, "z", "on the demoted primary"); !isStatus(err, http.StatusServiceUnavailable) || !strings.Contains(err.Error(), "update-primary") {
+		t.Fatalf("a write on the demoted primary: %v, want 503 saying it waits for update-primary", err)
 	}
 	testutil.Eventually(t, replTimeout, "dc2 a running primary", func() error {
 		if st := s1.replStatus(); jsonString(st["mode"]) != "primary" || jsonString(st["state"]) != "running" {
