@@ -143,8 +143,10 @@ func lastErr(ws []drillWrite) string {
 }
 
 // killPrimary kills dc1's container with docker kill (SIGKILL: no shutdown,
-// nothing flushed). The addresses the failover needs are resolved first, so
-// that the timeline measures Coffer, not the compose CLI.
+// nothing flushed), and with it the NATS node n1 (the primary's site is
+// gone, its NATS node too: the stream and the set's claim live on, three
+// replicas, on n2 and n3). The addresses the failover needs are resolved
+// first, so that the timeline measures Coffer, not the compose CLI.
 func (d *drill) killPrimary() {
 	tp := d.tp
 	for _, s := range []string{"dr1", "dc2", "dc3"} {
@@ -154,11 +156,12 @@ func (d *drill) killPrimary() {
 	if st, err := drStatusOf(tp.P()); err == nil {
 		d.oldLastWAL = num(st["last_wal"])
 	}
-	if _, err := tp.run(cmdTimeout, "docker", "kill", id); err != nil {
+	n1 := tp.container("n1")
+	if _, err := tp.run(cmdTimeout, "docker", "kill", id, n1); err != nil {
 		d.t.Fatal(err)
 	}
 	d.killAt = time.Now()
-	d.t.Logf("dc1 killed (its last_wal was %d at the last read before the kill)", d.oldLastWAL)
+	d.t.Logf("dc1 and its NATS node n1 killed (dc1's last_wal was %d at the last read before the kill)", d.oldLastWAL)
 }
 
 // waitDrained waits until dr1 has applied every batch the stream holds: no
