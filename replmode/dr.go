@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/backoff"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/primary"
 	"github.com/cofferhq/coffer/replication"
@@ -167,6 +169,7 @@ func (m *Manager) PromoteDRSecondary(ctx context.Context, opToken, clusterAddr s
 	if len(state0) == 0 {
 		return logical.InvalidRequest("this DR secondary has no copy of its primary's replication state yet: wait for its first sync to end (sys/replication/dr/status)")
 	}
+	followed := sec.Status().Generation
 	m.stopRole()
 	m.mu.Lock()
 	if clusterAddr == "" {
@@ -175,9 +178,15 @@ func (m *Manager) PromoteDRSecondary(ctx context.Context, opToken, clusterAddr s
 	m.clusterAddr = clusterAddr
 	cfg := m.primaryConfig()
 	m.mu.Unlock()
-	p, err := primary.TakeOver(ctx, cfg, state0, sec.Status().Generation)
+	p, err := takeOver(ctx, cfg, state0, followed)
 	if err != nil {
-		return fmt.Errorf("promote: %w (this cluster stopped following its primary; retry promote)", err)
+		// Follow the primary again, so that promote can be retried.
+		if r, rerr := openRole(context.WithoutCancel(ctx), Secondary, cfg, m.secondaryConfigOf(true)); rerr == nil {
+			m.mu.Lock()
+			m.drSecondary = r.s
+			m.mu.Unlock()
+		}
+		return logical.Errorf(http.StatusServiceUnavailable, "promote: %v: this cluster follows its primary again; retry promote once NATS answers", err)
 	}
 	if err := m.forgetSecondary(ctx); err != nil {
 		m.log.Warn().Err(err).Msg("promote: cannot delete the DR secondary's state; it is ignored from now on")
@@ -192,6 +201,32 @@ func (m *Manager) PromoteDRSecondary(ctx context.Context, opToken, clusterAddr s
 	m.mu.Unlock()
 	m.log.Warn().Uint64("generation", p.Status().Generation).Msg("promoted: this cluster is the primary of its replication set")
 	return nil
+}
+
+// takeOverWait bounds how long a promotion retries while NATS cannot place
+// the stream or the claim (a JetStream leader election after the primary's
+// NATS node died takes seconds).
+const takeOverWait = time.Minute
+
+// takeOver runs primary.TakeOver, retrying what fails (NATS) until
+// takeOverWait: each attempt stores the same state again.
+func takeOver(ctx context.Context, cfg primary.Config, state []byte, followed uint64) (*primary.Primary, error) {
+	deadline := time.Now().Add(takeOverWait)
+	bo := backoff.Backoff{Min: 250 * time.Millisecond, Max: 5 * time.Second}
+	for {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		p, err := primary.TakeOver(actx, cfg, state, followed)
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			return p, err
+		}
+		wctx, wcancel := context.WithDeadline(context.Background(), deadline)
+		ok := bo.Wait(wctx)
+		wcancel()
+		if !ok {
+			return nil, err
+		}
+	}
 }
 
 // UpdateDRPrimary points this DR secondary (or a demoted DR primary) at the
