@@ -1,17 +1,25 @@
-// Package tokens owns Coffer's local token store: service tokens with their
-// accessors, parent/child trees, TTLs, periods, use limits and revocation,
-// the expiration manager that revokes expired tokens in the background, and
-// the token auth method mounted at auth/token/ with Vault's request and
+// Package tokens owns Coffer's tokens: the local token store of service
+// tokens with their accessors, parent/child trees, TTLs, periods, use limits
+// and revocation; batch tokens, which are not stored (batch.go); the
+// expiration manager that revokes expired service tokens in the background;
+// and the token auth method mounted at auth/token/ with Vault's request and
 // response shapes.
 //
 // # Using it
 //
 //  1. New(storage, opts, logger) with a logical.Storage whose keys live under
-//     sys/token/ (local class: tokens are never replicated; clients
-//     re-authenticate on another cluster).
+//     sys/token/ (local class: service tokens are never replicated; clients
+//     re-authenticate on another cluster). For batch tokens, give
+//     Options.BatchKeyStorage and BatchKeyPath: a path of the replicated class
+//     (core: core/token-batch-key), so that every cluster of the set opens
+//     the same batch tokens; and CanGenerateBatchKey, which refuses on a
+//     secondary (it waits for its primary's key). Call InvalidateBatchKey
+//     when replication changes that entry.
 //  2. Start() the expiration manager; Stop() on seal or shutdown (it waits for
 //     the goroutine).
 //  3. Per request, the router calls Lookup(req token). A nil entry is a 403.
+//     A batch token ("hvb.") is decrypted and checked there, and then goes
+//     through the same ACL path: its entry carries its policies.
 //     For a use-limited token (NumUses > 0) it then calls UseToken, which may
 //     return nil (the uses ran out meanwhile: 403). When the returned entry
 //     reports RevocationPending, the request goes on (it consumed the last
@@ -27,6 +35,10 @@
 //	id/<hmac(salt, token)>        {"v":1, ...the token record, see record.go}
 //	accessor/<hmac(salt, acc)>    {"v":1,"token_key":"<hmac of the token>"}
 //	parent/<hmac(parent)>/<hmac(child)>   {"v":1}: child tracking
+//
+// and, outside that view, at Options.BatchKeyPath in Options.BatchKeyStorage:
+//
+//	{"v":1,"key":"<base64 32 bytes>"}   the batch token key (batch.go)
 //
 // HMACs are HMAC-SHA256 in lower-case hex. Keys never hold a token or an
 // accessor in clear, so a copy of the key space alone does not hand out
@@ -53,9 +65,24 @@
 //     a chosen id, a period, policies outside the parent's), Coffer asks for
 //     a token with the root policy. create-orphan is the path for delegated
 //     orphan creation: its ACL is checked by the router.
-//   - Only service tokens exist (type "service"; "batch" is refused).
+//   - type=batch on create and create-orphan issues a batch token: "hvb." and
+//     the base64url of an AES-256-GCM encryption of its record (format in
+//     batch.go). As in Vault it has no accessor, is never renewable (renew
+//     answers 400), cannot be revoked (revoke, revoke-self and revoke-orphan
+//     answer 400), cannot create tokens (400), cannot have num_uses, period,
+//     explicit_max_ttl or a chosen id, cannot be a root token, and always
+//     expires (its ttl, or the default, capped by the max TTL). A child batch
+//     token holds its parent's storage key and stops when its parent does; it
+//     is valid only on the cluster that stores its parent (Vault: batch
+//     tokens cross performance replication only when orphan). A stolen batch
+//     token is valid until it expires on every cluster of the set:
+//     docs/security.md.
+//   - One batch key, made by the first batch create on a cluster allowed to,
+//     never rotated. The version byte leaves room for a key term.
+//   - A chosen service token id may not begin with "hvb.".
 //   - Token roles, auth/token/accessors listing and tidy are not implemented:
-//     their paths answer 404 (unsupported path).
+//     their paths answer 404 (unsupported path). So batch tokens come only
+//     from create and create-orphan: logins issue service tokens.
 //   - Revocation removes a tree children first, one storage transaction per
 //     token, so a crash midway leaves the parent and the rest of its tree in
 //     place and revoking again finishes the work.
@@ -63,8 +90,9 @@
 //     by one scan of id/ at Start) and sleeps until the earliest one, or at
 //     most ExpirationInterval, so an injected clock is honoured too.
 //
-// This package must never replicate tokens, log a token id (accessors only),
-// import httpapi or the replication packages, or decide ACLs: the router
-// authorizes, the store only checks the parent/child rules Vault puts in the
-// token backend itself.
+// This package must never replicate service tokens, log a token id
+// (accessors only), import httpapi or the replication packages, or decide
+// ACLs: the router authorizes, the store only checks the parent/child rules
+// Vault puts in the token backend itself. The batch key is the one entry it
+// writes outside its own view, and the only one meant to be replicated.
 package tokens

@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"crypto/cipher"
 	"errors"
 	"fmt"
 	"sync"
@@ -36,6 +37,14 @@ var (
 	ErrPastMaxTTL = errors.New("past the max TTL, cannot renew")
 	// ErrInvalidEntry: the entry given to Create is malformed.
 	ErrInvalidEntry = errors.New("invalid token entry")
+	// ErrBatchNotRenewable: a batch token's expiry is sealed inside it.
+	ErrBatchNotRenewable = errors.New("batch tokens cannot be renewed")
+	// ErrBatchNotRevocable: a batch token is not stored, so nothing can be
+	// deleted to end it; it is valid until it expires.
+	ErrBatchNotRevocable = errors.New("batch tokens cannot be revoked")
+	// ErrNoBatchKey: this cluster has no batch token key and may not make
+	// one (a secondary waits for its primary's); the error says why.
+	ErrNoBatchKey = errors.New("no batch token key on this cluster")
 )
 
 // Options configure a Store. Zero values take the defaults.
@@ -53,6 +62,19 @@ type Options struct {
 	// PendingRevocationDelay is how long a token whose last use was consumed
 	// may wait for its caller's Revoke before the manager revokes it (1m).
 	PendingRevocationDelay time.Duration
+
+	// BatchKeyStorage holds the batch token key under BatchKeyPath (see
+	// batch.go). Every cluster that must accept this store's batch tokens
+	// must read the same key: core gives the barrier and a path of the
+	// replicated class. Without it, batch tokens are refused.
+	BatchKeyStorage logical.Storage
+	BatchKeyPath    string
+	// CanGenerateBatchKey reports whether this cluster may make the batch
+	// token key when there is none yet: nil when it may (nil function: always),
+	// else the reason, which a create of a batch token then answers with. A
+	// secondary must wait for its primary's key: one it made itself would
+	// diverge from the set's.
+	CanGenerateBatchKey func() error
 }
 
 // Validate reports a setting that cannot work.
@@ -68,6 +90,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("tokens: pending revocation delay %s is negative", o.PendingRevocationDelay)
 	case o.MaxTTL > 0 && o.DefaultTTL > o.MaxTTL:
 		return fmt.Errorf("tokens: default TTL %s exceeds max TTL %s; lower the default or raise the max", o.DefaultTTL, o.MaxTTL)
+	case (o.BatchKeyStorage == nil) != (o.BatchKeyPath == ""):
+		return errors.New("tokens: BatchKeyStorage and BatchKeyPath go together; give both (batch tokens enabled) or neither")
 	}
 	return nil
 }
@@ -108,6 +132,9 @@ type Store struct {
 	mu sync.Mutex // serialises writes
 
 	sched *scheduler
+
+	batchMu  sync.Mutex
+	batchKey cipher.AEAD // nil until loaded; never caches "no key"
 
 	runMu  sync.Mutex
 	cancel context.CancelFunc
