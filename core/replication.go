@@ -152,6 +152,8 @@ func (c *Core) Invalidate(keys []string) {
 			policies = true
 		case k == barrier.KeyringPath:
 			keyring = true
+		case k == batchTokenKeyPath:
+			c.tokens.InvalidateBatchKey()
 		}
 	}
 	if c.barrier.Sealed() {
