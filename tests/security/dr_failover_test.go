@@ -174,15 +174,29 @@ func TestDRFailoverWithATokenFromUnsealShares(t *testing.T) {
 }
 
 // The second way to promote: a DR operation token made on the primary before
-// the failover (Coffer has no batch tokens: an orphan service token with a
-// policy that allows promote; tokens are local, so it reaches DR secondaries
-// only), and a static seal this time.
+// the failover (an orphan service token with a policy that allows promote;
+// tokens are local, so it reaches DR secondaries only), and a static seal
+// this time. Batch tokens made on the primary work after the promotion too:
+// their key is replicated, and a child's parent came along with the tokens.
 func TestDRFailoverWithATokenMadeOnThePrimary(t *testing.T) {
 	d := startDRSet(t)
 	R := d.pri.rootClient()
 	if err := R.Sys().PutPolicy("dr-ops", `path "sys/replication/dr/secondary/promote" { capabilities = ["update"] }
 path "sys/replication/dr/secondary/update-primary" { capabilities = ["update"] }`); err != nil {
 		t.Fatal(err)
+	}
+	if err := R.Sys().PutPolicy("app-read", `path "secret/data/app" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	batches := map[string]string{}
+	for name, create := range map[string]func(*api.TokenCreateRequest) (*api.Secret, error){
+		"orphan": R.Auth().Token().CreateOrphan, "child": R.Auth().Token().Create,
+	} {
+		s, err := create(&api.TokenCreateRequest{Type: "batch", Policies: []string{"app-read"}, TTL: "1h"})
+		if err != nil || !strings.HasPrefix(s.Auth.ClientToken, "hvb.") {
+			t.Fatalf("an %s batch token on the primary: %v %+v", name, err, s)
+		}
+		batches[name] = s.Auth.ClientToken
 	}
 	op, err := R.Auth().Token().CreateOrphan(&api.TokenCreateRequest{Policies: []string{"dr-ops"}, NoDefaultPolicy: true, TTL: "8h"})
 	if err != nil {
@@ -209,6 +223,14 @@ path "sys/replication/dr/secondary/update-primary" { capabilities = ["update"] }
 	}
 	if _, err := d.drs.client(weak.Auth.ClientToken).Auth().Token().LookupSelf(); err != nil {
 		t.Fatalf("a token issued on the old primary, on the promoted cluster: %v", err)
+	}
+	for name, tok := range batches {
+		if err := kvHas(d.drs.client(tok), "app", "before the failover"); err != nil {
+			t.Fatalf("an %s batch token of the old primary, reading on the promoted cluster: %v", name, err)
+		}
+		if err := kvHas(d.drs.client(tok), "after", "promotion"); !isStatus(err, http.StatusForbidden) {
+			t.Fatalf("an %s batch token of the old primary, outside its policy: %v, want 403", name, err)
+		}
 	}
 	mustKVPut(t, N, "after", "promotion")
 }
