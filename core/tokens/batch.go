@@ -20,7 +20,8 @@ package tokens
 // replayed under another version's rules. A lookup accepts only the canonical
 // encoding of a blob of a known version that opens under the key, whose
 // record has not expired by this cluster's clock, and whose parent (when it
-// has one) is a valid token of this cluster's store. Anything else is an
+// has one) is a valid token of this cluster's store, and that does not name
+// the root policy (which the code never writes). Anything else is an
 // invalid token: no error, nothing logged but at debug level.
 //
 // The record holds the parent's storage key, not its id: whoever could open
@@ -318,8 +319,13 @@ func openBatch(aead cipher.AEAD, id string) (*batchRecord, error) {
 	if err := d.Decode(&rec); err != nil {
 		return nil, fmt.Errorf("%w: record: %v", errBadBatch, err)
 	}
-	if rec.Namespace != batchNamespace || rec.Expires <= rec.Issued {
-		return nil, fmt.Errorf("%w: namespace %q, or expiry not after issue", errBadBatch, rec.Namespace)
+	if rec.Namespace != batchNamespace {
+		return nil, fmt.Errorf("%w: namespace %q", errBadBatch, rec.Namespace)
+	}
+	// Never written (checkNewBatch), so a forgery by a holder of the key:
+	// a root batch token could not be revoked.
+	if hasPolicy(rec.Policies, "root") {
+		return nil, fmt.Errorf("%w: root policy", errBadBatch)
 	}
 	return &rec, nil
 }

@@ -486,10 +486,16 @@ func TestBatchDocumentedFormat(t *testing.T) {
 	if h.lookup("hvb."+base64.RawURLEncoding.EncodeToString(other)) != nil {
 		t.Fatal("a blob sealed for version 2 opened as version 1")
 	}
-	// Records the code would never write are refused even under the key.
+	// Records the code would never write (another namespace, an unknown
+	// field, the root policy, no lifetime) are refused even under the key:
+	// only a holder of the key could make them. (No lifetime: the expiry
+	// check refuses it.)
 	for _, bad := range []string{
 		strings.Replace(hand, `"n":"root"`, `"n":"team"`, 1),
 		strings.Replace(hand, `"o":true}`, `"o":true,"z":1}`, 1),
+		strings.Replace(hand, `"p":["ops"]`, `"p":["root"]`, 1),
+		strings.Replace(hand, `"p":["ops"]`, `"p":["ops","root"]`, 1),
+		strings.Replace(hand, `"x":`+jsonInt(t0.Add(time.Minute).UnixNano()), `"x":`+jsonInt(t0.UnixNano()), 1),
 	} {
 		tok := "hvb." + base64.RawURLEncoding.EncodeToString(gcm.Seal(append([]byte{1}, nonce...), nonce, []byte(bad), ad))
 		if h.lookup(tok) != nil {
