@@ -28,6 +28,15 @@ func batchToken(t *testing.T, c *Core, root string, policies ...string) string {
 	return resp.Auth.ClientToken
 }
 
+// tamper changes one character in the middle of tok.
+func tamper(tok string) string {
+	i, sub := len(tok)/2, "A"
+	if tok[i] == 'A' {
+		sub = "B"
+	}
+	return tok[:i] + sub + tok[i+1:]
+}
+
 // A request with a batch token goes through the ACL of its policies, as one
 // with a service token does; the audit log names its type.
 func TestBatchTokenAuthorizesPerItsPolicies(t *testing.T) {
@@ -61,12 +70,7 @@ func TestBatchTokenAuthorizesPerItsPolicies(t *testing.T) {
 			t.Errorf("%s %s with a read-only batch token: %v, want permission denied", r.op, r.path, err)
 		}
 	}
-	i, sub := len(tok)/2, "A"
-	if tok[i] == 'A' {
-		sub = "B"
-	}
-	bad := tok[:i] + sub + tok[i+1:]
-	if _, err := do(t, c, bad, logical.ReadOperation, "kv/app", nil); !errors.Is(err, ErrPermissionDenied) || StatusOf(err) != http.StatusForbidden {
+	if _, err := do(t, c, tamper(tok), logical.ReadOperation, "kv/app", nil); !errors.Is(err, ErrPermissionDenied) || StatusOf(err) != http.StatusForbidden {
 		t.Fatalf("a tampered batch token: %v, want 403", err)
 	}
 	look, err := do(t, c, tok, logical.ReadOperation, "auth/token/lookup-self", nil)
@@ -217,4 +221,22 @@ func replicate(t *testing.T, c *Core, e *storage.Entry) {
 		t.Fatal(err)
 	}
 	c.Invalidate([]string{e.Key})
+}
+
+// A batch token made on the primary authorises a DR operation on its DR
+// secondary when its policies grant it, as a service token does.
+func TestBatchTokenAsDROperationToken(t *testing.T) {
+	ctx := context.Background()
+	c, root := newTestCoreRoot(t)
+	r := attachDR(c, ModeDisabled) // made before this cluster becomes a DR secondary
+	if _, err := do(t, c, root, logical.UpdateOperation, "sys/policies/acl/dr-ops", map[string]any{"policy": `path "sys/replication/dr/secondary/*" { capabilities = ["update"] }`}); err != nil {
+		t.Fatal(err)
+	}
+	granted, other := batchToken(t, c, root, "dr-ops"), batchToken(t, c, root, "default")
+	r.mode.Store(ModeSecondary)
+	if err := c.CheckDROperationToken(ctx, granted, promotePath); err != nil {
+		t.Fatalf("a batch token granting update on %s: %v", promotePath, err)
+	}
+	requireDenied(t, "a batch token without the policy", c.CheckDROperationToken(ctx, other, promotePath))
+	requireDenied(t, "a tampered batch token", c.CheckDROperationToken(ctx, tamper(granted), promotePath))
 }
