@@ -43,6 +43,13 @@ path "auth/token/create" { capabilities = ["update"] }`); err != nil {
 		t.Fatalf("the child batch token on its primary: %v", err)
 	}
 
+	// The secondary-to-be's own batch key and token: the activation replaces
+	// its data, that key included.
+	own, err := sec.root.Auth().Token().CreateOrphan(&api.TokenCreateRequest{Type: "batch", Policies: []string{"default"}})
+	if err != nil {
+		t.Fatalf("create-orphan type=batch on the secondary-to-be: %v", err)
+	}
+
 	enablePrimary(t, P)
 	if err := activateSecondary(sec.root, secondaryToken(t, P, "dc2", "")); err != nil {
 		t.Fatalf("secondary/enable: %v", err)
@@ -50,6 +57,9 @@ path "auth/token/create" { capabilities = ["update"] }`); err != nil {
 	S := client(t, sec.addr, a.ClientToken)
 	// 403 until the sync has brought the key and the data, then the read.
 	waitKV(t, S, "secret", "app", "one", waitTimeout)
+
+	_, err = withToken(t, S, own.Auth.ClientToken).Auth().Token().LookupSelf()
+	forbidden(t, "a batch token the secondary made before its activation", err)
 
 	look, err := S.Auth().Token().LookupSelf()
 	if err != nil {
