@@ -15,4 +15,9 @@ var (
 
 	// ErrClosed means the Bus was closed.
 	ErrClosed = errors.New("bus closed")
+
+	// ErrInterrupted means a request was sent and the wait for its answer
+	// ended early (the connection closed under it): the peer may have acted
+	// on it.
+	ErrInterrupted = errors.New("request sent, wait for the answer interrupted")
 )

@@ -225,7 +225,7 @@ func (b *Bus) RequestVerified(ctx context.Context, subject string, data []byte, 
 			refused, last = refused+1, noResponders
 			continue
 		default:
-			return nil, fmt.Errorf("request %s: %w (%s)", subject, err, b.hint(err))
+			return nil, fmt.Errorf("request %s: %w: %w (%s)", subject, ErrInterrupted, err, b.hint(err))
 		}
 		if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
 			refused, last = refused+1, noResponders

@@ -14,6 +14,7 @@ import (
 	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/bus/bustest"
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 )
 
 // stranger is a plain nats.go client on the bus: it knows nothing secret but
@@ -172,4 +173,36 @@ func TestServeJoinsNoQueueGroup(t *testing.T) {
 		t.Fatalf("the server answered %d of %d requests", served.Load(), n)
 	}
 
+}
+
+// A request whose wait is cut by its own connection closing was sent: the
+// error says so (ErrInterrupted), and is not "unreachable", which callers
+// take for "not sent".
+func TestRequestVerifiedInterruptedIsNotUnreachable(t *testing.T) {
+	srv := bustest.Start(t)
+	cfg := bus.Config{URL: srv.ClientURL()}
+	b, err := bus.Open(context.Background(), cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	sub, err := srv.Conn().Subscribe("interrupted.subject", func(m *nats.Msg) { got <- m.Data })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := srv.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.RequestVerified(context.Background(), "interrupted.subject", []byte("x"), func([]byte) error { return nil })
+		errc <- err
+	}()
+	<-got // the request is out; nobody answers
+	_ = b.Close()
+	err = <-errc
+	if !errors.Is(err, bus.ErrInterrupted) || errors.Is(err, bus.ErrUnreachable) {
+		t.Fatalf("a request cut off by its connection closing: %v; want ErrInterrupted, not ErrUnreachable", err)
+	}
 }

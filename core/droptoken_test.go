@@ -212,9 +212,13 @@ path "sys/replication/dr/secondary/promote" { capabilities = ["deny"] }
 		t.Fatalf("update and sudo on a sudo path: %v", err)
 	}
 	requireDenied(t, "a use-limited token", c.CheckDROperationToken(ctx, limited, promotePath))
+	// Revoked where it can be (a DR secondary serves no request): as on the
+	// primary, whose revocation then replicates.
+	r.mode.Store(ModeDisabled)
 	if _, err := do(t, c, root, logical.UpdateOperation, "auth/token/revoke", map[string]any{"token": granted}); err != nil {
 		t.Fatal(err)
 	}
+	r.mode.Store(ModeSecondary)
 	requireDenied(t, "a revoked store token", c.CheckDROperationToken(ctx, granted, promotePath))
 	// A store token cannot be deleted through the DR endpoint: it is the primary's.
 	if err := c.RevokeDROperationToken(ctx, root); !errors.Is(err, ErrPermissionDenied) {
@@ -282,4 +286,20 @@ func TestDROperationTokenWithOperatorOTP(t *testing.T) {
 	if err := c.CheckDROperationToken(ctx, tok, promotePath); err != nil {
 		t.Fatalf("the decoded token: %v", err)
 	}
+}
+
+// A DR secondary serves no client request but sys/replication/*: 400.
+func TestDRSecondaryRefusesClientRequests(t *testing.T) {
+	ctx := context.Background()
+	c, root := newTestCoreRoot(t)
+	r := attachDR(c, ModeSecondary)
+	_, err := do(t, c, root, logical.ReadOperation, "sys/policies/acl/default", nil)
+	if logical.StatusCode(err) != 400 || !strings.Contains(err.Error(), "DR secondary") {
+		t.Fatalf("a read on a DR secondary: %v, want 400", err)
+	}
+	r.mode.Store(ModeDisabled)
+	if _, err := do(t, c, root, logical.ReadOperation, "sys/policies/acl/default", nil); err != nil {
+		t.Fatalf("the same read once the cluster is no DR secondary: %v", err)
+	}
+	_ = ctx
 }

@@ -81,7 +81,10 @@ func (c *Core) shouldForward(mb *mountedBackend, rel string, lreq *logical.Reque
 func (c *Core) forward(ctx context.Context, path string, lreq *logical.Request) (*logical.Response, uint64, error) {
 	fc := c.replication().Forwarder()
 	if fc == nil {
-		return nil, 0, c.refuseOnSecondary(false)
+		// A secondary without a forwarding client is between primaries:
+		// starting, switching (update-primary) or demoted. The write was
+		// not sent; retrying shortly reaches the primary it follows next.
+		return nil, 0, logical.Errorf(http.StatusServiceUnavailable, "this secondary is not following a primary right now (starting, switching primaries, or demoted and waiting for update-primary): the write was not sent; retry shortly")
 	}
 	var who *forwarder.Caller
 	if te := caller(ctx); te != nil {

@@ -33,8 +33,9 @@ func (t transport) RoundTrip(ctx context.Context, payload []byte) ([]byte, error
 	switch {
 	case err == nil:
 		return out, nil
-	case errors.Is(err, context.DeadlineExceeded):
-		// Sent, unanswered: it may have been applied.
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, bus.ErrInterrupted):
+		// Sent, unanswered (the deadline, or this secondary stopping or
+		// switching primaries under it): it may have been applied.
 		return nil, classified{err, forwarder.ErrNoAnswer}
 	case errors.Is(err, bus.ErrUnreachable):
 		return nil, classified{err, forwarder.ErrUnreachable}

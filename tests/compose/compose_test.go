@@ -1,6 +1,8 @@
 // Package compose holds the fault tests of the compose topology in
 // deploy/compose (docs/operations.md): a three-node NATS JetStream cluster, a
-// primary dc1 and secondaries dc2 and dc3 in containers built FROM scratch.
+// primary dc1, performance secondaries dc2 and dc3 and a DR secondary dr1 in
+// containers built FROM scratch. TestFailoverDrill (drill_test.go) is the DR
+// failover drill of `make failover-drill`.
 //
 // They run only with COFFER_COMPOSE_TESTS=1 and a Docker engine that answers
 // (`make test` sets it when `docker info` succeeds); the images come from
@@ -75,6 +77,7 @@ type topo struct {
 	project  string
 	env      []string
 	rootTok  string // dc1's root token
+	recovery string // dc1's recovery key (base64), which dr1 checks once activated
 	adminPW  string // userpass admin, every cluster
 	mu       sync.Mutex
 	addrs    map[string]string // service -> host:port of its published port
@@ -375,7 +378,7 @@ func up(t *testing.T) *topo {
 	}
 	// Free loopback ports: the tests never collide with a running demo.
 	tp.env = os.Environ()
-	for _, v := range []string{"COFFER_DC1_API", "COFFER_DC2_API", "COFFER_DC3_API", "COFFER_N1_NATS", "COFFER_N2_NATS", "COFFER_N3_NATS"} {
+	for _, v := range []string{"COFFER_DC1_API", "COFFER_DC2_API", "COFFER_DC3_API", "COFFER_DR1_API", "COFFER_N1_NATS", "COFFER_N2_NATS", "COFFER_N3_NATS"} {
 		tp.env = append(tp.env, v+"=127.0.0.1:")
 	}
 	for _, img := range images {
@@ -419,9 +422,12 @@ func up(t *testing.T) *topo {
 		if len(f) == 2 && f[0] == "admin-password" {
 			tp.adminPW = f[1]
 		}
+		if len(f) == 2 && f[0] == "recovery-key" {
+			tp.recovery = f[1]
+		}
 	}
-	if tp.rootTok == "" || tp.adminPW == "" {
-		t.Fatalf("setup show printed no root token or admin password:\n%s", show)
+	if tp.rootTok == "" || tp.adminPW == "" || tp.recovery == "" {
+		t.Fatalf("setup show printed no root token, admin password or recovery key:\n%s", show)
 	}
 	return tp
 }
@@ -478,7 +484,7 @@ func TestComposeFaults(t *testing.T) {
 		if si.Cluster.Leader == "" || len(si.Cluster.Replicas) != wantReplicas-1 {
 			t.Fatalf("nats stream info %s: cluster %+v, want a leader and %d replicas", stream, si.Cluster, wantReplicas-1)
 		}
-		for _, id := range []string{"dc2", "dc3"} {
+		for _, id := range []string{"dc2", "dc3", "dr1"} {
 			var ci struct {
 				Config struct {
 					Durable string `json:"durable_name"`

@@ -4,15 +4,17 @@
 //
 //	coffer-compose-setup keygen FILE   write a random 32-byte static seal key (64 hex
 //	                                   characters) to FILE unless it exists
-//	coffer-compose-setup [run]         initialize dc1, dc2 and dc3 when needed, seed the
-//	                                   primary, enable it, activate dc2 and dc3 as its
-//	                                   secondaries, check that a write replicates, exit 0
+//	coffer-compose-setup [run]         initialize dc1, dc2, dc3 and dr1 when needed, seed
+//	                                   the primary, enable it (performance and DR), activate
+//	                                   dc2 and dc3 as its performance secondaries and dr1 as
+//	                                   its DR secondary, check that a write replicates, exit 0
 //	coffer-compose-setup show          print what run wrote to the shared directory
 //
 // run is idempotent: on a topology that is already set up it only checks that
 // it replicates. It writes to the shared directory (COFFER_SETUP_DIR,
 // /shared by default): root-token (dc1's root token), recovery-key (dc1's
-// recovery key), admin-password (the userpass user "admin", policy "admin",
+// recovery key: it also generates a DR operation token on dr1, whose recovery
+// key check is dc1's once activated), admin-password (the userpass user "admin", policy "admin",
 // which logs in on every cluster: tokens are local to a cluster, and a
 // secondary's own root token is wiped by its activation).
 package main
@@ -196,8 +198,9 @@ func waitHealth(c cluster, want ...int) error {
 // its root token (and recovery key) under the given file prefix; it returns
 // the root token either way.
 func initialize(c cluster, prefix string) (string, error) {
-	// 501: not initialized; 200: active; 503: sealed (auto-unseals shortly).
-	if err := waitHealth(c, 200, 501, 503); err != nil {
+	// 501: not initialized; 200: active; 503: sealed (auto-unseals shortly);
+	// 472: a DR secondary (dr1 once activated).
+	if err := waitHealth(c, 200, 501, 503, 472); err != nil {
 		return "", err
 	}
 	tokenFile := filepath.Join(sharedDir(), prefix+"root-token")
@@ -224,7 +227,7 @@ func initialize(c cluster, prefix string) (string, error) {
 		}
 		fmt.Printf("%s: initialized (static seal: one recovery key), root token in %s\n", c.name, tokenFile)
 	}
-	if err := waitHealth(c, 200); err != nil {
+	if err := waitHealth(c, 200, 472); err != nil {
 		return "", err
 	}
 	tok, err := readFile(tokenFile)
@@ -251,7 +254,8 @@ func run() error {
 		{"dc2", env("COFFER_DC2_ADDR", "http://dc2:8200")},
 		{"dc3", env("COFFER_DC3_ADDR", "http://dc3:8200")},
 	}
-	fmt.Println("== waiting for dc1, dc2, dc3")
+	dr := cluster{"dr1", env("COFFER_DR1_ADDR", "http://dr1:8200")}
+	fmt.Println("== waiting for dc1, dc2, dc3, dr1")
 	rootTok, err := initialize(primary, "")
 	if err != nil {
 		return err
@@ -260,51 +264,77 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	st, err := perfStatus(P)
-	if err != nil {
-		return fmt.Errorf("dc1 replication status: %w", err)
-	}
-	if st["mode"] != "primary" {
-		if err := seed(P); err != nil {
-			return err
-		}
-		if err := waitJetStream(env("COFFER_SETUP_NATS_URL", "nats://n1:4222,nats://n2:4222,nats://n3:4222")); err != nil {
-			return err
-		}
-		fmt.Println("== enabling performance replication on dc1 (creates the WAL stream, 3 replicas)")
-		if err := retry("dc1 primary/enable", 3*time.Minute, func() error {
-			_, err := P.Logical().Write(pathEnable, nil)
-			if err == nil {
-				return nil
-			}
-			if st, serr := perfStatus(P); serr == nil && st["mode"] == "primary" {
-				return nil
-			}
-			if strings.Contains(err.Error(), "already enabled") {
-				// A failed enable (its stream could not be created) left the
-				// primary's state behind without making dc1 a primary: no retry
-				// or restart gets out of it.
-				return stop{fmt.Errorf("dc1 primary/enable: %w: dc1 is stuck half-enabled after an earlier failed attempt; start over with `down -v`", err)}
-			}
-			return err
-		}); err != nil {
-			return err
-		}
-	} else {
-		fmt.Println("dc1 is already a performance primary")
+	if err := enablePrimary(P); err != nil {
+		return err
 	}
 	adminPW, err := readFile(filepath.Join(sharedDir(), "admin-password"))
 	if err != nil {
 		return fmt.Errorf("dc1 is set up but the admin password is not in %s: %w", sharedDir(), err)
 	}
-
 	for _, s := range secondaries {
 		if err := activate(P, s); err != nil {
 			return err
 		}
 	}
+	if err := enableDRPrimary(P); err != nil {
+		return err
+	}
+	if err := activateDR(P, dr); err != nil {
+		return err
+	}
+	if err := checkReplicates(P, secondaries, dr, adminPW); err != nil {
+		return err
+	}
+	fmt.Printf("== done: dc1 is the primary, dc2 and dc3 replicate from it, dr1 is its DR secondary\n")
+	fmt.Printf("root token of dc1: %s\n", rootTok)
+	fmt.Printf("userpass admin password (every cluster): %s\n", adminPW)
+	fmt.Printf("(both are in the setup volume, with dc1's recovery key: docker compose run --rm setup show)\n")
+	return nil
+}
 
-	fmt.Println("== checking that a write on dc1 reaches dc2 and dc3")
+// enablePrimary seeds dc1 and makes it the performance primary unless it is
+// one already.
+func enablePrimary(P *api.Client) error {
+	st, err := perfStatus(P)
+	if err != nil {
+		return fmt.Errorf("dc1 replication status: %w", err)
+	}
+	if st["state"] == "fenced" {
+		return fmt.Errorf("dc1 is a fenced primary: another cluster (%v) took its replication set over in a failover, so the setup's topology no longer applies; start over with `down -v`, or carry on by hand (docs/operations.md, \"Failover drill\")", st["set_holder"])
+	}
+	if st["mode"] == "primary" {
+		fmt.Println("dc1 is already a performance primary")
+		return nil
+	}
+	if err := seed(P); err != nil {
+		return err
+	}
+	if err := waitJetStream(env("COFFER_SETUP_NATS_URL", "nats://n1:4222,nats://n2:4222,nats://n3:4222")); err != nil {
+		return err
+	}
+	fmt.Println("== enabling performance replication on dc1 (creates the WAL stream, 3 replicas)")
+	return retry("dc1 primary/enable", 3*time.Minute, func() error {
+		_, err := P.Logical().Write(pathEnable, nil)
+		if err == nil {
+			return nil
+		}
+		if st, serr := perfStatus(P); serr == nil && st["mode"] == "primary" {
+			return nil
+		}
+		if strings.Contains(err.Error(), "already enabled") {
+			// A failed enable (its stream could not be created) left the
+			// primary's state behind without making dc1 a primary: no retry
+			// or restart gets out of it.
+			return stop{fmt.Errorf("dc1 primary/enable: %w: dc1 is stuck half-enabled after an earlier failed attempt; start over with `down -v`", err)}
+		}
+		return err
+	})
+}
+
+// checkReplicates writes secret/compose-setup on dc1 and waits until dc2
+// and dc3 serve it and dr1 has applied it.
+func checkReplicates(P *api.Client, secondaries []cluster, dr cluster, adminPW string) error {
+	fmt.Println("== checking that a write on dc1 reaches dc2, dc3 and dr1")
 	probe := time.Now().UTC().Format(time.RFC3339Nano)
 	if _, err := P.KVv2("secret").Put(context.Background(), "compose-setup", map[string]any{"at": probe}); err != nil {
 		return fmt.Errorf("write secret/compose-setup on dc1: %w", err)
@@ -328,11 +358,7 @@ func run() error {
 		}
 		fmt.Printf("%s: replicated\n", s.name)
 	}
-	fmt.Printf("== done: dc1 is the primary, dc2 and dc3 replicate from it\n")
-	fmt.Printf("root token of dc1: %s\n", rootTok)
-	fmt.Printf("userpass admin password (every cluster): %s\n", adminPW)
-	fmt.Printf("(both are in the setup volume: docker compose run --rm setup show)\n")
-	return nil
+	return drCaughtUp(P, dr)
 }
 
 // seed mounts kv-v2 at secret/ and creates the policy and userpass user
