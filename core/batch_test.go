@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -114,10 +115,10 @@ func TestBatchTokenAuthorizesPerItsPolicies(t *testing.T) {
 	}
 }
 
-// The batch token key lives under the barrier at a path of the replicated
-// class, outside the local token store: secondaries get it, and with it the
-// primary's batch tokens.
-func TestBatchTokenKeyIsReplicated(t *testing.T) {
+// The batch token keys live under the barrier outside the local token store:
+// the signing key at a path of the local class (performance replication never
+// ships it), its public key at a path of the replicated class.
+func TestBatchTokenKeys(t *testing.T) {
 	c, root := newTestCoreRoot(t)
 	ctx := context.Background()
 	before, err := c.barrier.List(ctx, tokenStoragePrefix+"id/")
@@ -125,11 +126,13 @@ func TestBatchTokenKeyIsReplicated(t *testing.T) {
 		t.Fatal(err)
 	}
 	batchToken(t, c, root, "default")
-	if e, err := c.barrier.Get(ctx, batchTokenKeyPath); err != nil || e == nil {
-		t.Fatalf("no batch token key at %s after a batch create: %v", batchTokenKeyPath, err)
-	}
-	if got := c.classify(batchTokenKeyPath); got != wal.Replicated {
-		t.Fatalf("classify(%s) = %s, want replicated", batchTokenKeyPath, got)
+	for path, class := range map[string]wal.Class{batchTokenSigningKeyPath: wal.Local, batchTokenPublicKeyPath: wal.Replicated} {
+		if e, err := c.barrier.Get(ctx, path); err != nil || e == nil {
+			t.Fatalf("nothing at %s after a batch create: %v", path, err)
+		}
+		if got := c.classify(path); got != class {
+			t.Fatalf("classify(%s) = %s, want %s", path, got, class)
+		}
 	}
 	after, err := c.barrier.List(ctx, tokenStoragePrefix+"id/")
 	if err != nil {
@@ -140,56 +143,111 @@ func TestBatchTokenKeyIsReplicated(t *testing.T) {
 	}
 }
 
-// A performance secondary never makes a key of its own: it waits for its
-// primary's, and follows the entry when replication changes it.
-func TestBatchKeyOnASecondary(t *testing.T) {
-	ctx := context.Background()
-	primary, proot := newTestCoreRoot(t)
-	primaryTok := batchToken(t, primary, proot, "default")
-	key, err := primary.barrier.Get(ctx, batchTokenKeyPath)
-	if err != nil || key == nil {
+// entry reads path from c's barrier; nil when absent.
+func entry(t *testing.T, c *Core, path string) *storage.Entry {
+	t.Helper()
+	e, err := c.barrier.Get(context.Background(), path)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
+
+// A performance secondary verifies its primary's batch tokens with the
+// published key, signs its own with a key of its own, publishes nothing, and
+// can make no token its primary accepts. It follows the published key when
+// replication changes it.
+func TestBatchTokensOnAPerformanceSecondary(t *testing.T) {
+	primary, proot := newTestCoreRoot(t)
+	primaryTok := batchToken(t, primary, proot, "default")
+	pub := entry(t, primary, batchTokenPublicKeyPath)
 
 	c, root := newTestCoreRoot(t)
 	c.SetReplication(&perfRepl{})
-	_, err = do(t, c, root, logical.UpdateOperation, "auth/token/create-orphan", map[string]any{"type": "batch", "policies": "default"})
-	if StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "performance secondary") || !strings.Contains(err.Error(), "primary") {
-		t.Fatalf("a batch create on a secondary without the key: %v; want a 400 saying the key comes from the primary", err)
-	}
-	if e, err := c.barrier.Get(ctx, batchTokenKeyPath); e != nil || err != nil {
-		t.Fatalf("a secondary made a batch token key of its own: %v %v", e, err)
-	}
 	if _, err := do(t, c, primaryTok, logical.ReadOperation, "auth/token/lookup-self", nil); !errors.Is(err, ErrPermissionDenied) {
-		t.Fatalf("the primary's batch token before its key arrived: %v, want 403", err)
+		t.Fatalf("the primary's batch token before its public key arrived: %v, want 403", err)
 	}
-
-	// Replication brings the primary's key: the primary's tokens work here,
-	// and so do batch creates.
-	replicate(t, c, key)
-	if _, err := do(t, c, primaryTok, logical.ReadOperation, "auth/token/lookup-self", nil); err != nil {
-		t.Fatalf("the primary's batch token once its key arrived: %v", err)
-	}
+	// Its own tokens need no key of the primary's.
 	own := batchToken(t, c, root, "default")
-
-	// A resync to another primary brings another key: the old tokens stop.
-	other, oroot := newTestCoreRoot(t)
-	batchToken(t, other, oroot, "default")
-	okey, err := other.barrier.Get(ctx, batchTokenKeyPath)
-	if err != nil || okey == nil {
-		t.Fatal(err)
+	if entry(t, c, batchTokenPublicKeyPath) != nil {
+		t.Fatal("a performance secondary published its batch token key")
 	}
-	replicate(t, c, okey)
-	for _, tok := range []string{primaryTok, own} {
-		if _, err := do(t, c, tok, logical.ReadOperation, "auth/token/lookup-self", nil); !errors.Is(err, ErrPermissionDenied) {
-			t.Fatalf("a batch token of the replaced key: %v, want 403", err)
+
+	// Replication brings what the primary publishes: its tokens work here,
+	// the secondary's own still do, and the primary refuses the secondary's.
+	replicate(t, c, pub)
+	for name, tok := range map[string]string{"the primary's": primaryTok, "its own": own, "a later one of its own": batchToken(t, c, root, "default")} {
+		if _, err := do(t, c, tok, logical.ReadOperation, "auth/token/lookup-self", nil); err != nil {
+			t.Fatalf("%s batch token on the secondary: %v", name, err)
+		}
+	}
+	if !bytes.Equal(entry(t, c, batchTokenPublicKeyPath).Value, pub.Value) {
+		t.Fatal("the secondary replaced its primary's published key")
+	}
+	for _, tok := range []string{own, batchToken(t, c, root, "default")} {
+		if _, err := do(t, primary, tok, logical.ReadOperation, "auth/token/lookup-self", nil); !errors.Is(err, ErrPermissionDenied) || StatusOf(err) != http.StatusForbidden {
+			t.Fatalf("a batch token minted on a performance secondary, on its primary: %v, want 403", err)
 		}
 	}
 
-	// A DR secondary does not make one either.
-	c.SetReplication(&perfRepl{mode: ModeDisabled, dr: ModeSecondary})
-	if err := c.canGenerateBatchKey(); err == nil || !strings.Contains(err.Error(), "DR secondary") {
+	// A resync to another primary brings another public key: the former
+	// primary's tokens stop here, the secondary's own go on.
+	other, oroot := newTestCoreRoot(t)
+	otherTok := batchToken(t, other, oroot, "default")
+	replicate(t, c, entry(t, other, batchTokenPublicKeyPath))
+	if _, err := do(t, c, primaryTok, logical.ReadOperation, "auth/token/lookup-self", nil); !errors.Is(err, ErrPermissionDenied) {
+		t.Fatalf("a batch token of the former primary: %v, want 403", err)
+	}
+	for _, tok := range []string{otherTok, own} {
+		if _, err := do(t, c, tok, logical.ReadOperation, "auth/token/lookup-self", nil); err != nil {
+			t.Fatalf("a batch token of the new primary, or the secondary's own: %v", err)
+		}
+	}
+}
+
+// A DR secondary makes and publishes no key: it holds its primary's (both
+// classes ship to it), verifies the primary's batch tokens, and once promoted
+// signs tokens the former primary and its performance secondaries accept.
+func TestBatchKeysThroughADRPromotion(t *testing.T) {
+	ctx := context.Background()
+	primary, proot := newTestCoreRoot(t)
+	dr, droot := newTestCoreRoot(t)
+	r := attachDR(dr, ModeSecondary)
+	if err := dr.canGenerateBatchKey(); err == nil || !strings.Contains(err.Error(), "DR secondary") {
 		t.Fatalf("canGenerateBatchKey on a DR secondary: %v", err)
+	}
+	if err := dr.canPublishBatchKey(); err == nil || !strings.Contains(err.Error(), "DR secondary") {
+		t.Fatalf("canPublishBatchKey on a DR secondary: %v", err)
+	}
+	policy := map[string]any{"policy": `path "sys/replication/dr/secondary/*" { capabilities = ["update"] }`}
+	if _, err := do(t, primary, proot, logical.UpdateOperation, "sys/policies/acl/dr-ops", policy); err != nil {
+		t.Fatal(err)
+	}
+	tok := batchToken(t, primary, proot, "dr-ops")
+	requireDenied(t, "the primary's batch token before its keys arrived", dr.CheckDROperationToken(ctx, tok, promotePath))
+	// What DR replication brings: the policy, the published key and, local,
+	// the signing key.
+	for _, path := range []string{policyPrefix + "dr-ops", batchTokenPublicKeyPath, batchTokenSigningKeyPath} {
+		replicate(t, dr, entry(t, primary, path))
+	}
+	if err := dr.CheckDROperationToken(ctx, tok, promotePath); err != nil {
+		t.Fatalf("the primary's batch token on its DR secondary: %v", err)
+	}
+
+	r.mode.Store(ModePrimary) // promoted
+	made := batchToken(t, dr, droot, "dr-ops")
+	if !bytes.Equal(entry(t, dr, batchTokenPublicKeyPath).Value, entry(t, primary, batchTokenPublicKeyPath).Value) {
+		t.Fatal("the promoted DR secondary published another key")
+	}
+	perf, _ := newTestCoreRoot(t)
+	perf.SetReplication(&perfRepl{})
+	replicate(t, perf, entry(t, dr, batchTokenPublicKeyPath))
+	for name, c := range map[string]*Core{"promoted": dr, "former primary": primary, "performance secondary": perf} {
+		for _, tk := range []string{tok, made} {
+			if _, err := do(t, c, tk, logical.ReadOperation, "auth/token/lookup-self", nil); err != nil {
+				t.Fatalf("a batch token of the primary or of its promoted DR secondary, on the %s: %v", name, err)
+			}
+		}
 	}
 }
 

@@ -148,39 +148,6 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 	return c, nil
 }
 
-func (c *Core) newTokenStore() *tokens.Store {
-	return tokens.New(logical.NewView(c.barrier, tokenStoragePrefix), tokens.Options{
-		DefaultTTL:          c.cfg.DefaultLeaseTTL,
-		MaxTTL:              c.cfg.MaxLeaseTTL,
-		BatchKeyStorage:     c.barrier,
-		BatchKeyPath:        batchTokenKeyPath,
-		CanGenerateBatchKey: c.canGenerateBatchKey,
-	}, c.logger.With().Str("component", "tokens").Logger())
-}
-
-// tokenStoragePrefix holds the token store's records (local class).
-const tokenStoragePrefix = "sys/token/"
-
-// batchTokenKeyPath holds the key of batch tokens (core/tokens/batch.go).
-// It is of the replicated class (classify leaves it to wal.DefaultClassify),
-// so every cluster of the replication set, performance and DR, opens the
-// batch tokens of every other.
-const batchTokenKeyPath = "core/token-batch-key"
-
-// canGenerateBatchKey lets only a cluster that writes its own replicated
-// data make the batch token key: a performance or DR secondary receives its
-// primary's, and a key of its own would diverge from the set's.
-func (c *Core) canGenerateBatchKey() error {
-	r := c.replication()
-	switch {
-	case r.Mode() == ModeSecondary:
-		return errors.New("this cluster is a performance secondary and the batch token key has not arrived from its primary: create one batch token on the primary (which makes the key), then retry here once replication has caught up")
-	case r.DRMode() == ModeSecondary:
-		return errors.New("this cluster is a DR secondary: its batch token key comes from its primary")
-	}
-	return nil
-}
-
 // mountBuiltins routes the system backend (sys/) and the token auth method
 // (auth/token/); they are listed with the mounts but never stored.
 func (c *Core) mountBuiltins() {
@@ -198,8 +165,8 @@ func (c *Core) mountBuiltins() {
 
 // classify gives the WAL each key's replication class: per-cluster state is
 // never shipped; tokens, wrapped responses, local tables and the data of local
-// mounts are local; everything else is replicated, the batch token key
-// (batchTokenKeyPath) included.
+// mounts are local (the batch token signing key among the "core/local-" keys);
+// everything else is replicated, the published batch token key included.
 func (c *Core) classify(key string) wal.Class {
 	switch {
 	case strings.HasPrefix(key, "core/cluster/local/"):

@@ -152,8 +152,8 @@ func (c *Core) Invalidate(keys []string) {
 			policies = true
 		case k == barrier.KeyringPath:
 			keyring = true
-		case k == batchTokenKeyPath:
-			c.tokens.InvalidateBatchKey()
+		case k == batchTokenPublicKeyPath, k == batchTokenSigningKeyPath:
+			c.tokens.InvalidateBatchKeys()
 		}
 	}
 	if c.barrier.Sealed() {

@@ -1,9 +1,10 @@
 package tests
 
 // Batch tokens across performance replication (core/tokens/batch.go): a
-// batch token is not stored but sealed with a key of the replicated class,
-// so an orphan batch token made on the primary works on its secondaries.
-// Real coffer processes, the vault/api client.
+// batch token is not stored but signed, and the primary's public key is
+// replicated, so an orphan batch token made on the primary works on its
+// secondaries; a secondary signs with a key of its own, which the primary
+// does not trust. Real coffer processes, the vault/api client.
 
 import (
 	"slices"
@@ -25,8 +26,8 @@ path "auth/token/create" { capabilities = ["update"] }`); err != nil {
 		t.Fatalf("put policy app-read: %v", err)
 	}
 
-	// Made on the primary before the secondary exists: the key reaches it
-	// with the activation's sync, not with a later write.
+	// Made on the primary before the secondary exists: the public key
+	// reaches it with the activation's sync, not with a later write.
 	orphan, err := P.Auth().Token().CreateOrphan(&api.TokenCreateRequest{Type: "batch", Policies: []string{"app-read"}, TTL: "1h"})
 	if err != nil {
 		t.Fatalf("create-orphan type=batch on the primary: %v", err)
@@ -43,8 +44,8 @@ path "auth/token/create" { capabilities = ["update"] }`); err != nil {
 		t.Fatalf("the child batch token on its primary: %v", err)
 	}
 
-	// The secondary-to-be's own batch key and token: the activation replaces
-	// its data, that key included.
+	// The secondary-to-be's own batch keys and token: the activation replaces
+	// its data, its signing key included.
 	own, err := sec.root.Auth().Token().CreateOrphan(&api.TokenCreateRequest{Type: "batch", Policies: []string{"default"}})
 	if err != nil {
 		t.Fatalf("create-orphan type=batch on the secondary-to-be: %v", err)
@@ -55,7 +56,7 @@ path "auth/token/create" { capabilities = ["update"] }`); err != nil {
 		t.Fatalf("secondary/enable: %v", err)
 	}
 	S := client(t, sec.addr, a.ClientToken)
-	// 403 until the sync has brought the key and the data, then the read.
+	// 403 until the sync has brought the public key and the data, then the read.
 	waitKV(t, S, "secret", "app", "one", waitTimeout)
 
 	_, err = withToken(t, S, own.Auth.ClientToken).Auth().Token().LookupSelf()
@@ -99,12 +100,26 @@ path "auth/token/create" { capabilities = ["update"] }`); err != nil {
 	_, err = S.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"app-read"}})
 	refused(t, "a batch token creating a token", err, 400, "batch tokens cannot create more tokens")
 
-	// The secondary, holding the key now, issues batch tokens the primary accepts.
-	made, err := client(t, sec.addr, pri.rootID).Auth().Token().CreateOrphan(&api.TokenCreateRequest{Type: "batch", Policies: []string{"app-read"}})
+	// The secondary issues batch tokens with its own signing key, which
+	// replication never brings to the primary: its operators, who hold all the
+	// data the primary sends, cannot mint a token the primary accepts.
+	SR := client(t, sec.addr, pri.rootID)
+	made, err := SR.Auth().Token().CreateOrphan(&api.TokenCreateRequest{Type: "batch", Policies: []string{"app-read"}})
 	if err != nil {
 		t.Fatalf("create-orphan type=batch on the secondary: %v", err)
 	}
-	if err := kvHas(withToken(t, P, made.Auth.ClientToken), "secret", "app", "one"); err != nil {
-		t.Fatalf("an orphan batch token of the secondary, on the primary: %v", err)
+	if err := kvHas(withToken(t, S, made.Auth.ClientToken), "secret", "app", "one"); err != nil {
+		t.Fatalf("the secondary's batch token on the secondary: %v", err)
+	}
+	_, err = kvData(withToken(t, P, made.Auth.ClientToken), "secret", "app")
+	forbidden(t, "a batch token minted on the secondary, reading on the primary", err)
+	_, err = withToken(t, P, made.Auth.ClientToken).Auth().Token().LookupSelf()
+	forbidden(t, "lookup-self on the primary with a batch token minted on the secondary", err)
+	_, err = SR.Auth().Token().CreateOrphan(&api.TokenCreateRequest{Type: "batch"})
+	refused(t, "a batch token with the root policy on the secondary", err, 400, "batch tokens cannot be root tokens")
+	// The primary's token still works on the secondary, which has a key of
+	// its own now.
+	if err := kvHas(S, "secret", "app", "one"); err != nil {
+		t.Fatalf("the primary's batch token on the secondary, after the secondary's own: %v", err)
 	}
 }

@@ -225,7 +225,7 @@ func (cr *createRequest) check() error {
 	case cr.tokenType == TypeBatch && cr.explicitMax != 0:
 		return badRequest("batch tokens cannot have \"explicit_max_ttl\" set: their ttl is already final; give ttl instead")
 	case cr.tokenType == TypeBatch && cr.id != "":
-		return badRequest("batch tokens cannot have \"id\" set: the id is the encrypted token; omit id")
+		return badRequest("batch tokens cannot have \"id\" set: the id is the signed record; omit id")
 	case cr.entityAlias != "":
 		return badRequest("'entity_alias' is only allowed in combination with token role, and Coffer has no token roles; remove entity_alias")
 	case cr.numUses < 0:

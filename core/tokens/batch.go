@@ -1,13 +1,14 @@
 package tokens
 
-// Batch tokens: the token is the record, encrypted; nothing is stored.
+// Batch tokens: the token is the record, signed; nothing is stored.
 //
 // # Format (part of the wire format: change it only with a new version)
 //
-//	token   = "hvb." base64url(blob)        RFC 4648 §5 without padding, canonical
-//	blob    = version(1) | nonce(12) | AES-256-GCM(key, nonce, record, ad)
-//	ad      = "coffer batch token" | version(1)
-//	record  = JSON (version 1):
+//	token     = "hvb." base64url(blob)      RFC 4648 §5 without padding, canonical
+//	blob      = version(1)=2 | record | signature(64)
+//	signature = Ed25519ctx(signing key, context "coffer-batch-token-v2",
+//	            version | record)            RFC 8032 §5.1, every byte before it
+//	record    = JSON, in clear:
 //	  "p"   policies, sanitized          "n"   namespace, always "root"
 //	  "d"   display name                 "m"   metadata (omitted when empty)
 //	  "c"   creation path                "i"   issue time, unix nanoseconds
@@ -16,47 +17,77 @@ package tokens
 //	        absent for an orphan
 //	  "e"   entity id (omitted when empty)
 //
-// The version byte is authenticated (it is in ad), so a blob cannot be
-// replayed under another version's rules. A lookup accepts only the canonical
-// encoding of a blob of a known version that opens under the key, whose
-// record has not expired by this cluster's clock, and whose parent (when it
-// has one) is a valid token of this cluster's store, and that does not name
-// the root policy (which the code never writes). Anything else is an
-// invalid token: no error, nothing logged but at debug level.
+// The record is not encrypted: whoever sees a batch token reads it, as its
+// holder can with lookup-self. Nothing in it is a secret: policies, names,
+// times and metadata are what lookup-self shows (so metadata must hold no
+// secret), and the parent's storage key is a keyed hash that names a record
+// of this cluster's store without revealing the parent's id (it only tells
+// which batch tokens share a parent); no endpoint takes a storage key.
 //
-// The record holds the parent's storage key, not its id: whoever could open
-// a batch token (with the key) learns no other token. The storage key is
+// The signature covers the version byte, and its context is used for
+// nothing else, so a blob cannot be replayed under another version's rules
+// nor pass for a signature of another Coffer format (the replication signing
+// keys are other keys, with other contexts). Version 1 (AES-256-GCM under a
+// replicated key) is no longer read: its tokens are invalid. Ed25519 is
+// deterministic: two creates of the same record in the same nanosecond give
+// the same string, which is the same token.
+//
+// A lookup accepts only the canonical encoding, at most MaxBatchTokenLen
+// characters, of a version 2 blob whose signature verifies under one of this
+// cluster's batch verification keys (below), whose record decodes with no
+// unknown field and nothing after it, names the namespace root and not the
+// root policy (which the code never writes), has not expired by this
+// cluster's clock, and whose parent (when it has one) is a valid token of
+// this cluster's store. Anything else is an invalid token: no error, nothing
+// logged but at debug level.
+//
+// The record holds the parent's storage key, not its id. The storage key is
 // salted per cluster (sys/token/salt is local), so a child batch token is
 // valid only where its parent lives, as in Vault, where batch tokens cross
 // performance replication only when orphan. DR replication copies the salt
 // and the parent: a child survives a DR promotion with its parent.
 //
-// # The key
+// # The keys
 //
-//	<BatchKeyPath>   {"v":1,"key":"<base64 32 bytes>"}
+//	<BatchSigningKeyPath>   {"v":1,"seed":"<base64 32 bytes>"}   local class
+//	<BatchPublicKeyPath>    {"v":1,"key":"<base64 32 bytes>"}    replicated class
 //
-// 32 random bytes, made by the first create of a batch token on a cluster
-// allowed to (Options.CanGenerateBatchKey) and never changed. It lives under
-// the barrier, at a path of the replicated class, so every cluster of the
-// replication set reads the same key and accepts the same batch tokens. There
-// is one key and no rotation: a version 2 would add a key term after the
-// version byte (as the barrier's ciphertext does) and keep old terms to open
-// the tokens issued before, until they expire.
+// Each cluster signs with its own Ed25519 key pair (the seed is the RFC 8032
+// private key), made by its first batch create when it has none and
+// CanGenerateBatchKey allows (core: every cluster but a DR secondary), never
+// changed, kept under the barrier at a path of the local class: performance
+// replication never ships it, DR replication does, so a DR secondary holds
+// its primary's signing key. A cluster allowed to by CanPublishBatchKey (core:
+// one that is neither a performance nor a DR secondary) also publishes its
+// public key at BatchPublicKeyPath, a path of the replicated class, in the
+// same transaction as the key pair's creation, or at its first batch create
+// after it became allowed to; it replaces a published key that is not its own
+// (the former primary's, after a promotion). The clusters that follow it
+// receive that key by replication.
+//
+// A lookup verifies against this cluster's own public key and the published
+// one (when they differ; either may be missing). So a primary's tokens are
+// valid on the primary, on its performance secondaries and on its DR
+// secondaries, promoted or not (they hold both keys), and a performance
+// secondary's own tokens only on that secondary: the primary and the other
+// secondaries neither hold its key nor have it published. No secondary can
+// make a token its primary accepts.
+//
+// There is no rotation: a version 3 would add a key id after the version
+// byte and keep old public keys to verify the tokens issued before, until
+// they expire.
 
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
-
-	"github.com/cofferhq/coffer/storage"
 )
 
 // BatchPrefix begins every batch token.
@@ -64,21 +95,22 @@ const BatchPrefix = "hvb."
 
 const (
 	// batchVersion is the blob version this code writes and reads.
-	batchVersion byte = 1
-	// batchAD prefixes the version byte in the GCM associated data.
-	batchAD = "coffer batch token"
+	batchVersion byte = 2
+	// batchSigContext is the Ed25519ctx context of batch token signatures.
+	batchSigContext = "coffer-batch-token-v2"
 	// batchNamespace is the only namespace Coffer has.
 	batchNamespace = "root"
-	// batchKeyVersion is the version of the key record.
-	batchKeyVersion = 1
 	// MaxBatchTokenLen bounds a batch token, prefix included: a create whose
 	// token would be longer is refused, a longer string is not decoded.
 	MaxBatchTokenLen = 8192
 )
 
-var batchEncoding = base64.RawURLEncoding
+var (
+	batchEncoding = base64.RawURLEncoding
+	batchSigOpts  = &ed25519.Options{Context: batchSigContext}
+)
 
-// batchRecord is the plaintext of a batch token (see the format above).
+// batchRecord is the record of a batch token (see the format above).
 type batchRecord struct {
 	Policies    []string          `json:"p"`
 	Namespace   string            `json:"n"`
@@ -92,121 +124,14 @@ type batchRecord struct {
 	EntityID    string            `json:"e,omitempty"`
 }
 
-// batchKeyRecord is the stored key.
-type batchKeyRecord struct {
-	V   int    `json:"v"`
-	Key []byte `json:"key"`
-}
-
 // IsBatch reports whether id has the form of a batch token.
 func IsBatch(id string) bool { return strings.HasPrefix(id, BatchPrefix) }
-
-func batchAssociatedData(version byte) []byte {
-	return append([]byte(batchAD), version)
-}
-
-// InvalidateBatchKey forgets the cached batch token key: core calls it when
-// replication changed the key's entry underneath the store.
-func (s *Store) InvalidateBatchKey() {
-	s.batchMu.Lock()
-	s.batchKey = nil
-	s.batchMu.Unlock()
-}
-
-// batchCipher returns the batch token cipher. When there is no key yet it
-// makes one if generate and the cluster may (CanGenerateBatchKey), returns
-// ErrNoBatchKey (wrapped with the reason) if generate and it may not, and
-// nil without error otherwise. Absence is never cached: a secondary's key
-// arrives by replication.
-func (s *Store) batchCipher(ctx context.Context, generate bool) (cipher.AEAD, error) {
-	st := s.opts.BatchKeyStorage
-	if st == nil {
-		if generate {
-			return nil, fmt.Errorf("%w: this token store has no storage for the batch token key; create a service token", ErrNoBatchKey)
-		}
-		return nil, nil
-	}
-	s.batchMu.Lock()
-	defer s.batchMu.Unlock()
-	if s.batchKey != nil {
-		return s.batchKey, nil
-	}
-	raw, err := st.Get(ctx, s.opts.BatchKeyPath)
-	if err != nil {
-		return nil, fmt.Errorf("read batch token key: %w", err)
-	}
-	var key []byte
-	switch {
-	case raw != nil:
-		if key, err = decodeBatchKey(raw.Value); err != nil {
-			return nil, err
-		}
-	case !generate:
-		return nil, nil
-	default:
-		if key, err = s.generateBatchKey(ctx); err != nil {
-			return nil, err
-		}
-	}
-	aead, err := newBatchAEAD(key)
-	if err != nil {
-		return nil, err
-	}
-	s.batchKey = aead
-	return aead, nil
-}
-
-// generateBatchKey makes and stores the key. s.batchMu is held.
-func (s *Store) generateBatchKey(ctx context.Context) ([]byte, error) {
-	if s.opts.CanGenerateBatchKey != nil {
-		if err := s.opts.CanGenerateBatchKey(); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrNoBatchKey, err)
-		}
-	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("generate batch token key: %w", err)
-	}
-	b, err := json.Marshal(batchKeyRecord{V: batchKeyVersion, Key: key})
-	if err != nil {
-		return nil, err
-	}
-	if err := s.opts.BatchKeyStorage.Put(ctx, &storage.Entry{Key: s.opts.BatchKeyPath, Value: b}); err != nil {
-		return nil, fmt.Errorf("store batch token key: %w", err)
-	}
-	s.log.Info().Str("path", s.opts.BatchKeyPath).Msg("batch token key generated")
-	return key, nil
-}
-
-func decodeBatchKey(b []byte) ([]byte, error) {
-	var r batchKeyRecord
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("decode batch token key: %w; the entry is damaged", err)
-	}
-	switch {
-	case r.V > batchKeyVersion:
-		return nil, fmt.Errorf("decode batch token key: version %d is newer than this Coffer understands (%d); upgrade Coffer", r.V, batchKeyVersion)
-	case r.V != batchKeyVersion:
-		return nil, fmt.Errorf("decode batch token key: invalid version %d; the entry is damaged", r.V)
-	case len(r.Key) != 32:
-		return nil, fmt.Errorf("decode batch token key: %d bytes, want 32; the entry is damaged", len(r.Key))
-	}
-	return r.Key, nil
-}
-
-func newBatchAEAD(key []byte) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("batch token key: %w", err)
-	}
-	return cipher.NewGCM(block)
-}
 
 // checkNewBatch refuses what a batch token cannot be, with Vault's words.
 func checkNewBatch(e *Entry) error {
 	switch {
 	case e.ID != "":
-		return fmt.Errorf("%w: batch tokens cannot have a chosen id: the id is the encrypted token; omit id", ErrInvalidEntry)
+		return fmt.Errorf("%w: batch tokens cannot have a chosen id: the id is the signed record; omit id", ErrInvalidEntry)
 	case e.NumUses != 0:
 		return fmt.Errorf("%w: batch tokens cannot have \"num_uses\" set: nothing is stored to count uses; omit num_uses or create a service token", ErrInvalidEntry)
 	case e.Period != 0:
@@ -223,8 +148,8 @@ func checkNewBatch(e *Entry) error {
 
 // createBatch is create for a batch token: it fills e (ID, Policies,
 // CreationTime, TTL, ExpireTime, Orphan; no accessor, not renewable) and
-// returns the warnings of the TTL granted. Nothing is written but the key,
-// once.
+// returns the warnings of the TTL granted. Nothing is written but the keys,
+// once (batchkey.go).
 func (s *Store) createBatch(ctx context.Context, e *Entry) ([]string, error) {
 	if err := checkNewBatch(e); err != nil {
 		return nil, err
@@ -258,11 +183,11 @@ func (s *Store) createBatch(ctx context.Context, e *Entry) ([]string, error) {
 			return nil, ErrParentNotFound
 		}
 	}
-	aead, err := s.batchCipher(ctx, true)
+	priv, err := s.batchSigningKey(ctx)
 	if err != nil {
 		return nil, err
 	}
-	id, err := sealBatch(aead, &rec)
+	id, err := signBatch(priv, &rec)
 	if err != nil {
 		return nil, err
 	}
@@ -274,27 +199,28 @@ func (s *Store) createBatch(ctx context.Context, e *Entry) ([]string, error) {
 	return warnings, nil
 }
 
-// sealBatch encrypts rec into a token.
-func sealBatch(aead cipher.AEAD, rec *batchRecord) (string, error) {
+// signBatch makes the token of rec, signed with priv.
+func signBatch(priv ed25519.PrivateKey, rec *batchRecord) (string, error) {
 	pt, err := json.Marshal(rec)
 	if err != nil {
 		return "", fmt.Errorf("encode batch token: %w", err)
 	}
-	blob := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(pt)+aead.Overhead())
-	blob[0] = batchVersion
-	if _, err := rand.Read(blob[1:]); err != nil {
-		return "", fmt.Errorf("batch token nonce: %w", err)
+	blob := make([]byte, 0, 1+len(pt)+ed25519.SignatureSize)
+	blob = append(append(blob, batchVersion), pt...)
+	sig, err := priv.Sign(nil, blob, batchSigOpts)
+	if err != nil {
+		return "", fmt.Errorf("sign batch token: %w", err)
 	}
-	blob = aead.Seal(blob, blob[1:1+aead.NonceSize()], pt, batchAssociatedData(batchVersion))
-	return BatchPrefix + batchEncoding.EncodeToString(blob), nil
+	return BatchPrefix + batchEncoding.EncodeToString(append(blob, sig...)), nil
 }
 
 // errBadBatch says why a string is not a valid batch token; it never
 // leaves this file but as a debug log line.
 var errBadBatch = errors.New("not a valid batch token")
 
-// openBatch decrypts a token into its record, or returns errBadBatch.
-func openBatch(aead cipher.AEAD, id string) (*batchRecord, error) {
+// openBatch verifies a token against keys and decodes its record, or
+// returns errBadBatch.
+func openBatch(keys []ed25519.PublicKey, id string) (*batchRecord, error) {
 	enc, ok := strings.CutPrefix(id, BatchPrefix)
 	if !ok || len(id) > MaxBatchTokenLen {
 		return nil, fmt.Errorf("%w: no prefix, or too long", errBadBatch)
@@ -305,29 +231,41 @@ func openBatch(aead cipher.AEAD, id string) (*batchRecord, error) {
 	if err != nil || batchEncoding.EncodeToString(blob) != enc {
 		return nil, fmt.Errorf("%w: not canonical base64url", errBadBatch)
 	}
-	ns := aead.NonceSize()
-	if len(blob) < 1+ns+aead.Overhead() || blob[0] != batchVersion {
+	if len(blob) < 1+ed25519.SignatureSize || blob[0] != batchVersion {
 		return nil, fmt.Errorf("%w: short, or unknown version", errBadBatch)
 	}
-	pt, err := aead.Open(nil, blob[1:1+ns], blob[1+ns:], batchAssociatedData(blob[0]))
-	if err != nil {
-		return nil, fmt.Errorf("%w: does not open under this cluster's key", errBadBatch)
+	signed, sig := blob[:len(blob)-ed25519.SignatureSize], blob[len(blob)-ed25519.SignatureSize:]
+	if !verifyBatch(keys, signed, sig) {
+		return nil, fmt.Errorf("%w: no key of this cluster verifies its signature", errBadBatch)
 	}
 	var rec batchRecord
-	d := json.NewDecoder(bytes.NewReader(pt))
+	d := json.NewDecoder(bytes.NewReader(signed[1:]))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&rec); err != nil {
 		return nil, fmt.Errorf("%w: record: %v", errBadBatch, err)
 	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the record", errBadBatch)
+	}
 	if rec.Namespace != batchNamespace {
 		return nil, fmt.Errorf("%w: namespace %q", errBadBatch, rec.Namespace)
 	}
-	// Never written (checkNewBatch), so a forgery by a holder of the key:
+	// Never written (checkNewBatch), so a forgery by a holder of a key:
 	// a root batch token could not be revoked.
 	if hasPolicy(rec.Policies, "root") {
 		return nil, fmt.Errorf("%w: root policy", errBadBatch)
 	}
 	return &rec, nil
+}
+
+// verifyBatch reports whether one of keys verifies sig over signed.
+func verifyBatch(keys []ed25519.PublicKey, signed, sig []byte) bool {
+	for _, k := range keys {
+		if ed25519.VerifyWithOptions(k, signed, sig, batchSigOpts) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // lookupBatch returns the batch token id when it is valid now, else nil.
@@ -336,11 +274,11 @@ func (s *Store) lookupBatch(ctx context.Context, id string) (*Entry, error) {
 	if len(id) > MaxBatchTokenLen {
 		return nil, nil
 	}
-	aead, err := s.batchCipher(ctx, false)
-	if err != nil || aead == nil {
+	keys, err := s.batchVerifyKeys(ctx)
+	if err != nil || len(keys) == 0 {
 		return nil, err
 	}
-	rec, err := openBatch(aead, id)
+	rec, err := openBatch(keys, id)
 	if err != nil {
 		s.log.Debug().Err(err).Msg("batch token refused")
 		return nil, nil

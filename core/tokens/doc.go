@@ -10,15 +10,18 @@
 //  1. New(storage, opts, logger) with a logical.Storage whose keys live under
 //     sys/token/ (local class: service tokens are never replicated; clients
 //     re-authenticate on another cluster). For batch tokens, give
-//     Options.BatchKeyStorage and BatchKeyPath: a path of the replicated class
-//     (core: core/token-batch-key), so that every cluster of the set opens
-//     the same batch tokens; and CanGenerateBatchKey, which refuses on a
-//     secondary (it waits for its primary's key). Call InvalidateBatchKey
-//     when replication changes that entry.
+//     Options.BatchKeyStorage with BatchSigningKeyPath, a path of the local
+//     class (core: core/local-token-batch-signing-key), and
+//     BatchPublicKeyPath, a path of the replicated class (core:
+//     core/token-batch-pub); CanGenerateBatchKey, which refuses on a DR
+//     secondary (it holds its primary's signing key), and
+//     CanPublishBatchKey, which refuses on performance and DR secondaries
+//     (the published key there is their primary's). Call InvalidateBatchKeys
+//     when replication changes either entry.
 //  2. Start() the expiration manager; Stop() on seal or shutdown (it waits for
 //     the goroutine).
 //  3. Per request, the router calls Lookup(req token). A nil entry is a 403.
-//     A batch token ("hvb.") is decrypted and checked there, and then goes
+//     A batch token ("hvb.") is verified and checked there, and then goes
 //     through the same ACL path: its entry carries its policies.
 //     For a use-limited token (NumUses > 0) it then calls UseToken, which may
 //     return nil (the uses ran out meanwhile: 403). When the returned entry
@@ -36,9 +39,10 @@
 //	accessor/<hmac(salt, acc)>    {"v":1,"token_key":"<hmac of the token>"}
 //	parent/<hmac(parent)>/<hmac(child)>   {"v":1}: child tracking
 //
-// and, outside that view, at Options.BatchKeyPath in Options.BatchKeyStorage:
+// and, outside that view, in Options.BatchKeyStorage (batch.go, "The keys"):
 //
-//	{"v":1,"key":"<base64 32 bytes>"}   the batch token key (batch.go)
+//	<BatchSigningKeyPath>  {"v":1,"seed":"<base64 32 bytes>"}  this cluster's Ed25519 signing key
+//	<BatchPublicKeyPath>   {"v":1,"key":"<base64 32 bytes>"}   the publisher's public key
 //
 // HMACs are HMAC-SHA256 in lower-case hex. Keys never hold a token or an
 // accessor in clear, so a copy of the key space alone does not hand out
@@ -66,8 +70,8 @@
 //     a token with the root policy. create-orphan is the path for delegated
 //     orphan creation: its ACL is checked by the router.
 //   - type=batch on create and create-orphan issues a batch token: "hvb." and
-//     the base64url of an AES-256-GCM encryption of its record (format in
-//     batch.go). As in Vault it has no accessor, is never renewable (renew
+//     the base64url of its record, in clear, signed with Ed25519ctx (format
+//     in batch.go). As in Vault it has no accessor, is never renewable (renew
 //     answers 400), cannot be revoked (revoke, revoke-self and revoke-orphan
 //     answer 400), cannot create tokens (400), cannot have num_uses, period,
 //     explicit_max_ttl or a chosen id, cannot be a root token, and always
@@ -75,10 +79,21 @@
 //     token holds its parent's storage key and stops when its parent does; it
 //     is valid only on the cluster that stores its parent (Vault: batch
 //     tokens cross performance replication only when orphan). A stolen batch
-//     token is valid until it expires on every cluster of the set:
-//     docs/security.md.
-//   - One batch key, made by the first batch create on a cluster allowed to,
-//     never rotated. The version byte leaves room for a key term.
+//     token is valid until it expires on every cluster that trusts its
+//     signer: docs/security.md.
+//   - Signatures, not a shared secret: each cluster signs with its own key
+//     pair, made by its first batch create and never rotated, whose private
+//     half stays on the cluster (local class: only DR replication copies it).
+//     Only the cluster that may publish (a primary, or a cluster outside
+//     replication) has its public key replicated, so a performance
+//     secondary's batch tokens are valid on it alone: whoever runs a
+//     secondary holds everything the primary sends it and still cannot make
+//     a token the primary accepts. A lookup tries this cluster's own public
+//     key and the published one. A promoted DR secondary signs with its
+//     former primary's key and changes nothing; a promoted (or disabled)
+//     performance secondary publishes its own key at its first batch create,
+//     after which the former primary's batch tokens are refused there and on
+//     the clusters that follow it. A version 3 would add a key id to rotate.
 //   - A chosen service token id may not begin with "hvb.".
 //   - Token roles, auth/token/accessors listing and tidy are not implemented:
 //     their paths answer 404 (unsupported path). So batch tokens come only
@@ -93,6 +108,7 @@
 // This package must never replicate service tokens, log a token id
 // (accessors only), import httpapi or the replication packages, or decide
 // ACLs: the router authorizes, the store only checks the parent/child rules
-// Vault puts in the token backend itself. The batch key is the one entry it
-// writes outside its own view, and the only one meant to be replicated.
+// Vault puts in the token backend itself. The batch token keys are the only
+// entries it writes outside its own view; the published public key is the
+// only one meant to be replicated, and the signing key must never be.
 package tokens

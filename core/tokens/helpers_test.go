@@ -16,9 +16,12 @@ import (
 	"github.com/cofferhq/coffer/storage/inmem"
 )
 
-// testBatchKeyPath is where the harness keeps the batch token key, outside
-// the store's sys/token/ view, as core does.
-const testBatchKeyPath = "core/token-batch-key"
+// Where the harness keeps the batch token keys, outside the store's
+// sys/token/ view, as core does.
+const (
+	testBatchSigningKeyPath = "core/local-token-batch-signing-key"
+	testBatchPublicKeyPath  = "core/token-batch-pub"
+)
 
 // t0 is the injected clock's start.
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -64,7 +67,7 @@ func newHarnessOn(t *testing.T, mem *inmem.Backend, view *logical.View, c *clock
 	t.Helper()
 	opts.Now = c.Now
 	if opts.BatchKeyStorage == nil {
-		opts.BatchKeyStorage, opts.BatchKeyPath = mem, testBatchKeyPath
+		opts.BatchKeyStorage, opts.BatchSigningKeyPath, opts.BatchPublicKeyPath = mem, testBatchSigningKeyPath, testBatchPublicKeyPath
 	}
 	s := New(view, opts, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel))
 	t.Cleanup(s.Stop)

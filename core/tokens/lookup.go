@@ -9,8 +9,9 @@ import (
 
 // Lookup returns the valid token id, or nil when it does not exist, was
 // revoked, has expired (it is then revoked, with its children) or has had
-// its last use consumed. A batch token is valid when it opens under the
-// batch key, has not expired, and its parent (if any) is valid.
+// its last use consumed. A batch token is valid when its signature verifies
+// under this cluster's key or the published one, it has not expired, and
+// its parent (if any) is valid.
 func (s *Store) Lookup(ctx context.Context, id string) (*Entry, error) {
 	e, err := s.lookup(ctx, id, false)
 	if err != nil {

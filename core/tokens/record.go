@@ -13,8 +13,9 @@ const (
 	// TypeService tokens are stored: they have accessors, children, uses,
 	// renewals and revocation.
 	TypeService = "service"
-	// TypeBatch tokens are not stored: the token is an encrypted record
-	// (batch.go), valid until it expires on every cluster that holds the key.
+	// TypeBatch tokens are not stored: the token is a signed record
+	// (batch.go), valid until it expires on every cluster that trusts its
+	// signer.
 	TypeBatch = "batch"
 )
 
@@ -26,7 +27,7 @@ const NumUsesRevocationPending = -1
 // Entry is one token, with Vault's token fields.
 type Entry struct {
 	// ID is the token itself ("hvs." + random, or chosen by a root caller;
-	// "hvb." + the encrypted record for a batch token).
+	// "hvb." + the signed record for a batch token).
 	ID string
 	// Accessor names the token without granting its powers ("" for a
 	// batch token: it has none).

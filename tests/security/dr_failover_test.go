@@ -103,6 +103,12 @@ func TestDRFailoverWithATokenFromUnsealShares(t *testing.T) {
 		t.Fatalf("activate dc2: %v", err)
 	}
 	activateDR(t, pri, drs, "dr1")
+	// Before the writes dc2 and dr1 are awaited for: the public key it
+	// publishes reaches both by then, its signing key only dr1.
+	oldBatch, err := R.Auth().Token().CreateOrphan(&api.TokenCreateRequest{Type: "batch", Policies: []string{"default"}, TTL: "1h"})
+	if err != nil {
+		t.Fatalf("a batch token on the primary: %v", err)
+	}
 	for i := range 20 {
 		mustKVPut(t, R, fmt.Sprintf("k%02d", i), "v1")
 	}
@@ -125,6 +131,19 @@ func TestDRFailoverWithATokenFromUnsealShares(t *testing.T) {
 	if _, err := drs.client(tok.Auth.ClientToken).Auth().Token().LookupSelf(); err != nil {
 		t.Fatalf("a token issued on the old primary, on the promoted cluster: %v", err)
 	}
+	// The promoted cluster holds the old primary's batch signing key (local
+	// class, shipped by DR replication): its batch tokens, old and new,
+	// verify wherever the old primary's did.
+	newBatch, err := N.Auth().Token().CreateOrphan(&api.TokenCreateRequest{Type: "batch", Policies: []string{"default"}, TTL: "1h"})
+	if err != nil {
+		t.Fatalf("a batch token on the promoted cluster: %v", err)
+	}
+	batches := map[string]string{"the old primary's": oldBatch.Auth.ClientToken, "the promoted cluster's": newBatch.Auth.ClientToken}
+	for name, b := range batches {
+		if _, err := drs.client(b).Auth().Token().LookupSelf(); err != nil {
+			t.Fatalf("%s batch token on the promoted cluster: %v", name, err)
+		}
+	}
 	mustKVPut(t, N, "after", "promotion")
 
 	// The performance secondary follows the promoted primary, without a wipe.
@@ -142,6 +161,11 @@ func TestDRFailoverWithATokenFromUnsealShares(t *testing.T) {
 	t.Logf("update-primary on dc2: the merkle diff moved %d storage keys", moved)
 	if moved > 10 {
 		t.Fatalf("the merkle diff moved %d keys: dc2 had all but the last writes", moved)
+	}
+	for name, b := range batches {
+		if _, err := s1.client(b).Auth().Token().LookupSelf(); err != nil {
+			t.Fatalf("%s batch token on dc2, following the promoted cluster: %v", name, err)
+		}
 	}
 
 	// The old primary comes back: fenced, then demoted and pointed at the new one.
@@ -171,13 +195,20 @@ func TestDRFailoverWithATokenFromUnsealShares(t *testing.T) {
 		_, err := sameData(N, P)
 		return err
 	})
+	for name, b := range batches {
+		if _, err := pri.client(b).Auth().Token().LookupSelf(); err != nil {
+			t.Fatalf("%s batch token on the old primary, now a secondary of the promoted cluster: %v", name, err)
+		}
+	}
 }
 
 // The second way to promote: a DR operation token made on the primary before
 // the failover (an orphan service token with a policy that allows promote;
 // tokens are local, so it reaches DR secondaries only), and a static seal
 // this time. Batch tokens made on the primary work after the promotion too:
-// their key is replicated, and a child's parent came along with the tokens.
+// the promoted cluster holds the primary's signing key (local class, which DR
+// ships) and its published public key, and a child's parent came along with
+// the tokens.
 func TestDRFailoverWithATokenMadeOnThePrimary(t *testing.T) {
 	d := startDRSet(t)
 	R := d.pri.rootClient()
