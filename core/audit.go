@@ -208,7 +208,7 @@ func auditCaller(te *tokens.Entry) *audit.Caller {
 		Policies:       te.Policies,
 		TokenPolicies:  te.Policies,
 		Metadata:       te.Meta,
-		TokenType:      "service",
+		TokenType:      te.Type,
 		TokenTTL:       te.TTL,
 		TokenIssueTime: te.CreationTime,
 		RemainingUses:  te.NumUses,

@@ -148,16 +148,6 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 	return c, nil
 }
 
-func (c *Core) newTokenStore() *tokens.Store {
-	return tokens.New(logical.NewView(c.barrier, tokenStoragePrefix), tokens.Options{
-		DefaultTTL: c.cfg.DefaultLeaseTTL,
-		MaxTTL:     c.cfg.MaxLeaseTTL,
-	}, c.logger.With().Str("component", "tokens").Logger())
-}
-
-// tokenStoragePrefix holds the token store's records (local class).
-const tokenStoragePrefix = "sys/token/"
-
 // mountBuiltins routes the system backend (sys/) and the token auth method
 // (auth/token/); they are listed with the mounts but never stored.
 func (c *Core) mountBuiltins() {
@@ -175,7 +165,8 @@ func (c *Core) mountBuiltins() {
 
 // classify gives the WAL each key's replication class: per-cluster state is
 // never shipped; tokens, wrapped responses, local tables and the data of local
-// mounts are local; everything else is replicated.
+// mounts are local (the batch token signing key among the "core/local-" keys);
+// everything else is replicated, the published batch token key included.
 func (c *Core) classify(key string) wal.Class {
 	switch {
 	case strings.HasPrefix(key, "core/cluster/local/"):

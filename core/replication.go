@@ -154,6 +154,8 @@ func (c *Core) Invalidate(keys []string) {
 			policies = true
 		case k == barrier.KeyringPath:
 			keyring = true
+		case k == batchTokenPublicKeyPath, k == batchTokenSigningKeyPath:
+			c.tokens.InvalidateBatchKeys()
 		}
 	}
 	if c.barrier.Sealed() {

@@ -4,9 +4,13 @@
 //
 // Why in memory: a DR secondary's token store is the primary's, replicated;
 // a token written there could be wiped by the next resync from the primary,
-// and Coffer has no batch tokens to carry one without storage. A DR operation
-// token is needed for minutes (promote, update-primary), so it lives for TTL
-// (one hour by default) in this set and is gone at a restart or a seal.
+// and a DR secondary makes no batch tokens (it serves no client request and
+// never makes a batch signing key of its own: it holds its primary's, and a
+// batch token made on the primary before the failover is accepted by
+// core.CheckDROperationToken). A DR
+// operation token is needed for minutes (promote, update-primary), so it
+// lives for TTL (one hour by default) in this set and is gone at a restart or
+// a seal.
 //
 // The set keeps only the SHA-256 of each token, never the token: a memory
 // dump taken after the mint does not hand the token out. Valid compares the

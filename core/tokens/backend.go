@@ -109,6 +109,12 @@ func storeError(err error) error {
 		return badRequest("%s", err.Error())
 	case errors.Is(err, ErrParentNotFound):
 		return badRequest("parent token lookup failed: no parent found; authenticate with a valid token")
+	case errors.Is(err, ErrBatchNotRenewable):
+		return badRequest("batch tokens cannot be renewed: a batch token lives until its expire_time; create a new one before then")
+	case errors.Is(err, ErrBatchNotRevocable):
+		return badRequest("batch tokens cannot be revoked: a batch token is valid until its expire_time; to cut it off sooner, change or delete the policies it names, or revoke its parent when it has one")
+	case errors.Is(err, ErrNoBatchKey):
+		return badRequest("%s", err.Error())
 	}
 	return err
 }
@@ -210,8 +216,16 @@ func readCreateRequest(f *fields) (*createRequest, error) {
 // check refuses the values no caller may ask for.
 func (cr *createRequest) check() error {
 	switch {
-	case cr.tokenType != "" && cr.tokenType != TypeService && cr.tokenType != "default":
-		return badRequest("token type %q is not supported: Coffer issues service tokens only; omit type or set type=service", cr.tokenType)
+	case cr.tokenType != "" && cr.tokenType != TypeService && cr.tokenType != TypeBatch && cr.tokenType != "default":
+		return badRequest("invalid 'type' value %q: give service (the default) or batch", cr.tokenType)
+	case cr.tokenType == TypeBatch && cr.numUses != 0:
+		return badRequest("batch tokens cannot have \"num_uses\" set: nothing is stored to count uses; omit num_uses or create a service token")
+	case cr.tokenType == TypeBatch && cr.period != 0:
+		return badRequest("batch tokens cannot have \"period\" set: they cannot be renewed; omit period or create a service token")
+	case cr.tokenType == TypeBatch && cr.explicitMax != 0:
+		return badRequest("batch tokens cannot have \"explicit_max_ttl\" set: their ttl is already final; give ttl instead")
+	case cr.tokenType == TypeBatch && cr.id != "":
+		return badRequest("batch tokens cannot have \"id\" set: the id is the signed record; omit id")
 	case cr.entityAlias != "":
 		return badRequest("'entity_alias' is only allowed in combination with token role, and Coffer has no token roles; remove entity_alias")
 	case cr.numUses < 0:
@@ -228,8 +242,8 @@ func (cr *createRequest) check() error {
 	return nil
 }
 
-// creator returns the caller's token, which becomes the parent; a
-// use-limited token may not create children.
+// creator returns the caller's token, which becomes the parent; a batch
+// token or a use-limited token may not create children.
 func (b *backend) creator(ctx context.Context, clientToken string) (*Entry, error) {
 	parent, err := b.s.Lookup(ctx, clientToken)
 	if err != nil {
@@ -237,6 +251,9 @@ func (b *backend) creator(ctx context.Context, clientToken string) (*Entry, erro
 	}
 	if parent == nil {
 		return nil, badRequest("parent token lookup failed: no parent found; authenticate with a valid token")
+	}
+	if parent.Type == TypeBatch {
+		return nil, badRequest("batch tokens cannot create more tokens: create tokens with a service token")
 	}
 	if parent.NumUses != 0 {
 		return nil, badRequest("restricted use token cannot generate child tokens")
@@ -258,6 +275,9 @@ func (cr *createRequest) entry(path string, parent *Entry, orphan bool) (*Entry,
 		TTL:         cr.ttl,
 		Period:      cr.period,
 		Renewable:   cr.renewable,
+	}
+	if cr.tokenType == TypeBatch {
+		e.Type = TypeBatch // the store refuses what a batch token cannot be
 	}
 	if cr.displayName != "" {
 		full := displayNameSanitize.ReplaceAllString("token-"+cr.displayName, "-")
@@ -509,14 +529,14 @@ func (b *backend) revoke(ctx context.Context, _ *logical.Request, f *fields) (*l
 	if id == "" {
 		return nil, badRequest("missing token ID; give the token to revoke")
 	}
-	return nil, b.s.Revoke(ctx, id)
+	return nil, storeError(b.s.Revoke(ctx, id))
 }
 
 func (b *backend) revokeSelf(ctx context.Context, req *logical.Request, _ *fields) (*logical.Response, error) {
 	if req.ClientToken == "" {
 		return nil, badRequest("missing token ID; authenticate with the token to revoke")
 	}
-	return nil, b.s.Revoke(ctx, req.ClientToken)
+	return nil, storeError(b.s.Revoke(ctx, req.ClientToken))
 }
 
 func (b *backend) revokeAccessor(ctx context.Context, _ *logical.Request, f *fields) (*logical.Response, error) {
@@ -548,7 +568,7 @@ func (b *backend) revokeOrphan(ctx context.Context, _ *logical.Request, f *field
 		if errors.Is(err, ErrTokenNotFound) {
 			return nil, badRequest("token to revoke not found")
 		}
-		return nil, err
+		return nil, storeError(err)
 	}
 	return nil, nil
 }

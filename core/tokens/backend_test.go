@@ -267,7 +267,7 @@ func TestBackendRequestErrors(t *testing.T) {
 			t.Errorf("create with %s=%v: %v, want an invalid request naming the field", field, v, err)
 		}
 	}
-	h.fails(h.root, logical.UpdateOperation, "create", map[string]any{"type": "batch"}, 400, "service tokens only")
+	h.fails(h.root, logical.UpdateOperation, "create", map[string]any{"type": "weird"}, 400, "invalid 'type' value")
 	h.fails("", logical.ReadOperation, "lookup-self", nil, 400, "missing token ID")
 	h.fails(h.root, logical.UpdateOperation, "lookup", map[string]any{"token": "hvs.nope"}, 403, "bad token")
 

@@ -10,7 +10,8 @@ import (
 	"github.com/cofferhq/coffer/storage"
 )
 
-// Create stores a new token. It fills ID when empty ("hvs." + random),
+// Create stores a new token. A batch token (Type TypeBatch) is not stored:
+// see createBatch. It fills ID when empty ("hvs." + random),
 // Accessor, CreationTime, Orphan, Type and ExpireTime, and replaces TTL with
 // the TTL granted: Period when periodic, else TTL or the system default,
 // bounded by ExplicitMaxTTL and the system max TTL. A root-policy token
@@ -27,6 +28,13 @@ func (s *Store) Create(ctx context.Context, e *Entry) error {
 func (s *Store) create(ctx context.Context, e *Entry) ([]string, error) {
 	if err := checkNewEntry(e); err != nil {
 		return nil, fmt.Errorf("create token: %w", err)
+	}
+	if e.Type == TypeBatch {
+		warnings, err := s.createBatch(ctx, e)
+		if err != nil {
+			return nil, fmt.Errorf("create batch token: %w", err)
+		}
+		return warnings, nil
 	}
 	if err := fillNewEntry(e); err != nil {
 		return nil, fmt.Errorf("create token: %w", err)
@@ -70,8 +78,10 @@ func checkNewEntry(e *Entry) error {
 		return fmt.Errorf("%w: nil entry", ErrInvalidEntry)
 	}
 	switch {
-	case e.Type != "" && e.Type != TypeService:
-		return fmt.Errorf("%w: type %q; Coffer issues %q tokens only", ErrInvalidEntry, e.Type, TypeService)
+	case e.Type != "" && e.Type != TypeService && e.Type != TypeBatch:
+		return fmt.Errorf("%w: type %q; Coffer issues %q and %q tokens", ErrInvalidEntry, e.Type, TypeService, TypeBatch)
+	case e.Type != TypeBatch && IsBatch(e.ID):
+		return fmt.Errorf("%w: a chosen token id cannot begin with %q, which marks batch tokens; choose another id", ErrInvalidEntry, BatchPrefix)
 	case e.NumUses < 0:
 		return fmt.Errorf("%w: number of uses cannot be negative", ErrInvalidEntry)
 	case e.TTL < 0, e.ExplicitMaxTTL < 0, e.Period < 0:

@@ -16,6 +16,13 @@ import (
 	"github.com/cofferhq/coffer/storage/inmem"
 )
 
+// Where the harness keeps the batch token keys, outside the store's
+// sys/token/ view, as core does.
+const (
+	testBatchSigningKeyPath = "core/local-token-batch-signing-key"
+	testBatchPublicKeyPath  = "core/token-batch-pub"
+)
+
 // t0 is the injected clock's start.
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
@@ -59,6 +66,9 @@ func newHarness(t *testing.T, opts Options) *harness {
 func newHarnessOn(t *testing.T, mem *inmem.Backend, view *logical.View, c *clock, opts Options) *harness {
 	t.Helper()
 	opts.Now = c.Now
+	if opts.BatchKeyStorage == nil {
+		opts.BatchKeyStorage, opts.BatchSigningKeyPath, opts.BatchPublicKeyPath = mem, testBatchSigningKeyPath, testBatchPublicKeyPath
+	}
 	s := New(view, opts, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel))
 	t.Cleanup(s.Stop)
 	h := &harness{t: t, ctx: context.Background(), clock: c, mem: mem, view: view, s: s, b: s.Backend()}

@@ -9,7 +9,9 @@ import (
 
 // Lookup returns the valid token id, or nil when it does not exist, was
 // revoked, has expired (it is then revoked, with its children) or has had
-// its last use consumed.
+// its last use consumed. A batch token is valid when its signature verifies
+// under this cluster's key or the published one, it has not expired, and
+// its parent (if any) is valid.
 func (s *Store) Lookup(ctx context.Context, id string) (*Entry, error) {
 	e, err := s.lookup(ctx, id, false)
 	if err != nil {
@@ -23,6 +25,9 @@ func (s *Store) Lookup(ctx context.Context, id string) (*Entry, error) {
 func (s *Store) lookup(ctx context.Context, id string, withPending bool) (*Entry, error) {
 	if id == "" {
 		return nil, nil
+	}
+	if IsBatch(id) {
+		return s.lookupBatch(ctx, id)
 	}
 	key, err := s.hash(ctx, id)
 	if err != nil {

@@ -8,8 +8,16 @@ import (
 	"time"
 )
 
-// TypeService is the only token type Coffer issues.
-const TypeService = "service"
+// Token types (Vault's "type" field).
+const (
+	// TypeService tokens are stored: they have accessors, children, uses,
+	// renewals and revocation.
+	TypeService = "service"
+	// TypeBatch tokens are not stored: the token is a signed record
+	// (batch.go), valid until it expires on every cluster that trusts its
+	// signer.
+	TypeBatch = "batch"
+)
 
 // NumUsesRevocationPending marks a token whose last use has been consumed:
 // the request that used it goes on, every later Lookup finds nothing, and the
@@ -18,11 +26,15 @@ const NumUsesRevocationPending = -1
 
 // Entry is one token, with Vault's token fields.
 type Entry struct {
-	// ID is the token itself ("hvs." + random, or chosen by a root caller).
+	// ID is the token itself ("hvs." + random, or chosen by a root caller;
+	// "hvb." + the signed record for a batch token).
 	ID string
-	// Accessor names the token without granting its powers.
+	// Accessor names the token without granting its powers ("" for a
+	// batch token: it has none).
 	Accessor string
-	// Parent is the token that created this one; empty for an orphan.
+	// Parent is the token that created this one; empty for an orphan. A
+	// batch token read back by Lookup never shows it (its record holds the
+	// parent's storage key, not its id): Orphan tells whether it has one.
 	Parent string
 	// Policies are sanitized: lower case, sorted, unique; "root" stands alone.
 	Policies []string
@@ -52,7 +64,7 @@ type Entry struct {
 	Renewable bool
 	// Orphan is true when the token has no parent.
 	Orphan bool
-	// Type is TypeService.
+	// Type is TypeService or TypeBatch.
 	Type string
 	// EntityID is the identity entity the token belongs to, inherited from
 	// the parent unless the token is an orphan.

@@ -11,8 +11,8 @@ import (
 // Renew extends the token by increment (0: its own TTL), respecting its
 // period, its explicit max TTL and the system max TTL, and returns it
 // updated. ErrTokenNotFound for an invalid token, ErrNotRenewable for one
-// that never expires or was created non-renewable, ErrPastMaxTTL when it
-// cannot live longer.
+// that never expires or was created non-renewable, ErrBatchNotRenewable for
+// a batch token, ErrPastMaxTTL when it cannot live longer.
 func (s *Store) Renew(ctx context.Context, id string, increment time.Duration) (*Entry, error) {
 	e, _, _, err := s.renew(ctx, id, increment)
 	return e, err
@@ -29,6 +29,9 @@ func (s *Store) renew(ctx context.Context, id string, increment time.Duration) (
 	}
 	if e == nil {
 		return nil, 0, nil, ErrTokenNotFound
+	}
+	if e.Type == TypeBatch {
+		return nil, 0, nil, ErrBatchNotRenewable
 	}
 	key, err := s.hash(ctx, id)
 	if err != nil {

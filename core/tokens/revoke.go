@@ -9,10 +9,14 @@ import (
 )
 
 // Revoke revokes the token and all its descendants. Revoking a token that
-// does not exist is not an error.
+// does not exist is not an error; a valid batch token is
+// ErrBatchNotRevocable.
 func (s *Store) Revoke(ctx context.Context, id string) error {
 	if id == "" {
 		return nil
+	}
+	if IsBatch(id) {
+		return s.refuseBatchRevocation(ctx, id, nil)
 	}
 	key, err := s.hash(ctx, id)
 	if err != nil {
@@ -45,8 +49,12 @@ func (s *Store) RevokeAccessor(ctx context.Context, accessor string) error {
 }
 
 // RevokeOrphan revokes the token alone: its children become orphans and
-// live on. ErrTokenNotFound when the token does not exist.
+// live on. ErrTokenNotFound when the token does not exist,
+// ErrBatchNotRevocable for a valid batch token.
 func (s *Store) RevokeOrphan(ctx context.Context, id string) error {
+	if IsBatch(id) {
+		return s.refuseBatchRevocation(ctx, id, ErrTokenNotFound)
+	}
 	key, err := s.hash(ctx, id)
 	if err != nil {
 		return fmt.Errorf("revoke orphan: %w", err)
@@ -209,4 +217,18 @@ func (s *Store) revokeIfExpired(ctx context.Context, key string) {
 	if err != nil {
 		s.log.Warn().Err(err).Msg("revoke expired token")
 	}
+}
+
+// refuseBatchRevocation answers a revocation of the batch token id:
+// ErrBatchNotRevocable when it is valid, invalid (a bad or expired batch
+// token, which is no token) otherwise.
+func (s *Store) refuseBatchRevocation(ctx context.Context, id string, invalid error) error {
+	e, err := s.lookupBatch(ctx, id)
+	switch {
+	case err != nil:
+		return fmt.Errorf("revoke token: %w", err)
+	case e != nil:
+		return ErrBatchNotRevocable
+	}
+	return invalid
 }

@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"sync"
@@ -36,6 +37,14 @@ var (
 	ErrPastMaxTTL = errors.New("past the max TTL, cannot renew")
 	// ErrInvalidEntry: the entry given to Create is malformed.
 	ErrInvalidEntry = errors.New("invalid token entry")
+	// ErrBatchNotRenewable: a batch token's expiry is signed inside it.
+	ErrBatchNotRenewable = errors.New("batch tokens cannot be renewed")
+	// ErrBatchNotRevocable: a batch token is not stored, so nothing can be
+	// deleted to end it; it is valid until it expires.
+	ErrBatchNotRevocable = errors.New("batch tokens cannot be revoked")
+	// ErrNoBatchKey: this cluster has no batch token signing key and may
+	// not make one (a DR secondary holds its primary's); the error says why.
+	ErrNoBatchKey = errors.New("no batch token signing key on this cluster")
 )
 
 // Options configure a Store. Zero values take the defaults.
@@ -53,6 +62,28 @@ type Options struct {
 	// PendingRevocationDelay is how long a token whose last use was consumed
 	// may wait for its caller's Revoke before the manager revokes it (1m).
 	PendingRevocationDelay time.Duration
+
+	// BatchKeyStorage holds the batch token keys (batch.go, "The keys"):
+	// this cluster's signing key at BatchSigningKeyPath, which core puts at
+	// a path of the local class (never shipped to a performance secondary,
+	// shipped to DR secondaries), and the published public key at
+	// BatchPublicKeyPath, a path of the replicated class, so that the
+	// clusters following the publisher verify its tokens. Give all three or
+	// none; without them, batch tokens are refused.
+	BatchKeyStorage     logical.Storage
+	BatchSigningKeyPath string
+	BatchPublicKeyPath  string
+	// CanGenerateBatchKey reports whether this cluster may make its signing
+	// key when it has none: nil when it may (nil function: always), else the
+	// reason, which a create of a batch token then answers with. Core
+	// refuses on a DR secondary, whose key is its primary's.
+	CanGenerateBatchKey func() error
+	// CanPublishBatchKey reports whether this cluster may publish its public
+	// key at BatchPublicKeyPath, replacing one that is not its own: nil when
+	// it may (nil function: always). Core refuses on performance and DR
+	// secondaries: the published key there is their primary's, and their
+	// own tokens stay valid on them only.
+	CanPublishBatchKey func() error
 }
 
 // Validate reports a setting that cannot work.
@@ -68,6 +99,10 @@ func (o Options) Validate() error {
 		return fmt.Errorf("tokens: pending revocation delay %s is negative", o.PendingRevocationDelay)
 	case o.MaxTTL > 0 && o.DefaultTTL > o.MaxTTL:
 		return fmt.Errorf("tokens: default TTL %s exceeds max TTL %s; lower the default or raise the max", o.DefaultTTL, o.MaxTTL)
+	case (o.BatchKeyStorage == nil) != (o.BatchSigningKeyPath == "") || (o.BatchKeyStorage == nil) != (o.BatchPublicKeyPath == ""):
+		return errors.New("tokens: BatchKeyStorage, BatchSigningKeyPath and BatchPublicKeyPath go together; give all three (batch tokens enabled) or none")
+	case o.BatchKeyStorage != nil && o.BatchSigningKeyPath == o.BatchPublicKeyPath:
+		return errors.New("tokens: BatchSigningKeyPath and BatchPublicKeyPath are the same path; the signing key must stay local while the public key is replicated")
 	}
 	return nil
 }
@@ -108,6 +143,10 @@ type Store struct {
 	mu sync.Mutex // serialises writes
 
 	sched *scheduler
+
+	batchMu        sync.Mutex
+	batchSigner    ed25519.PrivateKey // nil until loaded; never caches "no key"
+	batchPublished ed25519.PublicKey  // nil until loaded; never caches "no key"
 
 	runMu  sync.Mutex
 	cancel context.CancelFunc

@@ -449,7 +449,8 @@ func TestCreateRejectsBadEntries(t *testing.T) {
 	for name, e := range map[string]*Entry{
 		"negative uses": {NumUses: -1},
 		"negative ttl":  {TTL: -time.Second},
-		"batch":         {Type: "batch"},
+		"unknown type":  {Type: "weird"},
+		"hvb. id":       {ID: BatchPrefix + "chosen", Policies: []string{"p"}},
 		"no parent":     {Parent: "hvs.missing"},
 	} {
 		if err := h.s.Create(h.ctx, e); err == nil {

@@ -105,8 +105,9 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// parseTokenType reads token_type. Coffer creates service tokens only, so
-// "batch" is refused rather than silently ignored.
+// parseTokenType reads token_type. Coffer's logins issue service tokens only
+// (batch tokens come from auth/token/create), so "batch" is refused rather
+// than silently ignored.
 func parseTokenType(field string, v any) (string, error) {
 	s, err := logical.ParseString(field, v)
 	if err != nil {
@@ -118,7 +119,7 @@ func parseTokenType(field string, v any) (string, error) {
 	case "service":
 		return s, nil
 	case "batch", "default-batch", "default-service":
-		return "", logical.InvalidRequest("%s: %q is not supported: coffer issues service tokens only; use \"service\" or \"default\"", field, s)
+		return "", logical.InvalidRequest("%s: %q is not supported: coffer logins issue service tokens only; use \"service\" or \"default\" (a batch token comes from auth/token/create with type=batch)", field, s)
 	}
 	return "", logical.InvalidRequest("%s: expected \"service\" or \"default\", got %q", field, s)
 }

@@ -272,7 +272,7 @@ func TestTokenFieldValidation(t *testing.T) {
 	h.must(cr, "users/alice", map[string]any{"password": "pw", "token_max_ttl": "1h"})
 	h.fails(wr, "users/alice", map[string]any{"token_ttl": "2h"}, 400, "token_ttl (2h0m0s) is greater than token_max_ttl (1h0m0s)")
 	h.must(wr, "users/alice", map[string]any{"token_ttl": "2h", "token_max_ttl": 0})
-	h.fails(wr, "users/alice", map[string]any{"token_type": "batch"}, 400, "service tokens only")
+	h.fails(wr, "users/alice", map[string]any{"token_type": "batch"}, 400, "logins issue service tokens only")
 	h.must(wr, "users/alice", map[string]any{"token_type": "service"})
 	jsonEq(t, "token_type", h.must(rd, "users/alice", nil).Data["token_type"], "service")
 }

@@ -104,6 +104,12 @@ func TestDRFailoverWithATokenFromUnsealShares(t *testing.T) {
 		t.Fatalf("activate dc2: %v", err)
 	}
 	activateDR(t, pri, drs, "dr1")
+	// Before the writes dc2 and dr1 are awaited for: the public key it
+	// publishes reaches both by then, its signing key only dr1.
+	oldBatch, err := R.Auth().Token().CreateOrphan(&api.TokenCreateRequest{Type: "batch", Policies: []string{"default"}, TTL: "1h"})
+	if err != nil {
+		t.Fatalf("a batch token on the primary: %v", err)
+	}
 	for i := range 20 {
 		mustKVPut(t, R, fmt.Sprintf("k%02d", i), "v1")
 	}
@@ -126,6 +132,19 @@ func TestDRFailoverWithATokenFromUnsealShares(t *testing.T) {
 	if _, err := drs.client(tok.Auth.ClientToken).Auth().Token().LookupSelf(); err != nil {
 		t.Fatalf("a token issued on the old primary, on the promoted cluster: %v", err)
 	}
+	// The promoted cluster holds the old primary's batch signing key (local
+	// class, shipped by DR replication): its batch tokens, old and new,
+	// verify wherever the old primary's did.
+	newBatch, err := N.Auth().Token().CreateOrphan(&api.TokenCreateRequest{Type: "batch", Policies: []string{"default"}, TTL: "1h"})
+	if err != nil {
+		t.Fatalf("a batch token on the promoted cluster: %v", err)
+	}
+	batches := map[string]string{"the old primary's": oldBatch.Auth.ClientToken, "the promoted cluster's": newBatch.Auth.ClientToken}
+	for name, b := range batches {
+		if _, err := drs.client(b).Auth().Token().LookupSelf(); err != nil {
+			t.Fatalf("%s batch token on the promoted cluster: %v", name, err)
+		}
+	}
 	mustKVPut(t, N, "after", "promotion")
 
 	// The performance secondary follows the promoted primary, without a wipe.
@@ -143,6 +162,11 @@ func TestDRFailoverWithATokenFromUnsealShares(t *testing.T) {
 	t.Logf("update-primary on dc2: the merkle diff moved %d storage keys", moved)
 	if moved > 10 {
 		t.Fatalf("the merkle diff moved %d keys: dc2 had all but the last writes", moved)
+	}
+	for name, b := range batches {
+		if _, err := s1.client(b).Auth().Token().LookupSelf(); err != nil {
+			t.Fatalf("%s batch token on dc2, following the promoted cluster: %v", name, err)
+		}
 	}
 
 	// The old primary comes back: fenced, then demoted and pointed at the new one.
@@ -172,18 +196,39 @@ func TestDRFailoverWithATokenFromUnsealShares(t *testing.T) {
 		_, err := sameData(N, P)
 		return err
 	})
+	for name, b := range batches {
+		if _, err := pri.client(b).Auth().Token().LookupSelf(); err != nil {
+			t.Fatalf("%s batch token on the old primary, now a secondary of the promoted cluster: %v", name, err)
+		}
+	}
 }
 
 // The second way to promote: a DR operation token made on the primary before
-// the failover (Coffer has no batch tokens: an orphan service token with a
-// policy that allows promote; tokens are local, so it reaches DR secondaries
-// only), and a static seal this time.
+// the failover (an orphan service token with a policy that allows promote;
+// tokens are local, so it reaches DR secondaries only), and a static seal
+// this time. Batch tokens made on the primary work after the promotion too:
+// the promoted cluster holds the primary's signing key (local class, which DR
+// ships) and its published public key, and a child's parent came along with
+// the tokens.
 func TestDRFailoverWithATokenMadeOnThePrimary(t *testing.T) {
 	d := startDRSet(t)
 	R := d.pri.rootClient()
 	if err := R.Sys().PutPolicy("dr-ops", `path "sys/replication/dr/secondary/promote" { capabilities = ["update"] }
 path "sys/replication/dr/secondary/update-primary" { capabilities = ["update"] }`); err != nil {
 		t.Fatal(err)
+	}
+	if err := R.Sys().PutPolicy("app-read", `path "secret/data/app" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	batches := map[string]string{}
+	for name, create := range map[string]func(*api.TokenCreateRequest) (*api.Secret, error){
+		"orphan": R.Auth().Token().CreateOrphan, "child": R.Auth().Token().Create,
+	} {
+		s, err := create(&api.TokenCreateRequest{Type: "batch", Policies: []string{"app-read"}, TTL: "1h"})
+		if err != nil || !strings.HasPrefix(s.Auth.ClientToken, "hvb.") {
+			t.Fatalf("an %s batch token on the primary: %v %+v", name, err, s)
+		}
+		batches[name] = s.Auth.ClientToken
 	}
 	op, err := R.Auth().Token().CreateOrphan(&api.TokenCreateRequest{Policies: []string{"dr-ops"}, NoDefaultPolicy: true, TTL: "8h"})
 	if err != nil {
@@ -241,6 +286,14 @@ path "sys/replication/dr/secondary/update-primary" { capabilities = ["update"] }
 	}
 	if _, err := d.drs.client(weak.Auth.ClientToken).Auth().Token().LookupSelf(); err != nil {
 		t.Fatalf("a token issued on the old primary, on the promoted cluster: %v", err)
+	}
+	for name, tok := range batches {
+		if err := kvHas(d.drs.client(tok), "app", "before the failover"); err != nil {
+			t.Fatalf("an %s batch token of the old primary, reading on the promoted cluster: %v", name, err)
+		}
+		if err := kvHas(d.drs.client(tok), "after", "promotion"); !isStatus(err, http.StatusForbidden) {
+			t.Fatalf("an %s batch token of the old primary, outside its policy: %v, want 403", name, err)
+		}
 	}
 	mustKVPut(t, N, "after", "promotion")
 	// The old header names the old generation: the promoted cluster's WAL
