@@ -230,9 +230,11 @@ path "sys/replication/dr/secondary/update-primary" { capabilities = ["update"] }
 		}
 		batches[name] = s.Auth.ClientToken
 	}
-	op, err := R.Auth().Token().CreateOrphan(&api.TokenCreateRequest{Policies: []string{"dr-ops"}, NoDefaultPolicy: true, TTL: "8h"})
-	if err != nil {
-		t.Fatal(err)
+	// The batch DR operation token, as Vault's docs make it: an orphan batch
+	// token with a policy that allows promote and update-primary.
+	op, err := R.Auth().Token().CreateOrphan(&api.TokenCreateRequest{Type: "batch", Policies: []string{"dr-ops"}, NoDefaultPolicy: true, TTL: "8h"})
+	if err != nil || !strings.HasPrefix(op.Auth.ClientToken, "hvb.") {
+		t.Fatalf("the batch DR operation token: %v %+v", err, op)
 	}
 	weak, err := R.Auth().Token().CreateOrphan(&api.TokenCreateRequest{Policies: []string{"default"}})
 	if err != nil {
