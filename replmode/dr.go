@@ -214,7 +214,9 @@ func takeOver(ctx context.Context, cfg primary.Config, state []byte, followed ui
 	deadline := time.Now().Add(takeOverWait)
 	bo := backoff.Backoff{Min: 250 * time.Millisecond, Max: 5 * time.Second}
 	for {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		// Short attempts: a request lost while this node's NATS connection
+		// moved to another server must not hold the promotion for long.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		p, err := primary.TakeOver(actx, cfg, state, followed)
 		cancel()
 		if err == nil || time.Now().After(deadline) {
