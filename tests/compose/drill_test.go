@@ -331,8 +331,12 @@ func (d *drill) lost() []lostWrite {
 // not happen (bug).
 func (d *drill) where(r drillWrite) (where string, bug bool) {
 	at := fmt.Sprintf("acknowledged at %s", d.since(r.done))
+	if len(r.warnings) > 0 {
+		at += " with the warning that it was not replicated yet"
+	}
 	switch {
-	case !r.done.Before(d.promoteAt):
+	case r.gen > 1 || (r.gen == 0 && !r.done.Before(d.promoteAt)):
+		// The header names dr1's generation (dc1 held the first).
 		return at + " by the new primary dr1, and absent on it: BUG (report it with the logs)", true
 	case r.index == 0:
 		return fmt.Sprintf("%s by dc1 without a readable X-Vault-Index (%s): where it went is unknown", at, r.indexErr), false

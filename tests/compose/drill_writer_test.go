@@ -36,6 +36,7 @@ type drillWrite struct {
 	status   int    // HTTP status; 0 when no answer came
 	err      string // why it was not acknowledged
 	index    uint64 // the replicated (primary's) WAL index of X-Vault-Index; 0: none
+	gen      uint64 // the set's generation the header names (1: dc1's, 2: dr1's after the promotion); 0: none
 	indexErr string
 	warnings []string
 }
@@ -161,12 +162,32 @@ func (w *writer) put(seq int) drillWrite {
 		return rec
 	}
 	rec.acked, rec.warnings = true, out.Warnings
-	idx, err := replicatedIndex(resp.Header.Get("X-Vault-Index"))
+	h := resp.Header.Get("X-Vault-Index")
+	idx, err := replicatedIndex(h)
 	if err != nil {
 		rec.indexErr = err.Error()
 	}
-	rec.index = idx
+	rec.index, rec.gen = idx, indexGeneration(h)
 	return rec
+}
+
+// indexGeneration reads the generation an X-Vault-Index header's set id
+// names ("<set>@g<n>"); 0 when it names none.
+func indexGeneration(h string) uint64 {
+	raw, err := base64.StdEncoding.DecodeString(h)
+	if err != nil {
+		return 0
+	}
+	f := strings.Split(string(raw), ":")
+	if len(f) < 5 {
+		return 0
+	}
+	_, g, ok := strings.Cut(f[1], "@g")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.ParseUint(g, 10, 64)
+	return n
 }
 
 // replicatedIndex reads the replicated index of an X-Vault-Index header
@@ -201,6 +222,10 @@ func TestReplicatedIndex(t *testing.T) {
 	h := forwarder.EncodeIndex(key, forwarder.IndexState{SetID: "0f6c2a4e-5b1d-4c8e-9a7f-3d2b1c0e9f8a", Local: 7, Replicated: 1234})
 	if got, err := replicatedIndex(h); err != nil || got != 1234 {
 		t.Fatalf("replicatedIndex(%q) = %d, %v; want 1234", h, got, err)
+	}
+	g := forwarder.EncodeIndex(key, forwarder.IndexState{SetID: "0f6c2a4e@g2", Local: 7, Replicated: 12})
+	if n := indexGeneration(g); n != 2 {
+		t.Fatalf("indexGeneration = %d, want 2", n)
 	}
 	for _, bad := range []string{"", "not base64!", "djE6eA=="} {
 		if _, err := replicatedIndex(bad); err == nil {
