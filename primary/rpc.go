@@ -94,11 +94,15 @@ func (p *Primary) sealed(method string, h func(ctx context.Context, id string, p
 			return replication.PlainErrorReply(&replication.RPCError{Code: replication.ErrorCode(err), Msg: err.Error()})
 		}
 		out, rerr := h(ctx, id, payload)
+		gen := p.gen.Load()
+		if gen == 0 {
+			return nil // fenced meanwhile: say nothing
+		}
 		var reply []byte
 		if rerr != nil {
-			reply, err = replication.SealErrorReply(key, nonce, rerr)
+			reply, err = replication.SealErrorReplyGen(key, nonce, gen, rerr)
 		} else {
-			reply, err = replication.SealReply(key, nonce, out)
+			reply, err = replication.SealReplyGen(key, nonce, gen, out)
 		}
 		if err != nil {
 			p.log.Error().Err(err).Str("method", method).Msg("cannot seal an RPC reply")

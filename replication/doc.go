@@ -125,6 +125,14 @@
 //	| 1 = 1   | 3    |                                          |
 //	+---------+------+------------------------------------------+
 //
+//	+---------+------+------------+----------+----------------------------+
+//	| version | kind | generation | nonce    | AES-256-GCM(body)          |   kind 5: body = payload
+//	| 1 = 1   | 1    | 8 BE       | 12       | len(body) + 16             |   kind 6: body = error JSON
+//	+---------+------+------------+----------+----------------------------+
+//	GCM AAD = version | kind | generation | request nonce | "reply": a primary's answers carry the
+//	generation it holds (kinds 1 and 2 are still opened, as generation 0); a secondary ignores an
+//	answer of an older generation than the newest it has seen (a superseded primary's).
+//
 //	+---------+------+------------------+-----------------------------------------+-----------+
 //	| version | kind | request digest   | {"v":1,"code":"revoked","error":"..."}  | signature |   kind 4: signed error
 //	| 1 = 1   | 4    | 32: SHA-256(req) |                                         | 64        |

@@ -21,6 +21,8 @@ const (
 	replySealedError = 2 // nonce | GCM(JSON RPCError)
 	replyPlainError  = 3 // JSON RPCError in clear: unauthenticated
 	replySignedError = 4 // request digest | JSON RPCError | Ed25519ctx signature
+	replyOKGen       = 5 // generation (8 BE) | nonce | GCM(payload)
+	replySealedGen   = 6 // generation (8 BE) | nonce | GCM(JSON RPCError)
 
 	// rpcRefusalContext is the Ed25519ctx context of signed RPC refusals.
 	rpcRefusalContext = "coffer-rpc-refusal-v1"
@@ -232,6 +234,37 @@ func SealReply(key []byte, reqNonce []byte, payload []byte) ([]byte, error) {
 	return sealReply(replyOK, key, reqNonce, payload)
 }
 
+// SealReplyGen is SealReply from a primary holding generation gen of its
+// set (kind 5): the generation is in the header and the associated data, so
+// a secondary refuses the answer of a superseded primary (OpenReplyGen).
+func SealReplyGen(key, reqNonce []byte, gen uint64, payload []byte) ([]byte, error) {
+	return sealReplyGen(replyOKGen, key, reqNonce, gen, payload)
+}
+
+// SealErrorReplyGen is SealErrorReply with the generation (kind 6).
+func SealErrorReplyGen(key, reqNonce []byte, gen uint64, e *RPCError) ([]byte, error) {
+	body, err := json.Marshal(e.wire())
+	if err != nil {
+		return nil, err
+	}
+	return sealReplyGen(replySealedGen, key, reqNonce, gen, body)
+}
+
+func sealReplyGen(kind byte, key, reqNonce []byte, gen uint64, payload []byte) ([]byte, error) {
+	var g [8]byte
+	binary.BigEndian.PutUint64(g[:], gen)
+	msg, err := sealReply(kind, key, append(g[:], reqNonce...), payload)
+	if err != nil {
+		return nil, err
+	}
+	// sealReply bound the generation (with the request nonce) in the
+	// associated data; it goes in clear after the kind too.
+	out := make([]byte, 0, len(msg)+8)
+	out = append(out, msg[:2]...)
+	out = append(out, g[:]...)
+	return append(out, msg[2:]...), nil
+}
+
 // SealErrorReply seals e as the answer to the request whose nonce is reqNonce.
 // Use it for every error once the request authenticated: the secondary can
 // trust the code.
@@ -284,7 +317,7 @@ func sealReply(kind byte, key, reqNonce, payload []byte) ([]byte, error) {
 	if err := checkKey(key); err != nil {
 		return nil, fmt.Errorf("seal reply: %w", err)
 	}
-	if len(reqNonce) != nonceLen {
+	if len(reqNonce) != nonceLen && len(reqNonce) != 8+nonceLen {
 		return nil, fmt.Errorf("seal reply: request nonce of %d bytes, want %d", len(reqNonce), nonceLen)
 	}
 	aead, err := newGCM(key)
@@ -316,6 +349,27 @@ func replyAAD(kind byte, reqNonce []byte) []byte {
 // ErrDecrypt (wrong key, or a reply to another request), ErrBadSignature,
 // ErrOtherRequest, ErrCorrupt, ErrUnknownVersion.
 func OpenReply(msg, request, key []byte, signer ed25519.PublicKey) ([]byte, error) {
+	p, _, err := OpenReplyGen(msg, request, key, signer)
+	return p, err
+}
+
+// OpenReplyGen is OpenReply that also returns the generation a reply of kind
+// 5 or 6 carries (0 for the other kinds).
+func OpenReplyGen(msg, request, key []byte, signer ed25519.PublicKey) ([]byte, uint64, error) {
+	if len(msg) >= 2 && msg[0] == replyVersion && (msg[1] == replyOKGen || msg[1] == replySealedGen) {
+		if len(msg) < 2+8 {
+			return nil, 0, fmt.Errorf("open reply: %w: %d bytes", ErrCorrupt, len(msg))
+		}
+		gen := binary.BigEndian.Uint64(msg[2:10])
+		inner := append([]byte{msg[0], msg[1]}, msg[10:]...)
+		p, err := openReply(inner, request, key, signer, msg[2:10])
+		return p, gen, err
+	}
+	p, err := openReply(msg, request, key, signer, nil)
+	return p, 0, err
+}
+
+func openReply(msg, request, key []byte, signer ed25519.PublicKey, gen []byte) ([]byte, error) {
 	if err := checkKey(key); err != nil {
 		return nil, fmt.Errorf("open reply: %w", err)
 	}
@@ -348,7 +402,7 @@ func OpenReply(msg, request, key []byte, signer ed25519.PublicKey) ([]byte, erro
 		}
 		e.Authenticated = true
 		return nil, e
-	case replyOK, replySealedError:
+	case replyOK, replySealedError, replyOKGen, replySealedGen:
 	default:
 		return nil, fmt.Errorf("open reply: %w: reply kind %d", ErrCorrupt, kind)
 	}
@@ -359,11 +413,15 @@ func OpenReply(msg, request, key []byte, signer ed25519.PublicKey) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	payload, err := aead.Open(nil, msg[2:2+nonceLen], msg[2+nonceLen:], replyAAD(kind, req.nonce))
+	bound := req.nonce
+	if gen != nil {
+		bound = append(append([]byte(nil), gen...), req.nonce...)
+	}
+	payload, err := aead.Open(nil, msg[2:2+nonceLen], msg[2+nonceLen:], replyAAD(kind, bound))
 	if err != nil {
 		return nil, fmt.Errorf("open reply: %w", ErrDecrypt)
 	}
-	if kind == replySealedError {
+	if kind == replySealedError || kind == replySealedGen {
 		e, err := decodeRPCError(payload)
 		if err != nil {
 			return nil, fmt.Errorf("open reply: %w", err)

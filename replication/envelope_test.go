@@ -342,3 +342,43 @@ func TestErrorCode(t *testing.T) {
 		}
 	}
 }
+
+// A reply of kind 5/6 carries the generation of the primary that sealed it,
+// bound in the associated data: changing it fails, and it is read back.
+func TestReplyCarriesTheGeneration(t *testing.T) {
+	guard := NewReplayGuard(time.Minute)
+	req, _ := SealRequest("dc2", MethodSync, testKey, []byte("x"), testNow)
+	_, _, n, err := OpenRequest(req, MethodSync, testKey, guard, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err := SealReplyGen(testKey, n, 7, []byte("page"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, gen, err := OpenReplyGen(reply, req, testKey, testPub)
+	if err != nil || gen != 7 || string(p) != "page" {
+		t.Fatalf("OpenReplyGen = %q %d %v", p, gen, err)
+	}
+	older := bytes.Clone(reply)
+	older[9] = 6 // claim generation 6
+	if _, _, err := OpenReplyGen(older, req, testKey, testPub); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("the generation changed in clear: %v", err)
+	}
+	for i := range reply {
+		bad := bytes.Clone(reply)
+		bad[i] ^= 1
+		if _, _, err := OpenReplyGen(bad, req, testKey, testPub); err == nil {
+			t.Fatalf("byte %d flipped: accepted", i)
+		}
+	}
+	eReply, _ := SealErrorReplyGen(testKey, n, 7, &RPCError{Code: CodeUnavailable, Msg: "busy"})
+	var re *RPCError
+	if _, gen, err := OpenReplyGen(eReply, req, testKey, testPub); !errors.As(err, &re) || !re.Authenticated || gen != 7 {
+		t.Fatalf("sealed error with generation: %v %d", err, gen)
+	}
+	plain, _ := SealReply(testKey, n, []byte("old"))
+	if p, gen, err := OpenReplyGen(plain, req, testKey, testPub); err != nil || gen != 0 || string(p) != "old" {
+		t.Fatalf("a kind 1 reply: %q %d %v", p, gen, err)
+	}
+}

@@ -108,10 +108,15 @@ func (s *Secondary) callRaw(ctx context.Context, method string, payload []byte) 
 	var out []byte
 	var rerr error
 	_, err = s.bus.RequestVerified(rctx, replication.RPCSubject(cid, method), msg, func(reply []byte) error {
-		p, err := replication.OpenReply(reply, msg, key, pub)
+		p, gen, err := replication.OpenReplyGen(reply, msg, key, pub)
 		var re *replication.RPCError
 		if err != nil && !(errors.As(err, &re) && re.Authenticated) {
 			return err
+		}
+		if newest := s.generation(); gen != 0 && gen < newest {
+			// A superseded primary that has not noticed yet: its state is
+			// not the set's any more. Wait for the holder's answer.
+			return fmt.Errorf("an answer of generation %d, older than the newest seen (%d)", gen, newest)
 		}
 		out, rerr = p, err
 		return nil
