@@ -259,11 +259,7 @@ path "sys/replication/dr/secondary/update-primary" { capabilities = ["update"] }
 	}
 	wg.Wait()
 	// A client's read-after-write header from the old primary.
-	req := R.NewRequest("PUT", "/v1/secret/data/idx")
-	if err := req.SetJSONBody(map[string]any{"data": map[string]any{"v": "1"}}); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := R.RawRequest(req)
+	resp, err := R.Logical().WriteRaw("secret/data/idx", []byte(`{"data":{"v":"1"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,9 +296,13 @@ path "sys/replication/dr/secondary/update-primary" { capabilities = ["update"] }
 	mustKVPut(t, N, "after", "promotion")
 	// The old header names the old generation: the promoted cluster's WAL
 	// indexes do not compare with it, and it does not hold the read (412).
-	rr := N.NewRequest("GET", "/v1/secret/data/idx")
-	rr.Headers.Set("X-Vault-Index", index)
-	got, err := N.RawRequest(rr)
+	withIndex, err := N.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	withIndex.SetToken(N.Token())
+	withIndex.AddHeader("X-Vault-Index", index)
+	got, err := withIndex.Logical().ReadRaw("secret/data/idx")
 	if err != nil {
 		t.Fatalf("a read with the old primary's X-Vault-Index on the promoted cluster: %v", err)
 	}
