@@ -6,6 +6,7 @@ import (
 	"crypto/ecdh"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/internal/backoff"
@@ -14,6 +15,10 @@ import (
 
 // RedemptionVersion is Redemption.V.
 const RedemptionVersion = 1
+
+// redeemTimeout bounds a redemption: its request is sent again, the same
+// bytes, while no answer comes, each wait rpcTimeout.
+const redeemTimeout = 30 * time.Second
 
 // Redemption is an activation the primary has answered: its signed bundle,
 // still sealed to this secondary's X25519 key, with that private key and the
@@ -155,12 +160,22 @@ func redeem(ctx context.Context, b *bus.Bus, claims *replication.TokenClaims) (*
 		return nil, nil, fmt.Errorf("activate: %w", err)
 	}
 	subject := replication.RPCSubject(claims.Issuer, replication.MethodActivate)
-	rctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	rctx, cancel := context.WithTimeout(ctx, redeemTimeout)
 	defer cancel()
 	bo := backoff.Backoff{Min: retryMin, Max: retryMax}
 	for {
-		sealed, refusal, err := askActivate(rctx, b, subject, req, claims)
+		actx, acancel := context.WithTimeout(rctx, rpcTimeout)
+		sealed, refusal, err := askActivate(actx, b, subject, req, claims)
+		acancel()
 		switch {
+		case err != nil && errors.Is(err, bus.ErrUnreachable) && rctx.Err() == nil:
+			// No answer (NATS moving under a failover, say): the same
+			// request again. The primary answers a request it took with
+			// the same bundle, so resending is safe.
+			if !bo.Wait(rctx) {
+				return nil, nil, fmt.Errorf("activate: %w", err)
+			}
+			continue
 		case err != nil:
 			return nil, nil, fmt.Errorf("activate: %w", err)
 		case refusal == nil:
