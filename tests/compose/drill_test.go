@@ -33,6 +33,7 @@ const (
 	resumeTimeout      = 2 * time.Minute  // the kill to the first write acknowledged after it
 	updatePrimaryLimit = 2 * time.Minute  // one update-primary call (it syncs before answering)
 	maxListed          = 20               // failed writes listed in the report
+	followAttempts     = 3                // update-primary attempts per secondary
 )
 
 // drillConfig is how long the client writes before the kill and after the
@@ -231,23 +232,20 @@ func (d *drill) promote() {
 }
 
 // follow moves the performance secondary s to dr1: revoke s there (dr1 took
-// dc1's registry over), a new secondary token, update-primary on s.
+// dc1's registry over), a new secondary token, update-primary on s. An
+// attempt that fails (NATS still settling after its node died) is made again
+// from the revoke, as an operator would, at most followAttempts times.
 func (d *drill) follow(s string) {
-	t, N := d.t, d.newPrimary
-	if _, err := N.Logical().Write(pathPerfRevoke, map[string]any{"id": s}); err != nil {
-		t.Fatalf("revoke-secondary id=%s on the new primary dr1: %v", s, err)
+	t := d.t
+	var err error
+	for attempt := 1; attempt <= followAttempts; attempt++ {
+		if err = d.followOnce(s); err == nil {
+			break
+		}
+		t.Logf("update-primary of %s, attempt %d: %v", s, attempt, err)
 	}
-	w, err := N.Logical().Write(pathPerfToken, map[string]any{"id": s})
-	if err != nil || w == nil || w.WrapInfo == nil || w.WrapInfo.Token == "" {
-		t.Fatalf("secondary-token id=%s on the new primary dr1: %v %+v", s, err, w)
-	}
-	S, err := d.tp.S(s)
 	if err != nil {
-		t.Fatalf("log in on %s: %v", s, err)
-	}
-	S.SetClientTimeout(updatePrimaryLimit)
-	if _, err := S.Logical().Write(pathUpdatePrimary, map[string]any{"token": w.WrapInfo.Token}); err != nil {
-		t.Fatalf("update-primary on %s with a token of dr1: %v", s, err)
+		t.Fatalf("moving %s to dr1: %v", s, err)
 	}
 	d.updatedAt[s] = time.Now()
 	waitUntil(t, s+" streaming from dr1", replTimeout, func() error {
@@ -262,6 +260,27 @@ func (d *drill) follow(s string) {
 	})
 	d.followingAt[s] = time.Now()
 	t.Logf("%s follows dr1, %s after the kill", s, d.since(d.followingAt[s]))
+}
+
+// followOnce is one attempt of follow's three calls.
+func (d *drill) followOnce(s string) error {
+	N := d.newPrimary
+	if _, err := N.Logical().Write(pathPerfRevoke, map[string]any{"id": s}); err != nil {
+		return fmt.Errorf("revoke-secondary id=%s on the new primary dr1: %w", s, err)
+	}
+	w, err := N.Logical().Write(pathPerfToken, map[string]any{"id": s})
+	if err != nil || w == nil || w.WrapInfo == nil || w.WrapInfo.Token == "" {
+		return fmt.Errorf("secondary-token id=%s on the new primary dr1: %v %+v", s, err, w)
+	}
+	S, err := d.tp.S(s)
+	if err != nil {
+		return fmt.Errorf("log in on %s: %w", s, err)
+	}
+	S.SetClientTimeout(updatePrimaryLimit)
+	if _, err := S.Logical().Write(pathUpdatePrimary, map[string]any{"token": w.WrapInfo.Token}); err != nil {
+		return fmt.Errorf("update-primary on %s with a token of dr1: %w", s, err)
+	}
+	return nil
 }
 
 // waitWritesResume waits for the first write sent after the kill and
