@@ -5,7 +5,7 @@
 # The agent is a test-only tool (docs/consul.md): it is built from the Go
 # module proxy in its own module, tools/consul (never the main module: Consul
 # itself is BSL, and coffer links only its MPL-2.0 api module), into
-#   ${COFFER_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/coffer}/consul-<version>/consul
+#   ${COFFERTEST_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/coffer}/consul-<version>/consul
 # which every later run reuses. The first build takes minutes (about 6 on two
 # cores with an empty module cache); a cached run prints the path at once.
 # It never reads stdin, so it runs the same in CI.
@@ -21,7 +21,7 @@ if [ -z "$version" ]; then
   echo "consul.sh: tools/consul/go.mod requires no github.com/hashicorp/consul version" >&2
   exit 1
 fi
-cache=${COFFER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/coffer}
+cache=${COFFERTEST_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/coffer}
 bin=$cache/consul-$version/consul
 
 if [ "${1:-}" = "-path" ]; then

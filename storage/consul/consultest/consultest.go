@@ -28,7 +28,7 @@ import (
 
 // BinEnv names the variable that gives the agent's path (make test sets it
 // from scripts/consul.sh).
-const BinEnv = "COFFER_CONSUL_BIN"
+const BinEnv = "COFFERTEST_CONSUL_BIN"
 
 // MaxValueSize is the agent's limits.kv_max_value_size and
 // limits.txn_max_req_len: above Consul's 512 KiB default so that the
@@ -46,7 +46,7 @@ type Agent struct {
 	stopOnce sync.Once
 }
 
-// Binary finds the agent: $COFFER_CONSUL_BIN, or the path scripts/consul.sh
+// Binary finds the agent: $COFFERTEST_CONSUL_BIN, or the path scripts/consul.sh
 // builds to. It skips the test when there is none, and fails it under CI=true.
 func Binary(t testing.TB) string {
 	t.Helper()
