@@ -6,8 +6,8 @@
 # module proxy in its own module, tools/consul (never the main module: Consul
 # itself is BSL, and coffer links only its MPL-2.0 api module), into
 #   ${COFFERTEST_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/coffer}/consul-<version>/consul
-# which every later run reuses. The first build takes minutes (about 6 on two
-# cores with an empty module cache); a cached run prints the path at once.
+# which every later run reuses. The first build takes minutes (3 to 4 on two
+# cores here, up to about 7 on a new machine); a cached run prints the path at once.
 # It never reads stdin, so it runs the same in CI.
 #
 # Usage: scripts/consul.sh            # build if needed, print the path on stdout
