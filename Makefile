@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 TEST_TIMEOUT ?= 30m
 
-.PHONY: build test lint licences unit demo clean tools images compose-test failover-drill
+.PHONY: build test lint licences unit consul demo clean tools images compose-test failover-drill
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/coffer ./cmd/coffer
@@ -30,8 +30,15 @@ lint: tools
 licences:
 	$(GO) run ./scripts/licences -go=$(GO)
 
-unit:
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+# consul: the Consul agent the storage/consul tests start, built once into a
+# cache directory from the Go module proxy (scripts/consul.sh, docs/consul.md).
+consul:
+	GO=$(GO) ./scripts/consul.sh
+
+# unit gets the agent's path from scripts/consul.sh: a build that fails stops
+# here, so the consul tests never skip under make test.
+unit: consul
+	bin=$$(GO=$(GO) ./scripts/consul.sh) && COFFERTEST_CONSUL_BIN=$$bin $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # images: static binaries and the FROM scratch images of deploy/compose
 # (coffer:dev, coffer-nats:dev, coffer-natscli:dev); nothing is pulled.

@@ -18,6 +18,10 @@ type Config struct {
 	// APIAddr is the address clients and secondaries use to reach this
 	// cluster's API. Empty means derived from the listener (see AdvertisedAPIAddr).
 	APIAddr string `koanf:"api_addr"`
+	// ClusterAddr is the address other nodes of this cluster use to reach
+	// this node (Vault's cluster_addr). It is accepted and checked, and kept
+	// for the active/standby work of issue 13; nothing uses it yet.
+	ClusterAddr string `koanf:"cluster_addr"`
 	// ClusterName names this cluster in status output. Empty lets the core pick one at init.
 	ClusterName string `koanf:"cluster_name"`
 	// LogLevel is one of trace, debug, info, warn, error.
@@ -43,10 +47,11 @@ type Config struct {
 type Storage struct {
 	// Type is one of StorageTypes.
 	Type string `koanf:"type"`
-	// Path is the bbolt file for bolt.
+	// Path is the bbolt file for bolt, the KV prefix for consul.
 	Path string `koanf:"path"`
 	// Options holds every other key of the storage block, as strings, for
-	// backends that take more settings. bolt and inmem take none.
+	// backends that take more settings (consul: StorageOptions). bolt and
+	// inmem take none.
 	Options map[string]string `koanf:"-"`
 }
 
@@ -155,9 +160,13 @@ type Replication struct {
 
 // Supported kinds of each block.
 var (
-	StorageTypes = []string{"bolt", "inmem"}
-	SealTypes    = []string{"static"}
-	LogLevels    = []string{"trace", "debug", "info", "warn", "error"}
+	StorageTypes = []string{"bolt", "consul", "inmem"}
+	// StorageOptions are the keys besides path each storage type takes.
+	StorageOptions = map[string][]string{
+		"consul": {"address", "scheme", "tls_ca_file", "tls_cert_file", "tls_key_file", "token"},
+	}
+	SealTypes = []string{"static"}
+	LogLevels = []string{"trace", "debug", "info", "warn", "error"}
 )
 
 // Default values.

@@ -225,6 +225,34 @@ func TestBlockOfAnotherTypeReplacesBase(t *testing.T) {
 	}
 }
 
+// Vault's storage "consul" block and top-level cluster_addr load as they are.
+func TestConsulStorageAndClusterAddr(t *testing.T) {
+	clearEnv(t)
+	p := writeFile(t, "coffer.hcl", `storage "consul" {
+  address     = "127.0.0.1:8500"
+  path        = "coffer/"
+  token       = "secret"
+  scheme      = "https"
+  tls_ca_file = "/etc/coffer/consul-ca.pem"
+}
+listener "tcp" { tls_disable = true }
+api_addr     = "https://coffer-1.example.com:8200"
+cluster_addr = "https://coffer-1.example.com:8201"
+`)
+	c := load(t, p, nil)
+	want := Storage{Type: "consul", Path: "coffer/", Options: map[string]string{
+		"address": "127.0.0.1:8500", "token": "secret", "scheme": "https", "tls_ca_file": "/etc/coffer/consul-ca.pem"}}
+	if !reflect.DeepEqual(c.Storage, want) {
+		t.Fatalf("storage = %+v, want %+v", c.Storage, want)
+	}
+	if c.ClusterAddr != "https://coffer-1.example.com:8201" || c.APIAddr != "https://coffer-1.example.com:8200" {
+		t.Fatalf("api_addr, cluster_addr = %q, %q", c.APIAddr, c.ClusterAddr)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+}
+
 func TestStorageOptions(t *testing.T) {
 	clearEnv(t)
 	p := writeFile(t, "coffer.hcl", `storage "bolt" {
@@ -318,7 +346,7 @@ func TestEnvTableCoversEveryKey(t *testing.T) {
 	want := []string{
 		"api_addr", "bus.creds_file", "bus.embedded", "bus.listen", "bus.nkey_seed_file", "bus.password",
 		"bus.store_dir", "bus.tls_ca_file", "bus.tls_cert_file", "bus.tls_key_file", "bus.url", "bus.user",
-		"cluster_name", "default_lease_ttl", "listener.address", "listener.http_idle_timeout",
+		"cluster_addr", "cluster_name", "default_lease_ttl", "listener.address", "listener.http_idle_timeout",
 		"listener.http_read_header_timeout", "listener.http_read_timeout", "listener.http_write_timeout",
 		"listener.max_unauthenticated_request_size", "listener.max_unauthenticated_requests",
 		"listener.tls_cert_file", "listener.tls_disable",
@@ -441,7 +469,13 @@ func TestValidate(t *testing.T) {
 		modify func(c *Config)
 		want   string
 	}{
-		{"unknown storage", func(c *Config) { c.Storage.Type = "s3" }, `storage: unknown type "s3": supported are bolt, inmem`},
+		{"unknown storage", func(c *Config) { c.Storage.Type = "s3" }, `storage: unknown type "s3": supported are bolt, consul, inmem`},
+		{"consul option", func(c *Config) {
+			c.Storage = Storage{Type: "consul", Options: map[string]string{"adress": "x", "token": "t"}}
+		}, `storage "consul": unknown key(s) adress: this backend takes path, address, scheme,`},
+		{"consul scheme", func(c *Config) { c.Storage = Storage{Type: "consul", Options: map[string]string{"scheme": "ftp"}} },
+			`storage "consul": scheme "ftp": use http or https`},
+		{"cluster addr", func(c *Config) { c.ClusterAddr = "coffer-1:8201" }, `cluster_addr "coffer-1:8201" must be a URL`},
 		{"no storage type", func(c *Config) { c.Storage.Type = "" }, "storage: no type given"},
 		{"bolt without path", func(c *Config) { c.Storage = Storage{Type: "bolt"} }, `storage "bolt": path is required`},
 		{"tls without files", func(c *Config) { c.Listener.TLSDisable = false; c.Listener.TLSCertFile = "/c.pem" },

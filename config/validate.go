@@ -44,20 +44,41 @@ func (s Storage) validate(p *problems) {
 		if s.Path == "" {
 			p.add(`storage "bolt": path is required: set storage "bolt" { path = "/var/lib/coffer/coffer.db" } or COFFER_STORAGE_PATH`)
 		}
+	case "consul":
+		if sch, ok := s.Options["scheme"]; ok && sch != "http" && sch != "https" {
+			p.add(`storage "consul": scheme %q: use http or https`, sch)
+		}
+		if s.Path != "" && strings.Trim(s.Path, "/") == "" {
+			p.add(`storage "consul": path %q holds no name: use a KV prefix such as "coffer/"`, s.Path)
+		}
+		if (s.Options["tls_cert_file"] == "") != (s.Options["tls_key_file"] == "") {
+			p.add(`storage "consul": tls_cert_file and tls_key_file go together: set both, or neither`)
+		}
 	case "inmem":
 	case "":
 		p.add(`storage: no type given: use a storage "<type>" block (HCL) or storage.type (YAML, JSON); supported are %s`, strings.Join(StorageTypes, ", "))
 	default:
 		p.add("storage: unknown type %q: supported are %s", s.Type, strings.Join(StorageTypes, ", "))
 	}
-	if slices.Contains(StorageTypes, s.Type) && len(s.Options) > 0 {
-		keys := make([]string, 0, len(s.Options))
-		for k := range s.Options {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		p.add("storage %q: unknown key(s) %s: this backend takes only path", s.Type, strings.Join(keys, ", "))
+	if !slices.Contains(StorageTypes, s.Type) {
+		return
 	}
+	known := StorageOptions[s.Type]
+	var unknown []string
+	for k := range s.Options {
+		if !slices.Contains(known, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return
+	}
+	sort.Strings(unknown)
+	if len(known) == 0 {
+		p.add("storage %q: unknown key(s) %s: this backend takes only path", s.Type, strings.Join(unknown, ", "))
+		return
+	}
+	p.add("storage %q: unknown key(s) %s: this backend takes path, %s", s.Type, strings.Join(unknown, ", "), strings.Join(known, ", "))
 }
 
 // validate checks the listener block: tcp, a host:port, and TLS files unless
@@ -111,13 +132,19 @@ func (s *Seal) validate(p *problems) {
 	}
 }
 
-// validateServer checks the top-level settings: api_addr, log_level,
+// validateServer checks the top-level settings: api_addr, cluster_addr, log_level,
 // max_request_size and the lease TTLs.
 func (c *Config) validateServer(p *problems) {
 	if c.APIAddr != "" {
 		u, err := url.Parse(c.APIAddr)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			p.add("api_addr %q must be an http:// or https:// URL with a host, such as https://coffer.example.com:8200", c.APIAddr)
+		}
+	}
+	if c.ClusterAddr != "" {
+		u, err := url.Parse(c.ClusterAddr)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "tcp") || u.Host == "" {
+			p.add("cluster_addr %q must be a URL with a host, such as https://coffer-1.example.com:8201 (as Vault's)", c.ClusterAddr)
 		}
 	}
 	if !slices.Contains(LogLevels, c.LogLevel) {

@@ -23,6 +23,7 @@ import (
 	"github.com/cofferhq/coffer/replmode"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/storage/bolt"
+	"github.com/cofferhq/coffer/storage/consul"
 	"github.com/cofferhq/coffer/storage/inmem"
 	"github.com/rs/zerolog"
 )
@@ -115,8 +116,14 @@ func openStorage(cfg *config.Config) (storage.Transactional, error) {
 		return inmem.New(), nil
 	case "bolt":
 		return bolt.Open(bolt.Options{Path: cfg.Storage.Path})
+	case "consul":
+		opts, err := consul.FromMap(cfg.Storage.Path, cfg.Storage.Options)
+		if err != nil {
+			return nil, err
+		}
+		return consul.Open(opts)
 	}
-	return nil, fmt.Errorf("storage %q is not supported: use bolt or inmem", cfg.Storage.Type)
+	return nil, fmt.Errorf("storage %q is not supported: use bolt, consul or inmem", cfg.Storage.Type)
 }
 
 func openSeal(cfg *config.Config) (seal.Seal, error) {
