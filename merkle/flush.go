@@ -14,6 +14,16 @@ import (
 // flushChunk is the most pages one storage transaction writes.
 const flushChunk = 4096
 
+// chunkOf is flushChunk, or fewer when store caps the operations of a
+// transaction (storage.OpLimiter: Consul): a chunk's pages and its checkpoint
+// fit in one transaction.
+func chunkOf(store storage.Transactional) uint32 {
+	if n := storage.MaxOps(store); n > 1 && n-1 < flushChunk {
+		return uint32(n - 1)
+	}
+	return flushChunk
+}
+
 // FlushStats reports one flush.
 type FlushStats struct {
 	// Pages is the number of pages written or deleted.
@@ -57,7 +67,7 @@ func (x *Index) Flush(ctx context.Context, max int) (FlushStats, error) {
 	var st FlushStats
 	var errs []error
 	for {
-		n := min(max-st.Pages-st.Failed, flushChunk)
+		n := min(max-st.Pages-st.Failed, int(chunkOf(x.store)))
 		written, failed, err := x.flushChunkLocked(ctx, max0(n), false)
 		st.Pages += written
 		st.Failed += failed

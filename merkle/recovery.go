@@ -221,9 +221,10 @@ func Reindex(ctx context.Context, store storage.Transactional, log *wal.Log, cla
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	l1 := x.applied
-	for c := uint32(0); c < Buckets; c += flushChunk {
-		ops := make([]*storage.TxnOp, 0, flushChunk+1)
-		for b := c; b < c+flushChunk; b++ {
+	chunk := chunkOf(store)
+	for c := uint32(0); c < Buckets; c += chunk {
+		ops := make([]*storage.TxnOp, 0, chunk+1)
+		for b := c; b < min(c+chunk, Buckets); b++ {
 			bk := &x.buckets[b]
 			if len(bk.items) == 0 {
 				ops = append(ops, &storage.TxnOp{Operation: storage.DeleteOperation, Entry: &storage.Entry{Key: pageKey(b)}})
@@ -238,12 +239,12 @@ func Reindex(ctx context.Context, store storage.Transactional, log *wal.Log, cla
 				Entry: &storage.Entry{Key: pageKey(b), Value: encodePage(b, l1, bk.items, keys)}})
 			bk.pending = nil
 		}
-		if c+flushChunk >= Buckets {
+		if c+chunk >= Buckets {
 			ops = append(ops, &storage.TxnOp{Operation: storage.PutOperation,
 				Entry: &storage.Entry{Key: checkpointKey, Value: encodeCheckpoint(l1 + 1)}})
 		}
 		if err := store.Transaction(ctx, ops); err != nil {
-			return nil, fmt.Errorf("reindex merkle: write pages %04x-%04x: %w", c, c+flushChunk-1, err)
+			return nil, fmt.Errorf("reindex merkle: write pages %04x-%04x: %w", c, min(c+chunk, Buckets)-1, err)
 		}
 	}
 	x.noPending = false

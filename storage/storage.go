@@ -78,6 +78,21 @@ type Transactional interface {
 	Transaction(ctx context.Context, ops []*TxnOp) error
 }
 
+// OpLimiter is a Transactional whose transactions hold a bounded number of
+// operations (Consul: 128). Writers that batch (WAL group commit, merkle
+// flushes) stay under it; a single logical write over it is refused whole.
+type OpLimiter interface {
+	MaxTransactionOps() int
+}
+
+// MaxOps is b's cap on the operations of one transaction, 0 when it has none.
+func MaxOps(b any) int {
+	if l, ok := b.(OpLimiter); ok {
+		return l.MaxTransactionOps()
+	}
+	return 0
+}
+
 // Sentinel errors shared by every backend.
 var (
 	// ErrClosed is returned by a backend used after Close.

@@ -59,6 +59,8 @@ type serverConfig struct {
 	// Bus and Replication, when set, are the bodies of a bus { ... } and a
 	// replication { ... } block.
 	Bus, Replication string
+	// Storage, when set, replaces the bolt storage block (a whole block).
+	Storage string
 }
 
 // node is one data directory and config file; it can be started and
@@ -82,7 +84,11 @@ func newNode(t *testing.T, cfg serverConfig) *node {
 		name = "dc1"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "storage \"bolt\" {\n  path = %q\n}\n", n.dbPath)
+	if cfg.Storage != "" {
+		b.WriteString(cfg.Storage + "\n")
+	} else {
+		fmt.Fprintf(&b, "storage \"bolt\" {\n  path = %q\n}\n", n.dbPath)
+	}
 	fmt.Fprintf(&b, "listener \"tcp\" {\n  address = %q\n  tls_disable = true\n}\n", n.addr)
 	if cfg.StaticKey != nil {
 		keyPath := filepath.Join(n.dir, "unseal.key")

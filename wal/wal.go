@@ -33,6 +33,10 @@ var (
 	ErrTruncated = errors.New("wal: entries already truncated")
 	// ErrTruncateAhead is returned by Truncate asked to remove entries past LastIndex.
 	ErrTruncateAhead = errors.New("wal: cannot truncate past the last index")
+	// ErrTooManyOps refuses a write that, with its log entry and the log's
+	// meta record, has more operations than the backend takes in one
+	// transaction (Options.MaxOps): it is never split, nothing is applied.
+	ErrTooManyOps = errors.New("wal: the write has more operations than the storage backend takes in one transaction")
 )
 
 // Options configures a Log.
@@ -42,6 +46,10 @@ type Options struct {
 	MaxBatch int
 	// Classify gives a key's replication class. Nil means DefaultClassify.
 	Classify func(key string) Class
+	// MaxOps caps the operations of one storage transaction (0: the
+	// backend's storage.MaxOps, none for most backends). Group commit stays
+	// under it; a single write over it is refused (ErrTooManyOps).
+	MaxOps int
 }
 
 // Validate reports a negative MaxBatch.
@@ -74,6 +82,7 @@ const (
 // request is one Write waiting for the committer.
 type request struct {
 	ops   []*storage.TxnOp
+	cost  int    // operations in the transaction: ops, and the log entry
 	body  []byte // encoded entry without index, time and CRC; nil when every op is Ignored
 	state reqState
 
@@ -93,6 +102,7 @@ type Log struct {
 	b        storage.Transactional
 	logger   zerolog.Logger
 	maxBatch int
+	maxOps   int // 0: no cap on the operations of a transaction
 	classify atomic.Pointer[func(string) Class]
 
 	// mu guards the queue and closed.
@@ -133,6 +143,9 @@ func Open(ctx context.Context, b storage.Transactional, opts Options, logger zer
 	if opts.MaxBatch == 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
+	if opts.MaxOps == 0 {
+		opts.MaxOps = storage.MaxOps(b)
+	}
 	m, err := loadMeta(ctx, b)
 	if err != nil {
 		return nil, err
@@ -155,6 +168,7 @@ func Open(ctx context.Context, b storage.Transactional, opts Options, logger zer
 		b:         b,
 		logger:    logger.With().Str("component", "wal").Logger(),
 		maxBatch:  opts.MaxBatch,
+		maxOps:    opts.MaxOps,
 		wake:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 		last:      m.last,
@@ -259,9 +273,13 @@ func (l *Log) Write(ctx context.Context, ops []*storage.TxnOp) (uint64, error) {
 		}
 		logged = append(logged, o)
 	}
-	r := &request{ops: ops, done: make(chan struct{})}
+	r := &request{ops: ops, cost: len(ops), done: make(chan struct{})}
 	if len(logged) > 0 {
 		r.body = EncodeEntry(&Entry{Ops: logged})
+		r.cost++
+	}
+	if l.maxOps > 0 && r.cost+1 > l.maxOps { // +1: the meta record
+		return 0, fmt.Errorf("%w: %d operations with the log's own, the backend takes %d: write fewer keys at once", ErrTooManyOps, r.cost+1, l.maxOps)
 	}
 
 	l.mu.Lock()
@@ -299,15 +317,19 @@ func (l *Log) run() {
 	for {
 		l.mu.Lock()
 		batch := l.batch[:0]
-		n := 0
+		n, cost := 0, 1 // the meta record
 		for n < len(l.queue) && len(batch) < l.maxBatch {
 			r := l.queue[n]
+			if r.state != withdrawn && l.maxOps > 0 && len(batch) > 0 && cost+r.cost > l.maxOps {
+				break // the next transaction takes it
+			}
 			n++
 			if r.state == withdrawn {
 				continue
 			}
 			r.state = taken
 			batch = append(batch, r)
+			cost += r.cost
 		}
 		rest := copy(l.queue, l.queue[n:])
 		clear(l.queue[rest:])

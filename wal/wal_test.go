@@ -887,3 +887,67 @@ func sortedKeys(t testing.TB, b storage.Backend, prefix string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// cappedBackend is inmem with a cap on the operations of a transaction, as
+// Consul has (storage.OpLimiter); it records the largest transaction.
+type cappedBackend struct {
+	*inmem.Backend
+	max     int
+	mu      sync.Mutex
+	largest int
+}
+
+func (c *cappedBackend) MaxTransactionOps() int { return c.max }
+
+func (c *cappedBackend) Transaction(ctx context.Context, ops []*storage.TxnOp) error {
+	c.mu.Lock()
+	c.largest = max(c.largest, len(ops))
+	c.mu.Unlock()
+	if len(ops) > c.max {
+		return fmt.Errorf("capped backend: %d operations, cap %d", len(ops), c.max)
+	}
+	return c.Backend.Transaction(ctx, ops)
+}
+
+// Group commit stays under the backend's cap on operations per transaction,
+// and a single write over it is refused whole, before anything is stored.
+func TestGroupCommitRespectsTheBackendsOpCap(t *testing.T) {
+	ctx := context.Background()
+	b := &cappedBackend{Backend: inmem.New(), max: 10}
+	l := openLog(t, b, Options{})
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				ops := []*storage.TxnOp{
+					{Operation: storage.PutOperation, Entry: &storage.Entry{Key: fmt.Sprintf("a/%d/%d", w, i), Value: []byte("x")}},
+					{Operation: storage.PutOperation, Entry: &storage.Entry{Key: fmt.Sprintf("b/%d/%d", w, i), Value: []byte("y")}},
+					{Operation: storage.PutOperation, Entry: &storage.Entry{Key: fmt.Sprintf("c/%d/%d", w, i), Value: []byte("z")}},
+				}
+				if _, err := l.Write(ctx, ops); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if b.largest > 10 || b.largest == 0 {
+		t.Fatalf("the largest transaction held %d operations, cap 10", b.largest)
+	}
+	if l.Stats().Writes != 16*20 {
+		t.Fatalf("%d writes committed, want %d", l.Stats().Writes, 16*20)
+	}
+	var big []*storage.TxnOp
+	for i := range 9 { // 9 ops + the log entry + the meta record = 11 > 10
+		big = append(big, &storage.TxnOp{Operation: storage.PutOperation, Entry: &storage.Entry{Key: fmt.Sprintf("big/%d", i), Value: []byte("v")}})
+	}
+	if _, err := l.Write(ctx, big); !errors.Is(err, ErrTooManyOps) {
+		t.Fatalf("a write over the cap: %v, want ErrTooManyOps", err)
+	}
+	if e, _ := b.Get(ctx, "big/0"); e != nil {
+		t.Fatal("a refused write was partly stored")
+	}
+}

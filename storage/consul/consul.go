@@ -318,3 +318,6 @@ func (b *Backend) wrap(ctx context.Context, op string, err error, write bool) er
 	}
 	return fmt.Errorf("consul %s at %s: %w", op, b.addr, err)
 }
+
+// MaxTransactionOps is Consul's cap (storage.OpLimiter).
+func (b *Backend) MaxTransactionOps() int { return MaxOps }
