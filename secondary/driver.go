@@ -205,37 +205,77 @@ func (s *Secondary) accept(key string) bool {
 // apply writes the entries of t.batch after `after` and the new
 // last_remote_wal in one WAL write (one storage transaction), notes the local
 // WAL index of that write in t.local (0 when it logged nothing) and returns
-// the event to report.
+// the event to report. Under a storage cap on a transaction's operations
+// (Consul) the batch goes in several writes cut at entry boundaries, each
+// with the position of its last entry: a crash between them resumes after
+// that entry (a primary's entry, one logical write, is never cut).
 func (s *Secondary) apply(ctx context.Context, t *turn, after uint64) Event {
 	b := t.batch
+	limit := storage.MaxOps(s.cfg.WAL) // 0: none
 	var ops []*storage.TxnOp
 	var keys []string
+	flush := func(position uint64) error {
+		ops = append(ops, positionOp(s.cfg.StateKey, position, s.generation()))
+		local, err := s.cfg.WAL.Write(ctx, ops)
+		if err != nil {
+			return err
+		}
+		t.local = local
+		if len(keys) > 0 {
+			s.cfg.OnApplied(keys)
+		}
+		ops, keys = nil, nil
+		return nil
+	}
 	for _, e := range b.Entries {
 		if e.Index <= after {
 			continue
 		}
+		var eops []*storage.TxnOp
+		var ekeys []string
 		for i := range e.Ops {
 			op := &e.Ops[i]
 			if !s.accept(op.Key) {
 				s.log.Warn().Str("key", op.Key).Uint64("index", e.Index).Msg("ignored an op on a key this secondary does not replicate")
 				continue
 			}
-			ops = append(ops, &storage.TxnOp{Operation: op.Kind, Entry: &storage.Entry{Key: op.Key, Value: op.Value}})
-			keys = append(keys, op.Key)
+			eops = append(eops, &storage.TxnOp{Operation: op.Kind, Entry: &storage.Entry{Key: op.Key, Value: op.Value}})
+			ekeys = append(ekeys, op.Key)
 		}
+		if limit > 0 && len(ops) > 0 && len(ops)+len(eops)+1 > limit {
+			if err := flush(e.Index - 1); err != nil {
+				return s.applyFailed(b, err)
+			}
+		}
+		ops, keys = append(ops, eops...), append(keys, ekeys...)
 	}
-	ops = append(ops, positionOp(s.cfg.StateKey, b.Last, s.generation()))
-	local, err := s.cfg.WAL.Write(ctx, ops)
-	if err != nil {
-		s.setErr(err)
-		s.log.Warn().Err(err).Uint64("first", b.First).Uint64("last", b.Last).Msg("cannot apply a batch; it will be redelivered")
-		return ApplyFailed{Err: err}
-	}
-	t.local = local
-	if len(keys) > 0 {
-		s.cfg.OnApplied(keys)
+	if err := flush(b.Last); err != nil {
+		return s.applyFailed(b, err)
 	}
 	return BatchApplied{Last: b.Last, Guard: len(b.Guard) > 0}
+}
+
+func (s *Secondary) applyFailed(b *replication.Batch, err error) Event {
+	s.setErr(err)
+	s.log.Warn().Err(err).Uint64("first", b.First).Uint64("last", b.Last).Msg("cannot apply a batch; it will be redelivered")
+	return ApplyFailed{Err: err}
+}
+
+// writeCut writes independent ops (a sync's keys) in WAL writes that fit
+// the storage's cap on a transaction's operations (one write without one).
+func (s *Secondary) writeCut(ctx context.Context, ops []*storage.TxnOp) error {
+	limit := storage.MaxOps(s.cfg.WAL)
+	for len(ops) > 0 {
+		n := len(ops)
+		if limit > 0 {
+			n = min(n, limit)
+		}
+		if _, err := s.cfg.WAL.Write(ctx, ops[:n]); err != nil {
+			return err
+		}
+		ops = ops[n:]
+	}
+	return nil
 }
 
 // guardMismatch compares the local merkle root with b's guard (the machine

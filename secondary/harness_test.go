@@ -112,10 +112,14 @@ func (c *cluster) root(t *testing.T) string {
 	return x.RootHex()
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t *testing.T) *cluster { return newClusterWith(t, wal.Options{}) }
+
+// newClusterWith is newCluster with WAL options (MaxOps: a storage cap on a
+// transaction's operations, as Consul's).
+func newClusterWith(t *testing.T, opts wal.Options) *cluster {
 	t.Helper()
 	raw := inmem.New()
-	l, err := wal.Open(context.Background(), raw, wal.Options{}, testLogger(t))
+	l, err := wal.Open(context.Background(), raw, opts, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +269,11 @@ func (ss *secondarySide) seen() []secondary.State {
 }
 
 func newSecondarySide(t *testing.T, name string) *secondarySide {
-	c := newCluster(t)
+	return newSecondarySideOn(t, name, newCluster(t))
+}
+
+// newSecondarySideOn is newSecondarySide on the cluster c.
+func newSecondarySideOn(t *testing.T, name string, c *cluster) *secondarySide {
 	ss := &secondarySide{cluster: c}
 	ss.cfg = secondary.Config{
 		WAL: c.wal, Raw: c.raw, State: view{c.raw, "core/replication/secondary/secrets/"},

@@ -263,7 +263,7 @@ func (s *Secondary) writeFetched(ctx context.Context, asked []string, reply *rep
 			return err
 		}
 	}
-	if _, err := s.cfg.WAL.Write(ctx, ops); err != nil {
+	if err := s.writeCut(ctx, ops); err != nil {
 		return fmt.Errorf("write fetched values: %w", err)
 	}
 	s.cfg.OnApplied(keys)
@@ -287,8 +287,12 @@ func (s *Secondary) runListing(ctx context.Context, a RunListing, t *turn) []Act
 // deleteKeys deletes doomed in WAL writes of at most deleteChunk keys, the
 // last one (even when doomed is empty) storing last_remote_wal = position.
 func (s *Secondary) deleteKeys(ctx context.Context, doomed []string, position uint64) error {
+	chunk := deleteChunk
+	if limit := storage.MaxOps(s.cfg.WAL); limit > 1 {
+		chunk = min(chunk, limit-1) // and the position
+	}
 	for {
-		n := min(len(doomed), deleteChunk)
+		n := min(len(doomed), chunk)
 		ops := make([]*storage.TxnOp, 0, n+1)
 		for _, k := range doomed[:n] {
 			ops = append(ops, &storage.TxnOp{Operation: storage.DeleteOperation, Entry: &storage.Entry{Key: k}})
@@ -342,7 +346,7 @@ func (s *Secondary) fullSync(ctx context.Context) (uint64, error) {
 			keys = append(keys, kv.Key)
 		}
 		if len(ops) > 0 {
-			if _, err := s.cfg.WAL.Write(ctx, ops); err != nil {
+			if err := s.writeCut(ctx, ops); err != nil {
 				return 0, fmt.Errorf("sync: write page: %w", err)
 			}
 			s.cfg.OnApplied(keys)

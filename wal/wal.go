@@ -229,6 +229,16 @@ func (l *Log) Delete(ctx context.Context, key string) error {
 	return err
 }
 
+// MaxTransactionOps is how many operations one Write may hold under the
+// backend's cap (storage.OpLimiter): the cap less the log entry and the meta
+// record; 0 when the backend has none.
+func (l *Log) MaxTransactionOps() int {
+	if l.maxOps <= 2 {
+		return 0
+	}
+	return l.maxOps - 2
+}
+
 // Transaction commits ops atomically with their WAL entry.
 func (l *Log) Transaction(ctx context.Context, ops []*storage.TxnOp) error {
 	_, err := l.Write(ctx, ops)
