@@ -126,12 +126,8 @@ func (m *Manager) DemoteDRPrimary(ctx context.Context) error {
 	if _, err := m.decideDR(OpDRDemote); err != nil {
 		return err
 	}
-	m.stopRole()
-	if err := primary.Forget(ctx, logicalView(m)); err != nil {
+	if err := m.demote(ctx, state{Mode: string(Disabled), DRMode: string(Secondary), Demoted: true}); err != nil {
 		return err
-	}
-	if err := saveState(ctx, m.host.Barrier(), state{Mode: string(Disabled), DRMode: string(Secondary), Demoted: true}); err != nil {
-		return fmt.Errorf("store replication mode: %w", err)
 	}
 	m.mu.Lock()
 	m.mode, m.drMode = Disabled, Secondary

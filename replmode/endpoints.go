@@ -199,22 +199,33 @@ func (m *Manager) enableSecondaryEndpoint(ctx context.Context, d map[string]any,
 }
 
 func (m *Manager) enableEndpoint(ctx context.Context, d map[string]any, authenticated, dr bool) (*logical.Response, error) {
-	tok, err := fieldString(d, "token")
+	f, err := tokenFields(d, "the activation token from the primary's secondary-token endpoint")
 	if err != nil {
 		return nil, err
 	}
-	if tok == "" {
-		return nil, logical.InvalidRequest("missing \"token\": the activation token from the primary's secondary-token endpoint")
+	return m.enableSecondary(ctx, f.token, f.api, f.bus, authenticated, dr)
+}
+
+// tokenRequest is what the endpoints that redeem a token read: the token
+// (required; want says what it is), primary_api_addr and bus_url.
+type tokenRequest struct{ token, api, bus string }
+
+func tokenFields(d map[string]any, want string) (tokenRequest, error) {
+	var f tokenRequest
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{"token", &f.token}, {"primary_api_addr", &f.api}, {"bus_url", &f.bus}} {
+		v, err := fieldString(d, p.name)
+		if err != nil {
+			return f, err
+		}
+		*p.dst = v
 	}
-	api, err := fieldString(d, "primary_api_addr")
-	if err != nil {
-		return nil, err
+	if f.token == "" {
+		return f, logical.InvalidRequest("missing \"token\": %s", want)
 	}
-	busURL, err := fieldString(d, "bus_url")
-	if err != nil {
-		return nil, err
-	}
-	return m.enableSecondary(ctx, tok, api, busURL, authenticated, dr)
+	return f, nil
 }
 
 func (m *Manager) promoteEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
@@ -226,22 +237,11 @@ func (m *Manager) promoteEndpoint(ctx context.Context, d map[string]any) (*logic
 }
 
 func (m *Manager) updatePrimaryEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
-	tok, err := fieldString(d, "token")
+	f, err := tokenFields(d, "a secondary token from the new primary (its secondary-token endpoint)")
 	if err != nil {
 		return nil, err
 	}
-	if tok == "" {
-		return nil, logical.InvalidRequest("missing \"token\": a secondary token from the new primary (its secondary-token endpoint)")
-	}
-	api, err := fieldString(d, "primary_api_addr")
-	if err != nil {
-		return nil, err
-	}
-	busURL, err := fieldString(d, "bus_url")
-	if err != nil {
-		return nil, err
-	}
-	return nil, m.UpdatePrimary(ctx, tok, api, busURL)
+	return nil, m.UpdatePrimary(ctx, f.token, f.api, f.bus)
 }
 
 func creationPath(kind string) string {
@@ -284,16 +284,13 @@ func (m *Manager) drPromoteEndpoint(ctx context.Context, d map[string]any) (*log
 }
 
 func (m *Manager) drUpdatePrimaryEndpoint(ctx context.Context, d map[string]any) (*logical.Response, error) {
-	var f [4]string
-	for i, name := range []string{"dr_operation_token", "token", "primary_api_addr", "bus_url"} {
-		v, err := fieldString(d, name)
-		if err != nil {
-			return nil, err
-		}
-		f[i] = v
+	op, err := fieldString(d, "dr_operation_token")
+	if err != nil {
+		return nil, err
 	}
-	if f[1] == "" {
-		return nil, logical.InvalidRequest("missing \"token\": a DR secondary token from the new primary (dr/primary/secondary-token)")
+	f, err := tokenFields(d, "a DR secondary token from the new primary (dr/primary/secondary-token)")
+	if err != nil {
+		return nil, err
 	}
-	return nil, m.UpdateDRPrimary(ctx, f[0], f[1], f[2], f[3])
+	return nil, m.UpdateDRPrimary(ctx, op, f.token, f.api, f.bus)
 }

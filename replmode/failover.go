@@ -69,12 +69,8 @@ func (m *Manager) DemotePrimary(ctx context.Context) error {
 	if _, err := m.decide(OpDemote); err != nil {
 		return err
 	}
-	m.stopRole()
-	if err := primary.Forget(ctx, logicalView(m)); err != nil {
+	if err := m.demote(ctx, state{Mode: string(Secondary), Demoted: true}); err != nil {
 		return err
-	}
-	if err := saveState(ctx, m.host.Barrier(), state{Mode: string(Secondary), Demoted: true}); err != nil {
-		return fmt.Errorf("store replication mode: %w", err)
 	}
 	m.mu.Lock()
 	m.mode, m.drMode = Secondary, Disabled // its DR primary role went with the primary
@@ -135,6 +131,20 @@ func (m *Manager) UpdatePrimary(ctx context.Context, token, primaryAPIAddr, busU
 	m.mu.Unlock()
 	m.log.Warn().Str("primary", bundle.PrimaryClusterID).Uint64("generation", bundle.Generation).
 		Msg("following a new primary; reconciling by merkle diff")
+	return nil
+}
+
+// demote stops the primary, forgets its primary state (the set's stream and
+// claim stay: another cluster may hold the set now) and stores st, the mode
+// of a cluster waiting for update-primary. opMu is held.
+func (m *Manager) demote(ctx context.Context, st state) error {
+	m.stopRole()
+	if err := primary.Forget(ctx, logicalView(m)); err != nil {
+		return err
+	}
+	if err := saveState(ctx, m.host.Barrier(), st); err != nil {
+		return fmt.Errorf("store replication mode: %w", err)
+	}
 	return nil
 }
 
