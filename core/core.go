@@ -50,6 +50,10 @@ type Config struct {
 	DefaultLeaseTTL, MaxLeaseTTL time.Duration
 	// Logger receives core's logs.
 	Logger zerolog.Logger
+	// Standby starts the node as a standby of an HA cluster: it writes
+	// nothing until Activate (the ha package calls it once the node holds
+	// the cluster's lock).
+	Standby bool
 }
 
 // Validate reports a Config core cannot start with.
@@ -102,8 +106,13 @@ type Core struct {
 	// replication layer, called while stateMu is held).
 	clusterIDv atomic.Pointer[string]
 
-	replMu sync.RWMutex // guards repl
+	replMu sync.RWMutex // guards repl and ha
 	repl   Replication
+	ha     HA
+
+	// standby: this node does not hold its cluster's HA lock (ha.go).
+	standby atomic.Bool
+	follow  follow
 
 	merkle merkleState
 
@@ -133,6 +142,7 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 		barrier: barrier.New(log),
 		seal:    cfg.Seal,
 	}
+	c.standby.Store(cfg.Standby)
 	c.router = newRouter()
 	c.policies = newPolicyStore(c.barrier)
 	c.tokens = c.newTokenStore()
@@ -426,16 +436,34 @@ func (c *Core) setIdentity(info clusterInfo) {
 	c.clusterIDv.Store(&id)
 }
 
-// postUnseal brings the logical layer up: policies, tokens (and their
-// expiration manager), mounts and audit devices.
+// postUnseal brings the logical layer up: policies, mounts and audit
+// devices on every node; token expiration, the merkle index and replication
+// on the active node only (a standby writes nothing).
 func (c *Core) postUnseal(ctx context.Context) error {
+	if err := c.standbyUp(ctx); err != nil {
+		return err
+	}
+	if c.standby.Load() {
+		c.follow.mu.Lock()
+		c.follow.seen = c.wal.LastIndex()
+		c.follow.mu.Unlock()
+		return nil
+	}
+	return c.activeUp(ctx)
+}
+
+// standbyUp loads what serving reads needs: policies, mounts, audit devices.
+func (c *Core) standbyUp(ctx context.Context) error {
 	c.policies.invalidate()
 	if err := c.loadMounts(ctx); err != nil {
 		return err
 	}
-	if err := c.loadAudit(ctx); err != nil {
-		return err
-	}
+	return c.loadAudit(ctx)
+}
+
+// activeUp starts what only the active node runs: token expiration, the
+// merkle index, replication.
+func (c *Core) activeUp(ctx context.Context) error {
 	c.tokens.Start()
 	if err := c.startMerkle(ctx); err != nil {
 		return err
@@ -563,6 +591,7 @@ func (c *Core) SealStatus(ctx context.Context) (*SealStatus, error) {
 // Health reports what sys/health shows; httpapi picks the status code.
 func (c *Core) Health(ctx context.Context) *HealthStatus {
 	h := &HealthStatus{
+		Standby:                    c.standby.Load(),
 		Sealed:                     c.barrier.Sealed(),
 		ReplicationPerformanceMode: c.replication().Mode(),
 		ReplicationDRMode:          c.replication().DRMode(),
@@ -576,30 +605,57 @@ func (c *Core) Health(ctx context.Context) *HealthStatus {
 		c.stateMu.RLock()
 		h.ClusterName, h.ClusterID = c.clusterName, c.clusterID
 		c.stateMu.RUnlock()
+		// Every unsealed standby serves reads itself: a performance standby.
+		h.PerformanceStandby = h.Standby
 	}
 	return h
 }
 
-// Leader reports HA state: Coffer runs one active node per cluster.
+// Leader reports the HA state: the active node's addresses, whether this
+// node is it, and whether this node serves reads as a performance standby.
 func (c *Core) Leader(ctx context.Context) (*LeaderStatus, error) {
-	if c.barrier.Sealed() {
+	h, ha := c.haState()
+	if c.barrier.Sealed() && !ha {
 		return nil, ErrSealed
 	}
 	c.stateMu.RLock()
 	defer c.stateMu.RUnlock()
+	st := HAStatus{Active: true, LeaderAPIAddr: c.cfg.APIAddr, ActiveSince: c.activeTime}
+	if ha {
+		st = h.Status()
+	}
 	// active_time is a timestamp in vault/api: an unset time renders as Go's
 	// zero time, as Vault does.
-	active := c.activeTime.Format(time.RFC3339Nano)
-	if c.activeTime.IsZero() {
-		active = time.Time{}.Format(time.RFC3339)
+	active := time.Time{}.Format(time.RFC3339)
+	if !st.ActiveSince.IsZero() {
+		active = st.ActiveSince.UTC().Format(time.RFC3339Nano)
 	}
 	return &LeaderStatus{
-		HAEnabled:     false,
-		IsSelf:        true,
-		ActiveTime:    active,
-		LeaderAddress: c.cfg.APIAddr,
-		LastWAL:       c.wal.LastIndex(),
+		HAEnabled:            ha,
+		IsSelf:               st.Active,
+		ActiveTime:           active,
+		LeaderAddress:        st.LeaderAPIAddr,
+		LeaderClusterAddress: st.LeaderClusterAddr,
+		PerfStandby:          !st.Active && !c.barrier.Sealed(),
+		LastWAL:              c.wal.LastIndex(),
 	}, nil
+}
+
+// StepDown makes the active node give its lock up (sys/step-down, root).
+func (c *Core) StepDown(ctx context.Context, token string) error {
+	if err := c.requireRoot(ctx, token); err != nil {
+		return err
+	}
+	h, ha := c.haState()
+	if !ha {
+		return Invalidf("this server runs without HA (a single node): there is nothing to step down from")
+	}
+	if c.standby.Load() {
+		return ErrStandby
+	}
+	c.logger.Info().Msg("stepping down by request")
+	h.StepDown()
+	return nil
 }
 
 func (c *Core) requireRoot(ctx context.Context, token string) error {

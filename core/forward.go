@@ -163,7 +163,7 @@ func (c *Core) ApplyForwarded(ctx context.Context, call *forwarder.Call) (*logic
 //	anything else                               500
 func StatusOf(err error) int {
 	switch {
-	case errors.Is(err, ErrSealed), errors.Is(err, ErrReplacing):
+	case errors.Is(err, ErrSealed), errors.Is(err, ErrReplacing), errors.Is(err, ErrStandby):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrPermissionDenied):
 		return http.StatusForbidden

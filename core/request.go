@@ -88,6 +88,14 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, erro
 	if c.barrier.Sealed() || c.replacingNow.Load() {
 		return c.handleSealed(ctx, req)
 	}
+	if c.standby.Load() {
+		return c.standbyRequest(ctx, req)
+	}
+	return c.handleRequest(ctx, req)
+}
+
+// handleRequest is HandleRequest on an unsealed node.
+func (c *Core) handleRequest(ctx context.Context, req *Request) (*Response, error) {
 	path, err := NormalizePath(req.Path, req.Operation)
 	if err != nil {
 		return nil, err

@@ -21,6 +21,7 @@ type Core interface {
 	Unseal(ctx context.Context, key []byte) (*core.SealStatus, error)
 	ResetUnseal(ctx context.Context) (*core.SealStatus, error)
 	Seal(ctx context.Context, token string) error
+	StepDown(ctx context.Context, token string) error
 	Rotate(ctx context.Context, token string) (*core.KeyStatus, error)
 	KeyStatus(ctx context.Context, token string) (*core.KeyStatus, error)
 	Health(ctx context.Context) *core.HealthStatus
@@ -57,6 +58,11 @@ type Options struct {
 	// rest of the API; NewLogical's handler also applies the limits on
 	// unauthenticated requests. Nil means such paths are 404.
 	Logical http.Handler
+
+	// Standby, on a node of an HA cluster, is its HA state: a standby
+	// forwards to the active node every request but its own state, its
+	// unseal and the reads it can serve (standby.go). Nil: a single node.
+	Standby Standby
 }
 
 // handlerFunc is one sys endpoint for one method. It writes the response
@@ -75,6 +81,8 @@ type handler struct {
 	// or change state: all but their GETs take an unauthenticated slot.
 	tokenless map[string]bool
 	lim       *limits
+	// proxyTransport carries a standby's forwarded requests.
+	proxyTransport *http.Transport
 }
 
 // New returns the HTTP handler of the whole /v1/ API. See the package
@@ -83,6 +91,9 @@ func New(c Core, opts Options, logger zerolog.Logger) http.Handler {
 	h := &handler{core: c, opts: opts, log: logger.With().Str("component", "httpapi").Logger(), lim: newLimits(opts),
 		tokenless: map[string]bool{"sys/init": true, "sys/unseal": true}}
 	h.routes = h.sysRoutes()
+	if opts.Standby != nil {
+		h.proxyTransport = newProxyTransport()
+	}
 	return h
 }
 
@@ -151,6 +162,15 @@ func (h *handler) serve(w *statusRecorder, r *http.Request) {
 			}
 			r.Body = http.MaxBytesReader(w, r.Body, h.lim.maxBody)
 		}
+	}
+
+	if target, tryLocal := h.standbyRoute(path, r); target != "" {
+		if !tryLocal {
+			h.forward(w, r, target)
+			return
+		}
+		fr := r
+		r = r.WithContext(context.WithValue(r.Context(), forwardKey{}, func() { h.forward(w, fr, target) }))
 	}
 
 	rt, known := h.routes[path]

@@ -46,6 +46,9 @@ func (h *logicalHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := h.c.HandleRequest(r.Context(), req)
+	if err != nil && forwardIfStandby(r.Context(), err) {
+		return
+	}
 	if err != nil {
 		code := ErrorStatus(err)
 		if code >= 500 && code != http.StatusServiceUnavailable {

@@ -23,6 +23,7 @@ func (h *handler) sysRoutes() map[string]route {
 		"sys/seal":        {http.MethodPut: h.seal, http.MethodPost: h.seal},
 		"sys/rotate":      {http.MethodPut: h.rotate, http.MethodPost: h.rotate},
 		"sys/key-status":  {http.MethodGet: h.keyStatus},
+		"sys/step-down":   {http.MethodPut: h.stepDown, http.MethodPost: h.stepDown},
 	}
 	h.generationRoutes(routes, "sys/generate-root", h.core.RootGeneration)
 	// A DR secondary serves these while it refuses every other client
@@ -274,6 +275,15 @@ func (h *handler) unseal(w http.ResponseWriter, r *http.Request) error {
 
 func (h *handler) seal(w http.ResponseWriter, r *http.Request) error {
 	if err := h.core.Seal(r.Context(), RequestToken(r)); err != nil {
+		return err
+	}
+	WriteNoContent(w)
+	return nil
+}
+
+// stepDown makes the active node of an HA cluster give its lock up (root).
+func (h *handler) stepDown(w http.ResponseWriter, r *http.Request) error {
+	if err := h.core.StepDown(r.Context(), RequestToken(r)); err != nil {
 		return err
 	}
 	WriteNoContent(w)

@@ -99,6 +99,10 @@ var (
 	ErrClosed = errors.New("storage: backend is closed")
 	// ErrInvalidKey is returned for an empty key or one holding a NUL byte.
 	ErrInvalidKey = errors.New("storage: invalid key: keys must be non-empty and hold no NUL byte")
+	// ErrNotActive is returned for a write on a node that does not hold its
+	// cluster's HA lock (a standby, or an active node that lost the lock):
+	// nothing was applied; the write belongs to the active node.
+	ErrNotActive = errors.New("storage: this node is not the active node")
 	// ErrInvalidOperation is returned for a transaction operation that is neither put nor delete,
 	// or that carries no entry.
 	ErrInvalidOperation = errors.New("storage: invalid transaction operation")

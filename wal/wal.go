@@ -440,6 +440,29 @@ func (l *Log) resyncLocked(ctx context.Context) error {
 	return nil
 }
 
+// Reload rereads wal/meta: on a node of a cluster whose active node is
+// another process writing the same storage (HA), the log's idea of its last
+// and first index follows what that node committed. A standby calls it to see
+// how far the active has gone; a node becoming active calls it before its
+// first write, so that it continues the stored log instead of reusing an
+// index. It returns the stored last index.
+func (l *Log) Reload(ctx context.Context) (uint64, error) {
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
+	m, err := loadMeta(ctx, l.b)
+	if err != nil {
+		return 0, err
+	}
+	changed := m.last != l.last
+	l.last, l.truncated, l.resync = m.last, m.truncated, false
+	l.lastPub.Store(m.last)
+	l.truncatedPub.Store(m.truncated)
+	if changed {
+		l.notifyAll()
+	}
+	return m.last, nil
+}
+
 func (l *Log) notifyAll() {
 	l.nmu.Lock()
 	close(l.notifyCh)

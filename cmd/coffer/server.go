@@ -19,6 +19,7 @@ import (
 	"github.com/cofferhq/coffer/barrier/seal"
 	"github.com/cofferhq/coffer/config"
 	"github.com/cofferhq/coffer/core"
+	"github.com/cofferhq/coffer/ha"
 	"github.com/cofferhq/coffer/httpapi"
 	"github.com/cofferhq/coffer/replmode"
 	"github.com/cofferhq/coffer/storage"
@@ -164,7 +165,12 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 			}
 		}()
 	}
+	haStore, _ := phys.(*consul.Backend)
+	if haStore != nil && !haStore.HAEnabled() {
+		haStore = nil
+	}
 	c, err := core.New(ctx, core.Config{
+		Standby:         haStore != nil,
 		Physical:        phys,
 		StorageType:     cfg.Storage.Type,
 		Seal:            sl,
@@ -204,6 +210,17 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 	// the next start.
 	defer repl.Close()
 
+	if haStore != nil {
+		node := newHANode(c, repl, haStore, cfg, logger)
+		// Runs first: the core stops writing and the lock is given up
+		// before replication and storage close.
+		defer node.Stop()
+		if err := c.Start(ctx); err != nil {
+			return err
+		}
+		return serveHTTP(ctx, c, cfg, node, logger)
+	}
+
 	resumed, err := repl.ResumeActivation(ctx)
 	if err != nil {
 		return fmt.Errorf("read the activation record: %w", err)
@@ -221,12 +238,33 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 			return err
 		}
 	}
-	return serveHTTP(ctx, c, cfg, logger)
+	return serveHTTP(ctx, c, cfg, nil, logger)
+}
+
+// newHANode makes the node one of its cluster's HA nodes on Consul: a
+// standby until it holds the lock (ha.Node), resuming on each activation a
+// replication activation the previous active node left unfinished.
+func newHANode(c *core.Core, repl *replmode.Manager, store *consul.Backend, cfg *config.Config, logger zerolog.Logger) *ha.Node {
+	o := store.Options()
+	node := ha.New(c, ha.Options{
+		Storage: store, APIAddr: cfg.AdvertisedAPIAddr(), ClusterAddr: cfg.ClusterAddr,
+		SessionTTL: o.SessionTTL, LockDelay: o.LockDelay, CheckInterval: o.CheckInterval,
+		OnActive: func(ctx context.Context) {
+			if _, err := repl.ResumeActivation(ctx); err != nil {
+				logger.Error().Err(err).Msg("read the activation record")
+			}
+		},
+		Logger: logger,
+	})
+	c.SetHA(node)
+	return node
 }
 
 // serveHTTP serves the API of c on the configured listener until ctx is
-// cancelled, then lets in-flight requests finish (up to shutdownGrace).
-func serveHTTP(ctx context.Context, c *core.Core, cfg *config.Config, logger zerolog.Logger) error {
+// cancelled, then lets in-flight requests finish (up to shutdownGrace). With
+// node (HA), the node joins the election once the listener is up (Consul's
+// health check of it must pass).
+func serveHTTP(ctx context.Context, c *core.Core, cfg *config.Config, node *ha.Node, logger zerolog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.Listener.Address)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another server using the port?)", cfg.Listener.Address, err)
@@ -238,6 +276,7 @@ func serveHTTP(ctx context.Context, c *core.Core, cfg *config.Config, logger zer
 			MaxUnauthenticatedRequestSize: l.MaxUnauthenticatedRequestSize,
 			MaxUnauthenticatedRequests:    int(l.MaxUnauthenticatedRequests),
 			Logical:                       httpapi.NewLogical(c, logger.With().Str("component", "http").Logger()),
+			Standby:                       standbyOf(node),
 		}, logger.With().Str("component", "http").Logger()),
 		ReadHeaderTimeout: l.HTTPReadHeaderTimeout,
 		ReadTimeout:       l.HTTPReadTimeout,
@@ -258,6 +297,9 @@ func serveHTTP(ctx context.Context, c *core.Core, cfg *config.Config, logger zer
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info().Str("address", scheme+"://"+ln.Addr().String()).Str("storage", cfg.Storage.Type).Msg("coffer server listening")
+	if node != nil {
+		node.Start()
+	}
 
 	select {
 	case err := <-errc:
@@ -274,6 +316,14 @@ func serveHTTP(ctx context.Context, c *core.Core, cfg *config.Config, logger zer
 		return err
 	}
 	return nil
+}
+
+// standbyOf is node as httpapi's Standby, nil without HA.
+func standbyOf(node *ha.Node) httpapi.Standby {
+	if node == nil {
+		return nil
+	}
+	return node
 }
 
 // initDev initializes and unseals a fresh dev server with one key share and

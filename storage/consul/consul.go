@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/cofferhq/coffer/storage"
 	"github.com/hashicorp/consul/api"
@@ -58,17 +60,45 @@ type Options struct {
 	TLSCAFile   string
 	TLSCertFile string
 	TLSKeyFile  string
+	// HAEnabled makes the nodes sharing Path elect an active node through a
+	// Consul lock (ha.go); only the lock's holder writes. True unless the
+	// block says ha_enabled = "false", as in Vault.
+	HAEnabled bool
+	// SessionTTL, LockDelay and CheckInterval tune the lock (LockOptions).
+	SessionTTL, LockDelay, CheckInterval time.Duration
 }
 
 // Keys are the storage block's keys this backend takes, besides path.
-var Keys = []string{"address", "scheme", "token", "tls_ca_file", "tls_cert_file", "tls_key_file"}
+var Keys = []string{"address", "scheme", "token", "tls_ca_file", "tls_cert_file", "tls_key_file",
+	"ha_enabled", "session_ttl", "lock_delay", "check_interval"}
 
 // FromMap reads the storage block's options (config.Storage.Options) and its path.
 func FromMap(path string, m map[string]string) (Options, error) {
-	o := Options{Path: path}
+	o := Options{Path: path, HAEnabled: true}
 	var unknown []string
+	var errs []error
+	dur := func(k, v string, d *time.Duration) {
+		x, err := time.ParseDuration(v)
+		if err != nil || x < 0 {
+			errs = append(errs, fmt.Errorf(`storage "consul": %s = %q: use a duration such as "15s"`, k, v))
+			return
+		}
+		*d = x
+	}
 	for k, v := range m {
 		switch k {
+		case "ha_enabled":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf(`storage "consul": ha_enabled = %q: use "true" or "false"`, v))
+			}
+			o.HAEnabled = b
+		case "session_ttl":
+			dur(k, v, &o.SessionTTL)
+		case "lock_delay":
+			dur(k, v, &o.LockDelay)
+		case "check_interval":
+			dur(k, v, &o.CheckInterval)
 		case "address":
 			o.Address = v
 		case "scheme":
@@ -90,6 +120,9 @@ func FromMap(path string, m map[string]string) (Options, error) {
 		return o, fmt.Errorf(`storage "consul": unknown key(s) %s: valid keys are path, %s`,
 			strings.Join(unknown, ", "), strings.Join(Keys, ", "))
 	}
+	if len(errs) > 0 {
+		return o, errors.Join(errs...)
+	}
 	return o, o.Validate()
 }
 
@@ -102,6 +135,9 @@ func (o *Options) Validate() error {
 	if o.Path != "" && strings.Trim(o.Path, "/") == "" {
 		errs = append(errs, fmt.Errorf(`storage "consul": path %q holds no name: use a KV prefix such as "coffer/"`, o.Path))
 	}
+	if o.SessionTTL != 0 && o.SessionTTL < minSessionTTL {
+		errs = append(errs, fmt.Errorf(`storage "consul": session_ttl %s is below Consul's minimum of 10s`, o.SessionTTL))
+	}
 	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
 		errs = append(errs, errors.New(`storage "consul": tls_cert_file and tls_key_file go together: set both, or neither`))
 	}
@@ -113,9 +149,15 @@ type Backend struct {
 	transport *http.Transport
 	kv        *api.KV
 	txn       *api.Txn
+	session   *api.Session
+	agent     *api.Agent
 	path      string // the encoded keys' prefix, ends with "/"
 	addr      string // for errors: scheme://address
 	closed    atomic.Bool
+	opts      Options
+	// ha: writes need the lock; fence is the session holding it (nil: none).
+	ha    bool
+	fence atomic.Pointer[fence]
 }
 
 var _ storage.Transactional = (*Backend)(nil)
@@ -158,8 +200,12 @@ func Open(opts Options) (*Backend, error) {
 	if !strings.Contains(addr, "://") {
 		addr = cfg.Scheme + "://" + addr
 	}
-	return &Backend{transport: cfg.Transport, kv: client.KV(), txn: client.Txn(), path: path, addr: addr}, nil
+	return &Backend{transport: cfg.Transport, kv: client.KV(), txn: client.Txn(), session: client.Session(), agent: client.Agent(),
+		path: path, addr: addr, opts: opts, ha: opts.HAEnabled}, nil
 }
+
+// Options returns the options the backend was opened with.
+func (b *Backend) Options() Options { return b.opts }
 
 // Path is the KV prefix the keys live under, ending with "/".
 func (b *Backend) Path() string { return b.path }
@@ -209,8 +255,8 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 	keys := make([]string, 0, len(raw))
 	for _, k := range raw {
-		if !strings.HasPrefix(k, b.path) {
-			continue
+		if !strings.HasPrefix(k, b.path) || strings.HasPrefix(k[len(b.path):], ".") {
+			continue // outside the path, or the HA lock's folder
 		}
 		d, err := decodeKey(k[len(b.path):])
 		if err != nil {
@@ -228,7 +274,7 @@ func (b *Backend) Transaction(ctx context.Context, ops []*storage.TxnOp) error {
 	if err := storage.ValidateOps(ops); err != nil {
 		return err
 	}
-	if len(ops) > MaxOps {
+	if len(ops) > b.MaxTransactionOps() {
 		return fmt.Errorf("%w (this one has %d)", ErrTooManyOps, len(ops))
 	}
 	if err := ctx.Err(); err != nil {
@@ -240,7 +286,16 @@ func (b *Backend) Transaction(ctx context.Context, ops []*storage.TxnOp) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	tops := make(api.TxnOps, 0, len(ops))
+	sid, err := b.holding()
+	if err != nil {
+		return err
+	}
+	tops := make(api.TxnOps, 0, len(ops)+1)
+	if sid != "" {
+		// Inside Consul, atomically with the writes: this node still holds
+		// the lock. A node that lost it, however late it notices, writes nothing.
+		tops = append(tops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: b.LockKey(), Session: sid}})
+	}
 	for _, op := range ops {
 		kv := &api.KVTxnOp{Key: b.path + encodeKey(op.Entry.Key)}
 		switch op.Operation {
@@ -262,6 +317,10 @@ func (b *Backend) Transaction(ctx context.Context, ops []*storage.TxnOp) error {
 		var msgs []string
 		if resp != nil {
 			for _, e := range resp.Errors {
+				if sid != "" && e.OpIndex == 0 {
+					return fmt.Errorf("consul transaction of %d operations: %w (%s): %w; nothing applied, another node may be active",
+						len(ops), ErrLockLost, e.What, storage.ErrNotActive)
+				}
 				msgs = append(msgs, fmt.Sprintf("operation %d: %s", e.OpIndex, e.What))
 			}
 		}
@@ -319,5 +378,11 @@ func (b *Backend) wrap(ctx context.Context, op string, err error, write bool) er
 	return fmt.Errorf("consul %s at %s: %w", op, b.addr, err)
 }
 
-// MaxTransactionOps is Consul's cap (storage.OpLimiter).
-func (b *Backend) MaxTransactionOps() int { return MaxOps }
+// MaxTransactionOps is Consul's cap (storage.OpLimiter), less the operation
+// that checks the HA lock when HA is on.
+func (b *Backend) MaxTransactionOps() int {
+	if b.ha {
+		return MaxOps - 1
+	}
+	return MaxOps
+}

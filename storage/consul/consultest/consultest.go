@@ -40,6 +40,8 @@ type Agent struct {
 	// Addr is the HTTP API's host:port.
 	Addr string
 
+	bin      string
+	args     []string
 	cmd      *exec.Cmd
 	out      *syncBuffer
 	exited   chan struct{}
@@ -92,26 +94,55 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// Start runs a dev agent and waits until it has a leader; t.Cleanup stops it.
+// Start runs a dev agent (state in memory) and waits until it has a leader;
+// t.Cleanup stops it.
 func Start(t testing.TB) *Agent {
+	t.Helper()
+	return start(t, "")
+}
+
+// StartPersistent runs a single-server agent that keeps its state in a
+// t.TempDir(), so that Restart brings the same KV store, sessions and
+// checks back.
+func StartPersistent(t testing.TB) *Agent {
+	t.Helper()
+	return start(t, t.TempDir())
+}
+
+func start(t testing.TB, dataDir string) *Agent {
 	t.Helper()
 	bin := Binary(t)
 	ports := freePorts(t, 4)
-	a := &Agent{Addr: "127.0.0.1:" + strconv.Itoa(ports[0]), out: &syncBuffer{}, exited: make(chan struct{})}
-	a.cmd = exec.Command(bin, "agent", "-dev", "-log-level=warn",
+	a := &Agent{Addr: "127.0.0.1:" + strconv.Itoa(ports[0])}
+	mode := []string{"agent", "-dev"}
+	if dataDir != "" {
+		mode = []string{"agent", "-server", "-bootstrap", "-data-dir=" + dataDir}
+	}
+	a.args = append(mode, "-log-level=warn",
 		"-node=coffer-test", "-bind=127.0.0.1", "-client=127.0.0.1",
 		"-http-port="+strconv.Itoa(ports[0]), "-server-port="+strconv.Itoa(ports[1]),
 		"-serf-lan-port="+strconv.Itoa(ports[2]), "-serf-wan-port="+strconv.Itoa(ports[3]),
 		"-dns-port=-1", "-grpc-port=-1", "-grpc-tls-port=-1",
 		"-hcl", fmt.Sprintf("limits { kv_max_value_size = %d\ntxn_max_req_len = %d }", MaxValueSize, MaxValueSize),
 	)
+	a.bin = bin
+	t.Cleanup(a.Stop)
+	a.run(t)
+	return a
+}
+
+// run starts the agent process and waits for a leader.
+func (a *Agent) run(t testing.TB) {
+	t.Helper()
+	a.out, a.exited, a.stopOnce = &syncBuffer{}, make(chan struct{}), sync.Once{}
+	a.cmd = exec.Command(a.bin, a.args...)
 	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
 	a.cmd.Env = append(os.Environ(), "CONSUL_HTTP_TOKEN=", "CONSUL_HTTP_ADDR=")
 	if err := a.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
+		t.Fatalf("start %s: %v", a.bin, err)
 	}
-	go func() { _ = a.cmd.Wait(); close(a.exited) }()
-	t.Cleanup(a.Stop)
+	exited := a.exited
+	go func() { _ = a.cmd.Wait(); close(exited) }()
 
 	deadline := time.Now().Add(60 * time.Second)
 	client := &http.Client{Timeout: 2 * time.Second}
@@ -119,10 +150,10 @@ func Start(t testing.TB) *Agent {
 	defer tick.Stop()
 	for {
 		if leader(client, a.Addr) {
-			return a
+			return
 		}
 		select {
-		case <-a.exited:
+		case <-exited:
 			t.Fatalf("consul agent exited before electing a leader:\n%s", a.out.String())
 		case <-tick.C:
 		}
@@ -130,6 +161,14 @@ func Start(t testing.TB) *Agent {
 			t.Fatalf("consul agent at %s has no leader after 60 s:\n%s", a.Addr, a.out.String())
 		}
 	}
+}
+
+// Restart stops the agent and starts it again on the same ports (and, for
+// StartPersistent, the same state), waiting for a leader.
+func (a *Agent) Restart(t testing.TB) {
+	t.Helper()
+	a.Stop()
+	a.run(t)
 }
 
 func leader(c *http.Client, addr string) bool {

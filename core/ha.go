@@ -1,0 +1,189 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cofferhq/coffer/barrier"
+	"github.com/cofferhq/coffer/storage"
+	"github.com/cofferhq/coffer/wal"
+)
+
+// HA is the node's place among the nodes of its cluster (nodes sharing one
+// storage, one of them active), as core sees it. The ha package implements it
+// and drives Activate and Deactivate; core never takes a lock itself.
+type HA interface {
+	// Status reports who is active.
+	Status() HAStatus
+	// StepDown makes the active node give the lock up (sys/step-down).
+	StepDown()
+}
+
+// HAStatus is what sys/leader and sys/health show of the HA state.
+type HAStatus struct {
+	// Active: this node holds the lock.
+	Active bool
+	// LeaderAPIAddr and LeaderClusterAddr are the active node's (this node's
+	// when Active), "" when no node is active.
+	LeaderAPIAddr, LeaderClusterAddr string
+	// ActiveSince is when the active node took the lock, when known.
+	ActiveSince time.Time
+}
+
+// ErrStandby refuses a request on a standby node that only the active node
+// can serve (a write, or a read that would write); httpapi forwards it.
+var ErrStandby = errors.New("this node is a standby: the request is served by the active node")
+
+// follow is a standby's view of the log the active node writes: how far its
+// caches (mount tables, policies, audit devices, keyring) have followed it.
+type follow struct {
+	mu   sync.Mutex
+	seen uint64
+}
+
+// SetHA tells core it is one node of an HA cluster (nil: a single node).
+func (c *Core) SetHA(h HA) {
+	c.replMu.Lock()
+	defer c.replMu.Unlock()
+	c.ha = h
+}
+
+func (c *Core) haState() (HA, bool) {
+	c.replMu.RLock()
+	defer c.replMu.RUnlock()
+	return c.ha, c.ha != nil
+}
+
+// Standby reports whether this node is a standby: it writes nothing and
+// serves reads from the shared storage.
+func (c *Core) Standby() bool { return c.standby.Load() }
+
+// Activate makes a standby the active node once it holds the lock: the log
+// continues from what the previous active node stored, the keyring and the
+// logical layer are reloaded from storage, and the token expiration, the
+// merkle index (recovered from its pages and the stored log) and replication
+// start, as after an unseal.
+func (c *Core) Activate(ctx context.Context) error {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	if !c.standby.Load() {
+		return nil
+	}
+	if _, err := c.wal.Reload(ctx); err != nil {
+		return fmt.Errorf("activate: read the log the previous active node left: %w", err)
+	}
+	c.standby.Store(false)
+	if c.barrier.Sealed() || c.replacing {
+		c.logger.Info().Msg("active node (sealed)")
+		return nil
+	}
+	if err := c.barrier.Reload(ctx); err != nil {
+		c.standby.Store(true)
+		return fmt.Errorf("activate: reload the keyring: %w", mapBarrierErr(err))
+	}
+	if err := c.standbyUp(ctx); err != nil {
+		c.standby.Store(true)
+		return fmt.Errorf("activate: %w", err)
+	}
+	if err := c.activeUp(ctx); err != nil {
+		c.standbyDownLocked()
+		return fmt.Errorf("activate: %w", err)
+	}
+	c.activeTime = time.Now().UTC()
+	c.logger.Info().Uint64("last_wal", c.wal.LastIndex()).Msg("active node")
+	return nil
+}
+
+// Deactivate makes the active node a standby (the lock is lost or given up):
+// replication, token expiration, the merkle index and the WAL collector stop;
+// the barrier stays open and reads go on.
+func (c *Core) Deactivate() {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	if c.standby.Load() {
+		return
+	}
+	c.standbyDownLocked()
+	c.logger.Info().Msg("standby node")
+}
+
+// standbyDownLocked takes down what only the active node runs. Caller holds stateMu.
+func (c *Core) standbyDownLocked() {
+	c.standby.Store(true)
+	c.replication().Stop()
+	c.tokens.Stop()
+	c.stopWALGC()
+	c.merkle.mu.Lock()
+	_ = c.stopMerkleLocked(context.Background(), false)
+	c.merkle.mu.Unlock()
+	c.follow.mu.Lock()
+	c.follow.seen = c.wal.LastIndex()
+	c.follow.mu.Unlock()
+}
+
+// followActive brings a standby's caches up to the log the active node has
+// stored: one read of wal/meta, then the keys of the new entries invalidate
+// what they touch (everything when the entries are gone). A request served
+// after it sees every write the active node acknowledged before it started.
+func (c *Core) followActive(ctx context.Context) error {
+	c.follow.mu.Lock()
+	defer c.follow.mu.Unlock()
+	last, err := c.wal.Reload(ctx)
+	if err != nil {
+		return err
+	}
+	if last <= c.follow.seen {
+		c.follow.seen = last
+		return nil
+	}
+	var keys []string
+	for after := c.follow.seen; after < last; {
+		es, err := c.wal.Read(ctx, after, 512)
+		if errors.Is(err, wal.ErrTruncated) {
+			keys = []string{mountsPath, authPath, auditTablePath, policyPrefix, barrier.KeyringPath,
+				batchTokenPublicKeyPath, batchTokenSigningKeyPath}
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if len(es) == 0 {
+			break
+		}
+		for _, e := range es {
+			for _, op := range e.Ops {
+				keys = append(keys, op.Key)
+			}
+			after = e.Index
+		}
+	}
+	c.Invalidate(keys)
+	c.follow.seen = last
+	return nil
+}
+
+// standbyRequest serves a request on a standby: writes go to the active
+// node, reads are served here once the caches follow the stored log, and a
+// read that turns out to write (a use-limited token) goes to the active too.
+func (c *Core) standbyRequest(ctx context.Context, req *Request) (*Response, error) {
+	if isWrite(req.Operation) {
+		return nil, ErrStandby
+	}
+	// Replication runs on the active node only: its state is there.
+	if p, err := NormalizePath(req.Path, req.Operation); err != nil || strings.HasPrefix(p, "sys/replication/") {
+		return nil, ErrStandby
+	}
+	if err := c.followActive(ctx); err != nil {
+		c.logger.Warn().Err(err).Msg("standby cannot follow the stored log; the active node serves the request")
+		return nil, ErrStandby
+	}
+	resp, err := c.handleRequest(ctx, req)
+	if errors.Is(err, storage.ErrNotActive) {
+		return nil, ErrStandby
+	}
+	return resp, err
+}

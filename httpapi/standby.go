@@ -1,0 +1,99 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+
+	"github.com/cofferhq/coffer/core"
+)
+
+// Standby is the node's HA state as the handler needs it (ha.Node).
+type Standby interface {
+	// ForwardTo returns the active node's API address ("" while none is
+	// known) and whether this node is a standby.
+	ForwardTo() (addr string, standby bool)
+}
+
+// headerForwarded marks a request a standby forwarded: the node receiving it
+// serves it or fails, never forwards it again (no loops while the lock moves).
+const headerForwarded = "X-Coffer-Forwarded-By-Standby"
+
+// localOnStandby are the sys endpoints a standby answers itself: its own
+// state, and unsealing it (every node is unsealed on its own, as in Vault).
+var localOnStandby = map[string]bool{
+	"sys/health": true, "sys/leader": true, "sys/seal-status": true, "sys/unseal": true,
+}
+
+// forwardKey carries, for a read a standby tries to serve, the function that
+// forwards it instead when core answers ErrStandby.
+type forwardKey struct{}
+
+// standbyRoute decides what a standby does with a request: "" serves it
+// here; otherwise it is the active node's address to forward to. read
+// reports a request the node may try first (a read of the logical layer).
+func (h *handler) standbyRoute(path string, r *http.Request) (target string, tryLocal bool) {
+	if h.opts.Standby == nil || localOnStandby[path] || r.Header.Get(headerForwarded) != "" {
+		return "", false
+	}
+	addr, standby := h.opts.Standby.ForwardTo()
+	if !standby {
+		return "", false
+	}
+	if addr == "" {
+		addr = "-" // no active node known: answered 503 by forward
+	}
+	_, sysRoute := h.routes[path]
+	read := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == "LIST"
+	return addr, read && !sysRoute
+}
+
+// forward proxies r to the active node and copies its answer back: to the
+// client it is as if it had asked the active node.
+func (h *handler) forward(w http.ResponseWriter, r *http.Request, addr string) {
+	target, err := url.Parse(addr)
+	if addr == "-" || err != nil || target.Host == "" {
+		WriteError(w, r, http.StatusServiceUnavailable,
+			"this node is a standby and no active node is known yet (an election is under way): retry in a few seconds")
+		return
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = target.Host
+			pr.Out.Header.Set(headerForwarded, "1")
+			pr.SetXForwarded()
+		},
+		Transport: h.proxyTransport,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			h.log.Warn().Err(err).Str("active", target.Host).Str("path", r.URL.Path).Msg("forwarding to the active node failed")
+			WriteError(w, r, http.StatusServiceUnavailable,
+				"this node is a standby and the active node "+target.Host+" did not answer the forwarded request: "+
+					"retry in a few seconds (a new active node may be taking over)")
+		},
+	}
+	rp.ServeHTTP(w, r)
+}
+
+// newProxyTransport is the standbys' client to the active node.
+func newProxyTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	t.ResponseHeaderTimeout = 90 * time.Second
+	return t
+}
+
+// forwardIfStandby is called by the logical handler with core's error: on a
+// standby whose read turned out to need the active node, it forwards the
+// request and reports true.
+func forwardIfStandby(ctx context.Context, err error) bool {
+	f, _ := ctx.Value(forwardKey{}).(func())
+	if f == nil || !errors.Is(err, core.ErrStandby) {
+		return false
+	}
+	f()
+	return true
+}
