@@ -163,7 +163,7 @@ var (
 	StorageTypes = []string{"bolt", "consul", "inmem"}
 	// StorageOptions are the keys besides path each storage type takes.
 	StorageOptions = map[string][]string{
-		"consul": {"address", "scheme", "tls_ca_file", "tls_cert_file", "tls_key_file", "token"},
+		"consul": {"address", "scheme", "tls_ca_file", "tls_cert_file", "tls_key_file", "token", "ha_enabled", "session_ttl", "lock_delay", "check_interval"},
 	}
 	SealTypes = []string{"static"}
 	LogLevels = []string{"trace", "debug", "info", "warn", "error"}

@@ -105,6 +105,9 @@ type Core struct {
 	// clusterIDv is clusterID for readers that cannot take stateMu (the
 	// replication layer, called while stateMu is held).
 	clusterIDv atomic.Pointer[string]
+	// clusterNamev likewise, for sys/health: it answers while an activation
+	// holds stateMu (Consul's health check of an HA node polls it).
+	clusterNamev atomic.Pointer[string]
 
 	replMu sync.RWMutex // guards repl and ha
 	repl   Replication
@@ -432,8 +435,9 @@ func (c *Core) unsealLocked(ctx context.Context, root []byte) error {
 // setIdentity records the cluster's name and id as the barrier opens.
 func (c *Core) setIdentity(info clusterInfo) {
 	c.clusterName, c.clusterID, c.activeTime = info.Name, info.ID, time.Now().UTC()
-	id := info.ID
+	id, name := info.ID, info.Name
 	c.clusterIDv.Store(&id)
+	c.clusterNamev.Store(&name)
 }
 
 // postUnseal brings the logical layer up: policies, mounts and audit
@@ -602,9 +606,10 @@ func (c *Core) Health(ctx context.Context) *HealthStatus {
 		h.Initialized = init
 	}
 	if !h.Sealed {
-		c.stateMu.RLock()
-		h.ClusterName, h.ClusterID = c.clusterName, c.clusterID
-		c.stateMu.RUnlock()
+		h.ClusterID = c.ClusterID()
+		if n := c.clusterNamev.Load(); n != nil {
+			h.ClusterName = *n
+		}
 		// Every unsealed standby serves reads itself: a performance standby.
 		h.PerformanceStandby = h.Standby
 	}
@@ -618,11 +623,14 @@ func (c *Core) Leader(ctx context.Context) (*LeaderStatus, error) {
 	if c.barrier.Sealed() && !ha {
 		return nil, ErrSealed
 	}
-	c.stateMu.RLock()
-	defer c.stateMu.RUnlock()
-	st := HAStatus{Active: true, LeaderAPIAddr: c.cfg.APIAddr, ActiveSince: c.activeTime}
+	var st HAStatus
 	if ha {
+		// Without stateMu: sys/leader answers while the node activates.
 		st = h.Status()
+	} else {
+		c.stateMu.RLock()
+		st = HAStatus{Active: true, LeaderAPIAddr: c.cfg.APIAddr, ActiveSince: c.activeTime}
+		c.stateMu.RUnlock()
 	}
 	// active_time is a timestamp in vault/api: an unset time renders as Go's
 	// zero time, as Vault does.

@@ -22,6 +22,8 @@ type Core interface {
 	Sealed() bool
 	Activate(ctx context.Context) error
 	Deactivate()
+	// Start unseals the core by itself when its seal can (static seal).
+	Start(ctx context.Context) error
 }
 
 // DefaultStepDownPause is how long a node that stepped down leaves the lock
@@ -67,8 +69,9 @@ type Node struct {
 	since    time.Time
 	pausedTo time.Time
 
-	leader   atomic.Pointer[leaderRecord] // the lock's holder as last read
-	stepDown chan struct{}
+	leader      atomic.Pointer[leaderRecord] // the lock's holder as last read
+	initialized atomic.Bool
+	stepDown    chan struct{}
 }
 
 // NodeName derives a node's name from its API address: stable across
@@ -156,7 +159,12 @@ func (n *Node) ForwardTo() (string, bool) {
 }
 
 func (n *Node) view(ctx context.Context, holding bool) (view, error) {
-	init, err := n.c.Initialized(ctx)
+	// Once initialized, storage stays so: read it until then only.
+	init, err := n.initialized.Load(), error(nil)
+	if !init {
+		init, err = n.c.Initialized(ctx)
+		n.initialized.Store(init)
+	}
 	n.mu.Lock()
 	paused := n.pausedTo
 	n.mu.Unlock()
@@ -174,6 +182,15 @@ func (n *Node) run(ctx context.Context) {
 			continue
 		}
 		if decide(v) != contend {
+			if v.Initialized && v.Sealed {
+				// Another node initialized the storage: an auto-unseal
+				// seal opens this one too (shamir waits for sys/unseal).
+				if err := n.c.Start(ctx); err != nil {
+					n.log.Warn().Err(err).Msg("auto-unseal")
+					backoff.Sleep(ctx, bo.Next())
+					continue
+				}
+			}
 			backoff.Sleep(ctx, poll)
 			continue
 		}

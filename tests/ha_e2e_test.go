@@ -1,0 +1,101 @@
+package tests
+
+// Clusters of several nodes on Consul (issue 13): one active node, standbys
+// that forward what they cannot serve and serve reads themselves.
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/cofferhq/coffer/internal/testutil"
+	"github.com/cofferhq/coffer/storage/consul/consultest"
+	"github.com/hashicorp/vault/api"
+)
+
+const haTimeout = 60 * time.Second
+
+// initHA initializes the cluster through node i (any node: a standby
+// forwards sys/init to the active one) and waits for one active node.
+func (c *haCluster) initHA(i int) int {
+	c.t.Helper()
+	cl := client(c.t, c.nodes[i].addr, "")
+	cl.SetClientTimeout(2 * waitTimeout)
+	// 503 while no node is active yet (an election is under way).
+	testutil.Eventually(c.t, haTimeout, fmt.Sprintf("sys/init through node %d", i), func() error {
+		res, err := cl.Sys().Init(&api.InitRequest{RecoveryShares: 1, RecoveryThreshold: 1})
+		if err != nil && statusOf(err) != http.StatusServiceUnavailable {
+			c.t.Fatalf("sys/init through node %d: %v", i, err)
+		}
+		if err != nil {
+			return err
+		}
+		c.root = res.RootToken
+		return nil
+	})
+	return c.waitActive(haTimeout, -1)
+}
+
+func TestHAStandbysForwardAndServeReads(t *testing.T) {
+	agent := consultest.Start(t)
+	c := newHACluster(t, agent, 3, "coffer-ha-e2e/", serverConfig{})
+	active := c.initHA(1)
+	sb := c.standby(active)
+	other := 3 - active - sb
+	t.Logf("active node %d, standbys %d and %d", active, sb, other)
+
+	// sys/health on a standby: a performance standby (473), 200 when the
+	// caller accepts one; the active node answers 200.
+	waitHealthCode(t, c.nodes[active].addr, 200)
+	waitHealthCode(t, c.nodes[sb].addr, 473)
+	resp, err := haHTTP.Get("http://" + c.nodes[sb].addr + "/v1/sys/health?perfstandbyok=true")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("sys/health?perfstandbyok=true on a standby: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	l, err := leaderOf(c.nodes[sb].addr)
+	if err != nil || !l.HAEnabled || l.IsSelf || !l.PerfStandby {
+		t.Fatalf("sys/leader on a standby = %+v, %v; want ha_enabled, not is_self, performance_standby", l, err)
+	}
+
+	// Everything through a standby, as vault/api users do it.
+	st := client(t, c.nodes[sb].addr, c.root)
+	if err := st.Sys().Mount("secret", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		t.Fatalf("mount through a standby: %v", err)
+	}
+	if err := st.Sys().EnableAuthWithOptions("userpass", &api.EnableAuthOptions{Type: "userpass"}); err != nil {
+		t.Fatalf("enable userpass through a standby: %v", err)
+	}
+	if err := st.Sys().PutPolicy("app", `path "secret/data/app/*" { capabilities = ["create", "update", "read"] }`); err != nil {
+		t.Fatalf("policy write through a standby: %v", err)
+	}
+	if _, err := st.Logical().Write("auth/userpass/users/alice", map[string]any{"password": "pw", "policies": "app"}); err != nil {
+		t.Fatalf("create a user through a standby: %v", err)
+	}
+	alice, err := userpassLogin(t, c.nodes[other].addr, "alice", "pw")
+	if err != nil {
+		t.Fatalf("login through a standby: %v", err)
+	}
+	kvPut(t, alice, "secret", "app/db", map[string]any{"v": "one"})
+	if err := kvHas(client(t, c.nodes[active].addr, c.root), "secret", "app/db", "one"); err != nil {
+		t.Fatalf("the active node does not have the write sent to a standby: %v", err)
+	}
+
+	// Read-after-write on a performance standby: a write acknowledged by the
+	// active node is seen by a read on a standby started after it, with no
+	// wait; so is a policy change (the standby's cache follows the log).
+	act := client(t, c.nodes[active].addr, c.root)
+	for i := range 20 {
+		v := fmt.Sprint(i)
+		kvPut(t, act, "secret", "app/raw", map[string]any{"v": v})
+		if err := kvHas(withToken(t, st, alice.Token()), "secret", "app/raw", v); err != nil {
+			t.Fatalf("round %d: a read on the standby right after the write: %v", i, err)
+		}
+	}
+	if err := act.Sys().PutPolicy("app", `path "secret/data/other/*" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = kvData(withToken(t, st, alice.Token()), "secret", "app/raw")
+	refused(t, "a read on the standby right after its policy was narrowed", err, http.StatusForbidden, "permission denied")
+}

@@ -1,0 +1,120 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/cofferhq/coffer/internal/testutil"
+	"github.com/cofferhq/coffer/storage/consul/consultest"
+)
+
+// haCluster is n coffer nodes sharing one Consul path: one cluster.
+type haCluster struct {
+	t     *testing.T
+	agent *consultest.Agent
+	nodes []*node
+	procs []*proc // nil for a node that is down
+	root  string
+}
+
+// haStorage is the storage block of a cluster's nodes.
+func haStorage(agentAddr, path string) string {
+	return fmt.Sprintf("storage \"consul\" {\n  address = %q\n  path = %q\n  session_ttl = \"10s\"\n  lock_delay = \"1s\"\n  check_interval = \"1s\"\n}", agentAddr, path)
+}
+
+// newHACluster writes n nodes' configs (one static seal key for all) and
+// starts them; extra, when set, is a serverConfig to start from (bus,
+// replication blocks).
+func newHACluster(t *testing.T, agent *consultest.Agent, n int, path string, extra serverConfig) *haCluster {
+	t.Helper()
+	key := randomBytes(t, 32)
+	c := &haCluster{t: t, agent: agent}
+	for range n {
+		cfg := extra
+		cfg.StaticKey = key
+		cfg.Storage = haStorage(agent.Addr, path)
+		nd := newNode(t, cfg)
+		c.nodes = append(c.nodes, nd)
+		c.procs = append(c.procs, nd.start())
+	}
+	return c
+}
+
+// leaderInfo is sys/leader as a node answers it.
+type leaderInfo struct {
+	HAEnabled     bool   `json:"ha_enabled"`
+	IsSelf        bool   `json:"is_self"`
+	LeaderAddress string `json:"leader_address"`
+	PerfStandby   bool   `json:"performance_standby"`
+}
+
+var haHTTP = &http.Client{Timeout: 2 * time.Second}
+
+func leaderOf(addr string) (leaderInfo, error) {
+	var l leaderInfo
+	resp, err := haHTTP.Get("http://" + addr + "/v1/sys/leader")
+	if err != nil {
+		return l, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return l, fmt.Errorf("sys/leader on %s: %s", addr, resp.Status)
+	}
+	return l, json.NewDecoder(resp.Body).Decode(&l)
+}
+
+// actives lists the running nodes that say they are active.
+func (c *haCluster) actives() []int {
+	var out []int
+	for i, p := range c.procs {
+		if p == nil {
+			continue
+		}
+		if l, err := leaderOf(c.nodes[i].addr); err == nil && l.IsSelf {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// waitActive waits until exactly one running node is active and every
+// other running node names it as the leader; it returns its index.
+func (c *haCluster) waitActive(timeout time.Duration, not int) int {
+	c.t.Helper()
+	active := -1
+	testutil.Eventually(c.t, timeout, "exactly one active node, named by the others", func() error {
+		a := c.actives()
+		if len(a) != 1 || a[0] == not {
+			return fmt.Errorf("active nodes %v (not %d)", a, not)
+		}
+		for i, p := range c.procs {
+			if p == nil || i == a[0] {
+				continue
+			}
+			l, err := leaderOf(c.nodes[i].addr)
+			if err != nil {
+				return err
+			}
+			if l.LeaderAddress != "http://"+c.nodes[a[0]].addr {
+				return fmt.Errorf("node %d names %q as leader, not node %d", i, l.LeaderAddress, a[0])
+			}
+		}
+		active = a[0]
+		return nil
+	})
+	return active
+}
+
+// standby returns a running node other than active.
+func (c *haCluster) standby(active int) int {
+	for i, p := range c.procs {
+		if p != nil && i != active {
+			return i
+		}
+	}
+	c.t.Fatal("no running standby")
+	return -1
+}
