@@ -65,7 +65,12 @@
 //	+---------+-----------+------------+---------+------------------------+---------------------------+---------+
 //
 // pageLSN is the WAL index of the last update the page reflects; crc32c
-// (Castagnoli) covers every preceding byte. An empty bucket has no page.
+// (Castagnoli) covers every preceding byte. An empty bucket has no page: a
+// flush or a reindex that empties a bucket deletes its page, and an absent
+// page is read as the empty bucket (its hash, zero, is computed, never
+// stored) with pageLSN 0, so redo replays every op on it from the redo point.
+// An empty or small store thus has a handful of pages, not 65,536: loading
+// lists the page prefix (one List) and reads only the pages there.
 //
 //	checkpoint: | version 1 (=1) | fan-out 1 (=16) | depth 1 (=4) | redo point 8 BE | crc32c 4 BE |
 //
@@ -84,7 +89,8 @@
 // # Recovery
 //
 //  1. Read the checkpoint: R (no checkpoint: R = 1).
-//  2. Load every stored page: items and pageLSN (the keys are skipped).
+//  2. List the page prefix and load every stored page: items and pageLSN
+//     (the keys are skipped). A bucket without a page is empty, pageLSN 0.
 //  3. Read the WAL from R to its last index; apply each replicated op whose
 //     entry index is greater than its page's pageLSN.
 //
@@ -94,9 +100,11 @@
 // page at pageLSN P reflects exactly the updates up to P. If the WAL no longer
 // holds R, a page fails its CRC, or the geometry changed, Recover returns
 // ErrReindexRequired and the caller runs Reindex: a fuzzy scan of the
-// replicated keys followed by redo of the WAL written meanwhile, every page
-// written with pageLSN = the last index, the checkpoint last (a crash midway
-// leaves the old checkpoint, still correct for every page). Check compares the
+// replicated keys followed by redo of the WAL written meanwhile, the page of
+// every bucket holding items written with pageLSN = the last index, the stored
+// page of every bucket now empty deleted (a List tells which exist), the
+// checkpoint last (a crash midway leaves the old checkpoint, still correct for
+// every page, rewritten, deleted or untouched). Check compares the
 // index with such a recomputation at the same LSN, and every stored page with
 // memory, in Vault's merkle_corruption_report shape.
 //

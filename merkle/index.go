@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -64,6 +65,19 @@ const (
 )
 
 func pageKey(b uint32) string { return fmt.Sprintf("%s%04x", pagePrefix, b) }
+
+// parseBucket is pageKey's inverse on a name listed under pagePrefix: the
+// bucket of a page, or false for any other name.
+func parseBucket(name string) (uint32, bool) {
+	if len(name) != 4 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(name, 16, 16)
+	if err != nil || pageKey(uint32(v)) != pagePrefix+name {
+		return 0, false
+	}
+	return uint32(v), true
+}
 
 // keyHash returns the bucket and the 64-bit fingerprint of a key: the first 16
 // bits and the next 64 bits of SHA-256(key).

@@ -67,9 +67,13 @@ func Recover(ctx context.Context, store storage.Transactional, log *wal.Log, opt
 	if redo <= last && redo < log.FirstIndex() {
 		return nil, st, fmt.Errorf("recover merkle: %w: the WAL was truncated up to %d, recovery needs it from %d", ErrReindexRequired, log.FirstIndex()-1, redo)
 	}
-	diskLSN := make([]uint64, Buckets)
-	for b := range uint32(Buckets) {
-		if b%1024 == 0 {
+	stored, err := storedBuckets(ctx, store)
+	if err != nil {
+		return nil, st, fmt.Errorf("recover merkle: %w", err)
+	}
+	diskLSN := make([]uint64, Buckets) // an absent page is the empty page, pageLSN 0
+	for i, b := range stored {
+		if i%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, st, err
 			}
@@ -206,11 +210,17 @@ func build(ctx context.Context, store storage.Transactional, log *wal.Log, class
 }
 
 // Reindex rebuilds the index from a full scan of the replicated keys plus the
-// WAL written during the scan, writes every page (pageLSN = the last WAL index
-// it reflects) and then the checkpoint, and returns the new index, clean.
-// Stop the old index (and its Follower) first; writes may continue: start a
-// Follower on the new index from its Applied(). A crash in the middle leaves
-// the previous checkpoint in force, which stays correct for every page.
+// WAL written during the scan, writes the page of every bucket that holds
+// items (pageLSN = the last WAL index it reflects), deletes the stored page of
+// every bucket now empty, then writes the checkpoint, and returns the new
+// index, clean. An empty bucket has no page, so an empty or small store
+// writes a handful of pages, not 65,536. Stop the old index (and its
+// Follower) first; writes may continue: start a Follower on the new index
+// from its Applied(). A crash in the middle leaves the previous checkpoint in
+// force, which stays correct for every page: a rewritten page reflects its
+// bucket at the last index, a deleted one its empty bucket at that index, and
+// an absent page counts as empty with pageLSN 0, whose redo replays every op
+// past the checkpoint.
 func Reindex(ctx context.Context, store storage.Transactional, log *wal.Log, classify func(string) wal.Class, opts Options, logger zerolog.Logger) (*Index, error) {
 	x, err := build(ctx, store, log, classify, true, opts, logger)
 	if err != nil {
@@ -220,14 +230,32 @@ func Reindex(ctx context.Context, store storage.Transactional, log *wal.Log, cla
 	defer x.flushMu.Unlock()
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	stored, err := storedBuckets(ctx, store)
+	if err != nil {
+		return nil, fmt.Errorf("reindex merkle: %w", err)
+	}
+	// The buckets to write, in order: those holding items and those whose
+	// stored page is stale (the bucket is empty now).
+	ids := make([]uint32, 0, len(stored))
+	for b := range uint32(Buckets) {
+		if len(stored) > 0 && stored[0] == b {
+			stored = stored[1:]
+		} else if len(x.buckets[b].items) == 0 {
+			continue
+		}
+		ids = append(ids, b)
+	}
 	l1 := x.applied
-	chunk := chunkOf(store)
-	for c := uint32(0); c < Buckets; c += chunk {
-		ops := make([]*storage.TxnOp, 0, chunk+1)
-		for b := c; b < min(c+chunk, Buckets); b++ {
+	chunk := int(chunkOf(store))
+	pages, deleted := 0, 0
+	for c := 0; ; c += chunk {
+		part := ids[c:min(c+chunk, len(ids))]
+		ops := make([]*storage.TxnOp, 0, len(part)+1)
+		for _, b := range part {
 			bk := &x.buckets[b]
 			if len(bk.items) == 0 {
 				ops = append(ops, &storage.TxnOp{Operation: storage.DeleteOperation, Entry: &storage.Entry{Key: pageKey(b)}})
+				deleted++
 				continue
 			}
 			keys, err := x.bucketKeys(ctx, b, bk.items, bk.pending, true)
@@ -238,21 +266,52 @@ func Reindex(ctx context.Context, store storage.Transactional, log *wal.Log, cla
 			ops = append(ops, &storage.TxnOp{Operation: storage.PutOperation,
 				Entry: &storage.Entry{Key: pageKey(b), Value: encodePage(b, l1, bk.items, keys)}})
 			bk.pending = nil
+			pages++
 		}
-		if c+chunk >= Buckets {
+		done := c+chunk >= len(ids)
+		if done {
 			ops = append(ops, &storage.TxnOp{Operation: storage.PutOperation,
 				Entry: &storage.Entry{Key: checkpointKey, Value: encodeCheckpoint(l1 + 1)}})
 		}
 		if err := store.Transaction(ctx, ops); err != nil {
-			return nil, fmt.Errorf("reindex merkle: write pages %04x-%04x: %w", c, min(c+chunk, Buckets)-1, err)
+			return nil, fmt.Errorf("reindex merkle: write %d pages from %04x: %w", len(part), firstOr(part), err)
+		}
+		if done {
+			break
 		}
 	}
 	x.noPending = false
 	x.cpMu.Lock()
 	x.checkpoint = l1 + 1
 	x.cpMu.Unlock()
-	x.logger.Info().Int("keys", x.keys).Uint64("applied", l1).Msg("merkle index rebuilt")
+	x.logger.Info().Int("keys", x.keys).Uint64("applied", l1).Int("pages", pages).Int("stale_pages_deleted", deleted).
+		Msg("merkle index rebuilt")
 	return x, nil
+}
+
+func firstOr(ids []uint32) uint32 {
+	if len(ids) == 0 {
+		return 0
+	}
+	return ids[0]
+}
+
+// storedBuckets lists the buckets that have a page in store, in order: one
+// List of the page prefix, so that loading reads only the pages that exist
+// (an empty bucket has none). A name there that is no page is skipped.
+func storedBuckets(ctx context.Context, store storage.Backend) ([]uint32, error) {
+	names, err := store.List(ctx, pagePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list pages: %w", err)
+	}
+	out := make([]uint32, 0, len(names))
+	for _, n := range names {
+		if b, ok := parseBucket(n); ok {
+			out = append(out, b)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // CheckReport is the value of Vault's "merkle_corruption_report" in the
@@ -363,13 +422,20 @@ func (x *Index) Check(ctx context.Context, log *wal.Log, classify func(string) w
 		return nil, fmt.Errorf("merkle check: the index kept moving: retry under a lighter write load")
 	}
 
-	// The stored pages, stable under flushMu.
+	// The stored pages, stable under flushMu; an absent page is the empty page.
 	x.flushMu.Lock()
 	defer x.flushMu.Unlock()
+	stored, err := storedBuckets(ctx, x.store)
+	if err != nil {
+		return nil, fmt.Errorf("merkle check: %w", err)
+	}
 	for b := range uint32(Buckets) {
-		e, err := x.store.Get(ctx, pageKey(b))
-		if err != nil {
-			return nil, fmt.Errorf("merkle check: read page %04x: %w", b, err)
+		var e *storage.Entry
+		if len(stored) > 0 && stored[0] == b {
+			stored = stored[1:]
+			if e, err = x.store.Get(ctx, pageKey(b)); err != nil {
+				return nil, fmt.Errorf("merkle check: read page %04x: %w", b, err)
+			}
 		}
 		x.mu.Lock()
 		bk := &x.buckets[b]
