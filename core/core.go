@@ -133,7 +133,9 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 	if cfg.Seal == nil {
 		cfg.Seal = seal.NewShamir()
 	}
-	log, err := wal.Open(ctx, cfg.Physical, cfg.WAL, cfg.Logger.With().Str("component", "wal").Logger())
+	wopts := cfg.WAL
+	wopts.Shared = wopts.Shared || cfg.Standby
+	log, err := wal.Open(ctx, cfg.Physical, wopts, cfg.Logger.With().Str("component", "wal").Logger())
 	if err != nil {
 		return nil, fmt.Errorf("open write-ahead log: %w", err)
 	}

@@ -73,7 +73,7 @@ func (c *Core) Activate(ctx context.Context) error {
 	if !c.standby.Load() {
 		return nil
 	}
-	if _, err := c.wal.Reload(ctx); err != nil {
+	if err := c.wal.CheckEnds(ctx); err != nil {
 		return fmt.Errorf("activate: read the log the previous active node left: %w", err)
 	}
 	c.standby.Store(false)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,4 +118,76 @@ func (c *haCluster) standby(active int) int {
 	}
 	c.t.Fatal("no running standby")
 	return -1
+}
+
+// kill SIGKILLs node i.
+func (c *haCluster) kill(i int) {
+	c.t.Helper()
+	sigkill(c.t, c.procs[i])
+	c.procs[i] = nil
+}
+
+// restart starts node i again (it was killed or stopped).
+func (c *haCluster) restart(i int) {
+	c.t.Helper()
+	c.procs[i] = c.nodes[i].start()
+}
+
+// haMonitor samples every running node's sys/leader until stopped and
+// records the most nodes that said they were active in one sample.
+type haMonitor struct {
+	stop    chan struct{}
+	done    chan struct{}
+	mu      sync.Mutex
+	maxSeen int
+	samples int
+	bad     []string
+}
+
+func (c *haCluster) monitor() *haMonitor {
+	m := &haMonitor{stop: make(chan struct{}), done: make(chan struct{})}
+	addrs := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		addrs[i] = n.addr
+	}
+	go func() {
+		defer close(m.done)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-m.stop:
+				return
+			case <-tick.C:
+			}
+			var self []string
+			for _, a := range addrs {
+				if l, err := leaderOf(a); err == nil && l.IsSelf {
+					self = append(self, a)
+				}
+			}
+			m.mu.Lock()
+			m.samples++
+			m.maxSeen = max(m.maxSeen, len(self))
+			if len(self) > 1 {
+				m.bad = append(m.bad, fmt.Sprint(time.Now().Format(time.RFC3339Nano), self))
+			}
+			m.mu.Unlock()
+		}
+	}()
+	return m
+}
+
+// end stops the monitor and fails the test if two nodes were ever active
+// in one sample.
+func (m *haMonitor) end(t *testing.T) {
+	t.Helper()
+	close(m.stop)
+	<-m.done
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t.Logf("HA monitor: %d samples of every node's sys/leader, at most %d active at once", m.samples, m.maxSeen)
+	if len(m.bad) > 0 {
+		t.Fatalf("two nodes said they were active at once: %v", m.bad)
+	}
 }

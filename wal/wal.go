@@ -50,6 +50,11 @@ type Options struct {
 	// backend's storage.MaxOps, none for most backends). Group commit stays
 	// under it; a single write over it is refused (ErrTooManyOps).
 	MaxOps int
+	// Shared: other processes write the same storage (the active node of an
+	// HA cluster while this one is a standby). Open then skips its checks of
+	// the log's ends, which another writer makes racy; the node runs
+	// CheckEnds once it is the only writer.
+	Shared bool
 }
 
 // Validate reports a negative MaxBatch.
@@ -150,18 +155,9 @@ func Open(ctx context.Context, b storage.Transactional, opts Options, logger zer
 	if err != nil {
 		return nil, err
 	}
-	// The meta record commits with every entry, so it can only disagree with the
-	// entries if something else wrote under wal/. Check both ends cheaply.
-	if after, err := b.Get(ctx, logKey(m.last+1)); err != nil {
-		return nil, fmt.Errorf("open wal: read entry %d: %w", m.last+1, err)
-	} else if after != nil {
-		return nil, fmt.Errorf("open wal: %w: entry %d exists past the last index %d in wal/meta", ErrCorrupt, m.last+1, m.last)
-	}
-	if m.last > m.truncated {
-		if e, err := b.Get(ctx, logKey(m.last)); err != nil {
-			return nil, fmt.Errorf("open wal: read entry %d: %w", m.last, err)
-		} else if e == nil {
-			return nil, fmt.Errorf("open wal: %w: last entry %d named by wal/meta is missing", ErrCorrupt, m.last)
+	if !opts.Shared {
+		if err := checkEnds(ctx, b, m); err != nil {
+			return nil, err
 		}
 	}
 	l := &Log{
@@ -181,6 +177,37 @@ func Open(ctx context.Context, b storage.Transactional, opts Options, logger zer
 	go l.run()
 	l.logger.Info().Uint64("last_index", m.last).Uint64("first_index", m.truncated+1).Int("max_batch", l.maxBatch).Msg("wal opened")
 	return l, nil
+}
+
+// checkEnds: the meta record commits with every entry, so it can only
+// disagree with the entries if something else wrote under wal/. Check both
+// ends cheaply.
+func checkEnds(ctx context.Context, b storage.Backend, m meta) error {
+	if after, err := b.Get(ctx, logKey(m.last+1)); err != nil {
+		return fmt.Errorf("open wal: read entry %d: %w", m.last+1, err)
+	} else if after != nil {
+		return fmt.Errorf("open wal: %w: entry %d exists past the last index %d in wal/meta", ErrCorrupt, m.last+1, m.last)
+	}
+	if m.last > m.truncated {
+		if e, err := b.Get(ctx, logKey(m.last)); err != nil {
+			return fmt.Errorf("open wal: read entry %d: %w", m.last, err)
+		} else if e == nil {
+			return fmt.Errorf("open wal: %w: last entry %d named by wal/meta is missing", ErrCorrupt, m.last)
+		}
+	}
+	return nil
+}
+
+// CheckEnds rereads wal/meta (Reload) and checks that the stored entries end
+// where it says: what Open checks, for a log opened Shared, once this
+// process is the only writer.
+func (l *Log) CheckEnds(ctx context.Context) error {
+	if _, err := l.Reload(ctx); err != nil {
+		return err
+	}
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
+	return checkEnds(ctx, l.b, meta{last: l.last, truncated: l.truncated})
 }
 
 func loadMeta(ctx context.Context, b storage.Backend) (meta, error) {

@@ -951,3 +951,44 @@ func TestGroupCommitRespectsTheBackendsOpCap(t *testing.T) {
 		t.Fatal("a refused write was partly stored")
 	}
 }
+
+// A log opened Shared (an HA standby) opens while another writer is past
+// wal/meta's last index, which Open alone refuses; CheckEnds, run once the
+// node is the only writer, applies the same check.
+func TestSharedOpenAndCheckEnds(t *testing.T) {
+	ctx := context.Background()
+	b := inmem.New()
+	w, err := Open(ctx, b, Options{}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(ctx, []*storage.TxnOp{{Operation: storage.PutOperation, Entry: &storage.Entry{Key: "a", Value: []byte("1")}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Another writer's entry 2 is stored, its meta record not yet (the
+	// window a standby's Open can fall into).
+	e1, err := b.Get(ctx, "wal/logs/00000000000000000001")
+	if err != nil || e1 == nil {
+		t.Fatalf("entry 1: %v %v", e1, err)
+	}
+	if err := b.Put(ctx, &storage.Entry{Key: "wal/logs/00000000000000000002", Value: e1.Value}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, b, Options{}, zerolog.Nop()); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open, not shared: %v, want ErrCorrupt", err)
+	}
+	s, err := Open(ctx, b, Options{Shared: true}, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("Open shared: %v", err)
+	}
+	defer s.Close()
+	if err := s.CheckEnds(ctx); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("CheckEnds: %v, want ErrCorrupt", err)
+	}
+	if err := b.Delete(ctx, "wal/logs/00000000000000000002"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckEnds(ctx); err != nil || s.LastIndex() != 1 {
+		t.Fatalf("CheckEnds on a consistent log: %v, last %d", err, s.LastIndex())
+	}
+}
