@@ -12,6 +12,7 @@ import (
 	"github.com/cofferhq/coffer/core/tokens"
 	"github.com/cofferhq/coffer/forwarder"
 	"github.com/cofferhq/coffer/logical"
+	"github.com/cofferhq/coffer/storage"
 	"github.com/google/uuid"
 )
 
@@ -91,7 +92,14 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, erro
 	if c.standby.Load() {
 		return c.standbyRequest(ctx, req)
 	}
-	return c.handleRequest(ctx, req)
+	resp, err := c.handleRequest(ctx, req)
+	if errors.Is(err, storage.ErrNotActive) {
+		// The storage refused the write: this node lost its cluster's lock
+		// (its session ended while it was paused or cut off) and is about
+		// to become a standby. Nothing was applied.
+		return nil, fmt.Errorf("%w (it lost the cluster's lock; nothing was applied: retry, the active node will serve it): %w", ErrStandby, err)
+	}
+	return resp, err
 }
 
 // handleRequest is HandleRequest on an unsealed node.

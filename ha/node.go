@@ -145,6 +145,11 @@ func (n *Node) Status() core.HAStatus {
 	}
 	l := n.leader.Load()
 	if l == nil || l.Node == n.node {
+		// Unknown, or stale (this node held the lock when last read): ask
+		// Consul once rather than answer "no active node".
+		l = n.readLeader()
+	}
+	if l == nil || l.Node == n.node {
 		return core.HAStatus{}
 	}
 	return core.HAStatus{LeaderAPIAddr: l.APIAddr, LeaderClusterAddr: l.ClusterAddr, ActiveSince: l.Since}
@@ -278,6 +283,22 @@ func (n *Node) tenure(ctx context.Context, held *consul.Held) {
 			}
 		}
 	}
+}
+
+// readLeader reads the lock once (a second at most) and caches what it holds.
+func (n *Node) readLeader() *leaderRecord {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	l, _, err := n.o.Storage.CurrentLeader(ctx, 0, 0)
+	if err != nil || l.Session == "" {
+		return nil
+	}
+	r, err := decodeLeader(l.Value)
+	if err != nil {
+		return nil
+	}
+	n.leader.Store(&r)
+	return &r
 }
 
 // watch keeps the leader record current with blocking reads of the lock.

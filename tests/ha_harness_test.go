@@ -81,8 +81,9 @@ func (c *haCluster) actives() []int {
 	return out
 }
 
-// waitActive waits until exactly one running node is active and every
-// other running node names it as the leader; it returns its index.
+// waitActive waits until exactly one running node other than not is
+// active and every other running node but not names it as the leader; it
+// returns its index. not (-1 for none) may be down or frozen.
 func (c *haCluster) waitActive(timeout time.Duration, not int) int {
 	c.t.Helper()
 	active := -1
@@ -92,7 +93,7 @@ func (c *haCluster) waitActive(timeout time.Duration, not int) int {
 			return fmt.Errorf("active nodes %v (not %d)", a, not)
 		}
 		for i, p := range c.procs {
-			if p == nil || i == a[0] {
+			if p == nil || i == a[0] || i == not {
 				continue
 			}
 			l, err := leaderOf(c.nodes[i].addr)
