@@ -32,6 +32,9 @@ type HAStatus struct {
 	LeaderAPIAddr, LeaderClusterAddr string
 	// ActiveSince is when the active node took the lock, when known.
 	ActiveSince time.Time
+	// Term is this node's term as the active node (the lock's index when it
+	// took it); 0 when it is not active.
+	Term uint64
 }
 
 // ErrStandby refuses a request on a standby node that only the active node
@@ -56,6 +59,16 @@ func (c *Core) haState() (HA, bool) {
 	c.replMu.RLock()
 	defer c.replMu.RUnlock()
 	return c.ha, c.ha != nil
+}
+
+// HATerm is this node's term as its cluster's active node; 0 without HA
+// or while not active.
+func (c *Core) HATerm() uint64 {
+	h, ok := c.haState()
+	if !ok {
+		return 0
+	}
+	return h.Status().Term
 }
 
 // Standby reports whether this node is a standby: it writes nothing and

@@ -124,24 +124,24 @@ func (n *Node) StepDown() {
 }
 
 // active reports whether this node holds the lock now.
-func (n *Node) active() (bool, time.Time) {
+func (n *Node) active() (bool, time.Time, uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.held == nil {
-		return false, time.Time{}
+		return false, time.Time{}, 0
 	}
 	select {
 	case <-n.held.Lost:
-		return false, time.Time{}
+		return false, time.Time{}, 0
 	default:
-		return true, n.since
+		return true, n.since, n.held.Index
 	}
 }
 
 // Status is core.HA's view: who is active and how to reach it.
 func (n *Node) Status() core.HAStatus {
-	if ok, since := n.active(); ok {
-		return core.HAStatus{Active: true, LeaderAPIAddr: n.o.APIAddr, LeaderClusterAddr: n.o.ClusterAddr, ActiveSince: since}
+	if ok, since, term := n.active(); ok {
+		return core.HAStatus{Active: true, LeaderAPIAddr: n.o.APIAddr, LeaderClusterAddr: n.o.ClusterAddr, ActiveSince: since, Term: term}
 	}
 	l := n.leader.Load()
 	if l == nil || l.Node == n.node {

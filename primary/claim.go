@@ -36,6 +36,9 @@ type claimView struct {
 	// Behind: a secondary of this generation reported a position past this
 	// primary's WAL: the storage went back in time under a running primary.
 	Behind string
+	// HATerm is this process's term as its cluster's active node (0: a
+	// cluster of one node).
+	HATerm uint64
 }
 
 // verdictKind is what the process does next.
@@ -46,20 +49,29 @@ const (
 	verdictClaim  verdictKind = "claim"  // write the claim for Gen (compare-and-set)
 	verdictWait   verdictKind = "wait"   // observe the key for a lease TTL
 	verdictFenced verdictKind = "fenced" // another process holds the set: stop for good
+	verdictYield  verdictKind = "yield"  // a later active node of this cluster holds it: stop shipping, fence nothing
 )
 
 type verdict struct {
 	Kind verdictKind
 	Gen  uint64
+	// From, on a handover between active nodes of one cluster, is the WAL
+	// index the set's stream already holds at Gen: the new holder ships
+	// after it (the shared storage has every entry up to it).
+	From uint64
 	// Why explains a claim of a new generation, a wait, or the fence.
 	Why string
 }
 
 func (v verdict) String() string {
-	if v.Why == "" {
-		return fmt.Sprintf("%s gen=%d", v.Kind, v.Gen)
+	out := fmt.Sprintf("%s gen=%d", v.Kind, v.Gen)
+	if v.From != 0 {
+		out += fmt.Sprintf(" from=%d", v.From)
 	}
-	return fmt.Sprintf("%s gen=%d: %s", v.Kind, v.Gen, v.Why)
+	if v.Why != "" {
+		out += ": " + v.Why
+	}
+	return out
 }
 
 // decideClaim is the rule book:
@@ -85,8 +97,23 @@ func (v verdict) String() string {
 //     what the claim or the stream show was shipped at our generation), so
 //     that secondaries resync rather than skip re-used WAL indexes.
 //   - A claim of another cluster at our generation: fenced.
+//   - Between the active nodes of one cluster (HA terms): a claim of an
+//     earlier term of this cluster is taken over at once, at the same
+//     generation, shipping after what the stream holds (the nodes share
+//     storage: nothing went back in time); a claim of a later term makes
+//     this process yield: it stops shipping and fences nothing (its node is
+//     no longer active).
 func decideClaim(v claimView) verdict {
 	s := v.Seen
+	if s != nil && s.ClusterID == v.Cluster && s.Instance != v.Instance && v.HATerm > 0 && s.HATerm > 0 && !v.Promote {
+		switch {
+		case s.HATerm > v.HATerm:
+			return verdict{Kind: verdictYield, Gen: s.Gen, Why: fmt.Sprintf("a later active node of this cluster (HA term %d, this node's %d) holds generation %d", s.HATerm, v.HATerm, s.Gen)}
+		case s.HATerm < v.HATerm && s.Gen == v.StoredGen:
+			return verdict{Kind: verdictClaim, Gen: s.Gen, From: max(v.StreamLast, s.Shipped),
+				Why: fmt.Sprintf("handover: taking generation %d over from an earlier active node of this cluster (HA term %d, this node's %d)", s.Gen, s.HATerm, v.HATerm)}
+		}
+	}
 	if v.Promote && !v.Holding {
 		gen := v.StoredGen + 1
 		if s != nil && s.Gen >= gen && s.Instance != v.Instance {

@@ -10,7 +10,7 @@ import (
 )
 
 // TestClaimDecisions runs testdata/claim.txt: "decide" takes the view as
-// key=value arguments (seen=<cluster>/<instance>/<gen>[/shipped[/released]],
+// key=value arguments (seen=<cluster>/<instance>/<gen>[/shipped[/released][/term<N>]],
 // or none) and prints the verdict.
 func TestClaimDecisions(t *testing.T) {
 	script.Run(t, "testdata/claim.txt", func(t *testing.T, c script.Cmd) string {
@@ -44,6 +44,8 @@ func TestClaimDecisions(t *testing.T) {
 				v.Promote = val == "true"
 			case "behind":
 				v.Behind = val
+			case "term":
+				v.HATerm = num(val)
 
 			case "seen":
 				if val == "none" {
@@ -54,7 +56,12 @@ func TestClaimDecisions(t *testing.T) {
 				if len(p) > 3 {
 					s.Shipped = num(p[3])
 				}
-				s.Released = len(p) > 4 && p[4] == "released"
+				for _, extra := range p[min(len(p), 4):] {
+					if t, ok := strings.CutPrefix(extra, "term"); ok {
+						s.HATerm = num(t)
+					}
+					s.Released = s.Released || extra == "released"
+				}
 				v.Seen = s
 			default:
 				t.Fatalf("line %d: unknown argument %q", c.Line, k)

@@ -76,7 +76,7 @@ func (p *Primary) leaseLoop(ctx context.Context, streamLast uint64) {
 				Cluster: p.cfg.ClusterID, Instance: p.instance, StoredGen: stored, StoredShipped: p.shipped.Load(),
 				StreamLast: streamLast, Holding: holding, Seen: seen,
 				Quiet: observing && time.Since(obsSince) >= p.cfg.LeaseTTL, Alive: alive, Promote: p.promote,
-				Behind: p.takeBehind(),
+				Behind: p.takeBehind(), HATerm: p.haTerm(),
 			})
 			again, stop := p.carryOut(ctx, v, seen, rev)
 			if stop {
@@ -94,6 +94,14 @@ func (p *Primary) leaseLoop(ctx context.Context, streamLast uint64) {
 		case <-time.After(every):
 		}
 	}
+}
+
+// haTerm is this node's term as its cluster's active node (0 without HA).
+func (p *Primary) haTerm() uint64 {
+	if p.cfg.HATerm == nil {
+		return 0
+	}
+	return p.cfg.HATerm()
 }
 
 // noteBehind records that a secondary of the held generation reported a
@@ -154,6 +162,14 @@ func (p *Primary) carryOut(ctx context.Context, v verdict, seen *replication.Cla
 	case verdictWait:
 		p.setLease(func(l *leaseState) { l.state, l.why = ClaimClaiming, v.Why })
 		return false, false
+	case verdictYield:
+		// This node is no longer its cluster's active node: stop shipping
+		// (the node deactivates replication as it turns standby).
+		if p.gen.Swap(0) != 0 {
+			p.log.Warn().Str("why", v.Why).Msg("yielding the replication set to this cluster's new active node")
+		}
+		p.setLease(func(l *leaseState) { l.state, l.why = ClaimClaiming, v.Why })
+		return false, true
 	case verdictFenced:
 		f := fenceRec{Gen: v.Gen, ClusterID: p.cfg.ClusterID, Why: v.Why, At: p.cfg.Now()}
 		if seen != nil {
@@ -171,6 +187,11 @@ func (p *Primary) carryOut(ctx context.Context, v verdict, seen *replication.Cla
 	}
 	if p.gen.Load() == v.Gen {
 		return false, false // renewed
+	}
+	if v.From > p.shipped.Load() {
+		// A handover: the stream holds the earlier active node's batches
+		// up to From; ship after them, not again.
+		p.shipped.Store(v.From)
 	}
 	if err := p.storeGeneration(ctx, v.Gen); err != nil {
 		p.log.Error().Err(err).Uint64("generation", v.Gen).Msg("cannot store the claimed generation; retrying")
@@ -192,7 +213,7 @@ func (p *Primary) carryOut(ctx context.Context, v verdict, seen *replication.Cla
 func (p *Primary) writeClaim(ctx context.Context, gen, rev uint64, released bool) error {
 	msg, err := replication.SignClaim(&replication.Claim{
 		Set: p.cfg.ClusterID, Gen: gen, ClusterID: p.cfg.ClusterID, Instance: p.instance, APIAddr: p.cfg.APIAddr,
-		Shipped: p.shipped.Load(), Renewed: p.cfg.Now().UnixMilli(), Released: released,
+		Shipped: p.shipped.Load(), Renewed: p.cfg.Now().UnixMilli(), Released: released, HATerm: p.haTerm(),
 	}, p.st.signer())
 	if err != nil {
 		return err

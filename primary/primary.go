@@ -105,6 +105,10 @@ type Config struct {
 	Logger zerolog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// HATerm is the node's term as its cluster's active node (nil or 0: a
+	// cluster of one node): it lets a later active node take the set over
+	// from an earlier one at once (claim.go).
+	HATerm func() uint64
 }
 
 // Validate checks the configuration and fills defaults.

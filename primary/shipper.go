@@ -35,6 +35,14 @@ const (
 // -> batches -> JetStream, in order, one batch in flight. It never blocks a
 // writer: entries wait in the WAL's storage while NATS is down.
 func (p *Primary) ship(ctx context.Context) {
+	select {
+	case <-p.holding:
+	case <-p.fenced:
+		return
+	case <-ctx.Done():
+		return
+	}
+	// Read once holding: a handover between active nodes moves it forward.
 	shipped := p.shipped.Load()
 	persisted, persistedSeq := shipped, p.seq
 	lastPersist := time.Now()
@@ -50,13 +58,6 @@ func (p *Primary) ship(ctx context.Context) {
 		persisted, persistedSeq, lastPersist, batches = shipped, p.seq, time.Now(), 0
 	}
 	defer persist()
-	select {
-	case <-p.holding:
-	case <-p.fenced:
-		return
-	case <-ctx.Done():
-		return
-	}
 	for {
 		if p.gen.Load() == 0 {
 			return // fenced

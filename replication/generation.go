@@ -37,6 +37,12 @@ type Claim struct {
 	Shipped  uint64 `json:"shipped"`
 	Renewed  int64  `json:"renewed"`
 	Released bool   `json:"released,omitempty"`
+	// HATerm is the holder's term as its cluster's active node (the Consul
+	// lock's index when it took it; 0 for a cluster of one node). A later
+	// active node of the same cluster takes the set over from an earlier
+	// one at once (primary/claim.go). Optional: a reader of version 1 that
+	// does not know it ignores it.
+	HATerm uint64 `json:"ha_term,omitempty"`
 }
 
 const (

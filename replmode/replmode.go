@@ -64,6 +64,8 @@ type Host interface {
 	ReindexMerkle(ctx context.Context) error
 	ClusterID() string
 	APIAddr() string
+	// HATerm is the node's term as its cluster's active node (0 without HA).
+	HATerm() uint64
 	// Invalidate reloads what depends on keys replication changed.
 	Invalidate(keys []string)
 	// ReplaceData runs an activation's wipe and fill with the logical layer down.
@@ -468,6 +470,7 @@ func (m *Manager) primaryConfig() primary.Config {
 		MaxTokenTTL:       m.cfg.MaxTokenTTL,
 		Forward:           m.handleForward,
 		Merkle:            m.host.Merkle,
+		HATerm:            m.host.HATerm,
 		Logger:            m.log.With().Str("component", "primary").Logger(),
 	}
 }

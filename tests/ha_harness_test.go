@@ -31,17 +31,23 @@ func haStorage(agentAddr, path string) string {
 // replication blocks).
 func newHACluster(t *testing.T, agent *consultest.Agent, n int, path string, extra serverConfig) *haCluster {
 	t.Helper()
-	key := randomBytes(t, 32)
+	if extra.StaticKey == nil {
+		extra.StaticKey = randomBytes(t, 32)
+	}
 	c := &haCluster{t: t, agent: agent}
 	for range n {
-		cfg := extra
-		cfg.StaticKey = key
-		cfg.Storage = haStorage(agent.Addr, path)
-		nd := newNode(t, cfg)
-		c.nodes = append(c.nodes, nd)
-		c.procs = append(c.procs, nd.start())
+		c.add(path, extra)
 	}
 	return c
+}
+
+// add starts one more node of the cluster.
+func (c *haCluster) add(path string, cfg serverConfig) {
+	c.t.Helper()
+	cfg.Storage = haStorage(c.agent.Addr, path)
+	nd := newNode(c.t, cfg)
+	c.nodes = append(c.nodes, nd)
+	c.procs = append(c.procs, nd.start())
 }
 
 // leaderInfo is sys/leader as a node answers it.
