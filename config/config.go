@@ -19,9 +19,14 @@ type Config struct {
 	// cluster's API. Empty means derived from the listener (see AdvertisedAPIAddr).
 	APIAddr string `koanf:"api_addr"`
 	// ClusterAddr is the address other nodes of this cluster use to reach
-	// this node (Vault's cluster_addr). It is accepted and checked, and kept
-	// for the active/standby work of issue 13; nothing uses it yet.
+	// this node (Vault's cluster_addr): sys/leader reports the active
+	// node's as leader_cluster_address. Standbys forward requests to the
+	// active node's api_addr.
 	ClusterAddr string `koanf:"cluster_addr"`
+	// DisablePerformanceStandby (Vault's disable_performance_standby): a
+	// standby of an HA cluster forwards every request, reads included, and
+	// sys/health answers 429 for it rather than 473.
+	DisablePerformanceStandby bool `koanf:"disable_performance_standby"`
 	// ClusterName names this cluster in status output. Empty lets the core pick one at init.
 	ClusterName string `koanf:"cluster_name"`
 	// LogLevel is one of trace, debug, info, warn, error.

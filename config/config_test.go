@@ -346,7 +346,7 @@ func TestEnvTableCoversEveryKey(t *testing.T) {
 	want := []string{
 		"api_addr", "bus.creds_file", "bus.embedded", "bus.listen", "bus.nkey_seed_file", "bus.password",
 		"bus.store_dir", "bus.tls_ca_file", "bus.tls_cert_file", "bus.tls_key_file", "bus.url", "bus.user",
-		"cluster_addr", "cluster_name", "default_lease_ttl", "listener.address", "listener.http_idle_timeout",
+		"cluster_addr", "cluster_name", "default_lease_ttl", "disable_performance_standby", "listener.address", "listener.http_idle_timeout",
 		"listener.http_read_header_timeout", "listener.http_read_timeout", "listener.http_write_timeout",
 		"listener.max_unauthenticated_request_size", "listener.max_unauthenticated_requests",
 		"listener.tls_cert_file", "listener.tls_disable",

@@ -54,6 +54,9 @@ type Config struct {
 	// nothing until Activate (the ha package calls it once the node holds
 	// the cluster's lock).
 	Standby bool
+	// DisablePerfStandby: a standby serves nothing itself (every request
+	// goes to the active node) and is no performance standby.
+	DisablePerfStandby bool
 }
 
 // Validate reports a Config core cannot start with.
@@ -612,8 +615,8 @@ func (c *Core) Health(ctx context.Context) *HealthStatus {
 		if n := c.clusterNamev.Load(); n != nil {
 			h.ClusterName = *n
 		}
-		// Every unsealed standby serves reads itself: a performance standby.
-		h.PerformanceStandby = h.Standby
+		// An unsealed standby serves reads itself: a performance standby.
+		h.PerformanceStandby = h.Standby && !c.cfg.DisablePerfStandby
 	}
 	return h
 }
@@ -646,7 +649,7 @@ func (c *Core) Leader(ctx context.Context) (*LeaderStatus, error) {
 		ActiveTime:           active,
 		LeaderAddress:        st.LeaderAPIAddr,
 		LeaderClusterAddress: st.LeaderClusterAddr,
-		PerfStandby:          !st.Active && !c.barrier.Sealed(),
+		PerfStandby:          ha && !st.Active && !c.barrier.Sealed() && !c.cfg.DisablePerfStandby,
 		LastWAL:              c.wal.LastIndex(),
 	}, nil
 }

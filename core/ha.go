@@ -183,7 +183,7 @@ func (c *Core) followActive(ctx context.Context) error {
 // node, reads are served here once the caches follow the stored log, and a
 // read that turns out to write (a use-limited token) goes to the active too.
 func (c *Core) standbyRequest(ctx context.Context, req *Request) (*Response, error) {
-	if isWrite(req.Operation) {
+	if isWrite(req.Operation) || c.cfg.DisablePerfStandby {
 		return nil, ErrStandby
 	}
 	// Replication runs on the active node only: its state is there.
@@ -199,4 +199,16 @@ func (c *Core) standbyRequest(ctx context.Context, req *Request) (*Response, err
 		return nil, ErrStandby
 	}
 	return resp, err
+}
+
+// resealStandby seals a standby whose keyring no longer opens (ha's driver
+// unseals it again when its seal can).
+func (c *Core) resealStandby() {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	if !c.standby.Load() || c.barrier.Sealed() {
+		return
+	}
+	c.sealLockedKeepRepl()
+	c.logger.Warn().Msg("standby sealed: the keyring in storage no longer opens with this node's root key (the active node replaced the data)")
 }

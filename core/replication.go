@@ -164,6 +164,14 @@ func (c *Core) Invalidate(keys []string) {
 	if keyring {
 		if err := c.barrier.Reload(ctx); err != nil {
 			c.logger.Error().Err(err).Msg("reload the replicated keyring")
+			if c.standby.Load() {
+				// The active node replaced the keyring under another root
+				// key (an activation): this standby seals, and unseals again
+				// with what the storage holds now (an auto-unseal seal does
+				// it by itself; shamir needs sys/unseal).
+				c.resealStandby()
+				return
+			}
 		}
 	}
 	if policies {

@@ -99,3 +99,29 @@ func TestHAStandbysForwardAndServeReads(t *testing.T) {
 	_, err = kvData(withToken(t, st, alice.Token()), "secret", "app/raw")
 	refused(t, "a read on the standby right after its policy was narrowed", err, http.StatusForbidden, "permission denied")
 }
+
+// disable_performance_standby, as Vault's: a standby forwards reads too and
+// sys/health answers 429 for it (200 with standbyok).
+func TestHAPlainStandby(t *testing.T) {
+	agent := consultest.Start(t)
+	c := newHACluster(t, agent, 2, "coffer-ha-plain/", serverConfig{Extra: "disable_performance_standby = true\n"})
+	active := c.initHA(0)
+	sb := c.standby(active)
+	waitHealthCode(t, c.nodes[sb].addr, 429)
+	resp, err := haHTTP.Get("http://" + c.nodes[sb].addr + "/v1/sys/health?standbyok=true")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("sys/health?standbyok=true on a standby: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if l, err := leaderOf(c.nodes[sb].addr); err != nil || l.PerfStandby || l.IsSelf {
+		t.Fatalf("sys/leader on a plain standby = %+v, %v", l, err)
+	}
+	st := client(t, c.nodes[sb].addr, c.root)
+	if err := st.Sys().Mount("secret", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	kvPut(t, st, "secret", "k", map[string]any{"v": "1"})
+	if err := kvHas(st, "secret", "k", "1"); err != nil {
+		t.Fatalf("a read through a plain standby: %v", err)
+	}
+}

@@ -99,15 +99,17 @@ func TestHAReplicationAcrossNodeFailover(t *testing.T) {
 	pa := p.initHA(0)
 	P := client(t, p.nodes[pa].addr, p.root)
 	seedPrimary(t, P)
+	kvPut(t, P, "secret", "a", map[string]any{"v": "x"})
 	enablePrimary(t, P)
 	tok := secondaryToken(t, P, "dc2", "")
 
-	// The secondary cluster: activated on its first node, then a second
-	// node joins as its standby.
+	// The secondary cluster: two nodes, activated through its second (a
+	// standby forwards the activation, and unseals again under the
+	// primary's keyring once the active node replaced the data).
 	sCfg := serverConfig{StaticKey: key, ClusterName: "dc2", Bus: busBody}
-	s := newHACluster(t, agent, 1, "coffer-s/", sCfg)
+	s := newHACluster(t, agent, 2, "coffer-s/", sCfg)
 	s.initHA(0)
-	if err := activateSecondary(client(t, s.nodes[0].addr, s.root), tok); err != nil {
+	if err := activateSecondary(client(t, s.nodes[1].addr, s.root), tok); err != nil {
 		t.Fatalf("secondary/enable: %v", err)
 	}
 	var S *api.Client
@@ -116,8 +118,10 @@ func TestHAReplicationAcrossNodeFailover(t *testing.T) {
 		S = c
 		return err
 	})
-	s.add("coffer-s/", sCfg)
 	sa := s.waitActive(haTimeout, -1)
+	for i := range s.nodes {
+		waitKV(t, withToken(t, client(t, s.nodes[i].addr, ""), S.Token()), "secret", "a", "x", replTimeout)
+	}
 	Sany := withToken(t, client(t, s.nodes[1-sa].addr, ""), S.Token())
 	lagBack(t, P, Sany, "start", 10*time.Second)
 

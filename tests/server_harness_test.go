@@ -61,6 +61,8 @@ type serverConfig struct {
 	Bus, Replication string
 	// Storage, when set, replaces the bolt storage block (a whole block).
 	Storage string
+	// Extra is appended to the file as it is (top-level keys).
+	Extra string
 }
 
 // node is one data directory and config file; it can be started and
@@ -107,6 +109,7 @@ func newNode(t *testing.T, cfg serverConfig) *node {
 	if cfg.Replication != "" {
 		fmt.Fprintf(&b, "replication {\n  %s\n}\n", cfg.Replication)
 	}
+	b.WriteString(cfg.Extra)
 	if err := os.WriteFile(n.cfgPath, []byte(b.String()), 0o600); err != nil {
 		t.Fatalf("write config: %v", err)
 	}

@@ -170,15 +170,16 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 		haStore = nil
 	}
 	c, err := core.New(ctx, core.Config{
-		Standby:         haStore != nil,
-		Physical:        phys,
-		StorageType:     cfg.Storage.Type,
-		Seal:            sl,
-		ClusterName:     cfg.ClusterName,
-		APIAddr:         cfg.AdvertisedAPIAddr(),
-		DefaultLeaseTTL: cfg.DefaultLeaseTTL,
-		MaxLeaseTTL:     cfg.MaxLeaseTTL,
-		Logger:          logger.With().Str("component", "core").Logger(),
+		Standby:            haStore != nil,
+		DisablePerfStandby: cfg.DisablePerformanceStandby,
+		Physical:           phys,
+		StorageType:        cfg.Storage.Type,
+		Seal:               sl,
+		ClusterName:        cfg.ClusterName,
+		APIAddr:            cfg.AdvertisedAPIAddr(),
+		DefaultLeaseTTL:    cfg.DefaultLeaseTTL,
+		MaxLeaseTTL:        cfg.MaxLeaseTTL,
+		Logger:             logger.With().Str("component", "core").Logger(),
 	})
 	if err != nil {
 		if cl, ok := phys.(io.Closer); ok {
