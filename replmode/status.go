@@ -158,8 +158,12 @@ func (m *Manager) followerStatus(st map[string]any, s *secondary.Secondary) {
 	st["primary_cluster_addr"] = m.clusterAddr
 	st["known_primary_cluster_addrs"] = []string{m.clusterAddr}
 	st["connection_state"] = map[bool]string{true: "ready", false: "transient_failure"}[ss.Connected]
+	api := m.primaryAPI
+	if ss.PrimaryAPIAddr != "" {
+		api = ss.PrimaryAPIAddr // as the primary's heartbeats say: its active node's
+	}
 	st["primaries"] = []map[string]any{{
-		"api_address":       m.primaryAPI,
+		"api_address":       api,
 		"cluster_address":   m.clusterAddr,
 		"connection_status": connection(ss.Connected),
 		"last_heartbeat":    fmtTime(ss.LastHeartbeat),

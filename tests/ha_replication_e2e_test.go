@@ -144,6 +144,25 @@ func TestHAReplicationAcrossNodeFailover(t *testing.T) {
 	s.restart(sa)
 	acked := load.end()
 
+	// Status names the active nodes: the secondary's primaries[] the
+	// primary's new active node (from its heartbeats), the primary's
+	// secondaries[] the secondary's new active node.
+	testutil.Eventually(t, replTimeout, "status names the active nodes", func() error {
+		ps := perfStatus(t, s.nodes[sa2].addr)
+		pri := entries(ps["primaries"])
+		if len(pri) != 1 || str(pri[0]["api_address"]) != "http://"+p.nodes[pa2].addr {
+			return fmt.Errorf("secondary's primaries %v, want the primary's active node http://%s", ps["primaries"], p.nodes[pa2].addr)
+		}
+		sec, err := secondaryEntry(perfStatus(t, p.nodes[pa2].addr), "dc2")
+		if err != nil {
+			return err
+		}
+		if str(sec["api_address"]) != "http://"+s.nodes[sa2].addr || str(sec["connection_status"]) != "connected" {
+			return fmt.Errorf("primary's entry for dc2 %v, want the secondary's active node http://%s, connected", sec, s.nodes[sa2].addr)
+		}
+		return checkHeartbeat(sec["last_heartbeat"])
+	})
+
 	t.Logf("primary takeover %s, marker on the secondary %s after it; secondary takeover %s, marker %s after it; %d writes acknowledged under load",
 		pTake.Round(10*time.Millisecond), pLag.Round(10*time.Millisecond), sTake.Round(10*time.Millisecond), sLag.Round(10*time.Millisecond), len(acked))
 	// Convergence: every acknowledged write, equal keys, equal merkle roots.
