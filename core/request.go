@@ -87,6 +87,9 @@ func unauthenticated(mb *mountedBackend, rel string) bool {
 // login, wrap the response when asked, audit the response.
 func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, error) {
 	if c.barrier.Sealed() || c.replacingNow.Load() {
+		if c.standby.Load() {
+			return nil, ErrStandby // a sealed standby: the active node serves it
+		}
 		return c.handleSealed(ctx, req)
 	}
 	if c.standby.Load() {

@@ -125,3 +125,26 @@ func TestHAPlainStandby(t *testing.T) {
 		t.Fatalf("a read through a plain standby: %v", err)
 	}
 }
+
+// sys/step-down, sent to a standby (forwarded), makes the active node give
+// the lock up; another node takes over and the stepped-down node is a
+// standby.
+func TestHAStepDown(t *testing.T) {
+	agent := consultest.Start(t)
+	c := newHACluster(t, agent, 2, "coffer-ha-stepdown/", serverConfig{})
+	active := c.initHA(0)
+	sb := c.standby(active)
+	if _, err := client(t, c.nodes[sb].addr, "").Logical().Write("sys/step-down", nil); statusOf(err) != http.StatusForbidden {
+		t.Fatalf("sys/step-down without a token: %v, want 403", err)
+	}
+	if err := client(t, c.nodes[sb].addr, c.root).Sys().StepDown(); err != nil {
+		t.Fatalf("sys/step-down through the standby: %v", err)
+	}
+	next := c.waitActive(haTimeout, active)
+	if next != sb {
+		t.Fatalf("node %d active after the step-down, want %d", next, sb)
+	}
+	if l, err := leaderOf(c.nodes[active].addr); err != nil || l.IsSelf || !l.PerfStandby {
+		t.Fatalf("sys/leader on the stepped-down node = %+v, %v", l, err)
+	}
+}
