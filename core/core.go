@@ -621,56 +621,6 @@ func (c *Core) Health(ctx context.Context) *HealthStatus {
 	return h
 }
 
-// Leader reports the HA state: the active node's addresses, whether this
-// node is it, and whether this node serves reads as a performance standby.
-func (c *Core) Leader(ctx context.Context) (*LeaderStatus, error) {
-	h, ha := c.haState()
-	if c.barrier.Sealed() && !ha {
-		return nil, ErrSealed
-	}
-	var st HAStatus
-	if ha {
-		// Without stateMu: sys/leader answers while the node activates.
-		st = h.Status()
-	} else {
-		c.stateMu.RLock()
-		st = HAStatus{Active: true, LeaderAPIAddr: c.cfg.APIAddr, ActiveSince: c.activeTime}
-		c.stateMu.RUnlock()
-	}
-	// active_time is a timestamp in vault/api: an unset time renders as Go's
-	// zero time, as Vault does.
-	active := time.Time{}.Format(time.RFC3339)
-	if !st.ActiveSince.IsZero() {
-		active = st.ActiveSince.UTC().Format(time.RFC3339Nano)
-	}
-	return &LeaderStatus{
-		HAEnabled:            ha,
-		IsSelf:               st.Active,
-		ActiveTime:           active,
-		LeaderAddress:        st.LeaderAPIAddr,
-		LeaderClusterAddress: st.LeaderClusterAddr,
-		PerfStandby:          ha && !st.Active && !c.barrier.Sealed() && !c.cfg.DisablePerfStandby,
-		LastWAL:              c.wal.LastIndex(),
-	}, nil
-}
-
-// StepDown makes the active node give its lock up (sys/step-down, root).
-func (c *Core) StepDown(ctx context.Context, token string) error {
-	if err := c.requireRoot(ctx, token); err != nil {
-		return err
-	}
-	h, ha := c.haState()
-	if !ha {
-		return Invalidf("this server runs without HA (a single node): there is nothing to step down from")
-	}
-	if c.standby.Load() {
-		return ErrStandby
-	}
-	c.logger.Info().Msg("stepping down by request")
-	h.StepDown()
-	return nil
-}
-
 func (c *Core) requireRoot(ctx context.Context, token string) error {
 	if c.barrier.Sealed() {
 		return ErrSealed

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/barrier/seal"
+	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/config"
 	"github.com/cofferhq/coffer/core"
 	"github.com/cofferhq/coffer/ha"
@@ -187,19 +188,7 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 		}
 		return err
 	}
-	repl := replmode.Attach(c, replmode.Config{
-		Bus:               nb,
-		BusTemplate:       busCfg.ClientTemplate(),
-		WALStreamMaxAge:   cfg.Replication.WALStreamMaxAge,
-		WALStreamMaxBytes: cfg.Replication.WALStreamMaxBytes,
-		WALStreamMaxMsgs:  cfg.Replication.WALStreamMaxMsgs,
-		WALStreamReplicas: int(cfg.Replication.WALStreamReplicas),
-		BestEffortWALWait: cfg.Replication.BestEffortWALWaitDuration,
-		MaxTokenTTL:       cfg.Replication.MaxActivationTokenTTL,
-		ActivationWait:    cfg.Replication.ActivationWait,
-		Dev:               dev,
-		Logger:            logger.With().Str("component", "replication").Logger(),
-	})
+	repl := attachReplication(c, cfg, busCfg, nb, dev, logger)
 	defer func() {
 		if err := c.Close(); err != nil {
 			logger.Error().Err(err).Msg("closing storage")
@@ -240,6 +229,23 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 		}
 	}
 	return serveHTTP(ctx, c, cfg, nil, logger)
+}
+
+// attachReplication gives the core its replication layer on the bus.
+func attachReplication(c *core.Core, cfg *config.Config, busCfg bus.Config, nb *bus.Bus, dev bool, logger zerolog.Logger) *replmode.Manager {
+	return replmode.Attach(c, replmode.Config{
+		Bus:               nb,
+		BusTemplate:       busCfg.ClientTemplate(),
+		WALStreamMaxAge:   cfg.Replication.WALStreamMaxAge,
+		WALStreamMaxBytes: cfg.Replication.WALStreamMaxBytes,
+		WALStreamMaxMsgs:  cfg.Replication.WALStreamMaxMsgs,
+		WALStreamReplicas: int(cfg.Replication.WALStreamReplicas),
+		BestEffortWALWait: cfg.Replication.BestEffortWALWaitDuration,
+		MaxTokenTTL:       cfg.Replication.MaxActivationTokenTTL,
+		ActivationWait:    cfg.Replication.ActivationWait,
+		Dev:               dev,
+		Logger:            logger.With().Str("component", "replication").Logger(),
+	})
 }
 
 // newHANode makes the node one of its cluster's HA nodes on Consul: a
