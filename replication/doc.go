@@ -241,7 +241,7 @@
 //
 //	+---------+-------------------------------------------------------------+-----------+
 //	| version | JSON {"v":1,"set","gen","cluster_id","instance","shipped",  | signature |
-//	| 1 = 1   |       "renewed","released"}                                  | 64        |
+//	| 1 = 1   |       "renewed","released","ha_term"}                        | 64        |
 //	+---------+-------------------------------------------------------------+-----------+
 //	signature = Ed25519ctx(signing key, context "coffer-generation-v1", every byte before it)
 //

@@ -25,5 +25,10 @@
 // acknowledge, and never link anything of Consul but its MPL-2.0 api module
 // (the agent is BSL: tests start it as a separate process, docs/consul.md).
 //
-// HA (the Consul lock that makes one node active) is not here yet.
+// It also owns the HA lock (ha.go): a Consul session holding one key beside
+// the data, whose holder's writes carry, inside each transaction, the check
+// that the session still holds it; a backend with HA on and no lock held
+// refuses every write (storage.ErrNotActive). It must never let a write
+// through without that check while HA is on. Deciding when to take or give
+// up the lock is package ha's job.
 package consul
