@@ -137,9 +137,9 @@ func TestHAStepDown(t *testing.T) {
 	if _, err := client(t, c.nodes[sb].addr, "").Logical().Write("sys/step-down", nil); statusOf(err) != http.StatusForbidden {
 		t.Fatalf("sys/step-down without a token: %v, want 403", err)
 	}
-	if err := client(t, c.nodes[sb].addr, c.root).Sys().StepDown(); err != nil {
-		t.Fatalf("sys/step-down through the standby: %v", err)
-	}
+	// `coffer operator step-down` (vault/api's Sys().StepDown) through the standby.
+	out := cliOK(t, c.nodes[sb].addr, c.root, "", "operator", "step-down")
+	cliContains(t, "operator step-down", out, "Stepped down")
 	next := c.waitActive(haTimeout, active)
 	if next != sb {
 		t.Fatalf("node %d active after the step-down, want %d", next, sb)

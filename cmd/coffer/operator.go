@@ -16,6 +16,7 @@ var operatorCommands = map[string]command{
 	"init":          {"Initialize a server: create the unseal (or recovery) key shares and the root token", (*cli).operatorInit},
 	"unseal":        {"Submit one unseal key share, or -reset the unseal progress", (*cli).operatorUnseal},
 	"seal":          {"Seal the server (needs a root token)", (*cli).operatorSeal},
+	"step-down":     {"Make the active node of a cluster of nodes give up its lock (needs a root token)", (*cli).operatorStepDown},
 	"rotate":        {"Rotate the barrier encryption key (needs a root token)", (*cli).operatorRotate},
 	"key-status":    {"Print the barrier encryption key's term (needs a root token)", (*cli).operatorKeyStatus},
 	"generate-root": {"Generate a new root token, or with -dr-token a DR operation token, from a threshold of key shares (-init, KEY, -status, -cancel, -decode)", (*cli).operatorGenerateRoot},
@@ -197,6 +198,19 @@ func (c *cli) operatorSeal(args []string) int {
 		return c.remote("Error sealing: %s", apiError(err))
 	}
 	fmt.Fprintln(c.stdout, "Success! Coffer is sealed.")
+	return exitOK
+}
+
+func (c *cli) operatorStepDown(args []string) int {
+	f := c.newFlags("operator step-down", "operator step-down   (with a root token in VAULT_TOKEN)")
+	client, code := f.openNoArgs(args)
+	if client == nil {
+		return code
+	}
+	if err := client.Sys().StepDown(); err != nil {
+		return c.remote("Error stepping down: %s", apiError(err))
+	}
+	fmt.Fprintln(c.stdout, "Success! Stepped down: another node of the cluster becomes active.")
 	return exitOK
 }
 
