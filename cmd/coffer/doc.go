@@ -5,7 +5,7 @@
 //
 //	server       -config=FILE, or -dev for a throwaway in-memory server
 //	status       seal and HA status
-//	operator     init, unseal, seal, rotate, key-status, generate-root
+//	operator     init, unseal, seal, step-down, rotate, key-status, generate-root
 //	version      the Coffer version
 //	read, write, patch, list, delete
 //	             any API path, like the vault CLI's generic commands
