@@ -63,6 +63,9 @@ type Options struct {
 	// forwards to the active node every request but its own state, its
 	// unseal and the reads it can serve (standby.go). Nil: a single node.
 	Standby Standby
+	// ElectionWait: how long a standby that knows no active node holds a
+	// request for one to be elected; DefaultElectionWait when zero.
+	ElectionWait time.Duration
 }
 
 // handlerFunc is one sys endpoint for one method. It writes the response

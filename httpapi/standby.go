@@ -40,6 +40,11 @@ func (h *handler) standbyRoute(path string, r *http.Request) (target string, try
 		return "", false
 	}
 	addr, standby := h.opts.Standby.ForwardTo()
+	if standby && addr == "" {
+		// An election is under way (a cluster starting, an active node
+		// just gone): wait a little for its outcome rather than fail.
+		addr, standby = h.awaitActive(r)
+	}
 	if !standby {
 		return "", false
 	}
@@ -49,6 +54,35 @@ func (h *handler) standbyRoute(path string, r *http.Request) (target string, try
 	_, sysRoute := h.routes[path]
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == "LIST"
 	return addr, read && !sysRoute
+}
+
+// DefaultElectionWait bounds how long a standby that knows no active node
+// holds a request before answering 503 (Options.ElectionWait).
+const DefaultElectionWait = 5 * time.Second
+
+// awaitActive polls the HA state until an active node is known, this node
+// is active itself, Options.ElectionWait passes or the client goes away.
+func (h *handler) awaitActive(r *http.Request) (string, bool) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	wait := h.opts.ElectionWait
+	if wait <= 0 {
+		wait = DefaultElectionWait
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return "", true
+		case <-deadline.C:
+			return "", true
+		case <-tick.C:
+		}
+		if addr, standby := h.opts.Standby.ForwardTo(); !standby || addr != "" {
+			return addr, standby
+		}
+	}
 }
 
 // forward proxies r to the active node and copies its answer back: to the

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 	"github.com/rs/zerolog"
@@ -44,7 +45,8 @@ func standbyPair(t *testing.T) (active, standby *httptest.Server, root string, h
 	t.Cleanup(func() { _ = sc.Close() })
 	ha = &haState{}
 	ha.set(active.URL)
-	standby = httptest.NewServer(httpapi.New(sc, httpapi.Options{Logical: httpapi.NewLogical(sc, zerolog.Nop()), Standby: ha}, zerolog.Nop()))
+	standby = httptest.NewServer(httpapi.New(sc, httpapi.Options{Logical: httpapi.NewLogical(sc, zerolog.Nop()), Standby: ha,
+		ElectionWait: 200 * time.Millisecond}, zerolog.Nop()))
 	t.Cleanup(standby.Close)
 	return active, standby, root, ha
 }
