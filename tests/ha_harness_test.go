@@ -14,7 +14,7 @@ import (
 
 // haCluster is n coffer nodes sharing one Consul path: one cluster.
 type haCluster struct {
-	t     *testing.T
+	t     testing.TB
 	agent *consultest.Agent
 	nodes []*node
 	procs []*proc // nil for a node that is down
@@ -29,7 +29,7 @@ func haStorage(agentAddr, path string) string {
 // newHACluster writes n nodes' configs (one static seal key for all) and
 // starts them; extra, when set, is a serverConfig to start from (bus,
 // replication blocks).
-func newHACluster(t *testing.T, agent *consultest.Agent, n int, path string, extra serverConfig) *haCluster {
+func newHACluster(t testing.TB, agent *consultest.Agent, n int, path string, extra serverConfig) *haCluster {
 	t.Helper()
 	if extra.StaticKey == nil {
 		extra.StaticKey = randomBytes(t, 32)

@@ -40,7 +40,7 @@ func freeAddr(t testing.TB) string {
 	return addr
 }
 
-func randomBytes(t *testing.T, n int) []byte {
+func randomBytes(t testing.TB, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -68,7 +68,7 @@ type serverConfig struct {
 // node is one data directory and config file; it can be started and
 // stopped many times, keeping its storage and address.
 type node struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	addr    string
 	cfgPath string
@@ -76,7 +76,7 @@ type node struct {
 }
 
 // newNode writes a config file for cfg into a fresh t.TempDir().
-func newNode(t *testing.T, cfg serverConfig) *node {
+func newNode(t testing.TB, cfg serverConfig) *node {
 	t.Helper()
 	n := &node{t: t, dir: t.TempDir(), addr: freeAddr(t)}
 	n.dbPath = filepath.Join(n.dir, "coffer.db")
@@ -235,7 +235,7 @@ func (p *proc) kill() {
 }
 
 // signal sends sig to p's process.
-func signal(t *testing.T, p *proc, sig syscall.Signal) {
+func signal(t testing.TB, p *proc, sig syscall.Signal) {
 	t.Helper()
 	if err := syscall.Kill(p.cmd.Process.Pid, sig); err != nil {
 		t.Fatalf("kill -%d %d: %v", sig, p.cmd.Process.Pid, err)
@@ -243,7 +243,7 @@ func signal(t *testing.T, p *proc, sig syscall.Signal) {
 }
 
 // sigkill kills p with SIGKILL and waits for the exit.
-func sigkill(t *testing.T, p *proc) {
+func sigkill(t testing.TB, p *proc) {
 	t.Helper()
 	signal(t, p, syscall.SIGKILL)
 	select {
