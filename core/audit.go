@@ -48,6 +48,11 @@ func (c *Core) auditSalt(ctx context.Context) ([]byte, error) {
 	if e != nil {
 		return e.Value, nil
 	}
+	if c.standby.Load() {
+		// A standby writes nothing: the active node creates the salt when
+		// it comes up, before any audit device can exist.
+		return nil, nil
+	}
 	salt, err := audit.NewSalt()
 	if err != nil {
 		return nil, err
@@ -83,6 +88,9 @@ func (c *Core) loadAudit(ctx context.Context) error {
 		}
 		if !ok {
 			continue
+		}
+		if salt == nil && len(at.Entries) > 0 {
+			return fmt.Errorf("load audit table %s: %d devices but no %s in storage: the active node writes it; restore it or disable the devices", p, len(at.Entries), auditSaltPath)
 		}
 		for _, e := range at.Entries {
 			c.auditEntries[e.Path] = e

@@ -86,7 +86,7 @@ func (c *Core) Activate(ctx context.Context) error {
 	if !c.standby.Load() {
 		return nil
 	}
-	if err := c.wal.CheckEnds(ctx); err != nil {
+	if err := c.wal.BecomeWriter(ctx); err != nil {
 		return fmt.Errorf("activate: read the log the previous active node left: %w", err)
 	}
 	c.standby.Store(false)
@@ -95,11 +95,11 @@ func (c *Core) Activate(ctx context.Context) error {
 		return nil
 	}
 	if err := c.barrier.Reload(ctx); err != nil {
-		c.standby.Store(true)
+		c.standbyDownLocked()
 		return fmt.Errorf("activate: reload the keyring: %w", mapBarrierErr(err))
 	}
 	if err := c.standbyUp(ctx); err != nil {
-		c.standby.Store(true)
+		c.standbyDownLocked()
 		return fmt.Errorf("activate: %w", err)
 	}
 	if err := c.activeUp(ctx); err != nil {
@@ -127,6 +127,7 @@ func (c *Core) Deactivate() {
 // standbyDownLocked takes down what only the active node runs. Caller holds stateMu.
 func (c *Core) standbyDownLocked() {
 	c.standby.Store(true)
+	c.wal.StopWriting()
 	c.replication().Stop()
 	c.tokens.Stop()
 	c.stopWALGC()

@@ -148,3 +148,51 @@ func TestHAStepDown(t *testing.T) {
 		t.Fatalf("sys/leader on the stepped-down node = %+v, %v", l, err)
 	}
 }
+
+// The shamir seal, Vault's default: sys/init through any node; every node
+// is unsealed on its own (sys/unseal is never forwarded); a sealed node
+// takes no part in the election, the first unsealed one becomes active.
+func TestHAShamirNodesUnsealEachOnTheirOwn(t *testing.T) {
+	agent := consultest.Start(t)
+	c := &haCluster{t: t, agent: agent}
+	c.add("coffer-ha-shamir/", serverConfig{})
+	c.add("coffer-ha-shamir/", serverConfig{})
+	var res *api.InitResponse
+	testutil.Eventually(t, haTimeout, "sys/init through node 1", func() error {
+		r, err := client(t, c.nodes[1].addr, "").Sys().Init(&api.InitRequest{SecretShares: 1, SecretThreshold: 1})
+		if err != nil && statusOf(err) != http.StatusServiceUnavailable {
+			t.Fatalf("sys/init: %v", err)
+		}
+		res = r
+		return err
+	})
+	c.root = res.RootToken
+	// Sealed, both: neither holds the lock.
+	testutil.Eventually(t, haTimeout, "no active node while both are sealed", func() error {
+		if a := c.actives(); len(a) != 0 {
+			return fmt.Errorf("active nodes %v", a)
+		}
+		return nil
+	})
+	if _, err := client(t, c.nodes[1].addr, "").Sys().Unseal(res.Keys[0]); err != nil {
+		t.Fatalf("unseal node 1: %v", err)
+	}
+	if a := c.waitActive(haTimeout, 0); a != 1 {
+		t.Fatalf("active node %d, want the unsealed node 1", a)
+	}
+	waitHealthCode(t, c.nodes[0].addr, 503) // sealed
+	if _, err := client(t, c.nodes[0].addr, "").Sys().Unseal(res.Keys[0]); err != nil {
+		t.Fatalf("unseal node 0: %v", err)
+	}
+	waitHealthCode(t, c.nodes[0].addr, 473)
+	if a := c.waitActive(haTimeout, -1); a != 1 {
+		t.Fatalf("active node %d after unsealing the other, want 1", a)
+	}
+	// Sealing the active node (sys/seal, root) hands the lock to the other.
+	if err := client(t, c.nodes[1].addr, c.root).Sys().Seal(); err != nil {
+		t.Fatalf("seal the active node: %v", err)
+	}
+	if a := c.waitActive(haTimeout, 1); a != 0 {
+		t.Fatalf("active node %d after sealing node 1, want 0", a)
+	}
+}

@@ -52,8 +52,8 @@ type Options struct {
 	MaxOps int
 	// Shared: other processes write the same storage (the active node of an
 	// HA cluster while this one is a standby). Open then skips its checks of
-	// the log's ends, which another writer makes racy; the node runs
-	// CheckEnds once it is the only writer.
+	// the log's ends, which another writer makes racy, and the log refuses
+	// every write until BecomeWriter.
 	Shared bool
 }
 
@@ -124,6 +124,10 @@ type Log struct {
 	truncated uint64
 	resync    bool // a transaction failed: reread wal/meta before the next one
 	txn       []*storage.TxnOp
+	// readOnly refuses every write (an HA standby: another process writes
+	// the storage). Set and cleared under commitMu; read without it for a
+	// fast refusal.
+	readOnly atomic.Bool
 
 	batch []*request // reused by the committer goroutine only
 
@@ -172,6 +176,7 @@ func Open(ctx context.Context, b storage.Transactional, opts Options, logger zer
 		notifyCh:  make(chan struct{}),
 	}
 	l.SetClassifier(opts.Classify)
+	l.readOnly.Store(opts.Shared)
 	l.lastPub.Store(m.last)
 	l.truncatedPub.Store(m.truncated)
 	go l.run()
@@ -198,16 +203,36 @@ func checkEnds(ctx context.Context, b storage.Backend, m meta) error {
 	return nil
 }
 
-// CheckEnds rereads wal/meta (Reload) and checks that the stored entries end
-// where it says: what Open checks, for a log opened Shared, once this
-// process is the only writer.
-func (l *Log) CheckEnds(ctx context.Context) error {
-	if _, err := l.Reload(ctx); err != nil {
-		return err
-	}
+// errReadOnly refuses a write on a log that is not this process's to write.
+func errReadOnly() error {
+	return fmt.Errorf("wal: %w: this node does not write the log (a standby); the active node does", storage.ErrNotActive)
+}
+
+// BecomeWriter makes this process the log's writer (an HA node becoming
+// active, once it holds its cluster's lock): it rereads wal/meta, checks
+// that the stored entries end where it says (what Open checks, for a log
+// opened Shared), and then accepts writes, continuing the stored log.
+func (l *Log) BecomeWriter(ctx context.Context) error {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
-	return checkEnds(ctx, l.b, meta{last: l.last, truncated: l.truncated})
+	m, err := loadMeta(ctx, l.b)
+	if err != nil {
+		return err
+	}
+	if err := checkEnds(ctx, l.b, m); err != nil {
+		return err
+	}
+	l.adoptLocked(m)
+	l.readOnly.Store(false)
+	return nil
+}
+
+// StopWriting makes the log refuse every write from now on (an HA node
+// turning standby); a commit in flight finishes first.
+func (l *Log) StopWriting() {
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
+	l.readOnly.Store(true)
 }
 
 func loadMeta(ctx context.Context, b storage.Backend) (meta, error) {
@@ -289,6 +314,9 @@ func (l *Log) Write(ctx context.Context, ops []*storage.TxnOp) (uint64, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
+	}
+	if l.readOnly.Load() {
+		return 0, errReadOnly()
 	}
 	classify := *l.classify.Load()
 	var logged []Op
@@ -394,6 +422,9 @@ func (l *Log) commit(batch []*request) {
 	ctx := context.Background()
 
 	err := l.resyncLocked(ctx)
+	if err == nil && l.readOnly.Load() {
+		err = errReadOnly() // queued before StopWriting
+	}
 	next := l.last
 	if err == nil {
 		now := time.Now().UnixNano()
@@ -480,6 +511,12 @@ func (l *Log) Reload(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	l.adoptLocked(m)
+	return m.last, nil
+}
+
+// adoptLocked takes m as the log's state. Caller holds commitMu.
+func (l *Log) adoptLocked(m meta) {
 	changed := m.last != l.last
 	l.last, l.truncated, l.resync = m.last, m.truncated, false
 	l.lastPub.Store(m.last)
@@ -487,7 +524,6 @@ func (l *Log) Reload(ctx context.Context) (uint64, error) {
 	if changed {
 		l.notifyAll()
 	}
-	return m.last, nil
 }
 
 func (l *Log) notifyAll() {
@@ -635,6 +671,9 @@ func (l *Log) Truncate(ctx context.Context, upTo uint64) error {
 func (l *Log) truncateChunk(ctx context.Context, upTo uint64) (bool, error) {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
+	if l.readOnly.Load() {
+		return false, errReadOnly()
+	}
 	if err := l.resyncLocked(ctx); err != nil {
 		return false, err
 	}

@@ -953,25 +953,30 @@ func TestGroupCommitRespectsTheBackendsOpCap(t *testing.T) {
 }
 
 // A log opened Shared (an HA standby) opens while another writer is past
-// wal/meta's last index, which Open alone refuses; CheckEnds, run once the
-// node is the only writer, applies the same check.
-func TestSharedOpenAndCheckEnds(t *testing.T) {
+// wal/meta's last index, which Open alone refuses, and writes nothing;
+// BecomeWriter applies Open's check and continues the stored log; after
+// StopWriting it writes nothing again.
+func TestSharedLog(t *testing.T) {
 	ctx := context.Background()
 	b := inmem.New()
 	w, err := Open(ctx, b, Options{}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Write(ctx, []*storage.TxnOp{{Operation: storage.PutOperation, Entry: &storage.Entry{Key: "a", Value: []byte("1")}}}); err != nil {
+	put := func(l *Log, k string) error {
+		_, err := l.Write(ctx, []*storage.TxnOp{{Operation: storage.PutOperation, Entry: &storage.Entry{Key: k, Value: []byte("1")}}})
+		return err
+	}
+	if err := put(w, "a"); err != nil {
 		t.Fatal(err)
 	}
 	// Another writer's entry 2 is stored, its meta record not yet (the
 	// window a standby's Open can fall into).
-	e1, err := b.Get(ctx, "wal/logs/00000000000000000001")
+	e1, err := b.Get(ctx, logKey(1))
 	if err != nil || e1 == nil {
 		t.Fatalf("entry 1: %v %v", e1, err)
 	}
-	if err := b.Put(ctx, &storage.Entry{Key: "wal/logs/00000000000000000002", Value: e1.Value}); err != nil {
+	if err := b.Put(ctx, &storage.Entry{Key: logKey(2), Value: e1.Value}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Open(ctx, b, Options{}, zerolog.Nop()); !errors.Is(err, ErrCorrupt) {
@@ -982,13 +987,32 @@ func TestSharedOpenAndCheckEnds(t *testing.T) {
 		t.Fatalf("Open shared: %v", err)
 	}
 	defer s.Close()
-	if err := s.CheckEnds(ctx); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("CheckEnds: %v, want ErrCorrupt", err)
+	if err := put(s, "b"); !errors.Is(err, storage.ErrNotActive) {
+		t.Fatalf("a write on a shared log before BecomeWriter: %v, want ErrNotActive", err)
 	}
-	if err := b.Delete(ctx, "wal/logs/00000000000000000002"); err != nil {
+	if err := s.BecomeWriter(ctx); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("BecomeWriter: %v, want ErrCorrupt", err)
+	}
+	if err := b.Delete(ctx, logKey(2)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CheckEnds(ctx); err != nil || s.LastIndex() != 1 {
-		t.Fatalf("CheckEnds on a consistent log: %v, last %d", err, s.LastIndex())
+	if err := put(w, "c"); err != nil { // the other writer goes on: entry 2
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.BecomeWriter(ctx); err != nil || s.LastIndex() != 2 {
+		t.Fatalf("BecomeWriter on a consistent log: %v, last %d", err, s.LastIndex())
+	}
+	if err := put(s, "d"); err != nil || s.LastIndex() != 3 {
+		t.Fatalf("a write after BecomeWriter: %v, last %d (want 3: the stored log continued)", err, s.LastIndex())
+	}
+	s.StopWriting()
+	if err := put(s, "e"); !errors.Is(err, storage.ErrNotActive) {
+		t.Fatalf("a write after StopWriting: %v, want ErrNotActive", err)
+	}
+	if e, _ := b.Get(ctx, "e"); e != nil {
+		t.Fatal("the refused write was applied")
 	}
 }
