@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -86,7 +87,10 @@ func (h *handler) awaitActive(r *http.Request) (string, bool) {
 }
 
 // forward proxies r to the active node and copies its answer back: to the
-// client it is as if it had asked the active node.
+// client it is as if it had asked the active node. A request in flight when
+// the active node changes (it died, or lost the lock) is cut and answered
+// 503 "retry": the new active node serves the retry, and a dead node's
+// connection does not hold the client for a TCP timeout.
 func (h *handler) forward(w http.ResponseWriter, r *http.Request, addr string) {
 	target, err := url.Parse(addr)
 	if addr == "-" || err != nil || target.Host == "" {
@@ -94,6 +98,9 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, addr string) {
 			"this node is a standby and no active node is known yet (an election is under way): retry in a few seconds")
 		return
 	}
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	go h.watchActive(ctx, cancel, addr)
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -103,20 +110,48 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, addr string) {
 		},
 		Transport: h.proxyTransport,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			why := "did not answer the forwarded request"
+			if errors.Is(context.Cause(ctx), errActiveChanged) {
+				why = "stopped being the active node while the request was forwarded"
+			}
 			h.log.Warn().Err(err).Str("active", target.Host).Str("path", r.URL.Path).Msg("forwarding to the active node failed")
 			WriteError(w, r, http.StatusServiceUnavailable,
-				"this node is a standby and the active node "+target.Host+" did not answer the forwarded request: "+
+				"this node is a standby and the active node "+target.Host+" "+why+": "+
 					"retry in a few seconds (a new active node may be taking over)")
 		},
 	}
-	rp.ServeHTTP(w, r)
+	rp.ServeHTTP(w, r.WithContext(ctx))
 }
 
-// newProxyTransport is the standbys' client to the active node.
+// errActiveChanged cuts a forwarded request whose target is no longer the
+// active node.
+var errActiveChanged = errors.New("the active node changed")
+
+// watchActive cancels ctx when the node the request was forwarded to is no
+// longer the active one, and drops the idle connections to it.
+func (h *handler) watchActive(ctx context.Context, cancel context.CancelCauseFunc, addr string) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if now, standby := h.opts.Standby.ForwardTo(); now != addr || !standby {
+			h.proxyTransport.CloseIdleConnections()
+			cancel(errActiveChanged)
+			return
+		}
+	}
+}
+
+// newProxyTransport is the standbys' client to the active node: a dial that
+// takes seconds means the active node is gone.
 func newProxyTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	t.MaxIdleConnsPerHost = 64
-	t.ResponseHeaderTimeout = 90 * time.Second
 	return t
 }
 

@@ -99,3 +99,35 @@ func TestStandbyWithoutAnActiveNode(t *testing.T) {
 		t.Fatalf("the active node down: %d %s", r.code, r.body)
 	}
 }
+
+// A forwarded request in flight when the active node changes (here: one
+// that hangs, as a dead host's connection does) is cut and answered 503, not
+// held until a TCP timeout.
+func TestStandbyCutsAForwardWhenTheActiveNodeChanges(t *testing.T) {
+	_, standby, root, ha := standbyPair(t)
+	release, arrived := make(chan struct{}), make(chan struct{}, 1)
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hung.Close()
+	defer close(release)
+	ha.set(hung.URL)
+	done := make(chan raw, 1)
+	go func() {
+		done <- do(t, http.MethodPut, standby.URL+"/v1/sys/mounts/kv", http.Header{"X-Vault-Token": {root}}, strings.NewReader(`{"type":"kv"}`))
+	}()
+	<-arrived                    // the request waits at the active node
+	ha.set("http://127.0.0.1:1") // another node is active now
+	select {
+	case r := <-done:
+		if r.code != http.StatusServiceUnavailable || !strings.Contains(r.body, "stopped being the active node") {
+			t.Fatalf("the cut request: %d %s", r.code, r.body)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the forwarded request still hangs 30 s after the active node changed")
+	}
+}
