@@ -240,9 +240,9 @@ func kvGet(c *api.Client, key string) (string, error) {
 func (tp *topo) waitKV(service, key, want string) {
 	tp.t.Helper()
 	waitUntil(tp.t, fmt.Sprintf("secret/%s = %q on %s", key, want, service), replTimeout, func() error {
-		c, err := tp.S(service)
-		if service == "dc1" {
-			c, err = tp.P(), nil
+		c, err := tp.P(), error(nil)
+		if service != "dc1" {
+			c, err = tp.S(service)
 		}
 		if err != nil {
 			return err
@@ -415,6 +415,9 @@ func up(t *testing.T) *topo {
 		t.Fatalf("setup service: exit %q %v\n%s", strings.TrimSpace(code), err, logs)
 	}
 	t.Logf("replicating topology (setup exited 0) %s after compose up", time.Since(start).Round(100*time.Millisecond))
+	// The setup needs one node of dc1; the tests need both.
+	active := tp.waitActive(replTimeout, dc1Nodes...)
+	t.Logf("dc1: %s active, both nodes up %s after compose up", active, time.Since(start).Round(100*time.Millisecond))
 
 	show := tp.mustCompose("run", "--rm", "--no-deps", "-T", "setup", "show")
 	for _, line := range strings.Split(show, "\n") {

@@ -21,8 +21,8 @@
 // dc1 is a cluster of two nodes (dc1a, dc1b) on Consul. The setup reaches it
 // at http://dc1:8200 (COFFER_PRIMARY_ADDR), a network alias of both nodes,
 // so it works through whichever node answers: a standby forwards to the
-// active node, and sys/init answers 503 until a node is active (retried). It
-// activates the secondaries with the same address as primary_api_addr
+// active node, and sys/init answers 503 until a node is active (retried);
+// then it waits until both nodes (COFFER_PRIMARY_NODES) serve. It activates the secondaries with the same address as primary_api_addr
 // (COFFER_PRIMARY_API_ADDR), so that what they tell clients survives a
 // takeover in dc1.
 package main
@@ -302,6 +302,13 @@ func run() error {
 	rootTok, err := initialize(primary, "")
 	if err != nil {
 		return err
+	}
+	// The alias answers with either node: wait until both serve (the
+	// standby unseals by itself once the active node initialized dc1).
+	for _, addr := range strings.Split(env("COFFER_PRIMARY_NODES", "http://dc1a:8200,http://dc1b:8200"), ",") {
+		if err := waitHealth(cluster{"dc1 node " + addr, addr}, healthServing...); err != nil {
+			return err
+		}
 	}
 	P, err := primary.client(rootTok)
 	if err != nil {
