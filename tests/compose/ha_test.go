@@ -205,15 +205,20 @@ func (tp *topo) activeNodeDown() {
 func (tp *topo) checkNoLoss(ws []drillWrite, survivor string, killAt time.Time, first drillWrite) {
 	t := tp.t
 	acked, failed := 0, map[string]int{}
+	var failures []string
 	for _, r := range ws {
 		if r.acked {
 			acked++
-		} else {
-			failed[failureKind(r)]++
+			continue
+		}
+		failed[failureKind(r)]++
+		if len(failures) < maxListed {
+			failures = append(failures, fmt.Sprintf("\n  write %d sent %+.2fs, answered %+.2fs: %s: %s",
+				r.seq, r.sent.Sub(killAt).Seconds(), r.done.Sub(killAt).Seconds(), failureKind(r), r.err))
 		}
 	}
-	t.Logf("writes: %d acknowledged, not acknowledged %v (their outcome is unknown: not checked); first write sent after the kill and acknowledged: %s, sent %+.2fs, answered %+.2fs",
-		acked, failed, seqKey(haPrefix, first.seq), first.sent.Sub(killAt).Seconds(), first.done.Sub(killAt).Seconds())
+	t.Logf("writes: %d acknowledged; first write sent after the kill and acknowledged: %s, sent %+.2fs, answered %+.2fs; not acknowledged %v (outcome unknown: not checked):%s",
+		acked, seqKey(haPrefix, first.seq), first.sent.Sub(killAt).Seconds(), first.done.Sub(killAt).Seconds(), failed, strings.Join(failures, ""))
 	present, err := listKeys(tp.client(survivor, tp.rootTok), haPrefix)
 	if err != nil {
 		t.Fatalf("list secret/metadata/%s through %s: %v", haPrefix, survivor, err)
