@@ -212,10 +212,13 @@ func (tp *topo) checkNoLoss(ws []drillWrite, survivor string, killAt time.Time, 
 			continue
 		}
 		failed[failureKind(r)]++
-		if len(failures) < maxListed {
-			failures = append(failures, fmt.Sprintf("\n  write %d sent %+.2fs, answered %+.2fs: %s: %s",
-				r.seq, r.sent.Sub(killAt).Seconds(), r.done.Sub(killAt).Seconds(), failureKind(r), r.err))
-		}
+		failures = append(failures, fmt.Sprintf("\n  write %d sent %+.2fs, answered %+.2fs: %s: %s",
+			r.seq, r.sent.Sub(killAt).Seconds(), r.done.Sub(killAt).Seconds(), failureKind(r), r.err))
+	}
+	if n := len(failures); n > maxListed {
+		// The first and the last ones: how the gap began and how it ended.
+		more := fmt.Sprintf("\n  ... %d more ...", n-maxListed)
+		failures = append(append(failures[:maxListed/2:maxListed/2], more), failures[n-maxListed/2:]...)
 	}
 	t.Logf("writes: %d acknowledged; first write sent after the kill and acknowledged: %s, sent %+.2fs, answered %+.2fs; not acknowledged %v (outcome unknown: not checked):%s",
 		acked, seqKey(haPrefix, first.seq), first.sent.Sub(killAt).Seconds(), first.done.Sub(killAt).Seconds(), failed, strings.Join(failures, ""))
