@@ -1,7 +1,8 @@
 // Package compose holds the fault tests of the compose topology in
 // deploy/compose (docs/operations.md): a three-node NATS JetStream cluster, a
-// primary dc1, performance secondaries dc2 and dc3 and a DR secondary dr1 in
-// containers built FROM scratch. TestFailoverDrill (drill_test.go) is the DR
+// primary dc1 of two nodes (dc1a, dc1b) on a Consul server, performance
+// secondaries dc2 and dc3 and a DR secondary dr1 in containers built FROM
+// scratch. TestFailoverDrill (drill_test.go) is the DR
 // failover drill of `make failover-drill`.
 //
 // They run only with COFFER_COMPOSE_TESTS=1 and a Docker engine that answers
@@ -39,14 +40,14 @@ const (
 	cmdTimeout   = 3 * time.Minute // one docker command
 	pollEvery    = 250 * time.Millisecond
 
-	// The stream limits of deploy/compose/dc1.hcl.
+	// The stream limits of deploy/compose/dc1a.hcl and dc1b.hcl.
 	wantMaxAge   = 24 * time.Hour
 	wantMaxBytes = 256 << 20
 	wantMaxMsgs  = 100000
 	wantReplicas = 3
 )
 
-var images = []string{"coffer:dev", "coffer-nats:dev", "coffer-natscli:dev"}
+var images = []string{"coffer:dev", "coffer-nats:dev", "coffer-natscli:dev", "coffer-consul:dev"}
 
 // repoRoot is the repository root (two levels above this file's directory).
 func repoRoot(t *testing.T) string {
@@ -175,8 +176,10 @@ func (tp *topo) client(service, token string) *api.Client {
 	return c
 }
 
-// P is a root client of the primary dc1.
-func (tp *topo) P() *api.Client { return tp.client("dc1", tp.rootTok) }
+// P is a root client of the primary dc1 through its node dc1a, active or a
+// standby that forwards to the active node (tests that stop dc1a use the
+// other node).
+func (tp *topo) P() *api.Client { return tp.client("dc1a", tp.rootTok) }
 
 // S is an admin client of a secondary (userpass login once: tokens are local
 // to a cluster and survive its restarts).
@@ -237,9 +240,9 @@ func kvGet(c *api.Client, key string) (string, error) {
 func (tp *topo) waitKV(service, key, want string) {
 	tp.t.Helper()
 	waitUntil(tp.t, fmt.Sprintf("secret/%s = %q on %s", key, want, service), replTimeout, func() error {
-		c, err := tp.S(service)
-		if service == "dc1" {
-			c, err = tp.P(), nil
+		c, err := tp.P(), error(nil)
+		if service != "dc1" {
+			c, err = tp.S(service)
 		}
 		if err != nil {
 			return err
@@ -378,7 +381,7 @@ func up(t *testing.T) *topo {
 	}
 	// Free loopback ports: the tests never collide with a running demo.
 	tp.env = os.Environ()
-	for _, v := range []string{"COFFER_DC1_API", "COFFER_DC2_API", "COFFER_DC3_API", "COFFER_DR1_API", "COFFER_N1_NATS", "COFFER_N2_NATS", "COFFER_N3_NATS"} {
+	for _, v := range []string{"COFFER_DC1_API", "COFFER_DC1B_API", "COFFER_CONSUL_HTTP", "COFFER_DC2_API", "COFFER_DC3_API", "COFFER_DR1_API", "COFFER_N1_NATS", "COFFER_N2_NATS", "COFFER_N3_NATS"} {
 		tp.env = append(tp.env, v+"=127.0.0.1:")
 	}
 	for _, img := range images {
@@ -412,6 +415,9 @@ func up(t *testing.T) *topo {
 		t.Fatalf("setup service: exit %q %v\n%s", strings.TrimSpace(code), err, logs)
 	}
 	t.Logf("replicating topology (setup exited 0) %s after compose up", time.Since(start).Round(100*time.Millisecond))
+	// The setup needs one node of dc1; the tests need both.
+	active := tp.waitActive(replTimeout, dc1Nodes...)
+	t.Logf("dc1: %s active, both nodes up %s after compose up", active, time.Since(start).Round(100*time.Millisecond))
 
 	show := tp.mustCompose("run", "--rm", "--no-deps", "-T", "setup", "show")
 	for _, line := range strings.Split(show, "\n") {
@@ -531,13 +537,20 @@ func TestComposeFaults(t *testing.T) {
 		tp.waitSecondaryConn("dc2", "connected")
 	})
 
+	step(t, "ActiveNodeDown", func(t *testing.T) {
+		tp.t = t
+		tp.activeNodeDown()
+		P = tp.P() // dc1a may have been restarted, on another host port
+	})
+
+	// The whole primary cluster down: both nodes.
 	step(t, "PrimaryDown", func(t *testing.T) {
 		tp.t = t
-		tp.mustCompose("stop", "-t", "10", "dc1")
+		tp.mustCompose(append([]string{"stop", "-t", "10"}, dc1Nodes...)...)
 		restarted := false
 		defer func() {
 			if !restarted {
-				_, _ = tp.composeOut("start", "dc1")
+				_, _ = tp.composeOut(append([]string{"start"}, dc1Nodes...)...)
 			}
 		}()
 		for _, s := range []string{"dc2", "dc3"} {
@@ -567,20 +580,14 @@ func TestComposeFaults(t *testing.T) {
 			t.Fatalf("write forwarded by dc2 with the primary down: %v, want a 503 saying it was not applied or a 504 saying its outcome is unknown", err)
 		}
 
-		tp.mustCompose("start", "dc1")
+		tp.mustCompose(append([]string{"start"}, dc1Nodes...)...)
 		restarted = true
-		tp.forget("dc1")
+		for _, n := range dc1Nodes {
+			tp.forget(n)
+		}
 		P = tp.P()
-		waitUntil(t, "dc1 unsealed and active again", replTimeout, func() error {
-			h, err := P.Sys().Health()
-			if err != nil {
-				return err
-			}
-			if h.Sealed || !h.Initialized {
-				return fmt.Errorf("health %+v", h)
-			}
-			return nil
-		})
+		active := tp.waitActive(replTimeout, dc1Nodes...)
+		t.Logf("dc1 back, %s active", active)
 		if err := kvPut(P, "after-restart", "back"); err != nil {
 			t.Fatalf("write on the restarted dc1: %v", err)
 		}

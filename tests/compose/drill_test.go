@@ -15,7 +15,7 @@ import (
 
 // The DR failover drill (docs/operations.md, "Failover drill"): a client
 // writes through the performance secondary dc2 (forwarded to dc1), dc1 is
-// killed, a DR operation token is generated on dr1 from dc1's recovery key,
+// killed (both its nodes, dc1a and dc1b: the whole primary cluster), a DR operation token is generated on dr1 from dc1's recovery key,
 // dr1 is promoted, dc2 and dc3 follow it (revoke, secondary-token,
 // update-primary), and the client writes until its writes succeed again. It
 // reports the recovery time and the acknowledged writes lost; it fails only
@@ -62,7 +62,7 @@ type drill struct {
 	cfg drillConfig
 	w   *writer
 
-	killAt      time.Time // `kill dc1` returned: dc1 is gone
+	killAt      time.Time // `kill dc1a dc1b n1` returned: dc1 is gone
 	drainedAt   time.Time
 	tokenAt     time.Time
 	promoteAt   time.Time // the promote call was sent: every ack before it is dc1's
@@ -114,7 +114,7 @@ func (d *drill) startWriting() {
 	if err != nil {
 		t.Fatalf("log in on dc2 for the drill's client: %v", err)
 	}
-	d.w = newWriter("http://"+tp.addr("dc2"), S2.Token())
+	d.w = newWriter("http://"+tp.addr("dc2"), S2.Token(), drillPrefix)
 	d.w.start()
 	t.Cleanup(func() {
 		select {
@@ -143,26 +143,27 @@ func lastErr(ws []drillWrite) string {
 	return "no write failed"
 }
 
-// killPrimary kills dc1's container with docker kill (SIGKILL: no shutdown,
-// nothing flushed), and with it the NATS node n1 (the primary's site is
-// gone, its NATS node too: the stream and the set's claim live on, three
-// replicas, on n2 and n3). The addresses the failover needs are resolved
+// killPrimary kills the containers of both of dc1's nodes with docker kill
+// (SIGKILL: no shutdown, nothing flushed, no standby left to take over), and
+// with them the NATS node n1 (the primary's site is gone, its NATS node too:
+// the stream and the set's claim live on, three replicas, on n2 and n3).
+// Consul, which holds dc1's storage, stays up: it is not dc1's failure the
+// drill rehearses, and a node started again finds dc1's data there. The addresses the failover needs are resolved
 // first, so that the timeline measures Coffer, not the compose CLI.
 func (d *drill) killPrimary() {
 	tp := d.tp
 	for _, s := range []string{"dr1", "dc2", "dc3"} {
 		tp.addr(s)
 	}
-	id := tp.container("dc1")
+	ids := []string{tp.container("dc1a"), tp.container("dc1b"), tp.container("n1")}
 	if st, err := drStatusOf(tp.P()); err == nil {
 		d.oldLastWAL = num(st["last_wal"])
 	}
-	n1 := tp.container("n1")
-	if _, err := tp.run(cmdTimeout, "docker", "kill", id, n1); err != nil {
+	if _, err := tp.run(cmdTimeout, "docker", append([]string{"kill"}, ids...)...); err != nil {
 		d.t.Fatal(err)
 	}
 	d.killAt = time.Now()
-	d.t.Logf("dc1 and its NATS node n1 killed (dc1's last_wal was %d at the last read before the kill)", d.oldLastWAL)
+	d.t.Logf("dc1 (both nodes, dc1a and dc1b) and its NATS node n1 killed (dc1's last_wal was %d at the last read before the kill)", d.oldLastWAL)
 }
 
 // waitDrained waits until dr1 has applied every batch the stream holds: no
@@ -393,7 +394,7 @@ func (d *drill) report(lost []lostWrite) {
 	}
 	recovery := d.resumedAt.Sub(d.killAt)
 	var b strings.Builder
-	fmt.Fprintf(&b, "failover drill (%s variant): dc1 killed; timeline from the kill:\n", d.cfg.name)
+	fmt.Fprintf(&b, "failover drill (%s variant): dc1 (dc1a and dc1b) killed; timeline from the kill:\n", d.cfg.name)
 	fmt.Fprintf(&b, "  dr1 drained the stream           %s (dc2 at %d, dc3 at %d, dr1 at %d)\n", d.since(d.drainedAt), d.secApplied["dc2"], d.secApplied["dc3"], d.drApplied)
 	fmt.Fprintf(&b, "  DR operation token generated     %s\n", d.since(d.tokenAt))
 	fmt.Fprintf(&b, "  dr1 promoted, running primary    %s (%s)\n", d.since(d.promotedAt), d.promoteNote)
@@ -446,12 +447,14 @@ func failureKind(r drillWrite) string {
 	return fmt.Sprint(r.status)
 }
 
-// oldPrimaryFenced starts dc1 again: it must find the set's generation taken
-// by dr1 and refuse writes (503) instead of splitting the set.
+// oldPrimaryFenced starts dc1's two nodes again: the one that takes the
+// lock must find the set's generation taken by dr1 and refuse writes (503)
+// instead of splitting the set; P reaches it through dc1a either way.
 func (d *drill) oldPrimaryFenced() {
 	t, tp := d.t, d.tp
-	tp.mustCompose("start", "dc1")
-	tp.forget("dc1")
+	tp.mustCompose("start", "dc1a", "dc1b")
+	tp.forget("dc1a")
+	tp.forget("dc1b")
 	waitUntil(t, "the old primary dc1, started again, fenced", replTimeout, func() error {
 		st, err := perfStatus(tp.P())
 		if err != nil {

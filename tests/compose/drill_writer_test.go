@@ -18,7 +18,9 @@ import (
 
 // The failover drill's client: one writer that puts a new key per write,
 // secret/drill/<seq>, through a performance secondary (forwarded to the
-// primary), one write at a time, and keeps what happened to each.
+// primary), one write at a time, and keeps what happened to each. The
+// "active node down" fault (ha_test.go) uses it too, with keys secret/ha/<seq>
+// written through a node of dc1.
 
 const (
 	drillPrefix     = "drill/"
@@ -41,13 +43,16 @@ type drillWrite struct {
 	warnings []string
 }
 
-func drillKey(seq int) string { return fmt.Sprintf("%s%06d", drillPrefix, seq) }
+func drillKey(seq int) string { return seqKey(drillPrefix, seq) }
+
+func seqKey(prefix string, seq int) string { return fmt.Sprintf("%s%06d", prefix, seq) }
 
 // writer writes until stopped.
 type writer struct {
-	base  string // http://host:port of the performance secondary
-	token string
-	hc    *http.Client
+	base   string // http://host:port of the performance secondary (or of a node of dc1)
+	token  string
+	prefix string // of the keys under secret/: drillPrefix for the drill
+	hc     *http.Client
 
 	stop chan struct{}
 	done chan struct{}
@@ -56,9 +61,9 @@ type writer struct {
 	writes []drillWrite
 }
 
-func newWriter(base, token string) *writer {
+func newWriter(base, token, prefix string) *writer {
 	return &writer{
-		base: base, token: token,
+		base: base, token: token, prefix: prefix,
 		hc:   &http.Client{Timeout: writeTimeout},
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -102,6 +107,19 @@ func (w *writer) snapshot() []drillWrite {
 	return append([]drillWrite(nil), w.writes...)
 }
 
+// ackedSentAfter counts the acknowledged writes sent after t.
+func (w *writer) ackedSentAfter(t time.Time) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, r := range w.writes {
+		if r.acked && r.sent.After(t) {
+			n++
+		}
+	}
+	return n
+}
+
 // firstAckSentAfter returns the first acknowledged write sent after t.
 func (w *writer) firstAckSentAfter(t time.Time) (drillWrite, bool) {
 	w.mu.Lock()
@@ -126,11 +144,11 @@ func (w *writer) ackedCount() int {
 	return n
 }
 
-// put writes secret/drill/<seq> = {"v": "<seq>"} (kv-v2).
+// put writes secret/<prefix><seq> = {"v": "<seq>"} (kv-v2).
 func (w *writer) put(seq int) drillWrite {
 	rec := drillWrite{seq: seq, sent: time.Now()}
 	body := fmt.Sprintf(`{"data":{"v":"%d"}}`, seq)
-	req, err := http.NewRequest(http.MethodPut, w.base+"/v1/secret/data/"+drillKey(seq), strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPut, w.base+"/v1/secret/data/"+seqKey(w.prefix, seq), strings.NewReader(body))
 	if err != nil {
 		rec.err, rec.done = err.Error(), time.Now()
 		return rec

@@ -125,7 +125,7 @@ func activateDR(P *api.Client, d cluster) error {
 		if w == nil || w.WrapInfo == nil || w.WrapInfo.Token == "" {
 			return fmt.Errorf("dr/primary/secondary-token id=%s: no wrap_info.token", d.name)
 		}
-		if _, err := D.Logical().Write(pathDRSecEnable, map[string]any{"token": w.WrapInfo.Token}); err != nil {
+		if _, err := D.Logical().Write(pathDRSecEnable, map[string]any{"token": w.WrapInfo.Token, "primary_api_addr": primaryAPIAddr()}); err != nil {
 			if isSecondary() {
 				return nil
 			}

@@ -17,6 +17,14 @@
 // key check is dc1's once activated), admin-password (the userpass user "admin", policy "admin",
 // which logs in on every cluster: tokens are local to a cluster, and a
 // secondary's own root token is wiped by its activation).
+//
+// dc1 is a cluster of two nodes (dc1a, dc1b) on Consul. The setup reaches it
+// at http://dc1:8200 (COFFER_PRIMARY_ADDR), a network alias of both nodes,
+// so it works through whichever node answers: a standby forwards to the
+// active node, and sys/init answers 503 until a node is active (retried);
+// then it waits until both nodes (COFFER_PRIMARY_NODES) serve. It activates the secondaries with the same address as primary_api_addr
+// (COFFER_PRIMARY_API_ADDR), so that what they tell clients survives a
+// takeover in dc1.
 package main
 
 import (
@@ -101,6 +109,14 @@ func env(name, def string) string {
 }
 
 func sharedDir() string { return env("COFFER_SETUP_DIR", "/shared") }
+
+// primaryAPIAddr is the address of dc1 the secondaries keep as the primary's
+// (secondary/enable's primary_api_addr: the address their answers tell a
+// client to send a write to). Without it a secondary would keep the address
+// the token names, the api_addr of the node that was active when the token
+// was made, which a takeover leaves dead or standby. http://dc1:8200, the
+// alias of both nodes, reaches whichever is up; a standby forwards.
+func primaryAPIAddr() string { return env("COFFER_PRIMARY_API_ADDR", "http://dc1:8200") }
 
 func writeFile(path, content string) error {
 	tmp := path + ".tmp"
@@ -194,13 +210,21 @@ func waitHealth(c cluster, want ...int) error {
 	})
 }
 
+// Health codes of a node that answers: 200 active, 501 not initialized, 503
+// sealed (auto-unseals shortly), 472 a DR secondary (dr1 once activated),
+// 473 and 429 a standby of a cluster of several nodes (dc1a or dc1b).
+var (
+	healthAnswers = []int{200, 501, 503, 472, 473, 429}
+	healthServing = []int{200, 472, 473, 429}
+)
+
 // initialize runs sys/init on c when it is not initialized yet and stores
 // its root token (and recovery key) under the given file prefix; it returns
-// the root token either way.
+// the root token either way. On a cluster of several nodes c.addr may reach
+// any node: a standby forwards sys/init to the active node, and answers 503
+// while no node is active yet (an election is under way), which is retried.
 func initialize(c cluster, prefix string) (string, error) {
-	// 501: not initialized; 200: active; 503: sealed (auto-unseals shortly);
-	// 472: a DR secondary (dr1 once activated).
-	if err := waitHealth(c, 200, 501, 503, 472); err != nil {
+	if err := waitHealth(c, healthAnswers...); err != nil {
 		return "", err
 	}
 	tokenFile := filepath.Join(sharedDir(), prefix+"root-token")
@@ -213,7 +237,15 @@ func initialize(c cluster, prefix string) (string, error) {
 		return "", fmt.Errorf("%s sys/init status: %w", c.name, err)
 	}
 	if !inited {
-		res, err := cl.Sys().Init(&api.InitRequest{RecoveryShares: 1, RecoveryThreshold: 1})
+		var res *api.InitResponse
+		err := retry(c.name+" sys/init", 2*time.Minute, func() error {
+			var err error
+			res, err = cl.Sys().Init(&api.InitRequest{RecoveryShares: 1, RecoveryThreshold: 1})
+			if err != nil && statusCode(err) != http.StatusServiceUnavailable {
+				return stop{err}
+			}
+			return err
+		})
 		if err != nil {
 			return "", fmt.Errorf("%s sys/init: %w", c.name, err)
 		}
@@ -227,7 +259,7 @@ func initialize(c cluster, prefix string) (string, error) {
 		}
 		fmt.Printf("%s: initialized (static seal: one recovery key), root token in %s\n", c.name, tokenFile)
 	}
-	if err := waitHealth(c, 200, 472); err != nil {
+	if err := waitHealth(c, healthServing...); err != nil {
 		return "", err
 	}
 	tok, err := readFile(tokenFile)
@@ -235,6 +267,15 @@ func initialize(c cluster, prefix string) (string, error) {
 		return "", fmt.Errorf("%s is initialized but its root token is not in %s: %w", c.name, tokenFile, err)
 	}
 	return tok, err
+}
+
+// statusCode is the HTTP status of a vault/api error; 0 for another error.
+func statusCode(err error) int {
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode
+	}
+	return 0
 }
 
 func perfStatus(cl *api.Client) (map[string]any, error) {
@@ -249,6 +290,8 @@ func perfStatus(cl *api.Client) (map[string]any, error) {
 }
 
 func run() error {
+	// dc1 is two nodes; http://dc1:8200 is their shared network alias,
+	// which reaches whichever is up (a standby forwards to the active node).
 	primary := cluster{"dc1", env("COFFER_PRIMARY_ADDR", "http://dc1:8200")}
 	secondaries := []cluster{
 		{"dc2", env("COFFER_DC2_ADDR", "http://dc2:8200")},
@@ -259,6 +302,13 @@ func run() error {
 	rootTok, err := initialize(primary, "")
 	if err != nil {
 		return err
+	}
+	// The alias answers with either node: wait until both serve (the
+	// standby unseals by itself once the active node initialized dc1).
+	for _, addr := range strings.Split(env("COFFER_PRIMARY_NODES", "http://dc1a:8200,http://dc1b:8200"), ",") {
+		if err := waitHealth(cluster{"dc1 node " + addr, addr}, healthServing...); err != nil {
+			return err
+		}
 	}
 	P, err := primary.client(rootTok)
 	if err != nil {
@@ -460,7 +510,7 @@ func activate(P *api.Client, s cluster) error {
 		if w == nil || w.WrapInfo == nil || w.WrapInfo.Token == "" {
 			return fmt.Errorf("secondary-token id=%s: no wrap_info.token", s.name)
 		}
-		if _, err := S.Logical().Write(pathSecEnable, map[string]any{"token": w.WrapInfo.Token}); err != nil {
+		if _, err := S.Logical().Write(pathSecEnable, map[string]any{"token": w.WrapInfo.Token, "primary_api_addr": primaryAPIAddr()}); err != nil {
 			if _, rerr := P.Logical().Write(pathRevoke, map[string]any{"id": s.name}); rerr != nil {
 				fmt.Printf("  revoke %s after a failed activation: %v\n", s.name, rerr)
 			}
