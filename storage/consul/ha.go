@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/backoff"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/hashicorp/consul/api"
 )
@@ -208,7 +209,21 @@ func (b *Backend) Acquire(ctx context.Context, opts LockOptions) (*Held, error) 
 	if err != nil {
 		return nil, b.wrap(ctx, "create the HA session", err, true)
 	}
+	// Keep the session alive while waiting: a session left to expire would
+	// make the next attempt fail and start over with a new one.
+	wctx, stopWait := context.WithCancel(ctx)
+	waiting := make(chan struct{})
+	go func() {
+		defer close(waiting)
+		for backoff.Sleep(wctx, o.SessionTTL/3) {
+			rctx, cancel := context.WithTimeout(wctx, o.SessionTTL/3)
+			_, _, _ = b.session.Renew(sid, (&api.WriteOptions{}).WithContext(rctx))
+			cancel()
+		}
+	}()
 	destroy := func() {
+		stopWait()
+		<-waiting
 		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_, _ = b.session.Destroy(sid, (&api.WriteOptions{}).WithContext(dctx))
@@ -225,7 +240,8 @@ func (b *Backend) Acquire(ctx context.Context, opts LockOptions) (*Held, error) 
 		}
 		if err != nil && strings.Contains(err.Error(), "invalid session") {
 			destroy()
-			return nil, fmt.Errorf("consul storage: the HA session was invalidated while waiting (its health check failed?): %w", err)
+			return nil, fmt.Errorf("consul storage: the HA session was invalidated while waiting for the lock (this node's health check "+
+				"failed, or Consul lost the session): %w", err)
 		}
 		// Held by another, or within the lock delay: wait for a change,
 		// at most the lock delay.
@@ -242,6 +258,8 @@ func (b *Backend) Acquire(ctx context.Context, opts LockOptions) (*Held, error) 
 			}
 		}
 	}
+	stopWait()
+	<-waiting
 	pair, _, err := b.kv.Get(b.LockKey(), b.query(ctx))
 	if err != nil || pair == nil || pair.Session != sid {
 		destroy()

@@ -151,3 +151,57 @@ func TestHealthCheckEndsTheTenure(t *testing.T) {
 		return nil
 	})
 }
+
+// A node waiting for the lock keeps its session alive: Consul would expire
+// an unrenewed session after its TTL (up to twice), and the wait would end in
+// an error and start over.
+func TestWaitingKeepsTheSession(t *testing.T) {
+	a := consultest.Start(t)
+	bs := openHA(t, a, 2)
+	acquire(t, bs[0], consul.LockOptions{Node: "a"})
+	cl, err := api.NewClient(&api.Config{Address: a.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := bs[1].Acquire(ctx, consul.LockOptions{Node: "b", SessionTTL: 10 * time.Second})
+		done <- err
+	}()
+	var sid string
+	testutil.Eventually(t, 10*time.Second, "node b's session exists", func() error {
+		ss, _, err := cl.Session().List(nil)
+		if err != nil {
+			return err
+		}
+		for _, s := range ss {
+			if s.Name == "coffer-ha b" {
+				sid = s.ID
+				return nil
+			}
+		}
+		return fmt.Errorf("no session of node b among %d", len(ss))
+	})
+	start := time.Now()
+	// Past twice the TTL, the bound of Consul's expiry, the same session lives.
+	testutil.Eventually(t, 40*time.Second, "node b's session alive for twice its TTL", func() error {
+		select {
+		case err := <-done:
+			t.Fatalf("node b's wait ended: %v", err)
+		default:
+		}
+		se, _, err := cl.Session().Info(sid, nil)
+		if err != nil {
+			return err
+		}
+		if se == nil {
+			t.Fatalf("node b's session %s expired after %s while it waited", sid, time.Since(start).Round(time.Second))
+		}
+		if time.Since(start) < 22*time.Second {
+			return fmt.Errorf("alive for %s", time.Since(start).Round(time.Second))
+		}
+		return nil
+	})
+}
