@@ -114,8 +114,13 @@ func (c *Client) Forward(ctx context.Context, path string, lreq *logical.Request
 	resp := &logical.Response{Data: fb.Data, Auth: fb.Auth, Warnings: fb.Warnings, StatusCode: fb.StatusCode}
 	wctx, cancel := context.WithTimeout(ctx, c.wait)
 	defer cancel()
-	if err := c.t.WaitApplied(wctx, reply.WALIndex); err != nil {
+	switch err := c.t.WaitApplied(wctx, reply.WALIndex); {
+	case err == nil:
+	case errors.Is(err, context.DeadlineExceeded):
 		resp.Warnings = append(resp.Warnings, fmt.Sprintf("the write was applied on the primary (WAL index %d) but this cluster had not replicated it after %s: a read here may not show it yet", reply.WALIndex, c.wait))
+	default:
+		resp.Warnings = append(resp.Warnings, fmt.Sprintf("the write was applied on the primary (WAL index %d), but this cluster cannot tell that it was replicated (%v): "+
+			"if the primary was replaced meanwhile the write may be lost; read it back", reply.WALIndex, err))
 	}
 	return resp, reply.WALIndex, nil
 }

@@ -22,16 +22,29 @@ func (s *Secondary) Forward(ctx context.Context, payload []byte) ([]byte, error)
 // WaitRemoteWAL waits until this secondary has applied the primary's WAL up
 // to index, or ctx ends (the caller bounds it: best_effort_wal_wait_duration).
 func (s *Secondary) WaitRemoteWAL(ctx context.Context, index uint64) error {
+	return s.waitRemoteWAL(ctx, index, s.generation())
+}
+
+// waitRemoteWAL is WaitRemoteWAL for index of generation gen.
+func (s *Secondary) waitRemoteWAL(ctx context.Context, index, gen uint64) error {
 	for {
 		s.mu.Lock()
+		changed := s.m.Generation() != gen
 		done, ch := s.m.LastRemoteWAL() >= index, s.advanced
 		s.mu.Unlock()
+		if changed {
+			// Another primary's WAL: its indexes say nothing of index.
+			return fmt.Errorf("%w: the replication set moved from generation %d to %d while waiting for WAL index %d of the first",
+				ErrPrimaryChanged, gen, s.generation(), index)
+		}
 		if done {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-s.revoked:
+			return ErrRevoked
 		case <-ch:
 		}
 	}

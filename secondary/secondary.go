@@ -40,6 +40,9 @@ var (
 	ErrNotActivated = errors.New("secondary: this cluster is not an activated performance secondary (activate it with a token from the primary)")
 	// ErrRevoked: the primary revoked this secondary; activate again with a new token.
 	ErrRevoked = errors.New("secondary: revoked by the primary: generate a new token on the primary and activate again")
+	// ErrPrimaryChanged: WaitRemoteWAL's index belongs to a primary that no
+	// longer holds the set; whether its write survived is unknown here.
+	ErrPrimaryChanged = errors.New("secondary: the primary changed")
 	// ErrActivation wraps every refusal of the primary at activation; the
 	// message says which (already used, expired, revoked, not issued here).
 	ErrActivation = errors.New("secondary: activation refused")
