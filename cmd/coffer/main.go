@@ -26,7 +26,8 @@ type command struct {
 var commands = map[string]command{
 	"server":   {"Start a Coffer server", func(_ *cli, args []string) int { return runServer(args) }},
 	"status":   {"Print seal and HA status", (*cli).status},
-	"operator": {"Perform operator-specific tasks (init, unseal, seal, rotate, key-status, generate-root)", subcommands("operator", operatorCommands)},
+	"bench":    {"Measure replication: lag, catch-up, throughput, forwarded writes (docs/performance.md)", (*cli).bench},
+	"operator": {"Perform operator-specific tasks (init, unseal, seal, step-down, rotate, key-status, generate-root)", subcommands("operator", operatorCommands)},
 	"version":  {"Print the Coffer version", (*cli).version},
 	// The vault-compatible commands (vaultcli.go and the files it names).
 	"read":    {"Read data at a path (GET)", (*cli).read},

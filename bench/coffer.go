@@ -1,0 +1,135 @@
+package bench
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// CofferTarget writes KV v2 on a primary and reads on its secondaries,
+// through vault/api.
+type CofferTarget struct {
+	Primary     *api.Client
+	Secondaries []*api.Client
+}
+
+// Put writes {"v": base64(value)} at secret/<key> on the primary.
+func (c *CofferTarget) Put(ctx context.Context, key string, v []byte) error {
+	_, err := c.Primary.KVv2("secret").Put(ctx, key, map[string]any{"v": base64.StdEncoding.EncodeToString(v)})
+	return err
+}
+
+// PutVia is Put through another cluster (a secondary forwards it).
+func PutVia(c *api.Client) func(ctx context.Context, key string, v []byte) error {
+	return func(ctx context.Context, key string, v []byte) error {
+		_, err := c.KVv2("secret").Put(ctx, key, map[string]any{"v": base64.StdEncoding.EncodeToString(v)})
+		return err
+	}
+}
+
+// Readers is the number of secondaries.
+func (c *CofferTarget) Readers() int { return len(c.Secondaries) }
+
+// Has reads secret/<key> on secondary i.
+func (c *CofferTarget) Has(ctx context.Context, i int, key string) (bool, error) {
+	s, err := c.Secondaries[i].Logical().ReadWithContext(ctx, "secret/data/"+key)
+	if err != nil {
+		return false, err
+	}
+	return s != nil && s.Data["data"] != nil, nil
+}
+
+// statusWAL reads a WAL index field of sys/replication/performance/status.
+func statusWAL(ctx context.Context, c *api.Client, field string) (uint64, error) {
+	s, err := c.Logical().ReadWithContext(ctx, "sys/replication/performance/status")
+	if err != nil {
+		return 0, err
+	}
+	if s == nil {
+		return 0, fmt.Errorf("no replication status")
+	}
+	n, ok := s.Data[field].(json.Number)
+	if !ok {
+		return 0, fmt.Errorf("replication status has no %s: %v", field, s.Data)
+	}
+	v, err := n.Int64()
+	return uint64(v), err
+}
+
+// CatchUpResult is one catch-up from a backlog.
+type CatchUpResult struct {
+	Entries uint64        // WAL entries the secondary applied to catch up
+	Took    time.Duration // from its resume to its last_remote_wal reaching the primary's last_wal
+}
+
+// Rate is WAL entries per second.
+func (c CatchUpResult) Rate() float64 { return float64(c.Entries) / c.Took.Seconds() }
+
+// CatchUp freezes secondary sec of s, writes backlog writes of size bytes
+// on the primary (16 clients), resumes the secondary and times how long it
+// takes to apply the whole backlog.
+func CatchUp(ctx context.Context, s *Set, sec, backlog, size int) (CatchUpResult, error) {
+	n := s.Secondaries[sec]
+	t := &CofferTarget{Primary: s.Primary.Client}
+	from, err := statusWAL(ctx, n.Client, "last_remote_wal")
+	if err != nil {
+		return CatchUpResult{}, err
+	}
+	if err := n.Pause(); err != nil {
+		return CatchUpResult{}, err
+	}
+	if err := writeN(ctx, t.Put, backlog, size); err != nil {
+		_ = n.Resume()
+		return CatchUpResult{}, err
+	}
+	last, err := statusWAL(ctx, s.Primary.Client, "last_wal")
+	if err != nil {
+		_ = n.Resume()
+		return CatchUpResult{}, err
+	}
+	start := time.Now()
+	if err := n.Resume(); err != nil {
+		return CatchUpResult{}, err
+	}
+	err = poll(ctx, 10*time.Minute, func() error {
+		at, err := statusWAL(ctx, n.Client, "last_remote_wal")
+		if err == nil && at < last {
+			err = fmt.Errorf("at %d of %d", at, last)
+		}
+		return err
+	})
+	return CatchUpResult{Entries: last - from, Took: time.Since(start)}, err
+}
+
+// writeN writes n values with 16 clients.
+func writeN(ctx context.Context, put func(context.Context, string, []byte) error, n, size int) error {
+	jobs := make(chan int)
+	errc := make(chan error, 16)
+	val := value(size)
+	for range 16 {
+		go func() {
+			var first error
+			for i := range jobs {
+				if err := put(ctx, fmt.Sprintf("backlog/%d", i), val); err != nil && first == nil {
+					first = err
+				}
+			}
+			errc <- first
+		}()
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	var first error
+	for range 16 {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

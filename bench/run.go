@@ -1,0 +1,244 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Parts are the measurements Options.Only picks from.
+var Parts = []string{"throughput", "lag", "forwarded", "catchup"}
+
+// Options configures Run (`coffer bench`'s flags).
+type Options struct {
+	// Bin is the coffer binary the servers run.
+	Bin string
+	// Storages to measure: "inmem", "bolt".
+	Storages []string
+	// Rates are the write rates of the lag measurements, each run Duration.
+	Rates    []int
+	Duration time.Duration
+	// Size is the bytes of each written value.
+	Size int
+	// Backlog is the writes of the catch-up measurement.
+	Backlog int
+	// ThroughputFor and Clients: the write throughput measurements.
+	ThroughputFor time.Duration
+	Clients       int
+	// Forwarded is the sequential writes of forwarded against direct.
+	Forwarded int
+	// Only names the Parts to run.
+	Only map[string]bool
+	// CompareNATS measures the NATS anchor in the same run.
+	CompareNATS bool
+	// Log receives the servers' output (nil: discarded).
+	Log io.Writer
+}
+
+// anchor holds the NATS figures, measured once per run.
+type anchor struct {
+	lag     map[int]LagResult
+	consume float64
+}
+
+// Run measures and prints one table: a row per figure and storage, the
+// NATS anchor beside it when asked.
+func Run(ctx context.Context, w io.Writer, o Options) error {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	dir, err := os.MkdirTemp("", "coffer-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var an *anchor
+	if o.CompareNATS {
+		if an, err = measureAnchor(ctx, o, dir); err != nil {
+			return fmt.Errorf("NATS anchor: %w", err)
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "figure\tstorage\tcoffer\tnats anchor")
+	for _, st := range o.Storages {
+		sdir, err := os.MkdirTemp(dir, st+"-")
+		if err != nil {
+			return err
+		}
+		so := SetOptions{Bin: o.Bin, Dir: sdir, Storage: st, Log: o.Log}
+		if err := measureStorage(ctx, tw, o, so, an); err != nil {
+			return fmt.Errorf("storage %s: %w", st, err)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return tw.Flush()
+}
+
+// measureStorage runs the measurements on one storage: replication off,
+// then a set of a primary and two secondaries.
+func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, an *anchor) error {
+	st := so.Storage
+	var off throughput
+	if o.Only["throughput"] {
+		alone, err := StartSet(ctx, SetOptions{Bin: so.Bin, Dir: so.Dir + "/alone", Storage: st, Log: so.Log})
+		if err != nil {
+			return err
+		}
+		off, err = measureThroughput(ctx, alone, o)
+		alone.Close()
+		if err != nil {
+			return err
+		}
+	}
+	so.Secondaries, so.Replication = 2, true
+	so.Dir += "/set"
+	set, err := StartSet(ctx, so)
+	if err != nil {
+		return err
+	}
+	defer set.Close()
+	if o.Only["throughput"] {
+		on, err := measureThroughput(ctx, set, o)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "write throughput, %d clients, replication off / two secondaries\t%s\t%.0f / %.0f writes/s (%.2f)\t\n", o.Clients, st, off.rate, on.rate, on.rate/off.rate)
+		fmt.Fprintf(w, "primary CPU per 1,000 writes, replication off / two secondaries\t%s\t%s / %s (%.2f)\t\n", st, round(off.cpu), round(on.cpu), on.cpu.Seconds()/off.cpu.Seconds())
+	}
+	t := &CofferTarget{Primary: set.Primary.Client}
+	for _, s := range set.Secondaries {
+		t.Secondaries = append(t.Secondaries, s.Client)
+	}
+	if o.Only["lag"] {
+		for _, rate := range o.Rates {
+			cpu := startCPU(set)
+			r := Lag(ctx, t, rate, o.Duration, o.Size)
+			writeLag(w, st, r, an)
+			fmt.Fprintf(w, "  CPU during it (%% of one core)\t%s\t%s\t\n", st, cpu.shares())
+		}
+	}
+	if o.Only["forwarded"] {
+		direct, err := Sequential(ctx, t.Put, o.Forwarded, o.Size)
+		if err != nil {
+			return err
+		}
+		fwd, err := Sequential(ctx, PutVia(t.Secondaries[0]), o.Forwarded, o.Size)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "write latency, sequential, direct\t%s\t%s\t\n", st, direct)
+		fmt.Fprintf(w, "write latency, sequential, forwarded by a secondary\t%s\t%s (p99 %.2fx direct)\t\n", st, fwd, float64(fwd.P99)/float64(direct.P99))
+	}
+	if o.Only["catchup"] {
+		c, err := CatchUp(ctx, set, 1, o.Backlog, o.Size)
+		if err != nil {
+			return err
+		}
+		anc := ""
+		if an != nil {
+			anc = fmt.Sprintf("ordered consumer: %.0f msgs/s (coffer %.2fx)", an.consume, c.Rate()/an.consume)
+		}
+		fmt.Fprintf(w, "catch-up from a backlog of %d writes\t%s\t%.0f WAL entries/s (%d in %s)\t%s\n", o.Backlog, st, c.Rate(), c.Entries, round(c.Took), anc)
+	}
+	return nil
+}
+
+// writeLag prints one lag measurement's rows.
+func writeLag(w io.Writer, st string, r LagResult, an *anchor) {
+	anc := ""
+	if an != nil {
+		if a, ok := an.lag[r.Rate]; ok && len(a.Lag) > 0 {
+			anc = a.Lag[0].String()
+			if a.Lag[0].P99 > 0 && len(r.Lag) > 0 {
+				anc += fmt.Sprintf(" (coffer p99 %.2fx)", float64(r.Lag[0].P99)/float64(a.Lag[0].P99))
+			}
+		}
+	}
+	for i, d := range r.Lag {
+		th := r.Thirds[i]
+		fmt.Fprintf(w, "lag at %d writes/s (%.0f done), secondary %d\t%s\t%s; p50 by third %s %s %s\t%s\n",
+			r.Rate, r.Achieved, i+1, st, d, ms(th[0].P50), ms(th[1].P50), ms(th[2].P50), anc)
+		anc = ""
+	}
+	if r.Errors > 0 || r.Late > 0 || r.Lost > 0 {
+		fmt.Fprintf(w, "  load at %d writes/s\t%s\t%d errors, %d writes started over 1 s late, %d probes lost\t\n", r.Rate, st, r.Errors, r.Late, r.Lost)
+	}
+}
+
+// throughput is one write throughput run and the primary's CPU per 1,000
+// writes during it.
+type throughput struct {
+	rate float64
+	cpu  time.Duration
+}
+
+func measureThroughput(ctx context.Context, s *Set, o Options) (throughput, error) {
+	t := &CofferTarget{Primary: s.Primary.Client}
+	c0, err := ProcessCPU(s.Primary.PID())
+	if err != nil {
+		return throughput{}, err
+	}
+	start := time.Now()
+	rate, errs := Throughput(ctx, t.Put, o.Clients, o.ThroughputFor, o.Size)
+	took := time.Since(start)
+	c1, err := ProcessCPU(s.Primary.PID())
+	if err != nil {
+		return throughput{}, err
+	}
+	if errs > 0 {
+		return throughput{}, fmt.Errorf("%d writes failed during the throughput run", errs)
+	}
+	writes := rate * took.Seconds()
+	return throughput{rate: rate, cpu: time.Duration(float64(c1-c0) / writes * 1000)}, nil
+}
+
+func round(d time.Duration) string { return d.Round(time.Millisecond).String() }
+
+// cpuWatch reads the CPU time of a set's processes and of this one.
+type cpuWatch struct {
+	set   *Set
+	start time.Time
+	at    []time.Duration // primary, secondaries..., this process
+}
+
+func (s *Set) pids() []int {
+	out := []int{s.Primary.PID()}
+	for _, n := range s.Secondaries {
+		out = append(out, n.PID())
+	}
+	return append(out, os.Getpid())
+}
+
+func startCPU(s *Set) *cpuWatch {
+	c := &cpuWatch{set: s, start: time.Now()}
+	for _, pid := range s.pids() {
+		d, _ := ProcessCPU(pid)
+		c.at = append(c.at, d)
+	}
+	return c
+}
+
+// shares renders each process's CPU since start as a percentage of one core.
+func (c *cpuWatch) shares() string {
+	wall := time.Since(c.start).Seconds()
+	names := []string{"primary"}
+	for i := range c.set.Secondaries {
+		names = append(names, fmt.Sprintf("secondary %d", i+1))
+	}
+	names = append(names, "bench")
+	var parts []string
+	for i, pid := range c.set.pids() {
+		d, err := ProcessCPU(pid)
+		if err != nil {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", names[i], 100*(d-c.at[i]).Seconds()/wall))
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,273 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// SetOptions describes a replication set `coffer bench` starts itself: a
+// primary and its performance secondaries, each a `coffer server` process
+// with its own storage, on loopback, the primary's NATS embedded.
+type SetOptions struct {
+	// Bin is the coffer binary.
+	Bin string
+	// Dir holds the servers' configurations, storage and NATS store.
+	Dir string
+	// Storage is "inmem" or "bolt" (fsync on every commit).
+	Storage string
+	// Secondaries is how many secondaries to activate; with Replication
+	// false the primary runs alone (replication off).
+	Secondaries int
+	Replication bool
+	// Log receives the servers' output (nil: discarded).
+	Log io.Writer
+}
+
+// Node is one running server of a set.
+type Node struct {
+	Name, Addr string
+	// Client carries a token good on this node: root on the primary, a
+	// userpass login on a secondary (tokens are local to a cluster).
+	Client *api.Client
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// PID is the server's process id (for its CPU time).
+func (n *Node) PID() int { return n.cmd.Process.Pid }
+
+// Pause and Resume freeze and thaw the process (a secondary's backlog).
+func (n *Node) Pause() error  { return n.cmd.Process.Signal(syscall.SIGSTOP) }
+func (n *Node) Resume() error { return n.cmd.Process.Signal(syscall.SIGCONT) }
+
+// Set is a running replication set.
+type Set struct {
+	Primary     *Node
+	Secondaries []*Node
+	nodes       []*Node
+}
+
+// benchPolicy lets the bench token write and read the kv-v2 mount secret/.
+const benchPolicy = `path "secret/*" { capabilities = ["create", "update", "read", "list", "delete"] }`
+
+// StartSet starts the primary, enables replication and activates the
+// secondaries; Close stops them all.
+func StartSet(ctx context.Context, o SetOptions) (*Set, error) {
+	s := &Set{}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	keyFile := filepath.Join(o.Dir, "seal.key")
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		return nil, err
+	}
+	natsAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	storeDir := filepath.Join(o.Dir, "nats")
+	bus := fmt.Sprintf("bus {\n  embedded = true\n  listen = %q\n  store_dir = %q\n}\n", natsAddr, storeDir)
+	p, err := s.start(ctx, o, "primary", keyFile, bus)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.Primary = p
+	if err := setupPrimary(p.Client, o.Replication); err != nil {
+		s.Close()
+		return nil, err
+	}
+	secBus := fmt.Sprintf("bus {\n  url = \"nats://%s\"\n  nkey_seed_file = %q\n}\n", natsAddr, filepath.Join(storeDir, "auth", "client.nk"))
+	for i := range o.Secondaries {
+		n, err := s.start(ctx, o, fmt.Sprintf("secondary%d", i+1), keyFile, secBus)
+		if err == nil {
+			err = activate(ctx, p.Client, n, fmt.Sprintf("bench%d", i+1))
+		}
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.Secondaries = append(s.Secondaries, n)
+	}
+	return s, nil
+}
+
+// setupPrimary mounts kv-v2 at secret/, writes the bench policy and user,
+// and enables replication.
+func setupPrimary(c *api.Client, replication bool) error {
+	if err := c.Sys().Mount("secret", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		return fmt.Errorf("mount secret/: %w", err)
+	}
+	if err := c.Sys().PutPolicy("bench", benchPolicy); err != nil {
+		return err
+	}
+	if err := c.Sys().EnableAuthWithOptions("userpass", &api.EnableAuthOptions{Type: "userpass"}); err != nil {
+		return err
+	}
+	if _, err := c.Logical().Write("auth/userpass/users/bench", map[string]any{"password": "bench", "token_policies": "bench"}); err != nil {
+		return err
+	}
+	if !replication {
+		return nil
+	}
+	_, err := c.Logical().Write("sys/replication/performance/primary/enable", nil)
+	return err
+}
+
+// activate makes n a secondary of the primary and logs in on it.
+func activate(ctx context.Context, primary *api.Client, n *Node, id string) error {
+	s, err := primary.Logical().Write("sys/replication/performance/primary/secondary-token", map[string]any{"id": id})
+	if err != nil || s == nil || s.WrapInfo == nil {
+		return fmt.Errorf("secondary-token %s: %v", id, err)
+	}
+	if _, err := n.Client.Logical().Write("sys/replication/performance/secondary/enable", map[string]any{"token": s.WrapInfo.Token}); err != nil {
+		return fmt.Errorf("activate %s: %w", n.Name, err)
+	}
+	return poll(ctx, 60*time.Second, func() error {
+		s, err := n.Client.Logical().Write("auth/userpass/login/bench", map[string]any{"password": "bench"})
+		if err != nil {
+			return err
+		}
+		n.Client.SetToken(s.Auth.ClientToken)
+		return nil
+	})
+}
+
+// start writes a node's configuration, runs it, initializes it and waits
+// until it is unsealed.
+func (s *Set) start(ctx context.Context, o SetOptions, name, keyFile, bus string) (*Node, error) {
+	dir := filepath.Join(o.Dir, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	switch o.Storage {
+	case "inmem":
+		b.WriteString("storage \"inmem\" {}\n")
+	case "bolt":
+		fmt.Fprintf(&b, "storage \"bolt\" {\n  path = %q\n}\n", filepath.Join(dir, "coffer.db"))
+	default:
+		return nil, fmt.Errorf("storage %q: use inmem or bolt", o.Storage)
+	}
+	fmt.Fprintf(&b, "listener \"tcp\" {\n  address = %q\n  tls_disable = true\n}\nseal \"static\" {\n  key_file = %q\n}\n", addr, keyFile)
+	fmt.Fprintf(&b, "api_addr = \"http://%s\"\ncluster_name = %q\nlog_level = \"warn\"\n%s", addr, name, bus)
+	cfg := filepath.Join(dir, "coffer.hcl")
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
+		return nil, err
+	}
+	n := &Node{Name: name, Addr: addr, cmd: exec.Command(o.Bin, "server", "-config="+cfg), exited: make(chan struct{})}
+	n.cmd.Stdout, n.cmd.Stderr = o.Log, o.Log
+	if err := n.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() { _ = n.cmd.Wait(); close(n.exited) }()
+	s.nodes = append(s.nodes, n)
+	if n.Client, err = newClient(addr, ""); err != nil {
+		return nil, err
+	}
+	if err := poll(ctx, 30*time.Second, func() error { return healthCode(addr, -1) }); err != nil {
+		return nil, fmt.Errorf("%s does not answer: %w", name, err)
+	}
+	res, err := n.Client.Sys().Init(&api.InitRequest{RecoveryShares: 1, RecoveryThreshold: 1})
+	if err != nil {
+		return nil, fmt.Errorf("init %s: %w", name, err)
+	}
+	n.Client.SetToken(res.RootToken)
+	if err := poll(ctx, 60*time.Second, func() error { return healthCode(addr, http.StatusOK) }); err != nil {
+		return nil, fmt.Errorf("%s is not unsealed: %w", name, err)
+	}
+	return n, nil
+}
+
+// Close stops every server (SIGTERM, then SIGKILL after 10 s).
+func (s *Set) Close() {
+	for _, n := range s.nodes {
+		_ = n.cmd.Process.Signal(syscall.SIGCONT)
+		_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, n := range s.nodes {
+		select {
+		case <-n.exited:
+		case <-time.After(10 * time.Second):
+			_ = n.cmd.Process.Kill()
+			<-n.exited
+		}
+	}
+}
+
+// newClient is a vault/api client for addr without retries.
+func newClient(addr, token string) (*api.Client, error) {
+	cfg := api.DefaultConfig()
+	cfg.Address = "http://" + addr
+	cfg.MaxRetries = 0
+	cfg.Timeout = 30 * time.Second
+	cfg.HttpClient.Transport.(*http.Transport).MaxIdleConnsPerHost = 256
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.SetToken(token)
+	return c, nil
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// healthCode is nil when sys/health answers want (-1: any code).
+func healthCode(addr string, want int) error {
+	resp, err := http.Get("http://" + addr + "/v1/sys/health")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if want >= 0 && resp.StatusCode != want {
+		return fmt.Errorf("sys/health %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// poll calls f until it returns nil, ctx ends or within passes.
+func poll(ctx context.Context, within time.Duration, f func() error) error {
+	deadline := time.Now().Add(within)
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
