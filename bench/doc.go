@@ -2,6 +2,21 @@
 // generators, the probes, the percentiles, and the NATS anchors that put a
 // plain NATS figure beside every Coffer figure.
 //
+// # The measurements
+//
+// Run (run.go) starts a replication set itself (set.go: a primary and two
+// performance secondaries, each a `coffer server` process on loopback, with
+// inmem or bolt storage and the primary's NATS embedded) and measures, per
+// storage: write throughput and the primary's CPU time per 1,000 writes with
+// replication off and with two secondaries; replication lag at given write
+// rates (load.go: an open-loop load plus a probe that writes a marker on the
+// primary every 10 ms and polls each secondary until it serves it);
+// forwarded against direct write latency; catch-up from a backlog
+// (coffer.go: one secondary frozen while the primary writes, then the time
+// until its last_remote_wal reaches the primary's last_wal). The CPU times
+// come from /proc (cpu.go), stable where wall-clock figures on a shared
+// machine are not.
+//
 // # The NATS anchors
 //
 // A Coffer figure alone says little: 1 ms of replication lag is good or bad
