@@ -10,13 +10,17 @@ import (
 type MirrorTarget struct{ M *Mirror }
 
 // Put writes to the hub's bucket.
-func (m MirrorTarget) Put(ctx context.Context, key string, v []byte) error { return m.M.Put(ctx, key, v) }
+func (m MirrorTarget) Put(ctx context.Context, key string, v []byte) error {
+	return m.M.Put(ctx, key, v)
+}
 
 // Readers is one: the leaf's mirror.
 func (m MirrorTarget) Readers() int { return 1 }
 
 // Has reads the mirror.
-func (m MirrorTarget) Has(ctx context.Context, _ int, key string) (bool, error) { return m.M.Has(ctx, key) }
+func (m MirrorTarget) Has(ctx context.Context, _ int, key string) (bool, error) {
+	return m.M.Has(ctx, key)
+}
 
 // measureAnchor runs the lag measurements on a mirrored NATS KV bucket and
 // the raw consume rate of a backlog, in this run.
