@@ -37,6 +37,9 @@ type Options struct {
 	CompareNATS bool
 	// Log receives the servers' output (nil: discarded).
 	Log io.Writer
+	// ProfileDir, when set, receives a CPU profile of every server
+	// (<storage>-<set>-<server>.pprof; go tool pprof reads them).
+	ProfileDir string
 }
 
 // anchor holds the NATS figures, measured once per run.
@@ -69,7 +72,7 @@ func Run(ctx context.Context, w io.Writer, o Options) error {
 		if err != nil {
 			return err
 		}
-		so := SetOptions{Bin: o.Bin, Dir: sdir, Storage: st, Log: o.Log}
+		so := SetOptions{Bin: o.Bin, Dir: sdir, Storage: st, Log: o.Log, ProfileDir: o.ProfileDir}
 		if err := measureStorage(ctx, tw, o, so, an); err != nil {
 			return fmt.Errorf("storage %s: %w", st, err)
 		}
@@ -86,7 +89,7 @@ func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, 
 	st := so.Storage
 	var off throughput
 	if o.Only["throughput"] {
-		alone, err := StartSet(ctx, SetOptions{Bin: so.Bin, Dir: so.Dir + "/alone", Storage: st, Log: so.Log})
+		alone, err := StartSet(ctx, SetOptions{Bin: so.Bin, Dir: so.Dir + "/" + st + "-alone", Storage: st, Log: so.Log, ProfileDir: so.ProfileDir})
 		if err != nil {
 			return err
 		}
@@ -97,7 +100,7 @@ func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, 
 		}
 	}
 	so.Secondaries, so.Replication = 2, true
-	so.Dir += "/set"
+	so.Dir += "/" + st + "-set"
 	set, err := StartSet(ctx, so)
 	if err != nil {
 		return err

@@ -34,6 +34,9 @@ type SetOptions struct {
 	Replication bool
 	// Log receives the servers' output (nil: discarded).
 	Log io.Writer
+	// ProfileDir, when set, receives a CPU profile of each server,
+	// <name>.pprof, written when the set is closed.
+	ProfileDir string
 }
 
 // Node is one running server of a set.
@@ -176,7 +179,11 @@ func (s *Set) start(ctx context.Context, o SetOptions, name, keyFile, bus string
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 		return nil, err
 	}
-	n := &Node{Name: name, Addr: addr, cmd: exec.Command(o.Bin, "server", "-config="+cfg), exited: make(chan struct{})}
+	args := []string{"server", "-config=" + cfg}
+	if o.ProfileDir != "" {
+		args = append(args, "-cpuprofile="+filepath.Join(o.ProfileDir, filepath.Base(o.Dir)+"-"+name+".pprof"))
+	}
+	n := &Node{Name: name, Addr: addr, cmd: exec.Command(o.Bin, args...), exited: make(chan struct{})}
 	n.cmd.Stdout, n.cmd.Stderr = o.Log, o.Log
 	if err := n.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)

@@ -29,6 +29,7 @@ func (c *cli) bench(args []string) int {
 	only := fs.String("only", strings.Join(bench.Parts, ","), "measurements to run: "+strings.Join(bench.Parts, ", "))
 	fs.BoolVar(&o.CompareNATS, "compare-nats", false, "measure the same load on a NATS KV bucket mirrored over a leafnode, in this run, beside every figure")
 	logPath := fs.String("log", "", "file for the servers' output (default: discarded)")
+	fs.StringVar(&o.ProfileDir, "profile", "", "directory for a CPU profile (pprof) of every server, written as the sets stop")
 	fs.Usage = func() {
 		fmt.Fprintln(c.stderr, "Usage: coffer bench [flags]\n\nStarts a replication set on loopback (a primary and two performance secondaries,\n"+
 			"each a `coffer server` process) and measures replication lag at given write rates,\ncatch-up from a backlog, "+

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -42,6 +43,7 @@ func runServer(args []string) int {
 	devListen := fs.String("dev-listen-address", "127.0.0.1:8200", "API listen address in dev mode")
 	devNATS := fs.String("dev-nats-listen", "127.0.0.1:4222", "embedded NATS listen address in dev mode")
 	logLevel := fs.String("log-level", "", "log level: trace, debug, info, warn, error (overrides the config file)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file (coffer bench -profile)")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "Usage: coffer server -config=FILE | -dev [-dev-root-token-id=ID] [-dev-listen-address=ADDR] [-dev-nats-listen=ADDR]")
 		fs.PrintDefaults()
@@ -93,11 +95,32 @@ func runServer(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			logger.Error().Err(err).Msg("cannot write the CPU profile")
+			return 1
+		}
+		defer stopProfile()
+	}
 	if err := serve(ctx, cfg, *dev, *devRoot, logger); err != nil {
 		logger.Error().Err(err).Msg("server stopped with an error")
 		return 1
 	}
 	return 0
+}
+
+// startCPUProfile profiles the process into path until the returned stop.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // newLogger builds the one zerolog logger passed down to every component.
