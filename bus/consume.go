@@ -22,8 +22,6 @@ const (
 	// NakDelay is how long JetStream holds a Nak'ed message before
 	// redelivering it, so a handler failing on every try does not spin.
 	NakDelay = 250 * time.Millisecond
-	// ackTimeout bounds Msg.Ack's wait for the server's confirmation.
-	ackTimeout = 5 * time.Second
 	// retryMin and retryMax bound the pause between attempts while NATS or
 	// the consumer is unavailable.
 	retryMin = 250 * time.Millisecond
@@ -41,9 +39,10 @@ type Msg struct {
 	Data      []byte
 	Headers   map[string]string // first value of each header
 	StreamSeq uint64            // the message's stream sequence
-	// Ack acknowledges the message and waits for the server to confirm that
-	// the durable position moved past it (bounded to 5 s). On error the
-	// message will be redelivered: handlers must be idempotent.
+	// Ack acknowledges the message without waiting for the server's
+	// confirmation (the next pull follows it on the same connection). A
+	// lost ack, or an error, brings the message again: handlers must be
+	// idempotent.
 	Ack func() error
 	// Nak asks for redelivery after NakDelay.
 	Nak func() error
@@ -251,9 +250,13 @@ func (c *consumer) deliver(ctx context.Context, jm jetstream.Msg) {
 		Data:      jm.Data(),
 		StreamSeq: seq,
 		Ack: func() error {
-			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
-			defer cancel()
-			if err := jm.DoubleAck(actx); err != nil {
+			// Not waited for: the next pull follows the ack on the same
+			// connection, so the server has taken the ack when it serves
+			// the pull (MaxAckPending 1 holds). An ack that gets lost
+			// brings the message again, which the handler skips as a
+			// replay. Waiting for each ack's confirmation cost a round
+			// trip a message and bounded how fast a backlog is read.
+			if err := jm.Ack(); err != nil {
 				return fmt.Errorf("ack %s/%s seq %d: %w (it will be redelivered)", c.stream, c.durable, seq, err)
 			}
 			settled.Store(true)

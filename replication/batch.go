@@ -401,8 +401,27 @@ func signBatch(signer ed25519.PrivateKey, body []byte) ([]byte, error) {
 // flateWriters recycles compressors: each holds about 1 MiB of state.
 // BestSpeed: values are ciphertext and do not compress; keys and framing do,
 // and the shipper's latency matters more than the last percent of size.
+var flateReaders = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
+
+// readAllInto is io.ReadAll into buf's spare capacity.
+func readAllInto(buf []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
 var flateWriters = sync.Pool{New: func() any {
-	zw, _ := flate.NewWriter(nil, flate.BestSpeed) // a valid level: cannot fail
+	zw, _ := flate.NewWriter(nil, flate.NoCompression) // a valid level: cannot fail
 	return zw
 }}
 
@@ -418,9 +437,17 @@ func batchAAD(clusterID string, header []byte) []byte {
 // inflate decompresses z, failing with ErrCorrupt past max bytes of output.
 func inflate(z []byte, max int) ([]byte, error) {
 	br := bytes.NewReader(z)
-	zr := flate.NewReader(br) // br is an io.ByteReader: flate reads no byte past the stream
-	defer zr.Close()
-	out, err := io.ReadAll(io.LimitReader(zr, int64(max)+1))
+	// br is an io.ByteReader: flate reads no byte past the stream. The
+	// readers are pooled: each holds a 32 KiB window, more than a small
+	// batch itself.
+	zr := flateReaders.Get().(io.ReadCloser)
+	if err := zr.(flate.Resetter).Reset(br, nil); err != nil {
+		return nil, fmt.Errorf("%w: inflate: %v", ErrCorrupt, err)
+	}
+	defer flateReaders.Put(zr)
+	out := make([]byte, 0, len(z)+len(z)/8+64)
+	var err error
+	out, err = readAllInto(out, io.LimitReader(zr, int64(max)+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: inflate: %v", ErrCorrupt, err)
 	}

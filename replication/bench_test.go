@@ -50,3 +50,33 @@ func BenchmarkOpenBatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(msg))/float64(size), "wire/raw")
 }
+
+// BenchmarkSealBatchOne is one entry of one 1 KiB put: a batch as the
+// shipper cuts them under a moderate load (about one write per publish).
+func BenchmarkSealBatchOne(b *testing.B) {
+	full, _ := benchBatch()
+	batch := &Batch{ClusterID: testClusterID, Epoch: 1, First: 1, Last: 1, Entries: full.Entries[:1]}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := SealBatch(batch, testKey, testSigner); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOpenBatchOne opens such a batch (what a secondary pays per
+// message while it keeps up).
+func BenchmarkOpenBatchOne(b *testing.B) {
+	full, _ := benchBatch()
+	batch := &Batch{ClusterID: testClusterID, Epoch: 1, First: 1, Last: 1, Entries: full.Entries[:1]}
+	msg, err := SealBatch(batch, testKey, testSigner)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := OpenBatch(msg, testClusterID, testKey, testPub); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -86,8 +86,11 @@
 //	+------+-------+---------+-----+---------+-------+
 //	kind 1 put, 2 delete (val len 0); class 1 replicated, 2 local, 3 ignored
 //
-// The compression is raw DEFLATE (RFC 1951; the level, BestSpeed today, is
-// not part of the format); nothing may follow the final block. The receiver peeks (PeekBatch) for the epoch and range, skips a
+// The compression is raw DEFLATE (RFC 1951; the level is not part of the
+// format); nothing may follow the final block. SealBatch writes stored
+// (uncompressed) blocks: the values are the barrier's ciphertext, which does
+// not compress, and BestSpeed made a batch 2% larger on the wire for twice
+// the sealing time (BenchmarkSealBatch, issue 14). The receiver peeks (PeekBatch) for the epoch and range, skips a
 // batch at or below its last_remote_wal, then opens: signature, then GCM, then
 // bounded inflate, then decode. A secondary that applied a guarded batch
 // compares its own merkle root with the guard; a mismatch starts a merkle
