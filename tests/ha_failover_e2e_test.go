@@ -16,8 +16,9 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-// haWriter writes w-<n> = n through whichever node it is given, one at a
-// time, and records the writes a node acknowledged.
+// haWriter writes w-<n> = n through the running nodes in turn, one at a
+// time (a retry against a node that is down is paced), and records the
+// writes a node acknowledged: the load of the HA tests.
 type haWriter struct {
 	mu    sync.Mutex
 	addrs []string // the running nodes' addresses

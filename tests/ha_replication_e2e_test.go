@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,53 +20,6 @@ import (
 	"github.com/cofferhq/coffer/storage/consul/consultest"
 	"github.com/hashicorp/vault/api"
 )
-
-// loadWriter writes l-<n> on the primary cluster, through its nodes in turn,
-// every few milliseconds, and records what was acknowledged.
-type loadWriter struct {
-	mu    sync.Mutex
-	acked map[string]string
-	stop  chan struct{}
-	done  chan struct{}
-}
-
-func startLoad(t *testing.T, c *haCluster) *loadWriter {
-	w := &loadWriter{acked: map[string]string{}, stop: make(chan struct{}), done: make(chan struct{})}
-	var clients []*api.Client
-	for _, n := range c.nodes {
-		cl := client(t, n.addr, c.root)
-		cl.SetClientTimeout(5 * time.Second)
-		clients = append(clients, cl)
-	}
-	go func() {
-		defer close(w.done)
-		tick := time.NewTicker(10 * time.Millisecond) // about 100 writes/s
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-w.stop:
-				return
-			case <-tick.C:
-			}
-			key, val := fmt.Sprintf("l-%05d", i), fmt.Sprint(i)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err := clients[i%len(clients)].KVv2("secret").Put(ctx, key, map[string]any{"v": val})
-			cancel()
-			if err == nil {
-				w.mu.Lock()
-				w.acked[key] = val
-				w.mu.Unlock()
-			}
-		}
-	}()
-	return w
-}
-
-func (w *loadWriter) end() map[string]string {
-	close(w.stop)
-	<-w.done
-	return w.acked
-}
 
 // lagBack measures how long after a takeover a marker written on the
 // primary is readable on the secondary, and fails past bound.
@@ -125,14 +77,16 @@ func TestHAReplicationAcrossNodeFailover(t *testing.T) {
 	Sany := withToken(t, client(t, s.nodes[1-sa].addr, ""), S.Token())
 	lagBack(t, P, Sany, "start", 10*time.Second)
 
-	load := startLoad(t, p)
+	load := p.writer(t)
 	// The primary's active node dies under load.
 	p.kill(pa)
+	load.setAddrs(p)
 	start := time.Now()
 	pa2 := p.waitActive(haTimeout, pa)
 	pTake := time.Since(start)
 	pLag := lagBack(t, client(t, p.nodes[pa2].addr, p.root), Sany, "primary", 10*time.Second)
 	p.restart(pa)
+	load.setAddrs(p)
 
 	// Then the secondary's.
 	s.kill(sa)
@@ -142,7 +96,7 @@ func TestHAReplicationAcrossNodeFailover(t *testing.T) {
 	Snew := withToken(t, client(t, s.nodes[sa2].addr, ""), S.Token())
 	sLag := lagBack(t, client(t, p.nodes[pa2].addr, p.root), Snew, "secondary", 10*time.Second)
 	s.restart(sa)
-	acked := load.end()
+	acked, _ := load.end()
 
 	// Status names the active nodes: the secondary's primaries[] the
 	// primary's new active node (from its heartbeats), the primary's
