@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/backoff"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -268,11 +269,29 @@ func (b *Bus) createStream(ctx context.Context, cfg jetstream.StreamConfig, firs
 	if firstSeq > 1 {
 		cfg.FirstSeq = firstSeq
 	}
-	if _, err := b.js.CreateStream(ctx, cfg); err != nil {
+	var err error
+	for try := 0; ; try++ {
+		_, err = b.js.CreateStream(ctx, cfg)
+		// Right after a stream is deleted (a squatter, or our own to be
+		// re-created), nats-server may still be removing the account's
+		// store directory, and the new stream's store fails to be made
+		// ("error creating store for stream", 10049). It passes on a retry.
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != jsStoreFailed || try == 10 {
+			break
+		}
+		if !backoff.Sleep(ctx, 50*time.Millisecond) {
+			break
+		}
+	}
+	if err != nil {
 		return did, fmt.Errorf("create stream %s on %v: %w (%s)", cfg.Name, cfg.Subjects, err, b.hint(err))
 	}
 	return append(did, fmt.Sprintf("created stream %s at sequence %d", cfg.Name, max(firstSeq, 1))), nil
 }
+
+// jsStoreFailed is JetStream's "error creating store for stream" (JSStreamStoreFailedF).
+const jsStoreFailed jetstream.ErrorCode = 10049
 
 // drift lists how have differs from want in the settings that decide whether
 // what is published on the subject is stored, kept and delivered: subjects,

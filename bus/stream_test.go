@@ -172,9 +172,17 @@ func TestRestoreStreamRemovesSquatters(t *testing.T) {
 			} else if err := js.DeleteStream(ctx, walConfig.Name); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SQUAT", Subjects: tc.subjects}); err != nil {
-				t.Fatal(err)
-			}
+			// nats-server may still be removing the store directory of the
+			// stream just deleted (its error 10049): bus.createStream retries
+			// the same way.
+			testutil.Eventually(t, 10*time.Second, "create the squatter", func() error {
+				_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SQUAT", Subjects: tc.subjects})
+				var apiErr *jetstream.APIError
+				if err != nil && !(errors.As(err, &apiErr) && apiErr.ErrorCode == 10049) {
+					t.Fatal(err)
+				}
+				return err
+			})
 			if a, err := b.PublishAck(ctx, walConfig.Subject, []byte("x"), "id", nil); err != nil || a.Stream != "SQUAT" {
 				t.Fatalf("publish while squatted: %+v, %v; want an ack from SQUAT", a, err)
 			}
