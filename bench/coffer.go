@@ -15,18 +15,27 @@ import (
 type CofferTarget struct {
 	Primary     *api.Client
 	Secondaries []*api.Client
+	// Mount is the KV v2 mount ("secret" when empty); Prefix is put before
+	// every key (running clusters: "coffer-bench/").
+	Mount, Prefix string
 }
 
-// Put writes {"v": base64(value)} at secret/<key> on the primary.
+func (c *CofferTarget) mount() string {
+	if c.Mount == "" {
+		return "secret"
+	}
+	return c.Mount
+}
+
+// Put writes {"v": base64(value)} at <mount>/<prefix><key> on the primary.
 func (c *CofferTarget) Put(ctx context.Context, key string, v []byte) error {
-	_, err := c.Primary.KVv2("secret").Put(ctx, key, map[string]any{"v": base64.StdEncoding.EncodeToString(v)})
-	return err
+	return c.PutVia(c.Primary)(ctx, key, v)
 }
 
 // PutVia is Put through another cluster (a secondary forwards it).
-func PutVia(c *api.Client) func(ctx context.Context, key string, v []byte) error {
+func (c *CofferTarget) PutVia(cl *api.Client) func(ctx context.Context, key string, v []byte) error {
 	return func(ctx context.Context, key string, v []byte) error {
-		_, err := c.KVv2("secret").Put(ctx, key, map[string]any{"v": base64.StdEncoding.EncodeToString(v)})
+		_, err := cl.KVv2(c.mount()).Put(ctx, c.Prefix+key, map[string]any{"v": base64.StdEncoding.EncodeToString(v)})
 		return err
 	}
 }
@@ -36,7 +45,7 @@ func (c *CofferTarget) Readers() int { return len(c.Secondaries) }
 
 // Has reads secret/<key> on secondary i.
 func (c *CofferTarget) Has(ctx context.Context, i int, key string) (bool, error) {
-	s, err := c.Secondaries[i].Logical().ReadWithContext(ctx, "secret/data/"+key)
+	s, err := c.Secondaries[i].Logical().ReadWithContext(ctx, c.mount()+"/data/"+c.Prefix+key)
 	if err != nil {
 		return false, err
 	}

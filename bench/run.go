@@ -40,6 +40,9 @@ type Options struct {
 	// ProfileDir, when set, receives a CPU profile of every server
 	// (<storage>-<set>-<server>.pprof; go tool pprof reads them).
 	ProfileDir string
+	// External, when set, measures running clusters instead (Storages,
+	// catch-up, the CPU times and replication off are then left out).
+	External *External
 }
 
 // anchor holds the NATS figures, measured once per run.
@@ -67,6 +70,12 @@ func Run(ctx context.Context, w io.Writer, o Options) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "figure\tstorage\tcoffer\tnats anchor")
+	if o.External != nil {
+		if err := measureExternal(ctx, tw, o, an); err != nil {
+			return err
+		}
+		return tw.Flush()
+	}
 	for _, st := range o.Storages {
 		sdir, err := os.MkdirTemp(dir, st+"-")
 		if err != nil {
@@ -118,25 +127,8 @@ func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, 
 	for _, s := range set.Secondaries {
 		t.Secondaries = append(t.Secondaries, s.Client)
 	}
-	if o.Only["lag"] {
-		for _, rate := range o.Rates {
-			cpu := startCPU(set)
-			r := Lag(ctx, t, rate, o.Duration, o.Size)
-			writeLag(w, st, r, an)
-			fmt.Fprintf(w, "  CPU during it (%% of one core)\t%s\t%s\t\n", st, cpu.shares())
-		}
-	}
-	if o.Only["forwarded"] {
-		direct, err := Sequential(ctx, t.Put, o.Forwarded, o.Size)
-		if err != nil {
-			return err
-		}
-		fwd, err := Sequential(ctx, PutVia(t.Secondaries[0]), o.Forwarded, o.Size)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "write latency, sequential, direct\t%s\t%s\t\n", st, direct)
-		fmt.Fprintf(w, "write latency, sequential, forwarded by a secondary\t%s\t%s (p99 %.2fx direct)\t\n", st, fwd, float64(fwd.P99)/float64(direct.P99))
+	if err := measureTarget(ctx, w, o, st, t, func() *cpuWatch { return startCPU(set) }, an); err != nil {
+		return err
 	}
 	if o.Only["catchup"] {
 		c, err := CatchUp(ctx, set, 1, o.Backlog, o.Size)
@@ -148,6 +140,37 @@ func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, 
 			anc = fmt.Sprintf("ordered consumer: %.0f msgs/s (coffer %.2fx)", an.consume, c.Rate()/an.consume)
 		}
 		fmt.Fprintf(w, "catch-up from a backlog of %d writes\t%s\t%.0f WAL entries/s (%d in %s)\t%s\n", o.Backlog, st, c.Rate(), c.Entries, round(c.Took), anc)
+	}
+	return nil
+}
+
+// measureTarget runs the lag and forwarded measurements on t; cpu, when
+// set, watches the processes' CPU during each lag run.
+func measureTarget(ctx context.Context, w io.Writer, o Options, st string, t *CofferTarget, cpu func() *cpuWatch, an *anchor) error {
+	if o.Only["lag"] {
+		for _, rate := range o.Rates {
+			var c *cpuWatch
+			if cpu != nil {
+				c = cpu()
+			}
+			r := Lag(ctx, t, rate, o.Duration, o.Size)
+			writeLag(w, st, r, an)
+			if c != nil {
+				fmt.Fprintf(w, "  CPU during it (%% of one core)\t%s\t%s\t\n", st, c.shares())
+			}
+		}
+	}
+	if o.Only["forwarded"] && len(t.Secondaries) > 0 {
+		direct, err := Sequential(ctx, t.Put, o.Forwarded, o.Size)
+		if err != nil {
+			return err
+		}
+		fwd, err := Sequential(ctx, t.PutVia(t.Secondaries[0]), o.Forwarded, o.Size)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "write latency, sequential, direct\t%s\t%s\t\n", st, direct)
+		fmt.Fprintf(w, "write latency, sequential, forwarded by a secondary\t%s\t%s (p99 %.2fx direct)\t\n", st, fwd, float64(fwd.P99)/float64(direct.P99))
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package tests
 import (
 	"strings"
 	"testing"
+
+	"github.com/cofferhq/coffer/internal/testutil"
 )
 
 // `coffer bench` runs every measurement on a set it starts itself, with the
@@ -24,5 +26,30 @@ func TestCofferBench(t *testing.T) {
 	code, _, errOut := runCLI(t, "127.0.0.1:1", "", "", "bench", "-storage", "tape")
 	if code == 0 || !strings.Contains(errOut, `-storage "tape": use inmem, bolt`) {
 		t.Fatalf("bench -storage tape: exit %d, %s", code, errOut)
+	}
+}
+
+// `coffer bench -primary ... -secondaries ...` measures running clusters:
+// a dev primary and a dev secondary activated from it.
+func TestCofferBenchRunningClusters(t *testing.T) {
+	p, s := devReplServer(t, "root"), devReplServer(t, "root")
+	enablePrimary(t, p.root)
+	if err := activateSecondary(s.root, secondaryToken(t, p.root, "dc2", "")); err != nil {
+		t.Fatalf("activate: %v", err)
+	}
+	waitHealthCode(t, s.addr, 200)
+	testutil.Eventually(t, replTimeout, "the secondary serves the dev root token", func() error {
+		_, err := client(t, s.addr, "root").Auth().Token().LookupSelf()
+		return err
+	})
+	out := cliOK(t, p.addr, "root", "", "bench", "-primary", "http://"+p.addr, "-secondaries", "http://"+s.addr,
+		"-secondary-token", "root", "-rates", "100", "-duration", "2s", "-throughput-duration", "1s", "-clients", "2", "-forwarded", "10")
+	cliContains(t, "coffer bench on running clusters", out, "write throughput, 2 clients", "running",
+		"lag at 100 writes/s", "secondary 1", "forwarded by a secondary")
+	if strings.Contains(out, "no samples") {
+		t.Fatalf("a measurement took no sample:\n%s", out)
+	}
+	if err := kvHas(client(t, p.addr, "root"), "secret", "coffer-bench/check", ""); err == nil || !strings.Contains(err.Error(), "v=") {
+		t.Fatalf("the bench's writes are not under secret/coffer-bench/: %v", err)
 	}
 }

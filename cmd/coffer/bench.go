@@ -30,11 +30,16 @@ func (c *cli) bench(args []string) int {
 	fs.BoolVar(&o.CompareNATS, "compare-nats", false, "measure the same load on a NATS KV bucket mirrored over a leafnode, in this run, beside every figure")
 	logPath := fs.String("log", "", "file for the servers' output (default: discarded)")
 	fs.StringVar(&o.ProfileDir, "profile", "", "directory for a CPU profile (pprof) of every server, written as the sets stop")
+	primary := fs.String("primary", "", "measure running clusters: the primary's API address (http://host:8200); writes go under <mount>/coffer-bench/")
+	secondaries := fs.String("secondaries", "", "with -primary: the secondaries' API addresses, comma-separated")
+	token := fs.String("token", os.Getenv("VAULT_TOKEN"), "with -primary: a token of the primary (default VAULT_TOKEN)")
+	secToken := fs.String("secondary-token", "", "with -secondaries: a token of the secondaries (tokens are local to a cluster)")
+	mount := fs.String("mount", "secret", "with -primary: the KV v2 mount to write under")
 	fs.Usage = func() {
 		fmt.Fprintln(c.stderr, "Usage: coffer bench [flags]\n\nStarts a replication set on loopback (a primary and two performance secondaries,\n"+
 			"each a `coffer server` process) and measures replication lag at given write rates,\ncatch-up from a backlog, "+
 			"write throughput with and without replication (and the primary's\nCPU time per 1,000 writes), and forwarded "+
-			"against direct write latency. docs/performance.md.")
+			"against direct write latency. With -primary\n(and -secondaries) it measures running clusters instead: throughput, lag, forwarded.\ndocs/performance.md.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -46,6 +51,16 @@ func (c *cli) bench(args []string) int {
 	var err error
 	if o.Storages, o.Rates, o.Only, err = parseBenchLists(*storages, *rates, *only); err != nil {
 		return c.local("%v", err)
+	}
+	if *primary != "" {
+		o.External = &bench.External{Primary: *primary, Token: *token, SecondaryToken: *secToken, Mount: *mount}
+		for _, a := range strings.Split(*secondaries, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				o.External.Secondaries = append(o.External.Secondaries, a)
+			}
+		}
+	} else if *secondaries != "" {
+		return c.local("-secondaries needs -primary: give the running primary's API address too")
 	}
 	if o.Bin, err = os.Executable(); err != nil {
 		return c.local("coffer bench: %v", err)
