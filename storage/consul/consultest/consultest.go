@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -149,7 +150,10 @@ func (a *Agent) run(t testing.TB) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if leader(client, a.Addr) {
+		// A leader, and the agent's own node in the catalog with its
+		// serfHealth check: a session made before that fails with
+		// "Missing node registration".
+		if leader(client, a.Addr) && nodeReady(client, a.Addr) {
 			return
 		}
 		select {
@@ -179,6 +183,26 @@ func leader(c *http.Client, addr string) bool {
 	defer resp.Body.Close()
 	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
 	return resp.StatusCode == http.StatusOK && strings.Trim(strings.TrimSpace(line), `"`) != ""
+}
+
+// nodeReady reports whether the agent's node is registered with its
+// serfHealth check passing.
+func nodeReady(c *http.Client, addr string) bool {
+	resp, err := c.Get("http://" + addr + "/v1/health/node/coffer-test")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var checks []struct{ CheckID, Status string }
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&checks) != nil {
+		return false
+	}
+	for _, ch := range checks {
+		if ch.CheckID == "serfHealth" && ch.Status == "passing" {
+			return true
+		}
+	}
+	return false
 }
 
 // Stop ends the agent (SIGTERM, then SIGKILL after 10 s) and waits for it. It
