@@ -4,10 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"time"
-
-	"github.com/hashicorp/vault/api"
 )
 
 // External names running clusters to measure instead of a set Run starts:
@@ -22,21 +18,6 @@ type External struct {
 	Mount          string
 }
 
-// externalClient is a vault/api client for a running cluster.
-func externalClient(addr, token string) (*api.Client, error) {
-	cfg := api.DefaultConfig()
-	cfg.Address = addr
-	cfg.MaxRetries = 0
-	cfg.Timeout = 30 * time.Second
-	cfg.HttpClient.Transport.(*http.Transport).MaxIdleConnsPerHost = 256
-	c, err := api.NewClient(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("client for %s: %w", addr, err)
-	}
-	c.SetToken(token)
-	return c, nil
-}
-
 // measureExternal runs what can be measured on running clusters: write
 // throughput (replication as it is), lag and forwarded against direct. The
 // comparison with replication off, the CPU times and catch-up need a set
@@ -44,13 +25,13 @@ func externalClient(addr, token string) (*api.Client, error) {
 // processes' CPU and freezes a secondary).
 func measureExternal(ctx context.Context, w io.Writer, o Options, an *anchor) error {
 	e := o.External
-	p, err := externalClient(e.Primary, e.Token)
+	p, err := newClient(e.Primary, e.Token)
 	if err != nil {
 		return err
 	}
 	t := &CofferTarget{Primary: p, Mount: e.Mount, Prefix: "coffer-bench/"}
 	for _, a := range e.Secondaries {
-		c, err := externalClient(a, e.SecondaryToken)
+		c, err := newClient(a, e.SecondaryToken)
 		if err != nil {
 			return err
 		}

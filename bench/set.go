@@ -190,7 +190,7 @@ func (s *Set) start(ctx context.Context, o SetOptions, name, keyFile, bus string
 	}
 	go func() { _ = n.cmd.Wait(); close(n.exited) }()
 	s.nodes = append(s.nodes, n)
-	if n.Client, err = newClient(addr, ""); err != nil {
+	if n.Client, err = newClient("http://"+addr, ""); err != nil {
 		return nil, err
 	}
 	if err := poll(ctx, 30*time.Second, func() error { return healthCode(addr, -1) }); err != nil {
@@ -223,16 +223,17 @@ func (s *Set) Close() {
 	}
 }
 
-// newClient is a vault/api client for addr without retries.
+// newClient is a vault/api client for the API address addr (with its
+// scheme) without retries, for a set's server or a running cluster.
 func newClient(addr, token string) (*api.Client, error) {
 	cfg := api.DefaultConfig()
-	cfg.Address = "http://" + addr
+	cfg.Address = addr
 	cfg.MaxRetries = 0
 	cfg.Timeout = 30 * time.Second
 	cfg.HttpClient.Transport.(*http.Transport).MaxIdleConnsPerHost = 256
 	c, err := api.NewClient(cfg)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("client for %s: %w", addr, err)
 	}
 	c.SetToken(token)
 	return c, nil
