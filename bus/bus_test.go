@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -163,7 +164,7 @@ func TestPublishDeduplicates(t *testing.T) {
 func collect(t *testing.T, b *bus.Bus, durable string, startSeq uint64) (<-chan *bus.Msg, func()) {
 	t.Helper()
 	ch := make(chan *bus.Msg)
-	stop, err := b.Consume(testCtx(t), "COFFER_WAL_c1", durable, startSeq, func(ctx context.Context, m *bus.Msg) {
+	stop, err := b.Consume(testCtx(t), "COFFER_WAL_c1", durable, startSeq, each(func(ctx context.Context, m *bus.Msg) {
 		done := make(chan struct{})
 		settle := m.Ack
 		m.Ack = func() error { defer close(done); return settle() }
@@ -176,7 +177,7 @@ func collect(t *testing.T, b *bus.Bus, durable string, startSeq uint64) (<-chan 
 		case <-done:
 		case <-ctx.Done():
 		}
-	})
+	}))
 	if err != nil {
 		t.Fatalf("consume: %v", err)
 	}
@@ -258,7 +259,7 @@ func TestConsumeInOrderAndResume(t *testing.T) {
 	if _, _, _, err := b.ConsumerInfo(ctx, "COFFER_WAL_c1", "sec_dc2"); !errors.Is(err, bus.ErrNotFound) {
 		t.Fatalf("info of a deleted consumer: %v, want ErrNotFound", err)
 	}
-	if _, err := b.Consume(ctx, "NO_SUCH_STREAM", "d", 0, func(context.Context, *bus.Msg) {}); !errors.Is(err, bus.ErrNotFound) {
+	if _, err := b.Consume(ctx, "NO_SUCH_STREAM", "d", 0, each(func(context.Context, *bus.Msg) {})); !errors.Is(err, bus.ErrNotFound) {
 		t.Fatalf("consume from a missing stream: %v, want ErrNotFound", err)
 	}
 }
@@ -269,7 +270,7 @@ func TestConsumeNakRedeliversInOrder(t *testing.T) {
 	publishN(t, b, "coffer.c1.wal", 1, 3)
 	got := make(chan uint64, 16)
 	tries := map[uint64]int{} // only the delivery goroutine touches it
-	stop, err := b.Consume(testCtx(t), "COFFER_WAL_c1", "d", 0, func(ctx context.Context, m *bus.Msg) {
+	stop, err := b.Consume(testCtx(t), "COFFER_WAL_c1", "d", 0, each(func(ctx context.Context, m *bus.Msg) {
 		tries[m.StreamSeq]++
 		switch {
 		case m.StreamSeq == 2 && tries[2] == 1:
@@ -284,7 +285,7 @@ func TestConsumeNakRedeliversInOrder(t *testing.T) {
 			t.Error(err)
 		}
 		got <- m.StreamSeq
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,6 +299,64 @@ func TestConsumeNakRedeliversInOrder(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("seq %d not delivered", want)
 		}
+	}
+}
+
+// A consumer behind the stream gets its messages in groups; a nak in the
+// middle of a group, or a message left unsettled, brings that message and
+// the rest again in order, with nothing after them delivered first
+// (JetStream alone would redeliver them after newer ones).
+func TestConsumeGroupsKeepOrderAcrossNaks(t *testing.T) {
+	b := bustest.Start(t)
+	ensureWAL(t, b, bus.StreamConfig{})
+	publishN(t, b, "coffer.c1.wal", 1, 300)
+	var (
+		mu       sync.Mutex
+		acked    []uint64
+		largest  int
+		tries    = map[uint64]int{}
+		finished = make(chan struct{})
+	)
+	stop, err := b.Consume(testCtx(t), "COFFER_WAL_c1", "d", 0, func(ctx context.Context, msgs []*bus.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		largest = max(largest, len(msgs))
+		for _, m := range msgs {
+			tries[m.StreamSeq]++
+			switch {
+			case m.StreamSeq == 70 && tries[70] == 1:
+				_ = m.Nak()
+				return
+			case m.StreamSeq == 150 && tries[150] == 1:
+				return // unsettled
+			}
+			if err := m.Ack(); err != nil {
+				t.Error(err)
+			}
+			acked = append(acked, m.StreamSeq)
+			if m.StreamSeq == 300 {
+				close(finished)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	select {
+	case <-finished:
+	case <-time.After(20 * time.Second):
+		t.Fatal("seq 300 not delivered within 20s")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, seq := range acked {
+		if seq != uint64(i+1) {
+			t.Fatalf("handled %d as message %d: order broken (%v)", seq, i+1, acked[max(0, i-3):min(len(acked), i+3)])
+		}
+	}
+	if largest < 2 {
+		t.Fatalf("largest group %d: a consumer 300 messages behind got them one at a time", largest)
 	}
 }
 
@@ -566,7 +625,7 @@ func TestTempStoreRemovedOnClose(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Consume(testCtx(t), "S", "d", 0, func(context.Context, *bus.Msg) {}); err == nil {
+	if _, err := b.Consume(testCtx(t), "S", "d", 0, each(func(context.Context, *bus.Msg) {})); err == nil {
 		t.Fatal("consume on a closed bus succeeded")
 	}
 	if _, err := b.Serve("x", func(context.Context, []byte) []byte { return nil }); err == nil {
@@ -596,10 +655,10 @@ func TestCloseStopsEverything(t *testing.T) {
 		publishN(t, a, "coffer.c1.wal", 1, 3)
 		handled := make(chan struct{}, 3)
 		// Left running on purpose: Close must stop them.
-		if _, err := b.Consume(testCtx(t), "COFFER_WAL_c1", "d", 0, func(ctx context.Context, m *bus.Msg) {
+		if _, err := b.Consume(testCtx(t), "COFFER_WAL_c1", "d", 0, each(func(ctx context.Context, m *bus.Msg) {
 			_ = m.Ack()
 			handled <- struct{}{}
-		}); err != nil {
+		})); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := a.Serve("rpc", func(ctx context.Context, d []byte) []byte { return d }); err != nil {
@@ -659,5 +718,26 @@ func TestConsumeFollowsARecreatedStream(t *testing.T) {
 	}
 	if m := next(t, ch); string(m.Data) != "after" {
 		t.Fatalf("delivered %q after the stream was re-created, want \"after\"", m.Data)
+	}
+}
+
+// each adapts a one-message handler to Consume's groups: it handles the
+// messages in order and stops at the first it did not ack, as an applier
+// that applies one message at a time would.
+func each(h func(ctx context.Context, m *bus.Msg)) func(context.Context, []*bus.Msg) {
+	return func(ctx context.Context, msgs []*bus.Msg) {
+		for _, m := range msgs {
+			acked := false
+			ack := m.Ack
+			m.Ack = func() error {
+				err := ack()
+				acked = err == nil
+				return err
+			}
+			h(ctx, m)
+			if !acked {
+				return
+			}
+		}
 	}
 }

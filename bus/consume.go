@@ -31,26 +31,44 @@ const (
 	pollWait = 500 * time.Millisecond
 )
 
-// Msg is one message delivered by Consume. The handler calls Ack or Nak
-// before it returns; a message it returns without settling is Nak'ed.
-// Nothing else is delivered on the consumer until the message is
-// acknowledged.
+// MaxInFlight is how many messages a consumer holds unacknowledged
+// (MaxAckPending) and the most one handler call receives: a secondary that
+// is behind reads and applies up to this many batches at a time.
+const MaxInFlight = 64
+
+// Msg is one message delivered by Consume. The handler acks each message it
+// applied; the first message of a group it does not ack (it Naks it or
+// leaves it unsettled) and every message after it are delivered again, in
+// order, starting with that one.
 type Msg struct {
 	Data      []byte
 	Headers   map[string]string // first value of each header
 	StreamSeq uint64            // the message's stream sequence
 	// Ack acknowledges the message without waiting for the server's
-	// confirmation (the next pull follows it on the same connection). A
-	// lost ack, or an error, brings the message again: handlers must be
-	// idempotent.
+	// confirmation. A lost ack, or an error, brings the message again:
+	// handlers must be idempotent.
 	Ack func() error
-	// Nak asks for redelivery after NakDelay.
+	// Nak asks for the message, and the ones after it, to be delivered
+	// again after NakDelay.
 	Nak func() error
+
+	acked, naked atomic.Bool
 }
 
-// Consume delivers the stream's messages to handle, one at a time and in
-// stream order, from one goroutine it owns, through the durable pull consumer
-// named durable (explicit ack, AckWait 5 s, MaxAckPending 1).
+// Acked reports whether Ack succeeded on m.
+func (m *Msg) Acked() bool { return m.acked.Load() }
+
+// Consume delivers the stream's messages to handle in stream order, from
+// one goroutine it owns, through the durable pull consumer named durable
+// (explicit ack, AckWait 5 s, MaxAckPending MaxInFlight). Each call of
+// handle gets the messages that were waiting, in order: one when the
+// consumer keeps up, up to MaxInFlight when it is behind.
+//
+// Order holds across redeliveries: when the handler does not ack a message,
+// Consume drops the rest of the group, deletes the durable and creates it
+// again at that message's sequence after NakDelay, so nothing after it is
+// delivered before it (JetStream redelivers a nak'ed message after the ones
+// delivered since, when several are in flight).
 //
 // A new durable starts at startSeq (0 = the first message in the stream); an
 // existing durable keeps its position and startSeq is ignored. Should the
@@ -66,7 +84,7 @@ type Msg struct {
 // Close, not until ctx ends. handle gets a context cancelled by stop. stop is
 // idempotent and returns once handle has returned and the pull in flight has
 // ended (at most about half a second).
-func (b *Bus) Consume(ctx context.Context, stream, durable string, startSeq uint64, handle func(ctx context.Context, m *Msg)) (stop func(), err error) {
+func (b *Bus) Consume(ctx context.Context, stream, durable string, startSeq uint64, handle func(ctx context.Context, msgs []*Msg)) (stop func(), err error) {
 	if stream == "" || durable == "" || handle == nil {
 		return nil, errors.New("consume: stream, durable and handler are required")
 	}
@@ -116,16 +134,27 @@ func (b *Bus) Consume(ctx context.Context, stream, durable string, startSeq uint
 func (b *Bus) ensureConsumer(ctx context.Context, stream, durable string, startSeq uint64) (jetstream.Consumer, error) {
 	cons, err := b.js.Consumer(ctx, stream, durable)
 	if err == nil {
-		return cons, nil
-	}
-	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		info := cons.CachedInfo()
+		if info.NumAckPending == 0 && info.Config.MaxAckPending == MaxInFlight {
+			return cons, nil
+		}
+		// Messages delivered and never acked (a process stopped or killed
+		// with a group in hand) would come back after AckWait behind newer
+		// ones; a durable of an older version holds one message at a time.
+		// Either way: create it anew just after its ack floor, so delivery
+		// resumes in order (what was acked past the floor is a replay).
+		if err := b.DeleteConsumer(ctx, stream, durable); err != nil {
+			return nil, err
+		}
+		startSeq = info.AckFloor.Stream + 1
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, b.streamErr("look up consumer "+durable, stream, err)
 	}
 	cfg := jetstream.ConsumerConfig{
 		Durable:       durable,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       AckWait,
-		MaxAckPending: 1,
+		MaxAckPending: MaxInFlight,
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
@@ -158,17 +187,18 @@ type consumer struct {
 	stream   string
 	durable  string
 	startSeq uint64
-	handle   func(context.Context, *Msg)
+	handle   func(context.Context, []*Msg)
 	log      zerolog.Logger
 
 	cons      jetstream.Consumer // nil until looked up or created
-	lastAcked atomic.Uint64      // stream sequence of the last confirmed Ack
+	lastAcked atomic.Uint64      // stream sequence of the last message acked
+	restartAt uint64             // >0: create the durable anew at this sequence
 }
 
-// run pulls one message at a time (Fetch(1) expiring after pollWait) rather
-// than holding a long-lived pull subscription: a fetch is always allowed to
-// finish, so stopping never strands a delivered message in a client buffer,
-// where JetStream would hold it back for AckWait before redelivering.
+// run pulls up to MaxInFlight messages at a time (a Fetch expiring after
+// pollWait) rather than holding a long-lived pull subscription: a fetch is
+// always allowed to finish, so stopping never strands a delivered message in
+// a client buffer, where JetStream would hold it back for AckWait.
 func (c *consumer) run(ctx context.Context) {
 	bo := backoff.Backoff{Min: retryMin, Max: retryMax}
 	warned := false // warn once per outage, then debug until delivery resumes
@@ -189,20 +219,16 @@ func (c *consumer) run(ctx context.Context) {
 			continue
 		}
 		if c.cons == nil {
-			start := c.startSeq
-			if last := c.lastAcked.Load(); last > 0 {
-				start = last + 1
-			}
-			cons, err := c.b.ensureConsumer(ctx, c.stream, c.durable, start)
+			cons, err := c.b.ensureConsumer(ctx, c.stream, c.durable, c.start())
 			if err != nil {
 				if ctx.Err() != nil || !pause(err, "cannot look up or create the consumer: check NATS and the stream") {
 					return
 				}
 				continue
 			}
-			c.cons = cons
+			c.cons, c.restartAt = cons, 0
 		}
-		batch, err := c.cons.Fetch(1, jetstream.FetchMaxWait(pollWait))
+		batch, err := c.cons.Fetch(MaxInFlight, jetstream.FetchMaxWait(pollWait))
 		if err != nil {
 			c.cons = nil
 			if !pause(err, "cannot pull messages: check NATS and the consumer") {
@@ -210,8 +236,9 @@ func (c *consumer) run(ctx context.Context) {
 			}
 			continue
 		}
-		for jm := range batch.Messages() {
-			c.deliver(ctx, jm)
+		if seq := c.drain(ctx, batch.Messages()); seq > 0 {
+			c.restart(ctx, seq, batch.Messages())
+			continue
 		}
 		if err := batch.Error(); err != nil {
 			// The consumer may have been deleted or its stream recreated:
@@ -230,50 +257,115 @@ func (c *consumer) run(ctx context.Context) {
 	}
 }
 
-// deliver hands one message to the handler, then Naks it if the handler
-// neither acked nor naked it.
-func (c *consumer) deliver(ctx context.Context, jm jetstream.Msg) {
-	meta, err := jm.Metadata()
+// start is where a durable created now begins: where a redelivery restarts,
+// else just after the last message acked, else startSeq.
+func (c *consumer) start() uint64 {
+	if c.restartAt > 0 {
+		return c.restartAt
+	}
+	if last := c.lastAcked.Load(); last > 0 {
+		return last + 1
+	}
+	return c.startSeq
+}
+
+// drain hands a fetch's messages to the handler in groups: each group is
+// the first message still to come plus every one already received behind
+// it. It returns the sequence to deliver again from (0: none) when the
+// handler left a message unacked.
+func (c *consumer) drain(ctx context.Context, ch <-chan jetstream.Msg) uint64 {
+	for jm := range ch {
+		group := []jetstream.Msg{jm}
+	more:
+		for len(group) < MaxInFlight {
+			select {
+			case jm, ok := <-ch:
+				if !ok {
+					break more
+				}
+				group = append(group, jm)
+			default:
+				break more
+			}
+		}
+		if seq := c.deliver(ctx, group); seq > 0 {
+			return seq
+		}
+	}
+	return 0
+}
+
+// restart makes the durable deliver again from seq: it deletes it (its
+// pending messages with it), lets the fetch in flight end, waits NakDelay
+// and has run create it anew at seq.
+func (c *consumer) restart(ctx context.Context, seq uint64, rest <-chan jetstream.Msg) {
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := c.b.DeleteConsumer(dctx, c.stream, c.durable)
+	cancel()
 	if err != nil {
-		c.log.Warn().Err(err).Msg("message without JetStream metadata: terminated")
-		_ = jm.Term()
-		return
+		// The durable stays: JetStream redelivers what was not acked
+		// after AckWait, possibly out of order; the handler detects a gap.
+		c.log.Warn().Err(err).Uint64("seq", seq).Msg("cannot reset the consumer for a redelivery: messages come back after the ack wait")
+	}
+	for range rest { // ends with the deleted consumer's pull, or at pollWait
+	}
+	c.cons, c.restartAt = nil, seq
+	backoff.Sleep(ctx, NakDelay)
+}
+
+// deliver hands one group to the handler and returns the sequence of the
+// first message it did not ack (0: all acked, or stopping).
+func (c *consumer) deliver(ctx context.Context, group []jetstream.Msg) uint64 {
+	msgs := make([]*Msg, 0, len(group))
+	for _, jm := range group {
+		meta, err := jm.Metadata()
+		if err != nil {
+			c.log.Warn().Err(err).Msg("message without JetStream metadata: terminated")
+			_ = jm.Term()
+			continue
+		}
+		msgs = append(msgs, c.wrap(jm, meta.Sequence.Stream))
+	}
+	if ctx.Err() == nil && len(msgs) > 0 {
+		c.handle(ctx, msgs)
 	}
 	if ctx.Err() != nil {
-		// Stopping: hand it back at once for the next consumer instance.
-		_ = jm.Nak()
-		return
+		// Stopping: what was not acked stays pending; the next Consume
+		// on this durable creates it anew after its ack floor.
+		return 0
 	}
-	seq := meta.Sequence.Stream
-	var settled atomic.Bool
-	m := &Msg{
-		Data:      jm.Data(),
-		StreamSeq: seq,
-		Ack: func() error {
-			// Not waited for: the next pull follows the ack on the same
-			// connection, so the server has taken the ack when it serves
-			// the pull (MaxAckPending 1 holds). An ack that gets lost
-			// brings the message again, which the handler skips as a
-			// replay. Waiting for each ack's confirmation cost a round
-			// trip a message and bounded how fast a backlog is read.
-			if err := jm.Ack(); err != nil {
-				return fmt.Errorf("ack %s/%s seq %d: %w (it will be redelivered)", c.stream, c.durable, seq, err)
+	for _, m := range msgs {
+		if !m.acked.Load() {
+			return m.StreamSeq
+		}
+	}
+	return 0
+}
+
+// wrap makes the Msg handed to the handler for jm.
+func (c *consumer) wrap(jm jetstream.Msg, seq uint64) *Msg {
+	m := &Msg{Data: jm.Data(), StreamSeq: seq}
+	m.Ack = func() error {
+		if m.naked.Load() {
+			return fmt.Errorf("ack %s/%s seq %d: already nak'ed (it will be redelivered)", c.stream, c.durable, seq)
+		}
+		if err := jm.Ack(); err != nil {
+			return fmt.Errorf("ack %s/%s seq %d: %w (it will be redelivered)", c.stream, c.durable, seq, err)
+		}
+		m.acked.Store(true)
+		for {
+			last := c.lastAcked.Load()
+			if seq <= last || c.lastAcked.CompareAndSwap(last, seq) {
+				return nil
 			}
-			settled.Store(true)
-			for {
-				last := c.lastAcked.Load()
-				if seq <= last || c.lastAcked.CompareAndSwap(last, seq) {
-					return nil
-				}
-			}
-		},
-		Nak: func() error {
-			settled.Store(true)
-			if err := jm.NakWithDelay(NakDelay); err != nil {
-				return fmt.Errorf("nak %s/%s seq %d: %w (it will be redelivered after %s)", c.stream, c.durable, seq, err, AckWait)
-			}
-			return nil
-		},
+		}
+	}
+	m.Nak = func() error {
+		if m.acked.Load() {
+			return fmt.Errorf("nak %s/%s seq %d: already acked", c.stream, c.durable, seq)
+		}
+		m.naked.Store(true)
+		return nil
 	}
 	if h := jm.Headers(); len(h) > 0 {
 		m.Headers = make(map[string]string, len(h))
@@ -283,15 +375,7 @@ func (c *consumer) deliver(ctx context.Context, jm jetstream.Msg) {
 			}
 		}
 	}
-	c.handle(ctx, m)
-	if settled.Load() {
-		return
-	}
-	if ctx.Err() != nil {
-		_ = jm.Nak()
-	} else {
-		_ = jm.NakWithDelay(NakDelay)
-	}
+	return m
 }
 
 // DeleteConsumer deletes the durable. Deleting one that does not exist is

@@ -22,8 +22,9 @@
 //     RestoreStream find and undo what a stranger did to a stream (deleted,
 //     settings changed, another stream on its subject): the bus is
 //     untrusted, so callers check rather than assume;
-//   - durable pull consumers delivered strictly in order, one message at a
-//     time, from one goroutine per Consume call;
+//   - durable pull consumers delivered strictly in order, also across
+//     redeliveries, in groups of up to MaxInFlight messages when behind,
+//     from one goroutine per Consume call;
 //   - request/reply: servers with bounded concurrency, subscribed plainly
 //     (no queue group: a stranger who joins one takes requests away), and
 //     RequestVerified, which waits past unauthenticated replies for the one
@@ -43,8 +44,11 @@
 //	defer b.Close()
 //	b.EnsureStream(ctx, bus.StreamConfig{Name: "COFFER_WAL_c1", Subject: "coffer.c1.wal"})
 //	seq, err := b.Publish(ctx, "coffer.c1.wal", sealed, "c1-1-10", nil)
-//	stop, err := b.Consume(ctx, "COFFER_WAL_c1", "sec_dc2", 0, func(ctx context.Context, m *bus.Msg) {
-//		if apply(m.Data) == nil { m.Ack() } else { m.Nak() }
+//	stop, err := b.Consume(ctx, "COFFER_WAL_c1", "sec_dc2", 0, func(ctx context.Context, msgs []*bus.Msg) {
+//		for _, m := range msgs {
+//			if apply(m.Data) != nil { m.Nak(); return } // it and the rest come again
+//			m.Ack()
+//		}
 //	})
 //	defer stop()
 package bus

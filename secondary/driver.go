@@ -27,11 +27,12 @@ func (s *Secondary) run(ctx context.Context, ev Started) {
 	}
 }
 
-// turn is what one chain of actions works on: the message being handled (nil
-// outside the consume handler), its verified batch and the local WAL index its
-// apply wrote, and the running sync's local index and diff.
+// turn is what one chain of actions works on: the messages being handled
+// (none outside the consume handler), their verified batch (a run joined in
+// one) and the local WAL index its apply wrote, and the running sync's local
+// index and diff.
 type turn struct {
-	msg   *bus.Msg
+	msgs  []*bus.Msg
 	batch *replication.Batch
 	local uint64
 	index *merkle.Index
@@ -75,19 +76,20 @@ func (s *Secondary) do(ctx context.Context, a Action, t *turn) []Action {
 	case Ack:
 		s.ack(t, a.Reason)
 	case Nak:
-		if t.msg == nil {
-			return nil
-		}
-		if err := t.msg.Nak(); err != nil {
-			s.log.Debug().Err(err).Msg("nak")
+		// The consumer delivers the first message again, and every one
+		// after it: naking the first is enough.
+		if len(t.msgs) > 0 {
+			if err := t.msgs[0].Nak(); err != nil {
+				s.log.Debug().Err(err).Msg("nak")
+			}
 		}
 	}
 	return nil
 }
 
-// ack acknowledges the message being handled, if any.
+// ack acknowledges the messages being handled, if any.
 func (s *Secondary) ack(t *turn, reason string) {
-	if t.msg == nil {
+	if len(t.msgs) == 0 {
 		return
 	}
 	switch reason {
@@ -101,8 +103,10 @@ func (s *Secondary) ack(t *turn, reason string) {
 	case ReasonNewGen:
 		s.log.Warn().Uint64("generation", t.batch.Generation).Msg("a new generation of the set: resynced with its primary")
 	}
-	if err := t.msg.Ack(); err != nil {
-		s.log.Warn().Err(err).Msg("ack")
+	for _, m := range t.msgs {
+		if err := m.Ack(); err != nil {
+			s.log.Warn().Err(err).Msg("ack")
+		}
 	}
 }
 
@@ -127,16 +131,37 @@ func (s *Secondary) startStreaming(ctx context.Context) {
 	}
 }
 
-// handle is the consume handler: it verifies the batch, then lets the
-// machine decide.
-func (s *Secondary) handle(ctx context.Context, msg *bus.Msg) {
-	t := &turn{msg: msg}
-	ev, batch := s.verify(ctx, msg)
-	if ev == nil {
-		t.batch = batch
-		ev = BatchArrived{First: batch.First, Last: batch.Last, Gen: batch.Generation}
+// handle is the consume handler: it verifies a group of messages, joins
+// the batches that follow each other into runs, and lets the machine decide
+// on each run as on one batch. It stops at the first run not acked: the
+// consumer delivers it again with everything after it.
+func (s *Secondary) handle(ctx context.Context, msgs []*bus.Msg) {
+	items := make([]opened, len(msgs))
+	for i, m := range msgs {
+		ev, batch := s.verify(ctx, m)
+		items[i] = opened{msg: m, batch: batch, ev: ev}
 	}
-	s.exec(ctx, s.step(ev), t)
+	for _, run := range runs(items) {
+		t := &turn{msgs: make([]*bus.Msg, len(run))}
+		for i, it := range run {
+			t.msgs[i] = it.msg
+		}
+		ev := run[0].ev
+		if ev == nil {
+			t.batch = join(run)
+			ev = BatchArrived{First: t.batch.First, Last: t.batch.Last, Gen: t.batch.Generation}
+		}
+		s.exec(ctx, s.step(ev), t)
+		if !s.acked(t) {
+			return
+		}
+	}
+}
+
+// acked reports whether a run's messages were acknowledged (the last one's
+// ack is the last the machine gives).
+func (s *Secondary) acked(t *turn) bool {
+	return t.msgs[len(t.msgs)-1].Acked()
 }
 
 // verify opens a message: (nil, batch) when authentic, else the event to
