@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/internal/backoff"
@@ -136,11 +138,7 @@ func (s *Secondary) startStreaming(ctx context.Context) {
 // on each run as on one batch. It stops at the first run not acked: the
 // consumer delivers it again with everything after it.
 func (s *Secondary) handle(ctx context.Context, msgs []*bus.Msg) {
-	items := make([]opened, len(msgs))
-	for i, m := range msgs {
-		ev, batch := s.verify(ctx, m)
-		items[i] = opened{msg: m, batch: batch, ev: ev}
-	}
+	items := s.verifyAll(ctx, msgs)
 	for _, run := range runs(items) {
 		t := &turn{msgs: make([]*bus.Msg, len(run))}
 		for i, it := range run {
@@ -162,6 +160,31 @@ func (s *Secondary) handle(ctx context.Context, msgs []*bus.Msg) {
 // ack is the last the machine gives).
 func (s *Secondary) acked(t *turn) bool {
 	return t.msgs[len(t.msgs)-1].Acked()
+}
+
+// verifyAll verifies a group's messages, the first alone (it fetches a new
+// epoch's key once for all), the rest on every core: verifying a signature
+// costs more than applying a batch, and while this secondary catches up
+// the other cores have little else to do. The goroutines end before it
+// returns.
+func (s *Secondary) verifyAll(ctx context.Context, msgs []*bus.Msg) []opened {
+	items := make([]opened, len(msgs))
+	open := func(i int) {
+		ev, batch := s.verify(ctx, msgs[i])
+		items[i] = opened{msg: msgs[i], batch: batch, ev: ev}
+	}
+	open(0)
+	workers := min(runtime.GOMAXPROCS(0), len(msgs)-1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := 1 + w; i < len(msgs); i += workers {
+				open(i)
+			}
+		})
+	}
+	wg.Wait()
+	return items
 }
 
 // verify opens a message: (nil, batch) when authentic, else the event to

@@ -17,19 +17,19 @@ type opened struct {
 // runs cuts a group of opened messages, in stream order, into the units the
 // machine handles one at a time: a message that is not an authentic batch
 // alone, and runs of authentic batches that follow each other (one
-// generation, each starting just after the previous one's last index) with
-// no guard but on the last. A run applied as one batch leaves the store as
-// applying its batches one by one would, in one storage transaction; a
-// guard ends a run because it is compared with the root at its own batch's
-// last index.
+// generation, each starting just after the previous one's last index). A
+// run applied as one batch leaves the store as applying its batches one by
+// one would, in one storage transaction. Only the last batch's guard is
+// compared (a guard holds at its own batch's last index, which a run does
+// not stop at): the primary guards almost every batch, so a secondary
+// catching up still compares one per run, and one that keeps up every one.
 func runs(items []opened) [][]opened {
 	var out [][]opened
 	for i, it := range items {
 		if i > 0 && it.ev == nil {
 			run := out[len(out)-1]
 			prev := run[len(run)-1]
-			if prev.ev == nil && len(prev.batch.Guard) == 0 &&
-				it.batch.Generation == prev.batch.Generation && it.batch.First == prev.batch.Last+1 {
+			if prev.ev == nil && it.batch.Generation == prev.batch.Generation && it.batch.First == prev.batch.Last+1 {
 				out[len(out)-1] = append(run, it)
 				continue
 			}

@@ -34,7 +34,8 @@ func TestRunsJoinOnlyBatchesThatFollowEachOther(t *testing.T) {
 		{"gap splits", []opened{ob(1, 3, 1, false), ob(5, 6, 1, false)}, "[1-3] [5-6]"},
 		{"overlap splits (a replay)", []opened{ob(1, 3, 1, false), ob(3, 4, 1, false)}, "[1-3] [3-4]"},
 		{"new generation splits", []opened{ob(1, 3, 1, false), ob(4, 5, 2, false)}, "[1-3] [4-5]"},
-		{"a guard ends a run", []opened{ob(1, 3, 1, true), ob(4, 5, 1, false), ob(6, 6, 1, true), ob(7, 7, 1, false)}, "[1-3] [4-6] [7-7]"},
+		{"guards inside a run", []opened{ob(1, 3, 1, true), ob(4, 5, 1, false), ob(6, 6, 1, true), ob(7, 7, 1, false)}, "[1-7]"},
+		{"the last guard is kept", []opened{ob(1, 3, 1, true), ob(4, 5, 1, true)}, "[1-5]"},
 		{"a rejected message stands alone", []opened{ob(1, 3, 1, false), bad, ob(4, 5, 1, false), bad, bad}, "[1-3] x [4-5] x x"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
