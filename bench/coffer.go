@@ -73,6 +73,10 @@ func statusWAL(ctx context.Context, c *api.Client, field string) (uint64, error)
 type CatchUpResult struct {
 	Entries uint64        // WAL entries the secondary applied to catch up
 	Took    time.Duration // from its resume to its last_remote_wal reaching the primary's last_wal
+	// PeakAnon is the most anonymous memory (heap, stacks: RssAnon, not
+	// the storage's file pages) the secondary held while catching up,
+	// sampled every 20 ms; 0 where /proc does not tell.
+	PeakAnon int64
 }
 
 // Rate is WAL entries per second.
@@ -100,18 +104,37 @@ func CatchUp(ctx context.Context, s *Set, sec, backlog, size int) (CatchUpResult
 		_ = n.Resume()
 		return CatchUpResult{}, err
 	}
+	// The backlog is all in the stream once another secondary has it: the
+	// figure is then the frozen secondary's alone, not the shipper's.
+	for i, o := range s.Secondaries {
+		if i == sec {
+			continue
+		}
+		if err := poll(ctx, 10*time.Minute, func() error { return reached(ctx, o.Client, last) }); err != nil {
+			_ = n.Resume()
+			return CatchUpResult{}, fmt.Errorf("the backlog did not reach %s: %w", o.Name, err)
+		}
+		break
+	}
 	start := time.Now()
 	if err := n.Resume(); err != nil {
 		return CatchUpResult{}, err
 	}
-	err = poll(ctx, 10*time.Minute, func() error {
-		at, err := statusWAL(ctx, n.Client, "last_remote_wal")
-		if err == nil && at < last {
-			err = fmt.Errorf("at %d of %d", at, last)
-		}
-		return err
-	})
-	return CatchUpResult{Entries: last - from, Took: time.Since(start)}, err
+	peak, stop := samplePeak(n.PID())
+	err = poll(ctx, 10*time.Minute, func() error { return reached(ctx, n.Client, last) })
+	took := time.Since(start)
+	stop()
+	return CatchUpResult{Entries: last - from, Took: took, PeakAnon: *peak}, err
+}
+
+// reached reports nil once the secondary behind c has applied the primary's
+// WAL up to last.
+func reached(ctx context.Context, c *api.Client, last uint64) error {
+	at, err := statusWAL(ctx, c, "last_remote_wal")
+	if err == nil && at < last {
+		err = fmt.Errorf("at %d of %d", at, last)
+	}
+	return err
 }
 
 // writeN writes n values with 16 clients.

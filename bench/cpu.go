@@ -36,3 +36,46 @@ func ProcessCPU(pid int) (time.Duration, error) {
 	}
 	return time.Duration(ut+st) * time.Second / clockTicks, nil
 }
+
+// ProcessAnon returns pid's resident anonymous memory (RssAnon of
+// /proc/<pid>/status: its heap and stacks, not file pages such as bolt's
+// mmap), in bytes.
+func ProcessAnon(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read the memory of process %d: %w (Linux only)", pid, err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/%d/status: unexpected RssAnon %q", pid, v)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no RssAnon", pid)
+}
+
+// samplePeak samples pid's ProcessAnon every 20 ms until stop, which
+// returns once the sampler ended; *peak is the largest seen.
+func samplePeak(pid int) (peak *int64, stop func()) {
+	peak = new(int64)
+	done, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v, err := ProcessAnon(pid); err == nil {
+				*peak = max(*peak, v)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return peak, func() { close(done); <-ended }
+}

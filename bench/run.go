@@ -139,7 +139,8 @@ func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, 
 		if an != nil {
 			anc = fmt.Sprintf("ordered consumer: %.0f msgs/s (coffer %.2fx)", an.consume, c.Rate()/an.consume)
 		}
-		fmt.Fprintf(w, "catch-up from a backlog of %d writes\t%s\t%.0f WAL entries/s (%d in %s)\t%s\n", o.Backlog, st, c.Rate(), c.Entries, round(c.Took), anc)
+		fmt.Fprintf(w, "catch-up from a backlog of %d writes\t%s\t%.0f WAL entries/s (%d in %s), secondary's peak anonymous memory %d MiB\t%s\n",
+			o.Backlog, st, c.Rate(), c.Entries, round(c.Took), c.PeakAnon>>20, anc)
 	}
 	return nil
 }

@@ -193,6 +193,9 @@ type consumer struct {
 	cons      jetstream.Consumer // nil until looked up or created
 	lastAcked atomic.Uint64      // stream sequence of the last message acked
 	restartAt uint64             // >0: create the durable anew at this sequence
+	// next is the stream sequence expected next (0: unknown), holeAt the
+	// last one a hole was repaired at (see drain).
+	next, holeAt uint64
 }
 
 // run pulls up to MaxInFlight messages at a time (a Fetch expiring after
@@ -236,8 +239,9 @@ func (c *consumer) run(ctx context.Context) {
 			}
 			continue
 		}
-		if seq := c.drain(ctx, batch.Messages()); seq > 0 {
-			c.restart(ctx, seq, batch.Messages())
+		seq, delay, n := c.drain(ctx, batch.Messages())
+		if seq > 0 {
+			c.restart(ctx, seq, delay, batch.Messages())
 			continue
 		}
 		if err := batch.Error(); err != nil {
@@ -249,12 +253,36 @@ func (c *consumer) run(ctx context.Context) {
 			}
 			continue
 		}
+		if n == 0 {
+			if seq := c.stranded(ctx); seq > 0 {
+				c.restart(ctx, seq, 0, nil)
+				continue
+			}
+		}
 		if warned {
 			c.log.Info().Msg("message delivery resumed")
 		}
 		bo.Reset()
 		warned = false
 	}
+}
+
+// stranded is asked after a pull that brought nothing, when this consumer
+// holds no message unacked: messages the durable counts as delivered and
+// unacked then never reached it, or its acks were lost (a process frozen,
+// a connection cut). With MaxInFlight of them JetStream delivers nothing
+// more until AckWait. It returns the sequence to deliver again from (its ack
+// floor's next), or 0 when nothing is stranded.
+func (c *consumer) stranded(ctx context.Context) uint64 {
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := c.cons.Info(ictx)
+	if err != nil || info.NumAckPending == 0 {
+		return 0
+	}
+	c.log.Debug().Int("ack_pending", info.NumAckPending).Uint64("ack_floor", info.AckFloor.Stream).
+		Msg("messages delivered and never acked: delivering again after the ack floor")
+	return info.AckFloor.Stream + 1
 }
 
 // start is where a durable created now begins: where a redelivery restarts,
@@ -271,9 +299,14 @@ func (c *consumer) start() uint64 {
 
 // drain hands a fetch's messages to the handler in groups: each group is
 // the first message still to come plus every one already received behind
-// it. It returns the sequence to deliver again from (0: none) when the
-// handler left a message unacked.
-func (c *consumer) drain(ctx context.Context, ch <-chan jetstream.Msg) uint64 {
+// it. It returns how many messages it received, the sequence to deliver
+// again from (0: none) and how long to wait first: after NakDelay when the handler left a message unacked, at
+// once when a hole shows that messages were delivered but never reached
+// this process (a fetch that had expired on the client, in a process
+// frozen past it: JetStream redelivers them after AckWait, behind newer
+// ones). A hole is repaired once per position: a stream whose messages at
+// that position are gone (limits, deleted) goes on past them.
+func (c *consumer) drain(ctx context.Context, ch <-chan jetstream.Msg) (seq uint64, delay time.Duration, n int) {
 	for jm := range ch {
 		group := []jetstream.Msg{jm}
 	more:
@@ -288,17 +321,24 @@ func (c *consumer) drain(ctx context.Context, ch <-chan jetstream.Msg) uint64 {
 				break more
 			}
 		}
+		if meta, err := group[0].Metadata(); err == nil && c.next > 0 && meta.Sequence.Stream > c.next && c.holeAt != c.next {
+			c.log.Debug().Uint64("expected", c.next).Uint64("got", meta.Sequence.Stream).Msg("messages delivered but not received: delivering again from the first")
+			c.holeAt = c.next
+			return c.next, 0, n + len(group)
+		}
+		n += len(group)
 		if seq := c.deliver(ctx, group); seq > 0 {
-			return seq
+			c.next = seq
+			return seq, NakDelay, n
 		}
 	}
-	return 0
+	return 0, 0, n
 }
 
 // restart makes the durable deliver again from seq: it deletes it (its
-// pending messages with it), lets the fetch in flight end, waits NakDelay
-// and has run create it anew at seq.
-func (c *consumer) restart(ctx context.Context, seq uint64, rest <-chan jetstream.Msg) {
+// pending messages with it), lets the fetch in flight end, waits delay and
+// has run create it anew at seq.
+func (c *consumer) restart(ctx context.Context, seq uint64, delay time.Duration, rest <-chan jetstream.Msg) {
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err := c.b.DeleteConsumer(dctx, c.stream, c.durable)
 	cancel()
@@ -307,10 +347,12 @@ func (c *consumer) restart(ctx context.Context, seq uint64, rest <-chan jetstrea
 		// after AckWait, possibly out of order; the handler detects a gap.
 		c.log.Warn().Err(err).Uint64("seq", seq).Msg("cannot reset the consumer for a redelivery: messages come back after the ack wait")
 	}
-	for range rest { // ends with the deleted consumer's pull, or at pollWait
+	if rest != nil {
+		for range rest { // ends with the deleted consumer's pull, or at pollWait
+		}
 	}
 	c.cons, c.restartAt = nil, seq
-	backoff.Sleep(ctx, NakDelay)
+	backoff.Sleep(ctx, delay)
 }
 
 // deliver hands one group to the handler and returns the sequence of the
@@ -338,6 +380,7 @@ func (c *consumer) deliver(ctx context.Context, group []jetstream.Msg) uint64 {
 		if !m.acked.Load() {
 			return m.StreamSeq
 		}
+		c.next = max(c.next, m.StreamSeq+1)
 	}
 	return 0
 }
