@@ -18,7 +18,8 @@
 //	  ListingStarted, SyncFailed{Cause}, SyncDone
 //	HeartbeatOK, HeartbeatFailed
 //
-// The machine decides: replay, gap or apply for each batch; whether a guard
+// The machine decides: replay, gap or apply for each batch (a run of batches
+// that follow each other, joined by the driver: group.go); whether a guard
 // is checked; which sync method an attempt uses; whether a failed diff gives
 // way to the full listing (the local index behind or needing a reindex, the
 // primary without an index, merkle RPCs unanswered while heartbeats are: a
@@ -32,6 +33,7 @@
 //	activate.go   the activation exchange (protocol 2): MACed request, signed answer
 //	machine.go    the Machine, its Events, Actions and Causes
 //	driver.go     exec, the consume handler: verify, apply, guard check, ack
+//	group.go      runs: the batches of a delivered group applied as one
 //	sync.go       sync attempts: diff, fetch, full listing, retries
 //	rpc.go        authenticated RPCs, heartbeats, Forward, WaitRemoteWAL
 //	state.go      the persisted state (replication.StateRecord) and Wipe
