@@ -83,9 +83,9 @@ type CatchUpResult struct {
 func (c CatchUpResult) Rate() float64 { return float64(c.Entries) / c.Took.Seconds() }
 
 // CatchUp freezes secondary sec of s, writes backlog writes of size bytes
-// on the primary (16 clients), resumes the secondary and times how long it
+// to keys distinct keys (0: one each) on the primary (16 clients), resumes the secondary and times how long it
 // takes to apply the whole backlog.
-func CatchUp(ctx context.Context, s *Set, sec, backlog, size int) (CatchUpResult, error) {
+func CatchUp(ctx context.Context, s *Set, sec, backlog, keys, size int) (CatchUpResult, error) {
 	n := s.Secondaries[sec]
 	t := &CofferTarget{Primary: s.Primary.Client}
 	from, err := statusWAL(ctx, n.Client, "last_remote_wal")
@@ -95,7 +95,7 @@ func CatchUp(ctx context.Context, s *Set, sec, backlog, size int) (CatchUpResult
 	if err := n.Pause(); err != nil {
 		return CatchUpResult{}, err
 	}
-	if err := writeN(ctx, t.Put, backlog, size); err != nil {
+	if err := writeN(ctx, t.Put, backlog, keys, size); err != nil {
 		_ = n.Resume()
 		return CatchUpResult{}, err
 	}
@@ -137,8 +137,11 @@ func reached(ctx context.Context, c *api.Client, last uint64) error {
 	return err
 }
 
-// writeN writes n values with 16 clients.
-func writeN(ctx context.Context, put func(context.Context, string, []byte) error, n, size int) error {
+// writeN writes n values with 16 clients, to keys distinct keys (0: n).
+func writeN(ctx context.Context, put func(context.Context, string, []byte) error, n, keys, size int) error {
+	if keys <= 0 {
+		keys = n
+	}
 	jobs := make(chan int)
 	errc := make(chan error, 16)
 	val := value(size)
@@ -146,7 +149,7 @@ func writeN(ctx context.Context, put func(context.Context, string, []byte) error
 		go func() {
 			var first error
 			for i := range jobs {
-				if err := put(ctx, fmt.Sprintf("backlog/%d", i), val); err != nil && first == nil {
+				if err := put(ctx, fmt.Sprintf("backlog/%d", i%keys), val); err != nil && first == nil {
 					first = err
 				}
 			}

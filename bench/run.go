@@ -26,6 +26,10 @@ type Options struct {
 	Size int
 	// Backlog is the writes of the catch-up measurement.
 	Backlog int
+	// BacklogKeys is how many distinct keys the backlog writes (0: one key
+	// per write): fewer keys keep the secondary's merkle index small, so its
+	// memory shows the streaming alone.
+	BacklogKeys int
 	// ThroughputFor and Clients: the write throughput measurements.
 	ThroughputFor time.Duration
 	Clients       int
@@ -131,7 +135,7 @@ func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, 
 		return err
 	}
 	if o.Only["catchup"] {
-		c, err := CatchUp(ctx, set, 1, o.Backlog, o.Size)
+		c, err := CatchUp(ctx, set, 1, o.Backlog, o.BacklogKeys, o.Size)
 		if err != nil {
 			return err
 		}
@@ -139,8 +143,12 @@ func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, 
 		if an != nil {
 			anc = fmt.Sprintf("ordered consumer: %.0f msgs/s (coffer %.2fx)", an.consume, c.Rate()/an.consume)
 		}
-		fmt.Fprintf(w, "catch-up from a backlog of %d writes\t%s\t%.0f WAL entries/s (%d in %s), secondary's peak anonymous memory %d MiB\t%s\n",
-			o.Backlog, st, c.Rate(), c.Entries, round(c.Took), c.PeakAnon>>20, anc)
+		keys := ""
+		if o.BacklogKeys > 0 {
+			keys = fmt.Sprintf(" to %d keys", o.BacklogKeys)
+		}
+		fmt.Fprintf(w, "catch-up from a backlog of %d writes%s\t%s\t%.0f WAL entries/s (%d in %s), secondary's peak anonymous memory %d MiB\t%s\n",
+			o.Backlog, keys, st, c.Rate(), c.Entries, round(c.Took), c.PeakAnon>>20, anc)
 	}
 	return nil
 }

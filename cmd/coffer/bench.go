@@ -23,6 +23,7 @@ func (c *cli) bench(args []string) int {
 	fs.DurationVar(&o.Duration, "duration", 20*time.Second, "length of each lag measurement")
 	fs.IntVar(&o.Size, "size", 1024, "bytes per written value")
 	fs.IntVar(&o.Backlog, "backlog", 50000, "writes of the catch-up backlog")
+	fs.IntVar(&o.BacklogKeys, "backlog-keys", 0, "distinct keys the backlog writes (0: one per write)")
 	fs.DurationVar(&o.ThroughputFor, "throughput-duration", 10*time.Second, "length of each write throughput measurement")
 	fs.IntVar(&o.Clients, "clients", 16, "writers of the throughput measurements")
 	fs.IntVar(&o.Forwarded, "forwarded", 1000, "sequential writes of the forwarded against direct measurement")
