@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -41,6 +43,10 @@ type Options struct {
 	CompareNATS bool
 	// Log receives the servers' output (nil: discarded).
 	Log io.Writer
+	// Pin runs the primary on CPU 0 and this process and every other
+	// server on CPU 1 (SetOptions.Pin); the NATS anchor's servers, in this
+	// process, on CPU 1 too.
+	Pin bool
 	// ProfileDir, when set, receives a CPU profile of every server
 	// (<storage>-<set>-<server>.pprof; go tool pprof reads them).
 	ProfileDir string
@@ -60,6 +66,12 @@ type anchor struct {
 func Run(ctx context.Context, w io.Writer, o Options) error {
 	if o.Log == nil {
 		o.Log = io.Discard
+	}
+	if o.Pin {
+		// Every thread of this process (-a), before the servers start.
+		if out, err := exec.Command("taskset", "-a", "-p", "-c", "1", strconv.Itoa(os.Getpid())).CombinedOutput(); err != nil {
+			return fmt.Errorf("-pin: taskset: %v: %s (needs util-linux's taskset and 2 CPUs)", err, out)
+		}
 	}
 	dir, err := os.MkdirTemp("", "coffer-bench-")
 	if err != nil {
@@ -85,7 +97,7 @@ func Run(ctx context.Context, w io.Writer, o Options) error {
 		if err != nil {
 			return err
 		}
-		so := SetOptions{Bin: o.Bin, Dir: sdir, Storage: st, Log: o.Log, ProfileDir: o.ProfileDir}
+		so := SetOptions{Bin: o.Bin, Dir: sdir, Storage: st, Log: o.Log, ProfileDir: o.ProfileDir, Pin: o.Pin}
 		if err := measureStorage(ctx, tw, o, so, an); err != nil {
 			return fmt.Errorf("storage %s: %w", st, err)
 		}
@@ -102,7 +114,7 @@ func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, 
 	st := so.Storage
 	var off throughput
 	if o.Only["throughput"] {
-		alone, err := StartSet(ctx, SetOptions{Bin: so.Bin, Dir: so.Dir + "/" + st + "-alone", Storage: st, Log: so.Log, ProfileDir: so.ProfileDir})
+		alone, err := StartSet(ctx, SetOptions{Bin: so.Bin, Dir: so.Dir + "/" + st + "-alone", Storage: st, Log: so.Log, ProfileDir: so.ProfileDir, Pin: so.Pin})
 		if err != nil {
 			return err
 		}

@@ -36,6 +36,11 @@ const (
 // is behind reads and applies up to this many batches at a time.
 const MaxInFlight = 64
 
+// maxGroupBytes bounds the data of one group (a message alone may exceed
+// it): what a handler holds at once stays small however large the
+// messages.
+const maxGroupBytes = 8 << 20
+
 // Msg is one message delivered by Consume. The handler acks each message it
 // applied; the first message of a group it does not ack (it Naks it or
 // leaves it unsettled) and every message after it are delivered again, in
@@ -299,7 +304,7 @@ func (c *consumer) start() uint64 {
 
 // drain hands a fetch's messages to the handler in groups: each group is
 // the first message still to come plus every one already received behind
-// it. It returns how many messages it received, the sequence to deliver
+// it, up to maxGroupBytes. It returns how many messages it received, the sequence to deliver
 // again from (0: none) and how long to wait first: after NakDelay when the handler left a message unacked, at
 // once when a hole shows that messages were delivered but never reached
 // this process (a fetch that had expired on the client, in a process
@@ -308,15 +313,15 @@ func (c *consumer) start() uint64 {
 // that position are gone (limits, deleted) goes on past them.
 func (c *consumer) drain(ctx context.Context, ch <-chan jetstream.Msg) (seq uint64, delay time.Duration, n int) {
 	for jm := range ch {
-		group := []jetstream.Msg{jm}
+		group, size := []jetstream.Msg{jm}, len(jm.Data())
 	more:
-		for len(group) < MaxInFlight {
+		for len(group) < MaxInFlight && size < maxGroupBytes {
 			select {
 			case jm, ok := <-ch:
 				if !ok {
 					break more
 				}
-				group = append(group, jm)
+				group, size = append(group, jm), size+len(jm.Data())
 			default:
 				break more
 			}
