@@ -184,14 +184,15 @@ func collect(t *testing.T, b *bus.Bus, durable string, startSeq uint64) (<-chan 
 	return ch, stop
 }
 
-func next(t *testing.T, ch <-chan *bus.Msg) *bus.Msg {
+func next[T any](t *testing.T, ch <-chan T) T {
 	t.Helper()
 	select {
 	case m := <-ch:
 		return m
 	case <-time.After(10 * time.Second):
-		t.Fatal("no message delivered within 10s")
-		return nil
+		t.Fatal("nothing delivered within 10s")
+		var zero T
+		return zero
 	}
 }
 

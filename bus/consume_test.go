@@ -106,29 +106,12 @@ func TestConsumeRepairsAHoleAtOnce(t *testing.T) {
 	}
 	defer stop()
 	for range 3 {
-		recv(t, got)
+		next(t, got)
 	}
-	cons := thief(t, b)
-	testutil.Eventually(t, 10*time.Second, "the consumer's pull to expire", func() error {
-		info, err := cons.Info(ctx)
-		if err != nil || info.NumWaiting != 0 {
-			return fmt.Errorf("waiting pulls %v, err %v", info, err)
-		}
-		return nil
-	})
-	publishN(t, b, "coffer.c1.wal", 4, 6)
-	stolen, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for m := range stolen.Messages() {
-		if meta, _ := m.Metadata(); meta == nil || meta.Sequence.Stream != 4 {
-			t.Fatalf("the thief got %v, want seq 4", meta)
-		}
-	}
+	steal(t, b, 4, 6)
 	close(release)
 	for range 3 {
-		recv(t, got)
+		next(t, got)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -161,46 +144,35 @@ func TestConsumeRecoversStrandedMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	recv(t, got)
-	recv(t, got)
-	cons := thief(t, b)
-	testutil.Eventually(t, 10*time.Second, "the consumer's pull to expire", func() error {
-		info, err := cons.Info(ctx)
-		if err != nil || info.NumWaiting != 0 {
-			return fmt.Errorf("waiting pulls %v, err %v", info, err)
-		}
-		return nil
-	})
-	publishN(t, b, "coffer.c1.wal", 3, 3)
-	stolen, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	next(t, got)
+	next(t, got)
+	m := steal(t, b, 3, 3)
 	done := make(chan struct{})
 	defer close(done)
-	for m := range stolen.Messages() {
-		go func() { // keep the theft alive: never redelivered by JetStream
-			tick := time.NewTicker(time.Second)
-			defer tick.Stop()
-			for {
-				_ = m.InProgress()
-				select {
-				case <-done:
-					return
-				case <-tick.C:
-				}
+	go func() { // keep the theft alive: never redelivered by JetStream
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			_ = m.InProgress()
+			select {
+			case <-done:
+				return
+			case <-tick.C:
 			}
-		}()
-	}
+		}
+	}()
 	close(release)
-	if seq := recv(t, got); seq != 3 {
+	if seq := next(t, got); seq != 3 {
 		t.Fatalf("delivered %d, want 3", seq)
 	}
 }
 
-// thief is a second client on durable "d" of COFFER_WAL_c1.
-func thief(t *testing.T, b *bus.Bus) jetstream.Consumer {
+// steal waits until the consumer of durable "d" has no pull waiting, then
+// publishes messages from..to and takes message from with a second client
+// that never acks it.
+func steal(t *testing.T, b *bus.Bus, from, to int) jetstream.Msg {
 	t.Helper()
+	ctx := testCtx(t)
 	nc, err := nats.Connect(b.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -210,22 +182,30 @@ func thief(t *testing.T, b *bus.Bus) jetstream.Consumer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := js.Consumer(testCtx(t), "COFFER_WAL_c1", "d")
+	cons, err := js.Consumer(ctx, "COFFER_WAL_c1", "d")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cons
-}
-
-func recv(t *testing.T, ch <-chan uint64) uint64 {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatal("nothing delivered within 10s")
-		return 0
+	testutil.Eventually(t, 10*time.Second, "the consumer's pull to expire", func() error {
+		info, err := cons.Info(ctx)
+		if err != nil || info.NumWaiting != 0 {
+			return fmt.Errorf("waiting pulls %v, err %v", info, err)
+		}
+		return nil
+	})
+	publishN(t, b, "coffer.c1.wal", from, to)
+	stolen, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
 	}
+	for m := range stolen.Messages() {
+		if meta, _ := m.Metadata(); meta == nil || meta.Sequence.Stream != uint64(from) {
+			t.Fatalf("the thief got %v, want seq %d", meta, from)
+		}
+		return m
+	}
+	t.Fatalf("the thief got nothing: %v", stolen.Error())
+	return nil
 }
 
 // each adapts a one-message handler to Consume's groups: it handles the
