@@ -198,14 +198,14 @@ func steal(t *testing.T, b *bus.Bus, from, to int) jetstream.Msg {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for m := range stolen.Messages() {
-		if meta, _ := m.Metadata(); meta == nil || meta.Sequence.Stream != uint64(from) {
-			t.Fatalf("the thief got %v, want seq %d", meta, from)
-		}
-		return m
+	m, ok := <-stolen.Messages()
+	if !ok {
+		t.Fatalf("the thief got nothing: %v", stolen.Error())
 	}
-	t.Fatalf("the thief got nothing: %v", stolen.Error())
-	return nil
+	if meta, _ := m.Metadata(); meta == nil || meta.Sequence.Stream != uint64(from) {
+		t.Fatalf("the thief got %v, want seq %d", meta, from)
+	}
+	return m
 }
 
 // each adapts a one-message handler to Consume's groups: it handles the
