@@ -94,9 +94,11 @@ type Core struct {
 	factories map[Table]map[string]logical.Factory
 	router    *router
 	mountMu   sync.Mutex // serializes mount table changes
-	policies  *policyStore
-	tokens    *tokens.Store
-	wrapMu    sync.Mutex // makes unwrap's read-and-delete single use
+	// migrations are the outcomes of the last sys/remount calls here.
+	migrations migrations
+	policies   *policyStore
+	tokens     *tokens.Store
+	wrapMu     sync.Mutex // makes unwrap's read-and-delete single use
 
 	// rootGen is sys/generate-root's attempt, drGen the DR operation token
 	// generation's (in memory: a restart or a seal cancels them).

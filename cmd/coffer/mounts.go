@@ -16,12 +16,14 @@ var secretsCommands = map[string]command{
 	"disable": {"Disable a secrets engine and delete its data", (*cli).secretsDisable},
 	"list":    {"List the enabled secrets engines", (*cli).secretsList},
 	"tune":    {"Change a secrets engine's TTLs or description", (*cli).secretsTune},
+	"move":    {"Move a secrets engine to another path, with its data", (*cli).secretsMove},
 }
 
 var authCommands = map[string]command{
 	"enable":  {"Enable an auth method at a path", (*cli).authEnable},
 	"disable": {"Disable an auth method and revoke its tokens", (*cli).authDisable},
 	"list":    {"List the enabled auth methods", (*cli).authList},
+	"move":    {"Move an auth method to another path (its tokens are revoked)", (*cli).authMove},
 }
 
 var auditCommands = map[string]command{
@@ -84,6 +86,40 @@ func (c *cli) secretsDisable(args []string) int {
 		return c.remote("Error disabling secrets engine at %s: %v", p, err)
 	}
 	fmt.Fprintf(c.stdout, "Success! Disabled the secrets engine (if it existed) at: %s\n", p)
+	return exitOK
+}
+
+func (c *cli) secretsMove(args []string) int {
+	return c.move(args, "secrets", "secrets engine", "")
+}
+
+func (c *cli) authMove(args []string) int {
+	return c.move(args, "auth", "auth method", "auth/")
+}
+
+// move is `secrets move` and `auth move` SOURCE DESTINATION, as the vault
+// CLI: sys/remount, then its status.
+func (c *cli) move(args []string, cmd, noun, prefix string) int {
+	f := c.newFlags(cmd+" move", cmd+" move SOURCE DESTINATION")
+	client, code := f.open(args, 2, 2)
+	if client == nil {
+		return code
+	}
+	src := ensureTrailingSlash(sanitizePath(f.Arg(0)))
+	dst := ensureTrailingSlash(sanitizePath(f.Arg(1)))
+	out, err := client.Sys().StartRemount(prefix+src, prefix+dst)
+	if err != nil {
+		return c.remote("Error moving %s %s to %s: %v", noun, src, dst, err)
+	}
+	fmt.Fprintf(c.stdout, "Started moving %s %s to %s, with migration ID %s\n", noun, src, dst, out.MigrationID)
+	st, err := client.Sys().RemountStatus(out.MigrationID)
+	if err != nil {
+		return c.remote("Error reading the status of migration %s: %v", out.MigrationID, err)
+	}
+	if st.MigrationInfo == nil || st.MigrationInfo.MigrationStatus != "success" {
+		return c.remote("Error moving %s %s to %s: migration %s did not succeed", noun, src, dst, out.MigrationID)
+	}
+	fmt.Fprintf(c.stdout, "Success! Finished moving %s %s to %s, with migration ID %s\n", noun, src, dst, out.MigrationID)
 	return exitOK
 }
 
