@@ -373,17 +373,23 @@ func (c *Core) DisableMount(ctx context.Context, t Table, path string) error {
 	}
 	if t == AuthTable {
 		// The tokens this method's logins issued go with it, as in Vault.
-		if n, err := c.tokens.RevokeByPath(ctx, rp); err != nil {
-			c.logger.Warn().Err(err).Str("path", rp).Msg("auth method disabled but some of its tokens could not be revoked; they expire with their TTL")
-		} else if n > 0 {
-			c.logger.Info().Int("tokens", n).Str("path", rp).Msg("revoked the tokens of the disabled auth method")
-		}
+		c.revokeMethodTokens(ctx, rp, "disabled")
 	}
 	if err := deletePrefix(ctx, c.barrier, mb.entry.StoragePrefix()); err != nil {
 		c.logger.Warn().Err(err).Str("path", rp).Msg("mount disabled but some of its data could not be deleted")
 	}
 	c.logger.Info().Str("path", rp).Msg("disabled " + tableNoun(t))
 	return nil
+}
+
+// revokeMethodTokens revokes the tokens the auth method at rp issued, after
+// it was disabled or moved (how, for the log).
+func (c *Core) revokeMethodTokens(ctx context.Context, rp, how string) {
+	if n, err := c.tokens.RevokeByPath(ctx, rp); err != nil {
+		c.logger.Warn().Err(err).Str("path", rp).Msg("auth method " + how + " but some of its tokens could not be revoked; they expire with their TTL")
+	} else if n > 0 {
+		c.logger.Info().Int("tokens", n).Str("path", rp).Msg("revoked the tokens of the " + how + " auth method")
+	}
 }
 
 // TuneMount changes a mount's description, TTLs and options. Changing a kv

@@ -111,11 +111,7 @@ func (c *Core) RemountMount(ctx context.Context, from, to string) error {
 		return fmt.Errorf("persist mount table: %w", err)
 	}
 	if ft == AuthTable {
-		if n, err := c.tokens.RevokeByPath(ctx, src); err != nil {
-			c.logger.Warn().Err(err).Str("path", src).Msg("auth method moved but some of its tokens could not be revoked; they expire with their TTL")
-		} else if n > 0 {
-			c.logger.Info().Int("tokens", n).Str("path", src).Msg("revoked the tokens of the moved auth method")
-		}
+		c.revokeMethodTokens(ctx, src, "moved")
 	}
 	c.logger.Info().Str("from", src).Str("to", dst).Msg("moved " + tableNoun(ft))
 	return nil
