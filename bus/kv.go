@@ -32,13 +32,25 @@ func (b *Bus) Register(ctx context.Context, bucket, key string, replicas int) (*
 	if replicas <= 0 {
 		replicas = 1
 	}
-	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: bucket, History: 1, Storage: jetstream.FileStorage, Replicas: replicas,
-	})
+	r := &Register{b: b, bucket: bucket, key: key, replicas: replicas}
+	kv, err := r.create(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open KV bucket %s: %w (%s)", bucket, err, b.hint(err))
 	}
-	return &Register{b: b, bucket: bucket, key: key, replicas: replicas, kv: kv}, nil
+	r.kv = kv
+	return r, nil
+}
+
+// create creates the bucket, or opens it when it exists.
+func (r *Register) create(ctx context.Context) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := storeRetry(ctx, func() (err error) {
+		kv, err = r.b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: r.bucket, History: 1, Storage: jetstream.FileStorage, Replicas: r.replicas,
+		})
+		return err
+	})
+	return kv, err
 }
 
 // Entry is a read of a Register: the value, its revision, and when the NATS
@@ -71,9 +83,7 @@ func (r *Register) remake(ctx context.Context) bool {
 	if _, err := r.b.js.KeyValue(ctx, r.bucket); !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return false
 	}
-	kv, err := r.b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: r.bucket, History: 1, Storage: jetstream.FileStorage, Replicas: r.replicas,
-	})
+	kv, err := r.create(ctx)
 	if err != nil {
 		return false
 	}

@@ -66,7 +66,11 @@ func (b *Bus) EnsureStream(ctx context.Context, sc StreamConfig) error {
 	if sc.Name == "" || sc.Subject == "" {
 		return errors.New("ensure stream: a stream name and subject are required")
 	}
-	if _, err := b.js.CreateOrUpdateStream(ctx, sc.jetstream()); err != nil {
+	err := storeRetry(ctx, func() error {
+		_, err := b.js.CreateOrUpdateStream(ctx, sc.jetstream())
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("ensure stream %s on %s: %w (%s)", sc.Name, sc.Subject, err, b.hint(err))
 	}
 	return nil
@@ -269,21 +273,10 @@ func (b *Bus) createStream(ctx context.Context, cfg jetstream.StreamConfig, firs
 	if firstSeq > 1 {
 		cfg.FirstSeq = firstSeq
 	}
-	var err error
-	for try := 0; ; try++ {
-		_, err = b.js.CreateStream(ctx, cfg)
-		// Right after a stream is deleted (a squatter, or our own to be
-		// re-created), nats-server may still be removing the account's
-		// store directory, and the new stream's store fails to be made
-		// ("error creating store for stream", 10049). It passes on a retry.
-		var apiErr *jetstream.APIError
-		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != jsStoreFailed || try == 10 {
-			break
-		}
-		if !backoff.Sleep(ctx, 50*time.Millisecond) {
-			break
-		}
-	}
+	err := storeRetry(ctx, func() error {
+		_, err := b.js.CreateStream(ctx, cfg)
+		return err
+	})
 	if err != nil {
 		return did, fmt.Errorf("create stream %s on %v: %w (%s)", cfg.Name, cfg.Subjects, err, b.hint(err))
 	}
@@ -292,6 +285,24 @@ func (b *Bus) createStream(ctx context.Context, cfg jetstream.StreamConfig, firs
 
 // jsStoreFailed is JetStream's "error creating store for stream" (JSStreamStoreFailedF).
 const jsStoreFailed jetstream.ErrorCode = 10049
+
+// storeRetry runs create (of a stream or a KV bucket) again while it fails
+// with jsStoreFailed, for up to 2 s: right after a stream is deleted (a
+// squatter, a stranger deleting ours, our own to be re-created), nats-server
+// may still be removing the account's store directory, and a new stream's
+// store fails to be made; it passes on a retry. Seen in CI under -race.
+func storeRetry(ctx context.Context, create func() error) error {
+	for try := 0; ; try++ {
+		err := create()
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != jsStoreFailed || try == 40 {
+			return err
+		}
+		if !backoff.Sleep(ctx, 50*time.Millisecond) {
+			return err
+		}
+	}
+}
 
 // drift lists how have differs from want in the settings that decide whether
 // what is published on the subject is stored, kept and delivered: subjects,
