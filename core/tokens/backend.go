@@ -56,7 +56,19 @@ func (b *backend) routes() map[string]map[logical.Operation]handler {
 		"revoke-self":     update(b.revokeSelf),
 		"revoke-accessor": update(b.revokeAccessor),
 		"revoke-orphan":   update(b.revokeOrphan),
+		"accessors":       {logical.ListOperation: b.listAccessors},
+		"accessors/":      {logical.ListOperation: b.listAccessors},
 	}
+}
+
+// listAccessors serves LIST auth/token/accessors (sudo, as in Vault: the
+// ACL's sudo list holds the path).
+func (b *backend) listAccessors(ctx context.Context, _ *logical.Request, _ *fields) (*logical.Response, error) {
+	keys, err := b.s.ListAccessors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]any{"keys": keys}}, nil
 }
 
 // ExistenceCheck reports true for every path: Vault authorizes every write
@@ -68,7 +80,7 @@ func (b *backend) ExistenceCheck(context.Context, *logical.Request) (bool, error
 func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
 	ops, ok := b.table[req.Path]
 	if !ok {
-		return nil, fmt.Errorf("%w: auth/token/%s; the token auth method serves create, create-orphan, lookup, lookup-self, lookup-accessor, renew, renew-self, renew-accessor, revoke, revoke-self, revoke-accessor and revoke-orphan", logical.ErrUnsupportedPath, req.Path)
+		return nil, fmt.Errorf("%w: auth/token/%s; the token auth method serves accessors (LIST), create, create-orphan, lookup, lookup-self, lookup-accessor, renew, renew-self, renew-accessor, revoke, revoke-self, revoke-accessor and revoke-orphan", logical.ErrUnsupportedPath, req.Path)
 	}
 	op := req.Operation
 	if op == logical.CreateOperation {

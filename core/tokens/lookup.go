@@ -3,6 +3,7 @@ package tokens
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/cofferhq/coffer/storage"
 )
@@ -133,4 +134,37 @@ func (s *Store) UseToken(ctx context.Context, e *Entry) (*Entry, error) {
 		s.sched.add(now.Add(s.opts.PendingRevocationDelay), key)
 	}
 	return cur, nil
+}
+
+// ListAccessors returns the accessors of every valid service token, sorted
+// (auth/token/accessors; batch tokens have none). It reads every accessor
+// record and its token: an operator's listing, not a request path.
+func (s *Store) ListAccessors(ctx context.Context) ([]string, error) {
+	names, err := s.storage.List(ctx, accessorPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list accessors: %w", err)
+	}
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		raw, err := s.storage.Get(ctx, accessorPrefix+n)
+		if err != nil {
+			return nil, fmt.Errorf("read accessor: %w", err)
+		}
+		if raw == nil {
+			continue // revoked meanwhile
+		}
+		var r accessorRecord
+		if err := decodeVersioned("accessor", raw.Value, &r, func() int { return r.V }); err != nil {
+			return nil, err
+		}
+		e, err := s.validKey(ctx, r.TokenKey, false)
+		if err != nil {
+			return nil, fmt.Errorf("list accessors: %w", err)
+		}
+		if e != nil && e.Accessor != "" {
+			out = append(out, e.Accessor)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
