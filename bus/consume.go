@@ -198,9 +198,8 @@ type consumer struct {
 	cons      jetstream.Consumer // nil until looked up or created
 	lastAcked atomic.Uint64      // stream sequence of the last message acked
 	restartAt uint64             // >0: create the durable anew at this sequence
-	// next is the stream sequence expected next (0: unknown), holeAt the
-	// last one a hole was repaired at (see drain).
-	next, holeAt uint64
+	// holeAt is the last sequence a hole was repaired at (see drain).
+	holeAt uint64
 }
 
 // run pulls up to MaxInFlight messages at a time (a Fetch expiring after
@@ -326,14 +325,17 @@ func (c *consumer) drain(ctx context.Context, ch <-chan jetstream.Msg) (seq uint
 				break more
 			}
 		}
-		if meta, err := group[0].Metadata(); err == nil && c.next > 0 && meta.Sequence.Stream > c.next && c.holeAt != c.next {
-			c.log.Debug().Uint64("expected", c.next).Uint64("got", meta.Sequence.Stream).Msg("messages delivered but not received: delivering again from the first")
-			c.holeAt = c.next
-			return c.next, 0, n + len(group)
+		if meta, err := group[0].Metadata(); err == nil && c.lastAcked.Load() > 0 {
+			// Messages are acked in order, so the next one expected is the
+			// one after the last acked.
+			if next := c.lastAcked.Load() + 1; meta.Sequence.Stream > next && c.holeAt != next {
+				c.log.Debug().Uint64("expected", next).Uint64("got", meta.Sequence.Stream).Msg("messages delivered but not received: delivering again from the first")
+				c.holeAt = next
+				return next, 0, n + len(group)
+			}
 		}
 		n += len(group)
 		if seq := c.deliver(ctx, group); seq > 0 {
-			c.next = seq
 			return seq, NakDelay, n
 		}
 	}
@@ -385,7 +387,6 @@ func (c *consumer) deliver(ctx context.Context, group []jetstream.Msg) uint64 {
 		if !m.acked.Load() {
 			return m.StreamSeq
 		}
-		c.next = max(c.next, m.StreamSeq+1)
 	}
 	return 0
 }
