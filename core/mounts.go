@@ -311,26 +311,13 @@ func (c *Core) EnableMount(ctx context.Context, e *MountEntry) error {
 	if e.Type == "" {
 		return logical.InvalidRequest("a type is required: e.g. kv, or userpass for an auth method")
 	}
-	if e.Table == SecretTable {
-		for _, r := range reservedSecretPaths {
-			if strings.HasPrefix(e.Path, r) || strings.HasPrefix(r, e.Path) {
-				return logical.InvalidRequest("cannot mount at %q: the path %q is reserved", e.Path, r)
-			}
-		}
-	}
-	if e.Table == AuthTable && e.Path == "token/" {
-		return logical.InvalidRequest("cannot mount at \"auth/token/\": the token auth method is built in")
-	}
 	if err := c.refuseOnSecondary(e.Local); err != nil {
 		return err
 	}
-	rp := e.RoutePath()
-	for _, existing := range c.router.entries(e.Table) {
-		ep := existing.RoutePath()
-		if strings.HasPrefix(rp, ep) || strings.HasPrefix(ep, rp) {
-			return logical.InvalidRequest("path is already in use at %s: disable it first or choose another path", ep)
-		}
+	if err := c.freePath(e.Table, e.Path, ""); err != nil {
+		return err
 	}
+	rp := e.RoutePath()
 	e.UUID = uuid.NewString()
 	e.Accessor = e.Type + "_" + e.UUID[:8]
 	if err := c.mountEntry(ctx, e); err != nil {
@@ -341,6 +328,29 @@ func (c *Core) EnableMount(ctx context.Context, e *MountEntry) error {
 		return fmt.Errorf("persist mount table: %w", err)
 	}
 	c.logger.Info().Str("path", rp).Str("type", e.Type).Bool("local", e.Local).Msg("enabled " + tableNoun(e.Table))
+	return nil
+}
+
+// freePath checks that a mount of table t may take path (its path within
+// the table): not reserved, not the built-in token method, and not at,
+// above or below a mount in use other than the one at route path except.
+func (c *Core) freePath(t Table, path, except string) error {
+	if t == SecretTable {
+		for _, r := range reservedSecretPaths {
+			if strings.HasPrefix(path, r) || strings.HasPrefix(r, path) {
+				return logical.InvalidRequest("cannot mount at %q: the path %q is reserved", path, r)
+			}
+		}
+	}
+	if t == AuthTable && path == "token/" {
+		return logical.InvalidRequest("cannot mount at \"auth/token/\": the token auth method is built in")
+	}
+	rp := (&MountEntry{Table: t, Path: path}).RoutePath()
+	for _, existing := range c.router.entries(t) {
+		if ep := existing.RoutePath(); ep != except && (strings.HasPrefix(rp, ep) || strings.HasPrefix(ep, rp)) {
+			return logical.InvalidRequest("path is already in use at %s: disable it first or choose another path", ep)
+		}
+	}
 	return nil
 }
 

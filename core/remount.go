@@ -86,19 +86,8 @@ func (c *Core) RemountMount(ctx context.Context, from, to string) error {
 	if err := c.refuseOnSecondary(mb.entry.Local); err != nil {
 		return err
 	}
-	if ft == SecretTable {
-		for _, r := range reservedSecretPaths {
-			if strings.HasPrefix(tp, r) || strings.HasPrefix(r, tp) {
-				return logical.InvalidRequest("cannot move to %q: the path %q is reserved", tp, r)
-			}
-		}
-	} else if tp == "token/" {
-		return logical.InvalidRequest("cannot move to \"auth/token/\": the token auth method is built in")
-	}
-	for _, existing := range c.router.entries(ft) {
-		if ep := existing.RoutePath(); ep != src && (strings.HasPrefix(dst, ep) || strings.HasPrefix(ep, dst)) {
-			return logical.InvalidRequest("path is already in use at %s: choose another path", ep)
-		}
+	if err := c.freePath(ft, tp, src); err != nil {
+		return err
 	}
 	ne := mb.entry.clone()
 	ne.Path = tp
