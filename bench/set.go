@@ -65,6 +65,9 @@ type Set struct {
 	Primary     *Node
 	Secondaries []*Node
 	nodes       []*Node
+	// given holds the addresses handed out so far: the kernel may give a
+	// port just released by freeAddr again, to the next node of the set.
+	given map[string]bool
 }
 
 // benchPolicy lets the bench token write and read the kv-v2 mount secret/.
@@ -73,7 +76,7 @@ const benchPolicy = `path "secret/*" { capabilities = ["create", "update", "read
 // StartSet starts the primary, enables replication and activates the
 // secondaries; Close stops them all.
 func StartSet(ctx context.Context, o SetOptions) (*Set, error) {
-	s := &Set{}
+	s := &Set{given: map[string]bool{}}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -85,7 +88,7 @@ func StartSet(ctx context.Context, o SetOptions) (*Set, error) {
 	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
 		return nil, err
 	}
-	natsAddr, err := freeAddr()
+	natsAddr, err := s.freeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +170,7 @@ func (s *Set) start(ctx context.Context, o SetOptions, name, keyFile, bus string
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addr, err := s.freeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -254,13 +257,22 @@ func newClient(addr, token string) (*api.Client, error) {
 	return c, nil
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// freeAddr returns a loopback address free now and not given to another
+// node of the set.
+func (s *Set) freeAddr() (string, error) {
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := l.Addr().String()
+		_ = l.Close()
+		if !s.given[addr] {
+			s.given[addr] = true
+			return addr, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return "", errors.New("no free loopback port found that the set has not used: free some ports and run again")
 }
 
 // healthCode is nil when sys/health answers want (-1: any code).

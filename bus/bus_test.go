@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"runtime"
 	"strings"
@@ -446,21 +445,8 @@ func TestRequestTimeoutIsUnreachable(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
 func TestExternalOpenBeforeServerIsUp(t *testing.T) {
-	addr := freePort(t)
+	addr := testutil.FreeAddr(t)
 	ctx := testCtx(t)
 	b, err := bus.Open(ctx, bus.Config{URL: "nats://" + addr}, testLogger(t))
 	if err != nil {
@@ -490,7 +476,7 @@ func TestExternalOpenBeforeServerIsUp(t *testing.T) {
 }
 
 func TestConsumeSurvivesOutage(t *testing.T) {
-	addr := freePort(t)
+	addr := testutil.FreeAddr(t)
 	dir := t.TempDir()
 	a := bustest.StartConfig(t, bus.Config{Listen: addr, StoreDir: dir})
 	ensureWAL(t, a, bus.StreamConfig{})

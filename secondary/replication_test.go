@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/cofferhq/coffer/primary"
 	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/secondary"
@@ -392,7 +393,7 @@ func TestPrimaryRestartContinuesShipping(t *testing.T) {
 
 func TestNATSOutage(t *testing.T) {
 	ctx := context.Background()
-	addr, dir := freePort(t), t.TempDir()
+	addr, dir := testutil.FreeAddr(t), t.TempDir()
 	server, err := bus.Open(ctx, bus.Config{Embedded: true, NoAuth: true, Listen: addr, StoreDir: dir}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -39,14 +38,7 @@ var benchPayload = map[string]any{"password": "correct horse battery staple", "u
 func benchServer(b *testing.B) (string, string) {
 	b.Helper()
 	dir := b.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		b.Fatal(err)
-	}
+	addr := testutil.FreeAddr(b)
 	key := make([]byte, 32)
 	for i := range key {
 		key[i] = byte(i*7 + 1)

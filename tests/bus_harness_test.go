@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -19,7 +20,7 @@ import (
 // embeddedBus is the body of a bus block for an embedded NATS server.
 func embeddedBus(t *testing.T) string {
 	t.Helper()
-	return fmt.Sprintf("embedded = true\n  listen = %q\n  store_dir = %q", freeAddr(t), t.TempDir())
+	return fmt.Sprintf("embedded = true\n  listen = %q\n  store_dir = %q", testutil.FreeAddr(t), t.TempDir())
 }
 
 // embeddedBusAt is embeddedBus that also returns the embedded NATS address
@@ -27,7 +28,7 @@ func embeddedBus(t *testing.T) string {
 // secondaries and plain NATS clients need to connect (docs/security.md).
 func embeddedBusAt(t *testing.T) (body, natsAddr, seedFile string) {
 	t.Helper()
-	natsAddr, dir := freeAddr(t), t.TempDir()
+	natsAddr, dir := testutil.FreeAddr(t), t.TempDir()
 	body = fmt.Sprintf("embedded = true\n  listen = %q\n  store_dir = %q", natsAddr, dir)
 	return body, natsAddr, filepath.Join(dir, "auth", "client.nk")
 }

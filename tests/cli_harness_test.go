@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cofferhq/coffer/internal/testutil"
 )
 
 // runCLI runs the coffer CLI against addr with token and returns its exit
@@ -50,9 +52,9 @@ func runCLI(t *testing.T, addr, token, stdin string, args ...string) (int, strin
 func cliDevServer(t *testing.T) string {
 	t.Helper()
 	t.Setenv("HOME", t.TempDir())
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	startProc(t, addr, "server", "-dev", "-dev-root-token-id=root",
-		"-dev-listen-address="+addr, "-dev-nats-listen="+freeAddr(t))
+		"-dev-listen-address="+addr, "-dev-nats-listen="+testutil.FreeAddr(t))
 	waitHealthCode(t, addr, 200)
 	return addr
 }

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/cofferhq/coffer/internal/testutil"
 )
 
 var (
@@ -97,7 +99,7 @@ func TestCLI(t *testing.T) {
 	}
 
 	// Nothing listening: an error, exit 1.
-	if code, _, errOut = runCLI(t, freeAddr(t), "", "", "status"); code != 1 || errOut == "" {
+	if code, _, errOut = runCLI(t, testutil.FreeAddr(t), "", "", "status"); code != 1 || errOut == "" {
 		t.Fatalf("status against a closed port: exit %d, want 1 with a message; stderr %q", code, errOut)
 	}
 	// Usage errors: exit 1, as the vault CLI.

@@ -44,7 +44,7 @@ func lagBack(t *testing.T, pri, sec *api.Client, name string, bound time.Duratio
 
 func TestHAReplicationAcrossNodeFailover(t *testing.T) {
 	agent := consultest.Start(t)
-	ns := bustest.StartConfig(t, bus.Config{Listen: freeAddr(t), StoreDir: t.TempDir()})
+	ns := bustest.StartConfig(t, bus.Config{Listen: testutil.FreeAddr(t), StoreDir: t.TempDir()})
 	busBody := fmt.Sprintf("url = %q", ns.ClientURL())
 	key := randomBytes(t, 32)
 	p := newHACluster(t, agent, 2, "coffer-p/", serverConfig{StaticKey: key, ClusterName: "dc1", Bus: busBody})

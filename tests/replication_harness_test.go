@@ -35,7 +35,7 @@ type devCluster struct {
 // devReplServer starts a dev server with root token rootID on free ports.
 func devReplServer(t testing.TB, rootID string) *devCluster {
 	t.Helper()
-	d := &devCluster{addr: freeAddr(t), natsAddr: freeAddr(t), rootID: rootID}
+	d := &devCluster{addr: testutil.FreeAddr(t), natsAddr: testutil.FreeAddr(t), rootID: rootID}
 	d.p = startProc(t, d.addr, "server", "-dev", "-dev-root-token-id="+rootID,
 		"-dev-listen-address="+d.addr, "-dev-nats-listen="+d.natsAddr)
 	waitHealthCode(t, d.addr, 200)

@@ -84,7 +84,7 @@ func TestReplicationStaleReadsWhilePrimaryDown(t *testing.T) {
 func TestReplicationNATSOutage(t *testing.T) {
 	// A NATS server of neither cluster, with stock nats-server's max_payload
 	// (1 MiB): it stops and comes back on the same address and store.
-	natsCfg := bus.Config{Listen: freeAddr(t), StoreDir: t.TempDir(), MaxPayload: 1 << 20}
+	natsCfg := bus.Config{Listen: testutil.FreeAddr(t), StoreDir: t.TempDir(), MaxPayload: 1 << 20}
 	ns := bustest.StartConfig(t, natsCfg)
 	busBody := fmt.Sprintf("url = %q", ns.ClientURL())
 	r := startReplPair(t, busBody, busBody)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/cofferhq/coffer/storage/bolt"
 	"github.com/hashicorp/vault/api"
 	bbolt "go.etcd.io/bbolt"
@@ -321,9 +322,9 @@ func TestBadInput(t *testing.T) {
 
 func TestDevMode(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	p := startProc(t, addr, "server", "-dev", "-dev-root-token-id=root",
-		"-dev-listen-address="+addr, "-dev-nats-listen="+freeAddr(t))
+		"-dev-listen-address="+addr, "-dev-nats-listen="+testutil.FreeAddr(t))
 	waitHealthCode(t, addr, 200)
 	c := client(t, addr, "root")
 	if s := mustSealStatus(t, c); !s.Initialized || s.Sealed {

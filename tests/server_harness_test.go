@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,20 +24,6 @@ import (
 	"github.com/cofferhq/coffer/storage/bolt"
 	"github.com/hashicorp/vault/api"
 )
-
-// freeAddr returns a loopback address with a port nobody listens on now.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatalf("free port %s: %v", addr, err)
-	}
-	return addr
-}
 
 func randomBytes(t testing.TB, n int) []byte {
 	t.Helper()
@@ -78,7 +63,7 @@ type node struct {
 // newNode writes a config file for cfg into a fresh t.TempDir().
 func newNode(t testing.TB, cfg serverConfig) *node {
 	t.Helper()
-	n := &node{t: t, dir: t.TempDir(), addr: freeAddr(t)}
+	n := &node{t: t, dir: t.TempDir(), addr: testutil.FreeAddr(t)}
 	n.dbPath = filepath.Join(n.dir, "coffer.db")
 	n.cfgPath = filepath.Join(n.dir, "coffer.hcl")
 	name := cfg.ClusterName
@@ -295,9 +280,9 @@ func waitHealthCode(t testing.TB, addr string, want int) {
 // ports and returns it with a root client once it serves.
 func devServer(t *testing.T) (*proc, *api.Client) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	p := startProc(t, addr, "server", "-dev", "-dev-root-token-id=root",
-		"-dev-listen-address="+addr, "-dev-nats-listen="+freeAddr(t))
+		"-dev-listen-address="+addr, "-dev-nats-listen="+testutil.FreeAddr(t))
 	waitHealthCode(t, addr, 200)
 	return p, client(t, addr, "root")
 }

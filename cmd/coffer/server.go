@@ -163,6 +163,14 @@ func openSeal(cfg *config.Config) (seal.Seal, error) {
 
 // serve runs one server until ctx is cancelled, then drains HTTP and closes storage.
 func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, logger zerolog.Logger) error {
+	// The listener is bound first: a port in use fails before storage and
+	// the bus open, and an embedded NATS server on a random port cannot be
+	// given the listener's port.
+	ln, err := net.Listen("tcp", cfg.Listener.Address)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another server using the port?)", cfg.Listener.Address, err)
+	}
+	defer ln.Close() // serving closes it too; this covers the failures before
 	phys, err := openStorage(cfg)
 	if err != nil {
 		return err
@@ -231,7 +239,7 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 		if err := c.Start(ctx); err != nil {
 			return err
 		}
-		return serveHTTP(ctx, c, cfg, node, logger)
+		return serveHTTP(ctx, ln, c, cfg, node, logger)
 	}
 
 	resumed, err := repl.ResumeActivation(ctx)
@@ -251,7 +259,7 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 			return err
 		}
 	}
-	return serveHTTP(ctx, c, cfg, nil, logger)
+	return serveHTTP(ctx, ln, c, cfg, nil, logger)
 }
 
 // attachReplication gives the core its replication layer on the bus.
@@ -290,15 +298,11 @@ func newHANode(c *core.Core, repl *replmode.Manager, store *consul.Backend, cfg 
 	return node
 }
 
-// serveHTTP serves the API of c on the configured listener until ctx is
+// serveHTTP serves the API of c on ln, the configured listener, until ctx is
 // cancelled, then lets in-flight requests finish (up to shutdownGrace). With
 // node (HA), the node joins the election once the listener is up (Consul's
 // health check of it must pass).
-func serveHTTP(ctx context.Context, c *core.Core, cfg *config.Config, node *ha.Node, logger zerolog.Logger) error {
-	ln, err := net.Listen("tcp", cfg.Listener.Address)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another server using the port?)", cfg.Listener.Address, err)
-	}
+func serveHTTP(ctx context.Context, ln net.Listener, c *core.Core, cfg *config.Config, node *ha.Node, logger zerolog.Logger) error {
 	l := cfg.Listener
 	srv := &http.Server{
 		Handler: httpapi.New(c, httpapi.Options{

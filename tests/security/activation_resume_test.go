@@ -36,7 +36,7 @@ func bootstrapValue(i int) string { return fmt.Sprintf("%03d-%s", i, strings.Rep
 // middle of its first sync. sealKey nil gives the secondary a shamir seal.
 func frozenActivation(t *testing.T, sealKey []byte) (pri, sec *server) {
 	t.Helper()
-	ns := bustest.StartConfig(t, bus.Config{Listen: freeAddr(t), StoreDir: t.TempDir()})
+	ns := bustest.StartConfig(t, bus.Config{Listen: testutil.FreeAddr(t), StoreDir: t.TempDir()})
 	pri = startDevServer(t, serverOpts{Name: "dc1", Bolt: true, SealKey: randomBytes(t, 32), ExternalNATS: ns.ClientURL()})
 	sec = startDevServer(t, serverOpts{Name: "dc2", Bolt: true, SealKey: sealKey, ExternalNATS: ns.ClientURL(),
 		Replication: `activation_wait = "0s"`})

@@ -92,7 +92,7 @@ func promoteDR(t *testing.T, drs *server, opToken string) {
 }
 
 func TestDRFailoverWithATokenFromUnsealShares(t *testing.T) {
-	ns := bustest.StartConfig(t, bus.Config{Listen: freeAddr(t), StoreDir: t.TempDir()})
+	ns := bustest.StartConfig(t, bus.Config{Listen: testutil.FreeAddr(t), StoreDir: t.TempDir()})
 	named := func(n string) serverOpts { return serverOpts{Name: n, Bolt: true, ExternalNATS: ns.ClientURL()} }
 	pri, s1, drs := startDevServer(t, named("dc1")), startDevServer(t, named("dc2")), startDevServer(t, named("dr1"))
 	R := pri.rootClient()

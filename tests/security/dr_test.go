@@ -55,7 +55,7 @@ type drSet struct {
 
 func startDRSet(t *testing.T) *drSet {
 	t.Helper()
-	ns := bustest.StartConfig(t, bus.Config{Listen: freeAddr(t), StoreDir: t.TempDir()})
+	ns := bustest.StartConfig(t, bus.Config{Listen: testutil.FreeAddr(t), StoreDir: t.TempDir()})
 	opts := serverOpts{Bolt: true, SealKey: randomBytes(t, 32), ExternalNATS: ns.ClientURL()}
 	named := func(n string) serverOpts { o := opts; o.Name = n; return o }
 	d := &drSet{opts: opts, ns: ns, pri: startDevServer(t, named("dc1")), drs: startDevServer(t, named("dr1"))}

@@ -24,7 +24,7 @@ const (
 )
 
 func TestPerformanceFailoverWithoutWipe(t *testing.T) {
-	ns := bustest.StartConfig(t, bus.Config{Listen: freeAddr(t), StoreDir: t.TempDir()})
+	ns := bustest.StartConfig(t, bus.Config{Listen: testutil.FreeAddr(t), StoreDir: t.TempDir()})
 	opts := serverOpts{Bolt: true, SealKey: randomBytes(t, 32), ExternalNATS: ns.ClientURL()}
 	named := func(n string) serverOpts { o := opts; o.Name = n; return o }
 	pri := startDevServer(t, named("dc1"))

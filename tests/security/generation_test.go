@@ -36,7 +36,7 @@ func generationPair(t *testing.T) (opts serverOpts, pri, sec *server) {
 // generationPairBus is generationPair with the NATS server.
 func generationPairBus(t *testing.T) (ns *bus.Bus, opts serverOpts, pri, sec *server) {
 	t.Helper()
-	ns = bustest.StartConfig(t, bus.Config{Listen: freeAddr(t), StoreDir: t.TempDir()})
+	ns = bustest.StartConfig(t, bus.Config{Listen: testutil.FreeAddr(t), StoreDir: t.TempDir()})
 	opts = serverOpts{Name: "dc1", Bolt: true, SealKey: randomBytes(t, 32), ExternalNATS: ns.ClientURL()}
 	pri = startDevServer(t, opts)
 	so := opts

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/hashicorp/vault/api"
 )
 
@@ -88,7 +89,7 @@ func startConfigServer(t testing.TB, o serverOpts) *server {
 // newServer writes the config of o into a new directory of the test.
 func newServer(t testing.TB, o serverOpts, dev bool) *server {
 	t.Helper()
-	s := &server{t: t, name: o.Name, dev: dev, dir: t.TempDir(), addr: freeAddr(t), sealKey: o.SealKey}
+	s := &server{t: t, name: o.Name, dev: dev, dir: t.TempDir(), addr: testutil.FreeAddr(t), sealKey: o.SealKey}
 	if s.name == "" {
 		s.name = "coffer on " + s.addr
 	}
@@ -120,7 +121,7 @@ func newServer(t testing.TB, o serverOpts, dev bool) *server {
 	case o.NoNATS:
 		b.WriteString("bus {\n  embedded = false\n}\n")
 	default:
-		s.natsAddr = freeAddr(t)
+		s.natsAddr = testutil.FreeAddr(t)
 		fmt.Fprintf(&b, "bus {\n  embedded = true\n  listen   = %q\n", s.natsAddr)
 		if o.NATSStore {
 			fmt.Fprintf(&b, "  store_dir = %q\n", filepath.Join(s.dir, "nats"))

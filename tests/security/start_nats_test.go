@@ -58,7 +58,7 @@ func TestReplicationStartsWhenNATSComesBack(t *testing.T) {
 // static seal key, so that both survive a restart.
 func startExternalPair(t *testing.T) (ns *bus.Bus, natsCfg bus.Config, pri, sec *server) {
 	t.Helper()
-	natsCfg = bus.Config{Listen: freeAddr(t), StoreDir: t.TempDir(), MaxPayload: 1 << 20}
+	natsCfg = bus.Config{Listen: testutil.FreeAddr(t), StoreDir: t.TempDir(), MaxPayload: 1 << 20}
 	ns = bustest.StartConfig(t, natsCfg)
 	key := randomBytes(t, 32)
 	pri = startDevServer(t, serverOpts{Name: "dc1", Bolt: true, SealKey: key, ExternalNATS: ns.ClientURL()})

@@ -10,11 +10,9 @@ package consultest
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cofferhq/coffer/internal/testutil"
 )
 
 // BinEnv names the variable that gives the agent's path (make test sets it
@@ -113,7 +113,7 @@ func StartPersistent(t testing.TB) *Agent {
 func start(t testing.TB, dataDir string) *Agent {
 	t.Helper()
 	bin := Binary(t)
-	ports := freePorts(t, 4)
+	ports := []int{testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)}
 	a := &Agent{Addr: "127.0.0.1:" + strconv.Itoa(ports[0])}
 	mode := []string{"agent", "-dev"}
 	if dataDir != "" {
@@ -221,28 +221,6 @@ func (a *Agent) Stop() {
 
 // Output is what the agent logged so far.
 func (a *Agent) Output() string { return a.out.String() }
-
-// freePorts asks the kernel for n free loopback ports, held open together so
-// they differ, then released for the agent.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	out := make([]int, 0, n)
-	for range n {
-		l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free port: %v", err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out
-}
 
 type syncBuffer struct {
 	mu sync.Mutex
