@@ -139,6 +139,11 @@ var (
 	ErrPermissionDenied = errors.New("permission denied")
 	// ErrInvalidRequest: the request must be corrected (400); wrap it with the reason.
 	ErrInvalidRequest = errors.New("invalid request")
+	// ErrReadOnly: the storage of a request served locally on a performance
+	// secondary refuses a write to a replicated key with it. A backend returns
+	// it (wrapped or not) unchanged, and the router forwards the request to the
+	// primary instead (transit's encrypt creating its key on first use).
+	ErrReadOnly = errors.New("cannot write to a replicated key on a secondary cluster")
 )
 
 // CodedError carries an explicit HTTP status for cases the sentinels do not cover
@@ -176,4 +181,24 @@ func StatusCode(err error) int {
 		return http.StatusBadRequest
 	}
 	return http.StatusInternalServerError
+}
+
+// ClusterLocal is implemented by a backend that serves some requests on the
+// cluster that receives them, a performance secondary included, or that
+// keeps some of its records per cluster. The router asks it; a backend that
+// does not implement it has every write forwarded from a secondary to the
+// primary and every record replicated.
+type ClusterLocal interface {
+	// ServedLocally reports whether req, a write (create, update, patch or
+	// delete), is served by the cluster that receives it instead of being
+	// forwarded to the primary: it computes without writing storage (transit
+	// encrypt) or writes only keys under LocalStoragePrefixes (an AppRole
+	// secret id). Req carries Operation, Path (relative to the mount) and
+	// Data; it must not read storage to decide.
+	ServedLocally(req *Request) bool
+	// LocalStoragePrefixes are prefixes of keys, relative to the backend's
+	// storage view, that belong to the cluster that writes them: never sent
+	// by performance replication nor in its merkle index (DR replication
+	// copies them, as it copies tokens).
+	LocalStoragePrefixes() []string
 }
