@@ -32,7 +32,7 @@ func (c *Core) shouldForward(mb *mountedBackend, rel string, lreq *logical.Reque
 	}
 	switch mb.entry.Type {
 	case "token":
-		return false
+		return tokenRolePath(rel) // roles are replicated configuration
 	case "system":
 		p := strings.TrimSuffix(rel, "/")
 		local, _ := fieldBool(lreq.Data, "local")
@@ -70,7 +70,7 @@ func (c *Core) shouldForward(mb *mountedBackend, rel string, lreq *logical.Reque
 		}
 		return false
 	}
-	if mb.entry.Local || unauthenticated(mb, rel) {
+	if mb.entry.Local || unauthenticated(mb, rel) || servedLocally(mb, lreq) {
 		return false
 	}
 	return true
@@ -100,10 +100,18 @@ func forwardedTarget(mb *mountedBackend, rel string) bool {
 	switch {
 	case mb.entry.Type == "system":
 		return true
-	case mb.entry.Type == "token", mb.entry.Local, unauthenticated(mb, rel):
+	case mb.entry.Type == "token":
+		return tokenRolePath(rel)
+	case mb.entry.Local, unauthenticated(mb, rel):
 		return false
 	}
 	return true
+}
+
+// tokenRolePath reports whether rel, under auth/token/, is a token role's:
+// the only replicated configuration of the token method.
+func tokenRolePath(rel string) bool {
+	return strings.HasPrefix(rel, "roles/") && len(rel) > len("roles/")
 }
 
 // ApplyForwarded applies, on the primary, a request a secondary forwarded

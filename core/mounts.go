@@ -108,7 +108,8 @@ type mountedBackend struct {
 type router struct {
 	mu     sync.RWMutex
 	routes map[string]*mountedBackend // keyed by RoutePath
-	// localPrefixes are the storage prefixes of local mounts, for the WAL classifier.
+	// localPrefixes are the storage prefixes of local mounts and the local
+	// prefixes of ClusterLocal backends, for the WAL classifier.
 	localPrefixes map[string]bool
 }
 
@@ -140,8 +141,8 @@ func (r *router) add(mb *mountedBackend) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.routes[mb.entry.RoutePath()] = mb
-	if mb.entry.Local {
-		r.localPrefixes[mb.entry.StoragePrefix()] = true
+	for _, p := range localPrefixesOf(mb) {
+		r.localPrefixes[p] = true
 	}
 }
 
@@ -151,7 +152,9 @@ func (r *router) remove(routePath string) *mountedBackend {
 	mb := r.routes[routePath]
 	delete(r.routes, routePath)
 	if mb != nil {
-		delete(r.localPrefixes, mb.entry.StoragePrefix())
+		for _, p := range localPrefixesOf(mb) {
+			delete(r.localPrefixes, p)
+		}
 	}
 	return mb
 }

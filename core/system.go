@@ -74,6 +74,8 @@ func (s *systemBackend) HandleRequest(ctx context.Context, req *logical.Request)
 		return s.onlyRead(op, func() (*logical.Response, error) { return s.uiMounts(), nil })
 	case strings.HasPrefix(p, "internal/ui/mounts/"):
 		return s.onlyRead(op, func() (*logical.Response, error) { return s.uiMount(strings.TrimPrefix(p, "internal/ui/mounts/")) })
+	case strings.HasPrefix(p, "leases/"):
+		return s.leases(ctx, req, strings.TrimPrefix(p, "leases/"))
 	case p == "remount" || strings.HasPrefix(p, "remount/status/"):
 		return s.remount(ctx, req, p)
 	case strings.HasPrefix(p, "replication/"):

@@ -18,11 +18,16 @@ func (c *Core) newTokenStore() *tokens.Store {
 		BatchPublicKeyPath:  batchTokenPublicKeyPath,
 		CanGenerateBatchKey: c.canGenerateBatchKey,
 		CanPublishBatchKey:  c.canPublishBatchKey,
+		RoleStorage:         logical.NewView(c.barrier, tokenRolesPrefix),
 	}, c.logger.With().Str("component", "tokens").Logger())
 }
 
 // tokenStoragePrefix holds the token store's records (local class).
 const tokenStoragePrefix = "sys/token/"
+
+// tokenRolesPrefix holds the token roles (replicated class: roles are
+// configuration, written on the primary, the tokens they make are local).
+const tokenRolesPrefix = "core/token-roles/"
 
 // The batch token keys (core/tokens/batch.go, "The keys").
 const (

@@ -40,6 +40,8 @@ func Allowed(op, path string) error {
 		return fmt.Errorf("path %q cannot be forwarded", path)
 	}
 	switch {
+	case strings.HasPrefix(p, "auth/token/roles/") && len(p) > len("auth/token/roles/") && op != "read" && op != "list":
+		return nil // token roles are replicated configuration
 	case strings.HasPrefix(p, "auth/token/") || p == "auth/token":
 		return fmt.Errorf("path %q is local to each cluster (tokens) and is never forwarded", path)
 	case strings.HasPrefix(p, "sys/"):

@@ -74,13 +74,27 @@ func (b *backend) listAccessors(ctx context.Context, _ *logical.Request, _ *fiel
 // ExistenceCheck reports true for every path: Vault authorizes every write
 // to the token backend as "update" (it has no existence check outside
 // roles/), and Coffer's policies must mean the same.
-func (b *backend) ExistenceCheck(context.Context, *logical.Request) (bool, error) { return true, nil }
+// Roles are the exception, as in Vault: writing a new role needs "create".
+func (b *backend) ExistenceCheck(ctx context.Context, req *logical.Request) (bool, error) {
+	name, ok := strings.CutPrefix(req.Path, "roles/")
+	if !ok || name == "" || b.s.opts.RoleStorage == nil {
+		return true, nil
+	}
+	r, err := b.readRole(ctx, name)
+	return r != nil, err
+}
 
 // HandleRequest serves one request under auth/token/.
 func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
 	ops, ok := b.table[req.Path]
-	if !ok {
-		return nil, fmt.Errorf("%w: auth/token/%s; the token auth method serves accessors (LIST), create, create-orphan, lookup, lookup-self, lookup-accessor, renew, renew-self, renew-accessor, revoke, revoke-self, revoke-accessor and revoke-orphan", logical.ErrUnsupportedPath, req.Path)
+	switch {
+	case ok:
+	case req.Path == "roles" || strings.HasPrefix(req.Path, "roles/"):
+		return b.withFields(ctx, req, b.handleRole)
+	case strings.HasPrefix(req.Path, "create/") && req.Operation != logical.ReadOperation:
+		return b.withFields(ctx, req, b.createWithRole)
+	default:
+		return nil, fmt.Errorf("%w: auth/token/%s; the token auth method serves accessors (LIST), create, create/<role>, create-orphan, roles/<role>, lookup, lookup-self, lookup-accessor, renew, renew-self, renew-accessor, revoke, revoke-self, revoke-accessor and revoke-orphan", logical.ErrUnsupportedPath, req.Path)
 	}
 	op := req.Operation
 	if op == logical.CreateOperation {
@@ -90,6 +104,12 @@ func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 	if !ok {
 		return nil, fmt.Errorf("%w: %s on auth/token/%s; use POST", logical.ErrUnsupportedOperation, req.Operation, req.Path)
 	}
+	return b.withFields(ctx, req, h)
+}
+
+// withFields runs h with the request's fields and adds the warning naming
+// the ones h did not read.
+func (b *backend) withFields(ctx context.Context, req *logical.Request, h handler) (*logical.Response, error) {
 	f := newFields(req.Data)
 	resp, err := h(ctx, req, f)
 	if err != nil {
@@ -239,7 +259,7 @@ func (cr *createRequest) check() error {
 	case cr.tokenType == TypeBatch && cr.id != "":
 		return badRequest("batch tokens cannot have \"id\" set: the id is the signed record; omit id")
 	case cr.entityAlias != "":
-		return badRequest("'entity_alias' is only allowed in combination with token role, and Coffer has no token roles; remove entity_alias")
+		return badRequest("'entity_alias' is not supported: Coffer has no identity entities; remove entity_alias")
 	case cr.numUses < 0:
 		return badRequest("number of uses cannot be negative")
 	case cr.numUses > 1<<31-1:
@@ -421,6 +441,9 @@ func lookupData(e *Entry, now time.Time) map[string]any {
 	}
 	if e.Period > 0 {
 		d["period"] = int64(e.Period / time.Second)
+	}
+	if e.Role != "" {
+		d["role"] = e.Role
 	}
 	if !e.ExpireTime.IsZero() {
 		d["expire_time"] = e.ExpireTime.UTC()

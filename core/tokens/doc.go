@@ -95,9 +95,13 @@
 //     after which the former primary's batch tokens are refused there and on
 //     the clusters that follow it. A version 3 would add a key id to rotate.
 //   - A chosen service token id may not begin with "hvb.".
-//   - Token roles, auth/token/accessors listing and tidy are not implemented:
-//     their paths answer 404 (unsupported path). So batch tokens come only
-//     from create and create-orphan: logins issue service tokens.
+//   - Token roles (roles.go) are replicated configuration in
+//     Options.RoleStorage; create/<role> makes a local token from one. A
+//     role's allowed_policies let a parent hand out policies it does not
+//     hold itself (that is what roles are for); globs, entity aliases and
+//     bound CIDRs on roles are refused with a 400 rather than ignored.
+//     Logins issue service tokens; batch tokens come from create,
+//     create-orphan and roles of type batch.
 //   - Revocation removes a tree children first, one storage transaction per
 //     token, so a crash midway leaves the parent and the rest of its tree in
 //     place and revoking again finishes the work.

@@ -69,6 +69,10 @@ type Entry struct {
 	// EntityID is the identity entity the token belongs to, inherited from
 	// the parent unless the token is an orphan.
 	EntityID string
+	// Role is the token role it was created through ("" for none).
+	Role string
+	// LastRenewal is when the token was last renewed (zero: never).
+	LastRenewal time.Time
 }
 
 // RevocationPending reports whether the request holding e consumed the
@@ -136,6 +140,8 @@ type tokenRecord struct {
 	Orphan         bool              `json:"orphan,omitempty"`
 	Type           string            `json:"type,omitempty"`
 	EntityID       string            `json:"entity_id,omitempty"`
+	Role           string            `json:"role,omitempty"`
+	LastRenewal    *time.Time        `json:"last_renewal,omitempty"`
 }
 
 // accessorRecord is the stored form of an accessor index entry
@@ -161,11 +167,15 @@ func encodeEntry(e *Entry) ([]byte, error) {
 		V: recordVersion, ID: e.ID, Accessor: e.Accessor, Parent: e.Parent, Policies: e.Policies,
 		Path: e.Path, Meta: e.Meta, DisplayName: e.DisplayName, NumUses: e.NumUses,
 		CreationTime: e.CreationTime.UTC(), TTL: e.TTL, ExplicitMaxTTL: e.ExplicitMaxTTL, Period: e.Period,
-		Renewable: e.Renewable, Orphan: e.Orphan, Type: e.Type, EntityID: e.EntityID,
+		Renewable: e.Renewable, Orphan: e.Orphan, Type: e.Type, EntityID: e.EntityID, Role: e.Role,
 	}
 	if !e.ExpireTime.IsZero() {
 		t := e.ExpireTime.UTC()
 		r.ExpireTime = &t
+	}
+	if !e.LastRenewal.IsZero() {
+		t := e.LastRenewal.UTC()
+		r.LastRenewal = &t
 	}
 	return json.Marshal(r)
 }
@@ -185,10 +195,13 @@ func decodeEntry(b []byte) (*Entry, error) {
 		ID: r.ID, Accessor: r.Accessor, Parent: r.Parent, Policies: r.Policies, Path: r.Path, Meta: r.Meta,
 		DisplayName: r.DisplayName, NumUses: r.NumUses, CreationTime: r.CreationTime, TTL: r.TTL,
 		ExplicitMaxTTL: r.ExplicitMaxTTL, Period: r.Period, Renewable: r.Renewable, Orphan: r.Orphan,
-		Type: r.Type, EntityID: r.EntityID,
+		Type: r.Type, EntityID: r.EntityID, Role: r.Role,
 	}
 	if r.ExpireTime != nil {
 		e.ExpireTime = *r.ExpireTime
+	}
+	if r.LastRenewal != nil {
+		e.LastRenewal = *r.LastRenewal
 	}
 	if r.V == 0 {
 		// The first token store wrote root tokens only.

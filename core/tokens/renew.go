@@ -60,6 +60,7 @@ func (s *Store) renew(ctx context.Context, id string, increment time.Duration) (
 		return nil, 0, nil, err
 	}
 	e.ExpireTime = now.Add(ttl)
+	e.LastRenewal = now
 	op, err := entryOp(key, e)
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("renew token: %w", err)

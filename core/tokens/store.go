@@ -84,6 +84,10 @@ type Options struct {
 	// secondaries: the published key there is their primary's, and their
 	// own tokens stay valid on them only.
 	CanPublishBatchKey func() error
+	// RoleStorage holds the token roles (roles.go), at a replicated path
+	// (core: core/token-roles/): roles are configuration, the same on every
+	// cluster of a replication set. Nil: roles/ and create/<role> answer 404.
+	RoleStorage logical.Storage
 }
 
 // Validate reports a setting that cannot work.
