@@ -292,6 +292,14 @@ func TestCLIPolicyAndTokens(t *testing.T) {
 	cliOK(t, addr, "root", "", "token", "revoke", "-accessor", other.Auth.Accessor)
 	cliFail(t, addr, other.Auth.ClientToken, "", 2, "token", "lookup")
 
+	// A token against a token role: the role's policies and path.
+	cliOK(t, addr, "root", "", "write", "auth/token/roles/ci", "allowed_policies=dev", "path_suffix=build")
+	out = cliOK(t, addr, "root", "", "token", "create", "-role=ci", "-field=token")
+	cliContains(t, "token create -role", cliOK(t, addr, "root", "", "token", "lookup", strings.TrimSpace(out)),
+		"auth/token/create/ci/build", "[default dev]")
+	cliContains(t, "token create -role with a policy outside it",
+		cliFail(t, addr, "root", "", 2, "token", "create", "-role=ci", "-policy=ops"), "Code: 400", "allowed policies")
+
 	out = cliOK(t, addr, "root", "", "policy", "delete", "ops")
 	if out != "Success! Deleted policy: ops\n" {
 		t.Fatalf("policy delete:\n%q", out)
