@@ -13,7 +13,7 @@ import (
 )
 
 // Parts are the measurements Options.Only picks from.
-var Parts = []string{"throughput", "lag", "forwarded", "catchup"}
+var Parts = []string{"throughput", "lag", "forwarded", "catchup", "transit"}
 
 // Options configures Run (`coffer bench`'s flags).
 type Options struct {
@@ -145,6 +145,11 @@ func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, 
 	}
 	if err := measureTarget(ctx, w, o, st, t, func() *cpuWatch { return startCPU(set) }, an); err != nil {
 		return err
+	}
+	if o.Only["transit"] {
+		if err := measureTransit(ctx, w, o, st, set); err != nil {
+			return err
+		}
 	}
 	if o.Only["catchup"] {
 		c, err := CatchUp(ctx, set, 1, o.Backlog, o.BacklogKeys, o.Size)

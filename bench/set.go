@@ -70,8 +70,11 @@ type Set struct {
 	given map[string]bool
 }
 
-// benchPolicy lets the bench token write and read the kv-v2 mount secret/.
-const benchPolicy = `path "secret/*" { capabilities = ["create", "update", "read", "list", "delete"] }`
+// benchPolicy lets the bench token write and read the kv-v2 mount secret/
+// and encrypt and decrypt with transit/.
+const benchPolicy = `path "secret/*" { capabilities = ["create", "update", "read", "list", "delete"] }
+path "transit/encrypt/*" { capabilities = ["update"] }
+path "transit/decrypt/*" { capabilities = ["update"] }`
 
 // StartSet starts the primary, enables replication and activates the
 // secondaries; Close stops them all.

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -106,4 +107,26 @@ func localOnlyStorage(mb *mountedBackend) logical.Storage {
 		local = cl.LocalStoragePrefixes()
 	}
 	return &localOnly{Storage: mb.storage, local: local, mount: mb.entry.RoutePath()}
+}
+
+// errForwardInstead: a request served locally on a secondary needs a change
+// only the primary makes (a transit key created on first use); nothing was
+// written here, and the primary serves the whole request.
+var errForwardInstead = errors.New("served by the primary instead")
+
+// callBackend runs lreq on mb's backend. On a secondary, a write the backend
+// serves itself runs against localOnlyStorage; when it wants to write a
+// replicated key, errForwardInstead says to forward it, with lreq's storage
+// restored.
+func (c *Core) callBackend(ctx context.Context, mb *mountedBackend, lreq *logical.Request, secondary bool) (*logical.Response, error) {
+	if !secondary || !isWrite(lreq.Operation) || !servedLocally(mb, lreq) {
+		return mb.backend.HandleRequest(ctx, lreq)
+	}
+	lreq.Storage = localOnlyStorage(mb)
+	resp, err := mb.backend.HandleRequest(ctx, lreq)
+	lreq.Storage = mb.storage
+	if errors.Is(err, logical.ErrReadOnly) {
+		return nil, fmt.Errorf("%w: %w", errForwardInstead, err)
+	}
+	return resp, err
 }

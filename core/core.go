@@ -17,7 +17,9 @@ import (
 	"github.com/cofferhq/coffer/barrier/seal"
 	"github.com/cofferhq/coffer/core/drtoken"
 	"github.com/cofferhq/coffer/core/tokens"
+	"github.com/cofferhq/coffer/engines/approle"
 	"github.com/cofferhq/coffer/engines/kv"
+	"github.com/cofferhq/coffer/engines/transit"
 	"github.com/cofferhq/coffer/engines/userpass"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/storage"
@@ -160,8 +162,8 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 	c.drTokens = &drtoken.Set{}
 	c.drGen = c.newDRGeneration()
 	c.factories = map[Table]map[string]logical.Factory{
-		SecretTable: {"kv": kv.Factory},
-		AuthTable:   {"userpass": userpass.Factory},
+		SecretTable: {"kv": kv.Factory, "transit": transit.Factory},
+		AuthTable:   {"userpass": userpass.Factory, "approle": approle.Factory},
 	}
 	log.SetClassifier(c.classify)
 	c.initMerkle()

@@ -185,15 +185,8 @@ func (c *Core) handleRequest(ctx context.Context, req *Request) (*Response, erro
 	if forwardIt {
 		return c.serveForwarded(ctx, req, lreq, te, path, setID)
 	}
-	guarded := secondaryMode && isWrite(lreq.Operation) && servedLocally(mb, lreq)
-	if guarded {
-		lreq.Storage = localOnlyStorage(mb)
-	}
-	lresp, err := mb.backend.HandleRequest(ctx, lreq)
-	if guarded && errors.Is(err, logical.ErrReadOnly) && forwarder.Allowed(string(lreq.Operation), path) == nil {
-		// It needs a change only the primary makes (a key created on
-		// first use): the primary serves the whole request.
-		lreq.Storage = mb.storage
+	lresp, err := c.callBackend(ctx, mb, lreq, secondaryMode)
+	if errors.Is(err, errForwardInstead) && forwarder.Allowed(string(lreq.Operation), path) == nil {
 		return c.serveForwarded(ctx, req, lreq, te, path, setID)
 	}
 	if err == nil && lresp != nil && lresp.Auth != nil && lresp.Auth.ClientToken == "" {

@@ -30,7 +30,10 @@
 // bound_cidrs are accepted. An update changes only the fields it names.
 // Usernames are lowercased, as in Vault, and hold letters, digits, "_", "-",
 // "." and "@", beginning and ending with a letter, digit or "_". Fields the
-// endpoint does not know are ignored with a warning.
+// endpoint does not know are ignored with a warning. The token fields are
+// parsed, stored (tokenfields.Settings, embedded in the user record) and
+// read back by engines/internal/tokenfields, the code every auth method
+// shares.
 //
 // # Storage layout
 //

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
+	"github.com/cofferhq/coffer/engines/internal/tokenfields"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/storage"
 )
@@ -17,24 +17,12 @@ const recordVersion = 1
 // userPrefix is where users are stored in the mount's view.
 const userPrefix = "user/"
 
-// user is one user as stored at "user/<name>".
+// user is one user as stored at "user/<name>". The token fields are
+// tokenfields.Settings, embedded so they sit at the record's top level.
 type user struct {
 	V            int    `json:"v"`
 	PasswordHash string `json:"password_hash"`
-	// TokenPolicies are sanitized (see sanitizePolicies), without the
-	// "default" that login adds.
-	TokenPolicies []string `json:"token_policies"`
-	// LegacyPolicies records that the policies were last set through the
-	// deprecated "policies" field, which a read then echoes as Vault does.
-	LegacyPolicies       bool          `json:"legacy_policies,omitempty"`
-	TokenTTL             time.Duration `json:"token_ttl_ns"`
-	TokenMaxTTL          time.Duration `json:"token_max_ttl_ns"`
-	TokenExplicitMaxTTL  time.Duration `json:"token_explicit_max_ttl_ns"`
-	TokenPeriod          time.Duration `json:"token_period_ns"`
-	TokenNumUses         int           `json:"token_num_uses"`
-	TokenNoDefaultPolicy bool          `json:"token_no_default_policy"`
-	TokenType            string        `json:"token_type"`
-	TokenBoundCIDRs      []string      `json:"token_bound_cidrs"`
+	tokenfields.Settings
 }
 
 func userKey(name string) string { return userPrefix + name }

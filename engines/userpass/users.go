@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
-	"slices"
 	"strings"
-	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/cofferhq/coffer/engines/internal/tokenfields"
 	"github.com/cofferhq/coffer/logical"
 )
 
@@ -36,18 +34,9 @@ var (
 // userUpdate is a parsed write: nil fields were not given and keep their
 // stored value.
 type userUpdate struct {
-	passwordHash   *string
-	policies       *[]string
-	legacyPolicies bool
-	ttl            *time.Duration
-	maxTTL         *time.Duration
-	explicitMaxTTL *time.Duration
-	period         *time.Duration
-	numUses        *int
-	noDefault      *bool
-	tokenType      *string
-	cidrs          *[]string
-	warnings       []string
+	passwordHash *string
+	token        *tokenfields.Update
+	warnings     []string
 }
 
 // parseUpdate reads the fields of allowed from data, hashing a new
@@ -74,35 +63,11 @@ func (b *Backend) parseUpdate(data map[string]any, allowed fieldSet) (*userUpdat
 	if err := b.parsePassword(get, u); err != nil {
 		return nil, err
 	}
-
-	var err error
-	if u.policies, u.legacyPolicies, err = aliased(get, "token_policies", "policies", parsePolicies); err != nil {
+	token, err := tokenfields.Parse(get)
+	if err != nil {
 		return nil, err
 	}
-	if u.ttl, _, err = aliased(get, "token_ttl", "ttl", parseTTL); err != nil {
-		return nil, err
-	}
-	if u.maxTTL, _, err = aliased(get, "token_max_ttl", "max_ttl", parseTTL); err != nil {
-		return nil, err
-	}
-	if u.cidrs, _, err = aliased(get, "token_bound_cidrs", "bound_cidrs", parseCIDRs); err != nil {
-		return nil, err
-	}
-	if u.explicitMaxTTL, err = optional(get, "token_explicit_max_ttl", parseTTL); err != nil {
-		return nil, err
-	}
-	if u.period, err = optional(get, "token_period", parseTTL); err != nil {
-		return nil, err
-	}
-	if u.numUses, err = optional(get, "token_num_uses", parseNumUses); err != nil {
-		return nil, err
-	}
-	if u.noDefault, err = optional(get, "token_no_default_policy", logical.ParseBool); err != nil {
-		return nil, err
-	}
-	if u.tokenType, err = optional(get, "token_type", parseTokenType); err != nil {
-		return nil, err
-	}
+	u.token = token
 	return u, nil
 }
 
@@ -157,71 +122,12 @@ func checkHash(hash string) error {
 	return nil
 }
 
-// optional parses field when it is given.
-func optional[T any](get func(string) (any, bool), field string, parse func(string, any) (T, error)) (*T, error) {
-	v, ok := get(field)
-	if !ok {
-		return nil, nil
-	}
-	t, err := parse(field, v)
-	if err != nil {
-		return nil, err
-	}
-	return &t, nil
-}
-
-// aliased parses a token field and its deprecated alias. Both may be given
-// only with the same value. legacy reports that the alias was given.
-func aliased[T any](get func(string) (any, bool), field, alias string, parse func(string, any) (T, error)) (val *T, legacy bool, err error) {
-	cur, err := optional(get, field, parse)
-	if err != nil {
-		return nil, false, err
-	}
-	old, err := optional(get, alias, parse)
-	if err != nil {
-		return nil, false, err
-	}
-	switch {
-	case old == nil:
-		return cur, false, nil
-	case cur == nil:
-		return old, true, nil
-	case !reflect.DeepEqual(*cur, *old):
-		return nil, false, logical.InvalidRequest("%s and %s differ: give only %s (%s is its deprecated alias)", field, alias, field, alias)
-	}
-	return cur, true, nil
-}
-
 // apply merges the update into a stored user.
 func (up *userUpdate) apply(u *user) {
 	if up.passwordHash != nil {
 		u.PasswordHash = *up.passwordHash
 	}
-	if up.policies != nil {
-		u.TokenPolicies = *up.policies
-		u.LegacyPolicies = up.legacyPolicies
-	}
-	set := func(dst *time.Duration, src *time.Duration) {
-		if src != nil {
-			*dst = *src
-		}
-	}
-	set(&u.TokenTTL, up.ttl)
-	set(&u.TokenMaxTTL, up.maxTTL)
-	set(&u.TokenExplicitMaxTTL, up.explicitMaxTTL)
-	set(&u.TokenPeriod, up.period)
-	if up.numUses != nil {
-		u.TokenNumUses = *up.numUses
-	}
-	if up.noDefault != nil {
-		u.TokenNoDefaultPolicy = *up.noDefault
-	}
-	if up.tokenType != nil {
-		u.TokenType = *up.tokenType
-	}
-	if up.cidrs != nil {
-		u.TokenBoundCIDRs = *up.cidrs
-	}
+	up.token.Apply(&u.Settings)
 }
 
 // writeUser creates or updates a user from the fields of allowed. A new user
@@ -244,15 +150,15 @@ func (b *Backend) writeUser(ctx context.Context, req *logical.Request, name stri
 	case u == nil && up.passwordHash == nil:
 		return nil, logical.InvalidRequest("missing password: give password (or password_hash, a bcrypt hash) to create user %q", name)
 	case u == nil:
-		u = &user{TokenType: "default"}
+		u = &user{Settings: tokenfields.Settings{TokenType: "default"}}
 	case ep == epPassword && up.passwordHash == nil:
 		return nil, logical.InvalidRequest("missing password: give password or password_hash, the new password of user %q", name)
-	case ep == epPolicies && up.policies == nil:
+	case ep == epPolicies && up.token.Policies == nil:
 		return nil, logical.InvalidRequest("missing token_policies: give the policies of user %q as a list or a comma-separated string (empty for none)", name)
 	}
 	up.apply(u)
-	if u.TokenMaxTTL != 0 && u.TokenTTL > u.TokenMaxTTL {
-		return nil, logical.InvalidRequest("token_ttl (%s) is greater than token_max_ttl (%s): lower token_ttl or raise token_max_ttl", u.TokenTTL, u.TokenMaxTTL)
+	if err := u.Check(); err != nil {
+		return nil, err
 	}
 	if err := saveUser(ctx, req.Storage, name, u); err != nil {
 		return nil, err
@@ -273,33 +179,7 @@ func (b *Backend) readUser(ctx context.Context, req *logical.Request, name strin
 	if u == nil {
 		return nil, fmt.Errorf("%w: no user %q", logical.ErrNotFound, name)
 	}
-	seconds := func(d time.Duration) int64 { return int64(d / time.Second) }
-	policies := slices.Clone(u.TokenPolicies)
-	if policies == nil {
-		policies = []string{}
-	}
-	cidrs := slices.Clone(u.TokenBoundCIDRs)
-	if cidrs == nil {
-		cidrs = []string{}
-	}
-	tokenType := u.TokenType
-	if tokenType == "" {
-		tokenType = "default"
-	}
-	data := map[string]any{
-		"token_policies":          policies,
-		"token_ttl":               seconds(u.TokenTTL),
-		"token_max_ttl":           seconds(u.TokenMaxTTL),
-		"token_explicit_max_ttl":  seconds(u.TokenExplicitMaxTTL),
-		"token_period":            seconds(u.TokenPeriod),
-		"token_num_uses":          u.TokenNumUses,
-		"token_no_default_policy": u.TokenNoDefaultPolicy,
-		"token_type":              tokenType,
-		"token_bound_cidrs":       cidrs,
-	}
-	if u.LegacyPolicies {
-		data["policies"] = slices.Clone(policies)
-	}
+	data := u.Data()
 	return &logical.Response{Data: data}, nil
 }
 
