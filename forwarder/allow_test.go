@@ -33,6 +33,13 @@ func TestAllowed(t *testing.T) {
 		{"update", "sys/mounts", false},
 		{"update", "auth/token/create", false},
 		{"update", "auth/token", false},
+		// Token roles are replicated configuration; nothing else there is.
+		{"update", "auth/token/roles/app", true},
+		{"delete", "auth/token/roles/app", true},
+		{"read", "auth/token/roles/app", false},
+		{"update", "auth/token/roles/", false},
+		{"update", "auth/token/create/app", false},
+		{"update", "auth/token/roles/../create", false},
 		{"update", "", false},
 		{"update", "secret/../sys/seal", false},
 		{"sudo", "secret/x", false},
