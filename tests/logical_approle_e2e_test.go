@@ -74,6 +74,13 @@ func TestAppRole(t *testing.T) {
 	refused(t, "a wrong role id", err, http.StatusBadRequest, "")
 
 	gen = mustWrite(t, root, "auth/approle/role/web/secret-id", nil)
+	if look := mustWrite(t, root, "auth/approle/role/web/secret-id-accessor/lookup", map[string]any{"secret_id_accessor": gen["secret_id_accessor"]}); look["secret_id_accessor"] != gen["secret_id_accessor"] {
+		t.Fatalf("secret-id-accessor lookup: %v", look)
+	}
+	mustWrite(t, root, "auth/approle/role/web/secret-id/destroy", map[string]any{"secret_id": gen["secret_id"]})
+	_, err = approleLogin(t, root, roleID, str(gen["secret_id"]))
+	refused(t, "a secret id destroyed by value", err, http.StatusBadRequest, "invalid role or secret ID")
+	gen = mustWrite(t, root, "auth/approle/role/web/secret-id", nil)
 	mustWrite(t, root, "auth/approle/role/web/secret-id-accessor/destroy", map[string]any{"secret_id_accessor": gen["secret_id_accessor"]})
 	_, err = approleLogin(t, root, roleID, str(gen["secret_id"]))
 	refused(t, "a destroyed secret id", err, http.StatusBadRequest, "")

@@ -101,6 +101,75 @@ func TestTransitRefusals(t *testing.T) {
 	}
 }
 
+// The rest of transit's endpoints through vault/api: list, rewrap,
+// datakey (plaintext and wrapped), hmac and its verify, sign and verify in a
+// batch, random, hash, and a delete allowed by deletion_allowed.
+func TestTransitEndpoints(t *testing.T) {
+	t.Parallel()
+	_, root := devServer(t)
+	if err := root.Sys().Mount("transit", &api.MountInput{Type: "transit"}); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, root, "transit/keys/k", map[string]any{"type": "chacha20-poly1305"})
+	mustWrite(t, root, "transit/keys/rsa", map[string]any{"type": "rsa-4096"})
+	if l, err := root.Logical().List("transit/keys"); err != nil || l == nil || len(strs(l.Data["keys"])) != 2 {
+		t.Fatalf("list keys: %v %v", l, err)
+	}
+	ct := transitEnc(t, root, "k", "rewrap me")
+	mustWrite(t, root, "transit/keys/k/rotate", nil)
+	rw := str(mustWrite(t, root, "transit/rewrap/k", map[string]any{"ciphertext": ct})["ciphertext"])
+	if !strings.HasPrefix(rw, "vault:v2:") {
+		t.Fatalf("rewrap answered %q", rw)
+	}
+	if pt, err := transitDec(root, "k", rw); err != nil || pt != "rewrap me" {
+		t.Fatalf("decrypt of the rewrapped ciphertext: %q %v", pt, err)
+	}
+	dk := mustWrite(t, root, "transit/datakey/plaintext/k", map[string]any{"bits": 512})
+	raw, _ := base64.StdEncoding.DecodeString(str(dk["plaintext"]))
+	if len(raw) != 64 {
+		t.Fatalf("datakey of 512 bits: %d bytes", len(raw))
+	}
+	wrapped := mustWrite(t, root, "transit/datakey/wrapped/k", nil)
+	if wrapped["plaintext"] != nil || !strings.HasPrefix(str(wrapped["ciphertext"]), "vault:v2:") {
+		t.Fatalf("wrapped datakey: %v", wrapped)
+	}
+	if s, err := root.Logical().Write("transit/decrypt/k", map[string]any{"ciphertext": wrapped["ciphertext"]}); err != nil || len(str(s.Data["plaintext"])) != 44 {
+		t.Fatalf("decrypt of the wrapped datakey: %v %v", s, err)
+	}
+	mac := str(mustWrite(t, root, "transit/hmac/k/sha2-512", map[string]any{"input": b64("m")})["hmac"])
+	if v := mustWrite(t, root, "transit/verify/k/sha2-512", map[string]any{"input": b64("m"), "hmac": mac}); v["valid"] != true {
+		t.Fatalf("hmac verify: %v", v)
+	}
+	if v := mustWrite(t, root, "transit/verify/k/sha2-512", map[string]any{"input": b64("n"), "hmac": mac}); v["valid"] != false {
+		t.Fatalf("hmac verify of other input: %v", v)
+	}
+	sigs := entries(mustWrite(t, root, "transit/sign/rsa", map[string]any{"batch_input": []any{
+		map[string]any{"input": b64("a"), "reference": "first"}, map[string]any{"input": b64("b"), "reference": "second"},
+	}})["batch_results"])
+	if len(sigs) != 2 || sigs[1]["reference"] != "second" {
+		t.Fatalf("batch sign: %v", sigs)
+	}
+	ver := entries(mustWrite(t, root, "transit/verify/rsa", map[string]any{"batch_input": []any{
+		map[string]any{"input": b64("a"), "signature": sigs[0]["signature"]},
+		map[string]any{"input": b64("a"), "signature": sigs[1]["signature"]},
+	}})["batch_results"])
+	if len(ver) != 2 || ver[0]["valid"] != true || ver[1]["valid"] != false {
+		t.Fatalf("batch verify: %v", ver)
+	}
+	if r := mustWrite(t, root, "transit/random/24", map[string]any{"format": "hex"}); len(str(r["random_bytes"])) != 48 {
+		t.Fatalf("random: %v", r)
+	}
+	if h := mustWrite(t, root, "transit/hash/sha2-256", map[string]any{"input": b64("abc"), "format": "hex"}); h["sum"] != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
+		t.Fatalf("hash: %v", h)
+	}
+	mustWrite(t, root, "transit/keys/rsa/config", map[string]any{"deletion_allowed": true})
+	if _, err := root.Logical().Delete("transit/keys/rsa"); err != nil {
+		t.Fatalf("delete with deletion_allowed: %v", err)
+	}
+	_, err := root.Logical().Write("transit/sign/rsa", map[string]any{"input": b64("a")})
+	refused(t, "signing with a deleted key", err, http.StatusBadRequest, "not found")
+}
+
 // Transit on a secondary: computed there with the replicated keys, with no
 // request reaching the primary, also once the primary's process is gone;
 // key changes are forwarded; ciphertext made on one cluster decrypts on the
