@@ -347,3 +347,20 @@ func Describe(v any) string {
 	}
 	return fmt.Sprintf("a %T", v)
 }
+
+// NameOK reports whether name is a name Vault accepts for a role or a key in
+// a path segment: letters, digits and "_", with "-" and "." also allowed
+// anywhere but first or last.
+func NameOK(name string) bool {
+	word := func(c byte) bool {
+		return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		inner := i > 0 && i < len(name)-1
+		if !word(c) && !(inner && (c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return name != ""
+}

@@ -354,3 +354,14 @@ func TestDescribe(t *testing.T) {
 		t.Errorf("a list: %q", got)
 	}
 }
+
+func TestNameOK(t *testing.T) {
+	for name, want := range map[string]bool{
+		"web": true, "my-key.v2": true, "_x": true, "A9": true,
+		"": false, "-x": false, "x.": false, "a/b": false, "a b": false, "..": false, "ü": false,
+	} {
+		if got := NameOK(name); got != want {
+			t.Errorf("NameOK(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

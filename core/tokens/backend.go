@@ -157,6 +157,14 @@ var displayNameSanitize = regexp.MustCompile(`[^a-zA-Z0-9-]`)
 // new token's properties from it and from the caller's token (the parent),
 // stores the token and answers with its auth section.
 func (b *backend) create(ctx context.Context, req *logical.Request, f *fields, orphan bool) (*logical.Response, error) {
+	return b.createWith(ctx, req, f, func(cr *createRequest, parent *Entry) (*Entry, error) {
+		return cr.entry("auth/token/"+req.Path, parent, orphan)
+	})
+}
+
+// createWith reads and checks a create request, finds the parent, lets
+// decide make the entry, and stores the token.
+func (b *backend) createWith(ctx context.Context, req *logical.Request, f *fields, decide func(*createRequest, *Entry) (*Entry, error)) (*logical.Response, error) {
 	cr, err := readCreateRequest(f)
 	if err != nil {
 		return nil, err
@@ -168,7 +176,7 @@ func (b *backend) create(ctx context.Context, req *logical.Request, f *fields, o
 	if err != nil {
 		return nil, err
 	}
-	e, err := cr.entry("auth/token/"+req.Path, parent, orphan)
+	e, err := decide(cr, parent)
 	if err != nil {
 		return nil, err
 	}

@@ -41,10 +41,7 @@ type roleRecord struct {
 	TokenType            string        `json:"token_type"`
 }
 
-var (
-	roleNameRE   = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
-	pathSuffixRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
-)
+var pathSuffixRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
 
 func (b *backend) roleStorage() (logical.Storage, error) {
 	if b.s.opts.RoleStorage == nil {
@@ -82,8 +79,8 @@ func (b *backend) handleRole(ctx context.Context, req *logical.Request, f *field
 		}
 		return b.listRoles(ctx)
 	}
-	if !roleNameRE.MatchString(name) {
-		return nil, badRequest("invalid role name %q: use letters, digits, '_', '-' and '.'", name)
+	if !logical.NameOK(name) {
+		return nil, badRequest("invalid role name %q: use letters, digits and '_', and '-' or '.' anywhere but first or last", name)
 	}
 	switch req.Operation {
 	case logical.ReadOperation:
@@ -281,26 +278,9 @@ func (b *backend) createWithRole(ctx context.Context, req *logical.Request, f *f
 	if r == nil {
 		return nil, badRequest("unknown role %s: create it first at auth/token/roles/%s", name, name)
 	}
-	cr, err := readCreateRequest(f)
-	if err != nil {
-		return nil, err
-	}
-	if err := cr.check(); err != nil {
-		return nil, err
-	}
-	parent, err := b.creator(ctx, req.ClientToken)
-	if err != nil {
-		return nil, err
-	}
-	e, err := cr.roleEntry(r, name, parent)
-	if err != nil {
-		return nil, err
-	}
-	warnings, err := b.s.create(ctx, e)
-	if err != nil {
-		return nil, storeError(err)
-	}
-	return &logical.Response{Auth: authFor(e, e.TTL), Warnings: warnings}, nil
+	return b.createWith(ctx, req, f, func(cr *createRequest, parent *Entry) (*Entry, error) {
+		return cr.roleEntry(r, name, parent)
+	})
 }
 
 // roleEntry is the token parent creates through role r.

@@ -165,15 +165,8 @@ func checkName(name string) error {
 	if name == "" {
 		return logical.InvalidRequest("missing key name: name the key after the endpoint, e.g. keys/my-key")
 	}
-	word := func(c byte) bool {
-		return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		inner := i > 0 && i < len(name)-1
-		if !word(c) && !(inner && (c == '-' || c == '.')) {
-			return logical.InvalidRequest("key name %q: use letters, digits and \"_\", and \"-\" or \".\" anywhere but first or last", name)
-		}
+	if !logical.NameOK(name) {
+		return logical.InvalidRequest("key name %q: use letters, digits and \"_\", and \"-\" or \".\" anywhere but first or last", name)
 	}
 	return nil
 }
