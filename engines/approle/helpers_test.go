@@ -2,13 +2,12 @@ package approle
 
 import (
 	"context"
-	"encoding/json"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cofferhq/coffer/engines/internal/enginetest"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/storage/inmem"
@@ -113,39 +112,27 @@ func (h *harness) keys() []string {
 	return out
 }
 
+// target is the backend as the router reaches it at the mount, over the
+// storage requests see, from the harness's remote address.
+func (h *harness) target() enginetest.Target {
+	return enginetest.Target{Backend: h.b, Storage: h.store, MountPoint: mount, MountType: "approle", RemoteAddr: h.remote}
+}
+
 func (h *harness) req(op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
-	h.t.Helper()
-	return h.b.HandleRequest(context.Background(), &logical.Request{
-		Operation: op, Path: path, Data: data, Storage: h.store,
-		MountPoint: mount, MountType: "approle", RemoteAddr: h.remote,
-	})
+	return h.target().Call(op, path, data)
 }
 
 // must runs a request that has to succeed.
 func (h *harness) must(op logical.Operation, path string, data map[string]any) *logical.Response {
 	h.t.Helper()
-	resp, err := h.req(op, path, data)
-	if err != nil {
-		h.t.Fatalf("%s %s: %v", op, path, err)
-	}
-	return resp
+	return h.target().Must(h.t, op, path, data)
 }
 
 // fails runs a request that has to fail with status code and a message
 // containing want; it returns the error.
 func (h *harness) fails(op logical.Operation, path string, data map[string]any, code int, want string) error {
 	h.t.Helper()
-	resp, err := h.req(op, path, data)
-	if err == nil {
-		h.t.Fatalf("%s %s: succeeded with %+v, want error %d %q", op, path, resp, code, want)
-	}
-	if got := logical.StatusCode(err); got != code {
-		h.t.Fatalf("%s %s: status %d (%v), want %d", op, path, got, err, code)
-	}
-	if !strings.Contains(err.Error(), want) {
-		h.t.Fatalf("%s %s: error %q does not mention %q", op, path, err, want)
-	}
-	return err
+	return h.target().Fails(h.t, op, path, data, code, want)
 }
 
 // role creates a role with data and returns its role_id.
@@ -187,23 +174,7 @@ func (h *harness) refused(roleID, secretID string) {
 
 // jsonEq compares two values by their JSON encodings, the way a client sees
 // them.
-func jsonEq(t *testing.T, what string, got, want any) {
-	t.Helper()
-	g, err := json.Marshal(got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := json.Marshal(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gv, wv any
-	_ = json.Unmarshal(g, &gv)
-	_ = json.Unmarshal(w, &wv)
-	if !reflect.DeepEqual(gv, wv) {
-		t.Fatalf("%s:\n got  %s\n want %s", what, g, w)
-	}
-}
+var jsonEq = enginetest.JSONEq
 
 // recorder records the keys written through it.
 type recorder struct {

@@ -6,41 +6,34 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cofferhq/coffer/engines/internal/enginetest"
 	"github.com/cofferhq/coffer/logical"
 )
 
 func TestServedLocally(t *testing.T) {
 	b := New()
-	for _, c := range []struct {
-		op   logical.Operation
-		path string
-		want bool
-	}{
-		{wr, "role/web/secret-id", true},
-		{cr, "role/web/secret-id", true},
-		{wr, "role/web/custom-secret-id", true},
-		{wr, "role/web/secret-id/lookup", true},
-		{wr, "role/web/secret-id/destroy", true},
-		{del, "role/web/secret-id/destroy", true},
-		{wr, "role/web/secret-id-accessor/lookup", true},
-		{wr, "role/web/secret-id-accessor/destroy", true},
-		{del, "role/web/secret-id-accessor/destroy", true},
-		{wr, "tidy/secret-id", true},
-		{wr, "login", true},
-		{wr, "role/Web/secret-id", true},
-		{cr, "role/web", false},
-		{wr, "role/web", false},
-		{del, "role/web", false},
-		{wr, "role/web/role-id", false},
-		{wr, "role/web/nope", false},
-		{wr, "login/web", false},
-		{wr, "tidy", false},
-		{wr, "role/-bad/secret-id", false},
-	} {
-		if got := b.ServedLocally(&logical.Request{Operation: c.op, Path: c.path}); got != c.want {
-			t.Errorf("ServedLocally(%s %s) = %v, want %v", c.op, c.path, got, c.want)
-		}
-	}
+	enginetest.ServedLocally(t, b, []enginetest.Route{
+		{Op: wr, Path: "role/web/secret-id", Local: true},
+		{Op: cr, Path: "role/web/secret-id", Local: true},
+		{Op: wr, Path: "role/web/custom-secret-id", Local: true},
+		{Op: wr, Path: "role/web/secret-id/lookup", Local: true},
+		{Op: wr, Path: "role/web/secret-id/destroy", Local: true},
+		{Op: del, Path: "role/web/secret-id/destroy", Local: true},
+		{Op: wr, Path: "role/web/secret-id-accessor/lookup", Local: true},
+		{Op: wr, Path: "role/web/secret-id-accessor/destroy", Local: true},
+		{Op: del, Path: "role/web/secret-id-accessor/destroy", Local: true},
+		{Op: wr, Path: "tidy/secret-id", Local: true},
+		{Op: wr, Path: "login", Local: true},
+		{Op: wr, Path: "role/Web/secret-id", Local: true},
+		{Op: cr, Path: "role/web"},
+		{Op: wr, Path: "role/web"},
+		{Op: del, Path: "role/web"},
+		{Op: wr, Path: "role/web/role-id"},
+		{Op: wr, Path: "role/web/nope"},
+		{Op: wr, Path: "login/web"},
+		{Op: wr, Path: "tidy"},
+		{Op: wr, Path: "role/-bad/secret-id"},
+	})
 	jsonEq(t, "prefixes", b.LocalStoragePrefixes(), []string{"secret_id/", "accessor/"})
 }
 

@@ -1,12 +1,11 @@
 package approle
 
 import (
-	"context"
 	"testing"
 
 	"github.com/google/uuid"
 
-	"github.com/cofferhq/coffer/logical"
+	"github.com/cofferhq/coffer/engines/internal/enginetest"
 )
 
 func TestRoleCreateReadUpdate(t *testing.T) {
@@ -60,11 +59,7 @@ func TestRoleCreateReadUpdate(t *testing.T) {
 
 func (h *harness) exists(path string) bool {
 	h.t.Helper()
-	ok, err := h.b.ExistenceCheck(context.Background(), &logical.Request{Path: path, Storage: h.view})
-	if err != nil {
-		h.t.Fatalf("ExistenceCheck %s: %v", path, err)
-	}
-	return ok
+	return enginetest.Target{Backend: h.b, Storage: h.view}.Exists(h.t, path)
 }
 
 func TestRoleValidation(t *testing.T) {

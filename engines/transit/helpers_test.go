@@ -3,10 +3,9 @@ package transit
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
-	"strings"
 	"testing"
 
+	"github.com/cofferhq/coffer/engines/internal/enginetest"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/storage/inmem"
 )
@@ -31,15 +30,17 @@ func newHarness(t testing.TB) *harness {
 	return &harness{t: t, b: lb.(*Backend), view: view}
 }
 
+// target is the backend as the router reaches it at the mount, with
+// requests that carry storage s.
+func (h *harness) target(s logical.Storage) enginetest.Target {
+	return enginetest.Target{Backend: h.b, Storage: s, MountPoint: mount, MountType: "transit"}
+}
+
 func (h *harness) reqWith(s logical.Storage, op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
-	h.t.Helper()
-	return h.b.HandleRequest(context.Background(), &logical.Request{
-		Operation: op, Path: path, Data: data, Storage: s, MountPoint: mount, MountType: "transit",
-	})
+	return h.target(s).Call(op, path, data)
 }
 
 func (h *harness) req(op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
-	h.t.Helper()
 	return h.reqWith(h.view, op, path, data)
 }
 
@@ -47,10 +48,7 @@ func (h *harness) req(op logical.Operation, path string, data map[string]any) (*
 // other than 200 fails too).
 func (h *harness) must(op logical.Operation, path string, data map[string]any) *logical.Response {
 	h.t.Helper()
-	resp, err := h.req(op, path, data)
-	if err != nil {
-		h.t.Fatalf("%s %s: %v", op, path, err)
-	}
+	resp := h.target(h.view).Must(h.t, op, path, data)
 	if resp != nil && resp.StatusCode != 0 {
 		h.t.Fatalf("%s %s: status %d: %+v", op, path, resp.StatusCode, resp.Data)
 	}
@@ -61,17 +59,7 @@ func (h *harness) must(op logical.Operation, path string, data map[string]any) *
 // containing want; it returns the error.
 func (h *harness) fails(op logical.Operation, path string, data map[string]any, code int, want string) error {
 	h.t.Helper()
-	resp, err := h.req(op, path, data)
-	if err == nil {
-		h.t.Fatalf("%s %s: succeeded with %+v, want error %d %q", op, path, resp, code, want)
-	}
-	if got := logical.StatusCode(err); got != code {
-		h.t.Fatalf("%s %s: status %d (%v), want %d", op, path, got, err, code)
-	}
-	if !strings.Contains(err.Error(), want) {
-		h.t.Fatalf("%s %s: error %q does not mention %q", op, path, err, want)
-	}
-	return err
+	return h.target(h.view).Fails(h.t, op, path, data, code, want)
 }
 
 // createKey creates a key of type t.
@@ -97,18 +85,7 @@ func (h *harness) decrypt(name, ciphertext string) string {
 // raw reads a record straight from the view.
 func (h *harness) raw(key string) map[string]any {
 	h.t.Helper()
-	e, err := h.view.Get(context.Background(), key)
-	if err != nil {
-		h.t.Fatalf("get %s: %v", key, err)
-	}
-	if e == nil {
-		return nil
-	}
-	var m map[string]any
-	if err := json.Unmarshal(e.Value, &m); err != nil {
-		h.t.Fatalf("decode %s: %v", key, err)
-	}
-	return m
+	return enginetest.Raw(h.t, h.view, key)
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"testing"
 
+	"github.com/cofferhq/coffer/engines/internal/enginetest"
 	"github.com/cofferhq/coffer/logical"
 )
 
@@ -48,41 +49,32 @@ func TestRandomLengths(t *testing.T) {
 
 func TestServedLocally(t *testing.T) {
 	b := New()
-	for _, c := range []struct {
-		op   logical.Operation
-		path string
-		want bool
-	}{
-		{wr, "encrypt/k", true},
-		{cr, "encrypt/k", true},
-		{wr, "decrypt/k", true},
-		{wr, "rewrap/k", true},
-		{wr, "datakey/plaintext/k", true},
-		{wr, "datakey/wrapped/k", true},
-		{wr, "sign/k", true},
-		{wr, "sign/k/sha2-512", true},
-		{wr, "verify/k", true},
-		{wr, "hmac/k", true},
-		{wr, "random", true},
-		{wr, "random/32", true},
-		{wr, "random/platform/32", true},
-		{wr, "hash", true},
-		{wr, "hash/sha2-512", true},
-		{wr, "keys/k", false},
-		{cr, "keys/k", false},
-		{wr, "keys/k/config", false},
-		{wr, "keys/k/rotate", false},
-		{del, "keys/k", false},
-		{del, "encrypt/k", false},
-		{wr, "randomness", false},
-		{wr, "hashes/x", false},
-		{wr, "export/encryption-key/k", false},
-	} {
-		// No storage in the request: ServedLocally must not read it.
-		if got := b.ServedLocally(&logical.Request{Operation: c.op, Path: c.path}); got != c.want {
-			t.Errorf("ServedLocally(%s %s) = %v, want %v", c.op, c.path, got, c.want)
-		}
-	}
+	enginetest.ServedLocally(t, b, []enginetest.Route{
+		{Op: wr, Path: "encrypt/k", Local: true},
+		{Op: cr, Path: "encrypt/k", Local: true},
+		{Op: wr, Path: "decrypt/k", Local: true},
+		{Op: wr, Path: "rewrap/k", Local: true},
+		{Op: wr, Path: "datakey/plaintext/k", Local: true},
+		{Op: wr, Path: "datakey/wrapped/k", Local: true},
+		{Op: wr, Path: "sign/k", Local: true},
+		{Op: wr, Path: "sign/k/sha2-512", Local: true},
+		{Op: wr, Path: "verify/k", Local: true},
+		{Op: wr, Path: "hmac/k", Local: true},
+		{Op: wr, Path: "random", Local: true},
+		{Op: wr, Path: "random/32", Local: true},
+		{Op: wr, Path: "random/platform/32", Local: true},
+		{Op: wr, Path: "hash", Local: true},
+		{Op: wr, Path: "hash/sha2-512", Local: true},
+		{Op: wr, Path: "keys/k"},
+		{Op: cr, Path: "keys/k"},
+		{Op: wr, Path: "keys/k/config"},
+		{Op: wr, Path: "keys/k/rotate"},
+		{Op: del, Path: "keys/k"},
+		{Op: del, Path: "encrypt/k"},
+		{Op: wr, Path: "randomness"},
+		{Op: wr, Path: "hashes/x"},
+		{Op: wr, Path: "export/encryption-key/k"},
+	})
 	if p := b.LocalStoragePrefixes(); p != nil {
 		t.Fatalf("LocalStoragePrefixes = %v, want nil", p)
 	}

@@ -2,13 +2,11 @@ package userpass
 
 import (
 	"context"
-	"encoding/json"
-	"reflect"
-	"strings"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/cofferhq/coffer/engines/internal/enginetest"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/storage/inmem"
 )
@@ -37,39 +35,27 @@ func newHarness(t *testing.T) *harness {
 	return &harness{t: t, b: b, view: view, remote: "127.0.0.1:51234"}
 }
 
+// target is the backend as the router reaches it at the mount, from the
+// harness's remote address.
+func (h *harness) target() enginetest.Target {
+	return enginetest.Target{Backend: h.b, Storage: h.view, MountPoint: mount, MountType: "userpass", RemoteAddr: h.remote}
+}
+
 func (h *harness) req(op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
-	h.t.Helper()
-	return h.b.HandleRequest(context.Background(), &logical.Request{
-		Operation: op, Path: path, Data: data, Storage: h.view,
-		MountPoint: mount, MountType: "userpass", RemoteAddr: h.remote,
-	})
+	return h.target().Call(op, path, data)
 }
 
 // must runs a request that has to succeed.
 func (h *harness) must(op logical.Operation, path string, data map[string]any) *logical.Response {
 	h.t.Helper()
-	resp, err := h.req(op, path, data)
-	if err != nil {
-		h.t.Fatalf("%s %s: %v", op, path, err)
-	}
-	return resp
+	return h.target().Must(h.t, op, path, data)
 }
 
 // fails runs a request that has to fail with status code and a message
 // containing want; it returns the error.
 func (h *harness) fails(op logical.Operation, path string, data map[string]any, code int, want string) error {
 	h.t.Helper()
-	resp, err := h.req(op, path, data)
-	if err == nil {
-		h.t.Fatalf("%s %s: succeeded with %+v, want error %d %q", op, path, resp, code, want)
-	}
-	if got := logical.StatusCode(err); got != code {
-		h.t.Fatalf("%s %s: status %d (%v), want %d", op, path, got, err, code)
-	}
-	if !strings.Contains(err.Error(), want) {
-		h.t.Fatalf("%s %s: error %q does not mention %q", op, path, err, want)
-	}
-	return err
+	return h.target().Fails(h.t, op, path, data, code, want)
 }
 
 // login logs in and returns the Auth, failing the test otherwise.
@@ -84,49 +70,18 @@ func (h *harness) login(name, password string) *logical.Auth {
 
 func (h *harness) exists(path string) bool {
 	h.t.Helper()
-	ok, err := h.b.ExistenceCheck(context.Background(), &logical.Request{Path: path, Storage: h.view})
-	if err != nil {
-		h.t.Fatalf("ExistenceCheck %s: %v", path, err)
-	}
-	return ok
+	return h.target().Exists(h.t, path)
 }
 
 // raw reads a record straight from the view.
 func (h *harness) raw(key string) map[string]any {
 	h.t.Helper()
-	e, err := h.view.Get(context.Background(), key)
-	if err != nil {
-		h.t.Fatalf("get %s: %v", key, err)
-	}
-	if e == nil {
-		return nil
-	}
-	var m map[string]any
-	if err := json.Unmarshal(e.Value, &m); err != nil {
-		h.t.Fatalf("decode %s: %v", key, err)
-	}
-	return m
+	return enginetest.Raw(h.t, h.view, key)
 }
 
 // jsonEq compares two values by their JSON encodings, the way a client sees
 // them.
-func jsonEq(t *testing.T, what string, got, want any) {
-	t.Helper()
-	g, err := json.Marshal(got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := json.Marshal(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gv, wv any
-	_ = json.Unmarshal(g, &gv)
-	_ = json.Unmarshal(w, &wv)
-	if !reflect.DeepEqual(gv, wv) {
-		t.Fatalf("%s:\n got  %s\n want %s", what, g, w)
-	}
-}
+var jsonEq = enginetest.JSONEq
 
 const (
 	rd   = logical.ReadOperation

@@ -6,7 +6,8 @@ import "testing"
 func TestNotLinkedIntoCoffer(t *testing.T) {
 	for _, dep := range Deps(t, "github.com/cofferhq/coffer/cmd/coffer") {
 		switch dep {
-		case "github.com/cofferhq/coffer/internal/testutil", "github.com/cofferhq/coffer/bus/bustest", "github.com/cofferhq/coffer/internal/script", "github.com/cofferhq/coffer/core/coretest":
+		case "github.com/cofferhq/coffer/internal/testutil", "github.com/cofferhq/coffer/bus/bustest", "github.com/cofferhq/coffer/internal/script", "github.com/cofferhq/coffer/core/coretest",
+			"github.com/cofferhq/coffer/engines/internal/enginetest":
 			t.Errorf("cmd/coffer imports %s, a package for tests only", dep)
 		}
 	}
