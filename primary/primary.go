@@ -216,6 +216,12 @@ type liveInfo struct {
 	apiAddr       string
 	lastRemoteWAL uint64
 	lastHeartbeat time.Time
+	// From the heartbeat (informational): the secondary's clock minus ours
+	// (half a round trip allowed for), its last heartbeat's round trip, and
+	// our commit time of the newest entry it applied (Unix nanoseconds).
+	clockSkew    time.Duration
+	rtt          time.Duration
+	remoteCommit int64
 }
 
 // Enable turns this cluster into a replication primary for the first time:
@@ -460,8 +466,15 @@ type SecondaryStatus struct {
 	APIAddr       string
 	LastRemoteWAL uint64
 	LastHeartbeat time.Time
-	// Connected: a heartbeat arrived within 3 heartbeat intervals.
-	Connected    bool
+	// Connected: a heartbeat arrived within 2 heartbeat intervals.
+	Connected bool
+	// ClockSkew, HeartbeatRTT and Lag come from its last heartbeat: its
+	// clock minus ours, the round trip of its heartbeat before it, and how
+	// old the newest entry it applied is while it is behind (0 once it has
+	// everything).
+	ClockSkew    time.Duration
+	HeartbeatRTT time.Duration
+	Lag          time.Duration
 	TokenExpires time.Time
 	// Kind is KindDR for a DR secondary, "" for a performance one.
 	Kind string
@@ -489,7 +502,9 @@ func (p *Primary) Status() Status {
 		ss := SecondaryStatus{ID: id, State: r.State, TokenExpires: r.TokenExpires, Kind: r.Kind}
 		if l := p.live[id]; l != nil {
 			ss.APIAddr, ss.LastRemoteWAL, ss.LastHeartbeat = l.apiAddr, l.lastRemoteWAL, l.lastHeartbeat
-			ss.Connected = r.State == SecondaryActive && now.Sub(l.lastHeartbeat) < 3*p.cfg.HeartbeatInterval
+			ss.Connected = r.State == SecondaryActive && now.Sub(l.lastHeartbeat) <= 2*p.cfg.HeartbeatInterval
+			ss.ClockSkew, ss.HeartbeatRTT = l.clockSkew, l.rtt
+			ss.Lag = replication.LagOf(now, l.lastRemoteWAL, s.LastWAL, l.remoteCommit)
 		}
 		s.Secondaries = append(s.Secondaries, ss)
 	}

@@ -141,8 +141,14 @@ func (p *Primary) handleHeartbeat(_ context.Context, id string, payload []byte) 
 	if err := replication.DecodeMessage(payload, &req); err != nil {
 		return nil, &replication.RPCError{Code: replication.CodeBadRequest, Msg: err.Error()}
 	}
+	now := p.cfg.Now()
+	li := &liveInfo{apiAddr: req.APIAddr, lastRemoteWAL: req.LastRemoteWAL, lastHeartbeat: now,
+		rtt: time.Duration(req.LastRTTMicros) * time.Microsecond, remoteCommit: req.LastRemoteCommit}
+	if req.SentAt != 0 {
+		li.clockSkew = time.Unix(0, req.SentAt).Add(li.rtt / 2).Sub(now)
+	}
 	p.mu.Lock()
-	p.live[id] = &liveInfo{apiAddr: req.APIAddr, lastRemoteWAL: req.LastRemoteWAL, lastHeartbeat: p.cfg.Now()}
+	p.live[id] = li
 	p.mu.Unlock()
 	gen := p.gen.Load()
 	if last := p.cfg.WAL.LastIndex(); gen != 0 && req.Generation == gen && req.LastRemoteWAL > last {

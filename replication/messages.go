@@ -187,6 +187,15 @@ type HeartbeatRequest struct {
 	// StateDigest is, from DR secondaries, the SHA-256 of the primary state
 	// copy they hold.
 	StateDigest []byte `json:"state_digest,omitempty"`
+	// SentAt is the secondary's clock when it sent the heartbeat (Unix
+	// nanoseconds), for the primary's clock skew estimate; LastRTTMicros the
+	// round trip of its previous heartbeat; LastRemoteCommit the primary's
+	// commit time (Unix nanoseconds, the primary's clock) of the newest entry
+	// applied there, for the lag in seconds. All three are informational
+	// (status and metrics only) and absent from older secondaries.
+	SentAt           int64 `json:"sent_at,omitempty"`
+	LastRTTMicros    int64 `json:"last_rtt_us,omitempty"`
+	LastRemoteCommit int64 `json:"last_remote_commit,omitempty"`
 }
 
 func (m *HeartbeatRequest) validate() error { return nil }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/cofferhq/coffer/storage"
 )
@@ -95,4 +96,16 @@ func (r StateRecord[T]) Op(v *T) (*storage.TxnOp, error) {
 		return nil, err
 	}
 	return &storage.TxnOp{Operation: storage.PutOperation, Entry: &storage.Entry{Key: r.Key, Value: buf}}, nil
+}
+
+// LagOf is how far behind a secondary is in time: 0 once it has applied
+// the primary's last WAL index (lastWAL, as known), else the age at now of
+// the newest entry it applied (commit, the primary's commit time in Unix
+// nanoseconds; 0 when unknown, which reads as no lag known). A stopped
+// secondary's lag grows with the clock; it falls to 0 once it catches up.
+func LagOf(now time.Time, lastRemote, lastWAL uint64, commit int64) time.Duration {
+	if lastRemote >= lastWAL || commit == 0 {
+		return 0
+	}
+	return max(now.Sub(time.Unix(0, commit)), 0)
 }

@@ -94,6 +94,7 @@ func (m *Manager) merkleCheckEndpoint(ctx context.Context, _ map[string]any) (*l
 	if err != nil {
 		return nil, err
 	}
+	m.check.note(rep, time.Now())
 	b, err := json.Marshal(rep)
 	if err != nil {
 		return nil, err

@@ -96,6 +96,8 @@ type Manager struct {
 	fwd  *forwarder.Server
 
 	opMu sync.Mutex
+	// check is the outcome of the last merkle-check (status_fields.go).
+	check checkRecord
 
 	mu        sync.RWMutex
 	mode      Mode

@@ -42,6 +42,7 @@ func (m *Manager) Status() map[string]any {
 	default:
 		delete(st, "last_wal")
 	}
+	m.commonFields(st)
 	return st
 }
 
@@ -89,6 +90,7 @@ func (m *Manager) DRStatus() map[string]any {
 	case m.boot != nil && m.boot.rec.DR:
 		m.bootstrapStatus(st)
 	}
+	m.commonFields(st)
 	return st
 }
 
@@ -120,7 +122,7 @@ func (m *Manager) primaryStatus(st map[string]any, kind string) {
 			continue
 		}
 		known = append(known, s.ID)
-		secs = append(secs, map[string]any{
+		e := map[string]any{
 			"node_id":           s.ID,
 			"api_address":       s.APIAddr,
 			"cluster_address":   m.clusterAddr,
@@ -128,7 +130,9 @@ func (m *Manager) primaryStatus(st map[string]any, kind string) {
 			"last_heartbeat":    fmtTime(s.LastHeartbeat),
 			"last_remote_wal":   s.LastRemoteWAL,
 			"state":             s.State,
-		})
+		}
+		secondaryFields(e, s, ps.LastWAL)
+		secs = append(secs, e)
 	}
 	st["known_secondaries"] = known
 	st["secondaries"] = secs
@@ -162,12 +166,14 @@ func (m *Manager) followerStatus(st map[string]any, s *secondary.Secondary) {
 	if ss.PrimaryAPIAddr != "" {
 		api = ss.PrimaryAPIAddr // as the primary's heartbeats say: its active node's
 	}
-	st["primaries"] = []map[string]any{{
+	prim := map[string]any{
 		"api_address":       api,
 		"cluster_address":   m.clusterAddr,
 		"connection_status": connection(ss.Connected),
 		"last_heartbeat":    fmtTime(ss.LastHeartbeat),
-	}}
+	}
+	followerFields(st, prim, ss)
+	st["primaries"] = []map[string]any{prim}
 	switch ss.State {
 	case secondary.StateSync, secondary.StateMerkleDiff, secondary.StateMerkleSync:
 		st["merkle_sync_progress"] = map[string]any{"sync_progress": ss.SyncKeysDone, "sync_total_keys": ss.SyncTotalKeys}

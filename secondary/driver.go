@@ -300,6 +300,7 @@ func (s *Secondary) apply(ctx context.Context, t *turn, after uint64) Event {
 	if err := flush(b.Last); err != nil {
 		return s.applyFailed(b, err)
 	}
+	s.noteApplied(b)
 	return BatchApplied{Last: b.Last, Guard: len(b.Guard) > 0}
 }
 

@@ -158,18 +158,21 @@ func (s *Secondary) heartbeats(ctx context.Context) {
 
 func (s *Secondary) heartbeat(ctx context.Context) {
 	s.mu.Lock()
-	req := &replication.HeartbeatRequest{LastRemoteWAL: s.m.LastRemoteWAL(), APIAddr: s.cfg.APIAddr, ClusterID: s.cfg.ClusterID, Generation: s.m.Generation()}
+	req := &replication.HeartbeatRequest{LastRemoteWAL: s.m.LastRemoteWAL(), APIAddr: s.cfg.APIAddr, ClusterID: s.cfg.ClusterID, Generation: s.m.Generation(),
+		SentAt: s.cfg.Now().UnixNano(), LastRTTMicros: s.hbRTT.Microseconds(), LastRemoteCommit: s.remoteCommit}
 	if s.cfg.DR {
 		sum := sha256.Sum256(s.sec.PrimaryState)
 		req.StateDigest = sum[:]
 	}
 	s.mu.Unlock()
 	var reply replication.HeartbeatReply
+	sent := s.cfg.Now()
 	err := s.call(ctx, replication.MethodHeartbeat, req, &reply)
 	switch {
 	case err == nil:
 		s.mu.Lock()
 		s.lastHeartbeat = s.cfg.Now()
+		s.hbRTT = s.lastHeartbeat.Sub(sent)
 		s.lastErr = "" // the primary answers again: an old failure is no longer the state
 		if reply.APIAddr != "" {
 			s.sec.PrimaryAPIAddr = reply.APIAddr

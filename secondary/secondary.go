@@ -9,6 +9,7 @@ import (
 
 	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/merkle"
+	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/wal"
 	"github.com/rs/zerolog"
@@ -149,6 +150,8 @@ type Secondary struct {
 	stored        bool // sec is in Config.State
 	started       bool
 	lastHeartbeat time.Time
+	hbRTT         time.Duration // the last answered heartbeat's round trip
+	remoteCommit  int64         // the primary's commit time of the newest entry applied (Unix ns)
 	syncDone      int
 	syncTotal     int
 	lastErr       string
@@ -276,18 +279,57 @@ type Status struct {
 	LastError     string
 	// Generation is the newest generation of the set seen.
 	Generation uint64
+	// LastRemoteCommit is the primary's commit time of the newest entry
+	// applied here (zero before the first batch of this process); Lag is how
+	// old it is while this secondary is behind the primary's last WAL index
+	// as the last heartbeat said (0 once caught up: replication.LagOf);
+	// HeartbeatRTT is the last answered heartbeat's round trip.
+	LastRemoteCommit time.Time
+	Lag              time.Duration
+	HeartbeatRTT     time.Duration
 }
 
 // Status returns the current status.
 func (s *Secondary) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Status{
+	now := s.cfg.Now()
+	st := Status{
 		State: s.m.State(), SecondaryID: s.sec.SecondaryID, PrimaryClusterID: s.sec.PrimaryClusterID,
 		PrimaryAPIAddr: s.sec.PrimaryAPIAddr, LastRemoteWAL: s.m.LastRemoteWAL(), PrimaryLastWAL: s.m.PrimaryLastWAL(),
-		LastHeartbeat: s.lastHeartbeat, Connected: s.m.Connected(), Epoch: s.sec.Epoch,
+		LastHeartbeat: s.lastHeartbeat, Epoch: s.sec.Epoch,
 		SyncKeysDone: s.syncDone, SyncTotalKeys: s.syncTotal, LastError: s.lastErr, Generation: s.m.Generation(),
+		Connected:    connectedAt(now, s.m.Connected(), s.lastHeartbeat, s.cfg.HeartbeatInterval),
+		Lag:          replication.LagOf(now, s.m.LastRemoteWAL(), s.m.PrimaryLastWAL(), s.remoteCommit),
+		HeartbeatRTT: s.hbRTT,
 	}
+	if s.remoteCommit != 0 {
+		st.LastRemoteCommit = time.Unix(0, s.remoteCommit)
+	}
+	return st
+}
+
+// connectedAt: the primary answered the last heartbeat, and it did so
+// within two heartbeat intervals of now. A primary that goes silent (frozen,
+// cut off) shows as disconnected two intervals after its last answer, not
+// only when a heartbeat's RPC times out.
+func connectedAt(now time.Time, answered bool, last time.Time, interval time.Duration) bool {
+	return answered && !last.IsZero() && now.Sub(last) <= 2*interval
+}
+
+// noteApplied records the primary's commit time of the newest entry of b,
+// applied here.
+func (s *Secondary) noteApplied(b *replication.Batch) {
+	var newest int64
+	for _, e := range b.Entries {
+		newest = max(newest, e.Time)
+	}
+	if newest == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.remoteCommit = max(s.remoteCommit, newest)
+	s.mu.Unlock()
 }
 
 // step feeds the machine under the lock, then reports a state change.

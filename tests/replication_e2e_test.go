@@ -74,8 +74,9 @@ func TestReplicationDevWorkflow(t *testing.T) {
 	}
 	_, err := kvData(S, "secret", "doomed")
 	notFound(t, "the secondary's own secret after activation", err)
-	if id := str(perfStatus(t, sec.addr)["cluster_id"]); id == "" || id == priID {
-		t.Fatalf("secondary cluster_id %q: want its own id, not the primary's %q", id, priID)
+	// cluster_id is the set's, as in Vault: the same on every cluster of it.
+	if st := perfStatus(t, sec.addr); str(st["cluster_id"]) != priID || str(st["local_cluster_id"]) == "" || str(st["local_cluster_id"]) == priID {
+		t.Fatalf("secondary cluster_id %q, local_cluster_id %q: want the set's (the primary's %q), and its own apart", st["cluster_id"], st["local_cluster_id"], priID)
 	}
 
 	// Mounts, policies and userpass users of the primary are served.
