@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/storage/inmem"
@@ -67,5 +68,25 @@ func TestStateRecordWrapsStorageErrors(t *testing.T) {
 	}
 	if err := r.Save(context.Background(), failingBackend{}, &testRecord{V: 1}); !errors.Is(err, errDisk) || !strings.HasPrefix(err.Error(), "write test state: ") {
 		t.Fatalf("save: %v", err)
+	}
+}
+
+func TestLagOf(t *testing.T) {
+	now := time.Unix(2000, 0)
+	commit := now.Add(-3 * time.Second).UnixNano()
+	for _, tc := range []struct {
+		lastRemote, lastWAL uint64
+		commit              int64
+		want                time.Duration
+	}{
+		{10, 10, commit, 0},                         // caught up: no lag, however old the last write
+		{11, 10, commit, 0},                         // ahead of a stale heartbeat
+		{9, 10, commit, 3 * time.Second},            // behind: the age of the newest entry applied
+		{9, 10, 0, 0},                               // nothing applied yet: unknown
+		{9, 10, now.Add(time.Second).UnixNano(), 0}, // a commit time ahead of this clock
+	} {
+		if got := LagOf(now, tc.lastRemote, tc.lastWAL, tc.commit); got != tc.want {
+			t.Errorf("LagOf(remote %d, last %d) = %s, want %s", tc.lastRemote, tc.lastWAL, got, tc.want)
+		}
 	}
 }
