@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // replicationCommands are `coffer replication ...`.
@@ -12,30 +17,70 @@ var replicationCommands = map[string]command{
 }
 
 // replicationStatus prints sys/replication/performance/status: the cluster's
-// role and position, then one row per secondary (on a primary) with how many
-// WAL entries it is behind, or the primary it follows (on a secondary).
+// role and position, then one row per secondary (on a primary) with how far
+// it is behind, or the primary it follows (on a secondary). With -watch it
+// redraws in place every interval, as watch(1) does, until interrupted.
 func (c *cli) replicationStatus(args []string) int {
-	f := c.newFlags("replication status", "replication status [-dr] [-address=ADDR] [-format=table|json]")
+	f := c.newFlags("replication status", "replication status [-dr] [-watch=2s] [-address=ADDR] [-format=table|json]")
 	dr := f.Bool("dr", false, "show DR replication instead of performance replication")
+	watch := f.Duration("watch", 0, "redraw the status in place every interval (e.g. 2s) until interrupted")
 	client, code := f.open(args, 0, 0)
 	if client == nil {
 		return code
+	}
+	if *watch < 0 || (*watch > 0 && *watch < 100*time.Millisecond) {
+		return c.local("-watch %s: give an interval of at least 100ms", *watch)
 	}
 	path := "sys/replication/performance/status"
 	if *dr {
 		path = "sys/replication/dr/status"
 	}
-	s, err := client.Logical().Read(path)
-	if err != nil {
-		return c.remote("Error reading replication status: %s", apiError(err))
+	read := func() (map[string]any, int) {
+		s, err := client.Logical().Read(path)
+		if err != nil {
+			return nil, c.remote("Error reading replication status: %s", apiError(err))
+		}
+		if s == nil || s.Data == nil {
+			return nil, c.remote("Error reading replication status: empty response")
+		}
+		return s.Data, exitOK
 	}
-	if s == nil || s.Data == nil {
-		return c.remote("Error reading replication status: empty response")
+	if *watch == 0 {
+		d, code := read()
+		if d == nil {
+			return code
+		}
+		if f.format == "json" {
+			return f.outputJSON(d)
+		}
+		fmt.Fprint(c.stdout, renderReplicationStatus(d))
+		return exitOK
 	}
-	if f.format == "json" {
-		return f.outputJSON(s.Data)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	t := time.NewTicker(*watch)
+	defer t.Stop()
+	for {
+		d, code := read()
+		// Home the cursor and clear the screen, then draw the frame.
+		fmt.Fprint(c.stdout, "\x1b[H\x1b[2J")
+		fmt.Fprintf(c.stdout, "Every %s: coffer replication status (%s)   %s\n\n", *watch, client.Address(), time.Now().Format(time.TimeOnly))
+		if d != nil {
+			fmt.Fprint(c.stdout, renderReplicationStatus(d))
+		} else if code != exitOK {
+			fmt.Fprintln(c.stdout, "(the status could not be read; retrying)")
+		}
+		select {
+		case <-ctx.Done():
+			return exitOK
+		case <-t.C:
+		}
 	}
-	d := s.Data
+}
+
+// renderReplicationStatus is the status as tables.
+func renderReplicationStatus(d map[string]any) string {
+	var b strings.Builder
 	rows := [][]string{
 		{"Mode", str(d["mode"])},
 		{"Cluster ID", str(d["cluster_id"])},
@@ -51,15 +96,15 @@ func (c *cli) replicationStatus(args []string) int {
 	}
 	if d["mode"] == "secondary" {
 		rows = append(rows, []string{"Secondary ID", str(d["secondary_id"])}, []string{"Last Remote WAL", str(d["last_remote_wal"])},
+			[]string{"Lag", fmt.Sprintf("%s entries, %s", str(d["lag_entries"]), seconds(d["lag_seconds"]))},
 			[]string{"Primary Cluster Address", str(d["primary_cluster_addr"])}, []string{"Connection State", str(d["connection_state"])})
 	}
 	if d["mode"] == "primary" {
 		rows = append(rows, []string{"Primary Cluster Address", str(d["primary_cluster_addr"])}, []string{"Last Shipped WAL", str(d["last_shipped_wal"])})
 	}
-	fmt.Fprint(c.stdout, table([]string{"Key", "Value"}, rows))
+	b.WriteString(table([]string{"Key", "Value"}, rows))
 	if p, ok := d["merkle_sync_progress"].(map[string]any); ok {
-		fmt.Fprintln(c.stdout)
-		fmt.Fprintln(c.stdout, progressBar(num(p["sync_progress"]), num(p["sync_total_keys"]), 40))
+		fmt.Fprintf(&b, "\n%s\n", progressBar(num(p["sync_progress"]), num(p["sync_total_keys"]), 40))
 	}
 	if secs, ok := d["secondaries"].([]any); ok && len(secs) > 0 {
 		last := num(d["last_wal"])
@@ -71,10 +116,10 @@ func (c *cli) replicationStatus(args []string) int {
 				lag = fmt.Sprint(last - r)
 			}
 			srows = append(srows, []string{str(m["node_id"]), str(m["api_address"]), str(m["connection_status"]),
-				str(m["last_heartbeat"]), str(m["last_remote_wal"]), lag})
+				str(m["last_heartbeat"]), str(m["last_remote_wal"]), lag, seconds(m["lag_seconds"])})
 		}
-		fmt.Fprintln(c.stdout)
-		fmt.Fprint(c.stdout, table([]string{"Secondary", "API Address", "Connection", "Last Heartbeat", "Last Remote WAL", "Lag (WAL entries)"}, srows))
+		b.WriteString("\n")
+		b.WriteString(table([]string{"Secondary", "API Address", "Connection", "Last Heartbeat", "Last Remote WAL", "Lag (WAL entries)", "Lag (time)"}, srows))
 	}
 	if prims, ok := d["primaries"].([]any); ok && len(prims) > 0 {
 		var prows [][]string
@@ -82,10 +127,24 @@ func (c *cli) replicationStatus(args []string) int {
 			m, _ := x.(map[string]any)
 			prows = append(prows, []string{str(m["api_address"]), str(m["cluster_address"]), str(m["connection_status"]), str(m["last_heartbeat"])})
 		}
-		fmt.Fprintln(c.stdout)
-		fmt.Fprint(c.stdout, table([]string{"Primary API Address", "Cluster Address", "Connection", "Last Heartbeat"}, prows))
+		b.WriteString("\n")
+		b.WriteString(table([]string{"Primary API Address", "Cluster Address", "Connection", "Last Heartbeat"}, prows))
 	}
-	return exitOK
+	return b.String()
+}
+
+// seconds renders a lag_seconds value ("n/a" when absent).
+func seconds(v any) string {
+	var f float64
+	switch n := v.(type) {
+	case json.Number:
+		f, _ = n.Float64()
+	case float64:
+		f = n
+	default:
+		return "n/a"
+	}
+	return (time.Duration(f * float64(time.Second))).Round(time.Millisecond).String()
 }
 
 // progressBar draws done/total as [#####.....] 42% (420/1000 keys).
