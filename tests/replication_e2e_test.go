@@ -322,7 +322,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 	if !strings.Contains(strings.ToLower(out), "lag") {
 		t.Fatalf("coffer replication status output has no lag column:\n%s", out)
 	}
-	// Caught up: dc2's row ends with a lag of 0.
+	// Caught up: dc2's row ends with a lag of 0 entries and 0s.
 	testutil.Eventually(t, waitTimeout, "coffer replication status shows dc2 with lag 0", func() error {
 		code, out, errOut := runCLI(t, pri.addr, pri.rootID, "", "replication", "status")
 		if code != 0 {
@@ -331,7 +331,7 @@ func TestReplicationDevWorkflow(t *testing.T) {
 		for _, line := range strings.Split(out, "\n") {
 			f := strings.Fields(line)
 			if len(f) > 1 && f[0] == "dc2" {
-				if f[len(f)-1] != "0" {
+				if f[len(f)-2] != "0" || f[len(f)-1] != "0s" {
 					return fmt.Errorf("dc2 row %q", line)
 				}
 				return nil
