@@ -38,10 +38,11 @@ consul:
 # unit gets the agent's path from scripts/consul.sh: a build that fails stops
 # here, so the consul tests never skip under make test.
 # The hvac test gets Debian's python3 with hvac from scripts/hvac.sh, which
-# installs python3-hvac when it is missing.
+# installs python3-hvac when it is missing; the status page test gets a headless
+# Chromium from scripts/chromium.sh, which installs Debian's chromium likewise.
 unit: consul
-	bin=$$(GO=$(GO) ./scripts/consul.sh) && py=$$(./scripts/hvac.sh) && \
-	  COFFERTEST_CONSUL_BIN=$$bin COFFERTEST_HVAC_PYTHON=$$py $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	bin=$$(GO=$(GO) ./scripts/consul.sh) && py=$$(./scripts/hvac.sh) && chromium=$$(./scripts/chromium.sh) && \
+	  COFFERTEST_CONSUL_BIN=$$bin COFFERTEST_HVAC_PYTHON=$$py COFFERTEST_CHROMIUM=$$chromium $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # images: static binaries and the FROM scratch images of deploy/compose
 # (coffer:dev, coffer-nats:dev, coffer-natscli:dev); nothing is pulled.

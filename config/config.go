@@ -38,6 +38,8 @@ type Config struct {
 	Bus Bus `koanf:"bus"`
 	// Replication tunes log shipping and forwarding.
 	Replication Replication `koanf:"replication"`
+	// Telemetry is Vault's telemetry block: what /v1/sys/metrics serves.
+	Telemetry Telemetry `koanf:"telemetry"`
 
 	// DefaultLeaseTTL and MaxLeaseTTL bound token and secret leases.
 	DefaultLeaseTTL time.Duration `koanf:"default_lease_ttl"`
@@ -94,6 +96,26 @@ type Listener struct {
 	// MaxUnauthenticatedRequests is how many requests without a valid token
 	// are served at once; more are answered 503.
 	MaxUnauthenticatedRequests int64 `koanf:"max_unauthenticated_requests"`
+
+	// Telemetry is the listener's telemetry block, as Vault's.
+	Telemetry ListenerTelemetry `koanf:"telemetry"`
+}
+
+// ListenerTelemetry is the telemetry block inside a listener block.
+type ListenerTelemetry struct {
+	// UnauthenticatedMetricsAccess serves /v1/sys/metrics on this listener
+	// without a token. Otherwise it takes a token with read on sys/metrics.
+	UnauthenticatedMetricsAccess bool `koanf:"unauthenticated_metrics_access"`
+}
+
+// Telemetry is Vault's telemetry block, the part Coffer implements.
+type Telemetry struct {
+	// PrometheusRetentionTime is how long a metric not updated stays in
+	// /v1/sys/metrics; zero turns the Prometheus format off, as in Vault.
+	PrometheusRetentionTime time.Duration `koanf:"prometheus_retention_time"`
+	// DisableHostname leaves the host name out of gauge names
+	// (vault.<host>.runtime.alloc_bytes becomes vault.runtime.alloc_bytes).
+	DisableHostname bool `koanf:"disable_hostname"`
 }
 
 // Seal selects how the barrier key is protected.
@@ -190,6 +212,9 @@ const (
 	DefaultHTTPWriteTimeout      = 0
 	DefaultHTTPIdleTimeout       = 5 * time.Minute
 
+	// DefaultPrometheusRetentionTime is Vault's documented default.
+	DefaultPrometheusRetentionTime = 24 * time.Hour
+
 	DefaultMaxUnauthenticatedRequestSize = 64 << 10
 	DefaultMaxUnauthenticatedRequests    = 64
 )
@@ -217,6 +242,7 @@ func Defaults() *Config {
 			MaxActivationTokenTTL:     24 * time.Hour,
 			ActivationWait:            DefaultActivationWait,
 		},
+		Telemetry:       Telemetry{PrometheusRetentionTime: DefaultPrometheusRetentionTime},
 		DefaultLeaseTTL: DefaultLeaseTTL,
 		MaxLeaseTTL:     DefaultMaxLeaseTTL,
 	}

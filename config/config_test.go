@@ -63,6 +63,7 @@ func wantFull() *Config {
 			MaxActivationTokenTTL:     24 * time.Hour, // the default: the files leave it out
 			ActivationWait:            DefaultActivationWait,
 		},
+		Telemetry: Telemetry{PrometheusRetentionTime: DefaultPrometheusRetentionTime}, // the files leave it out
 	}
 }
 
@@ -349,11 +350,12 @@ func TestEnvTableCoversEveryKey(t *testing.T) {
 		"cluster_addr", "cluster_name", "default_lease_ttl", "disable_performance_standby", "listener.address", "listener.http_idle_timeout",
 		"listener.http_read_header_timeout", "listener.http_read_timeout", "listener.http_write_timeout",
 		"listener.max_unauthenticated_request_size", "listener.max_unauthenticated_requests",
-		"listener.tls_cert_file", "listener.tls_disable",
+		"listener.telemetry.unauthenticated_metrics_access", "listener.tls_cert_file", "listener.tls_disable",
 		"listener.tls_key_file", "listener.type", "log_level", "max_lease_ttl", "max_request_size",
 		"replication.activation_wait", "replication.best_effort_wal_wait_duration", "replication.max_activation_token_ttl", "replication.wal_stream_max_age",
 		"replication.wal_stream_max_bytes", "replication.wal_stream_max_msgs", "replication.wal_stream_replicas",
 		"seal.key_file", "seal.type", "storage.path", "storage.type",
+		"telemetry.disable_hostname", "telemetry.prometheus_retention_time",
 	}
 	if got := Keys(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Keys() = %q\nwant %q", got, want)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -254,10 +255,24 @@ func checkBlockKeys(block string, m map[string]any) error {
 		return nil
 	}
 	known := blockKeys[block]
+	if nk, ok := nestedKeys[block]; ok {
+		known = nk
+	}
 	var unknown []string
-	for k := range m {
+	for k, v := range m {
 		if !known[k] {
 			unknown = append(unknown, k)
+			continue
+		}
+		if _, nested := nestedKeys[block+"."+k]; nested {
+			inner, err := blockMap(block+" "+k, v)
+			if err != nil {
+				return err
+			}
+			if err := checkBlockKeys(block+"."+k, inner); err != nil {
+				return err
+			}
+			m[k] = inner
 		}
 	}
 	if len(unknown) == 0 {
@@ -313,6 +328,8 @@ var (
 	fieldsByEnv = map[string]field{}
 	topLevel    = map[string]topKind{}
 	blockKeys   = map[string]map[string]bool{}
+	// nestedKeys are the keys of the blocks inside a block, by "block.nested".
+	nestedKeys = map[string]map[string]bool{}
 )
 
 var durationType = reflect.TypeFor[time.Duration]()
@@ -346,8 +363,27 @@ func init() {
 				topLevel[name] = topTypedBlock
 			}
 			blockKeys[name][subName] = true
+			if sub.Type.Kind() == reflect.Struct && sub.Type != durationType {
+				addNested(name+"."+subName, sub.Type, []int{i, j})
+				continue
+			}
 			addField(name+"."+subName, sub, []int{i, j})
 		}
+	}
+}
+
+// addNested adds the settings of a block inside a block, such as the
+// listener's telemetry block.
+func addNested(key string, t reflect.Type, index []int) {
+	nestedKeys[key] = map[string]bool{}
+	for k := range t.NumField() {
+		sf := t.Field(k)
+		name := sf.Tag.Get("koanf")
+		if name == "" || name == "-" {
+			continue
+		}
+		nestedKeys[key][name] = true
+		addField(key+"."+name, sf, append(slices.Clone(index), k))
 	}
 }
 

@@ -23,6 +23,7 @@ func (c *Config) Validate() error {
 	c.validateServer(&p)
 	c.Bus.validate(&p)
 	c.Replication.validate(&p)
+	c.Telemetry.validate(&p)
 	if len(p) == 0 {
 		return nil
 	}
@@ -203,6 +204,13 @@ func (b Bus) validate(p *problems) {
 
 // validate checks the replication block: no negative limit, a replica count
 // JetStream accepts, and at least one bound on the WAL stream.
+// validate checks the telemetry block.
+func (t Telemetry) validate(p *problems) {
+	if t.PrometheusRetentionTime < 0 {
+		p.add("telemetry: prometheus_retention_time %s must not be negative: use a duration such as \"24h\", or 0 to turn the Prometheus format off", t.PrometheusRetentionTime)
+	}
+}
+
 func (r Replication) validate(p *problems) {
 	if r.WALStreamMaxAge < 0 {
 		p.add("replication: wal_stream_max_age %s must not be negative (0 means no age limit)", r.WALStreamMaxAge)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/cofferhq/coffer/merkle"
 	"github.com/cofferhq/coffer/wal"
@@ -79,6 +80,19 @@ func (c *Core) ReindexMerkle(ctx context.Context) error {
 	defer c.merkle.mu.Unlock()
 	_, err := c.merkle.live.Reindex(ctx)
 	return err
+}
+
+// RebuildMerkle is sys/replication/reindex's rebuild (merkle.Live.Rebuild):
+// the index in service serves until the new one is swapped in. The caller
+// runs it in a goroutine it stops (ctx) before Close.
+func (c *Core) RebuildMerkle(ctx context.Context, opts merkle.RebuildOptions) (*merkle.RebuildResult, error) {
+	return c.merkle.live.Rebuild(ctx, opts)
+}
+
+// LastMerkleReindex is when sys/replication/reindex last completed (zero:
+// never recorded).
+func (c *Core) LastMerkleReindex(ctx context.Context) time.Time {
+	return c.merkle.live.LastReindex(ctx)
 }
 
 // MerkleCheck compares the index with a full recomputation (sys/replication/merkle-check).

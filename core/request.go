@@ -95,6 +95,7 @@ func (c *Core) HandleRequest(ctx context.Context, req *Request) (*Response, erro
 	if c.standby.Load() {
 		return c.standbyRequest(ctx, req)
 	}
+	defer c.measureRequest(time.Now(), req)
 	resp, err := c.handleRequest(ctx, req)
 	if errors.Is(err, storage.ErrNotActive) {
 		// The storage refused the write: this node lost its cluster's lock

@@ -80,6 +80,8 @@ func (s *systemBackend) HandleRequest(ctx context.Context, req *logical.Request)
 		return s.remount(ctx, req, p)
 	case strings.HasPrefix(p, "replication/"):
 		return s.c.replication().HandleRequest(ctx, req, p)
+	case p == "metrics":
+		return s.onlyRead(op, func() (*logical.Response, error) { return metricsResponse(req) })
 	case p == "capabilities-self" || p == "capabilities":
 		return s.capabilities(ctx, req, p == "capabilities-self")
 	}

@@ -6,10 +6,8 @@ package core
 // merkleRedo is the highest WAL index the merkle index's recovery no longer
 // needs (0 before the first unseal).
 func (c *Core) merkleRedo() uint64 {
-	if x := c.Merkle(); x != nil {
-		return x.SafeTruncateIndex()
-	}
-	return 0
+	// The index in service's, or less while sys/replication/reindex builds.
+	return c.merkle.live.SafeTruncateIndex()
 }
 
 // shippedWAL is the primary's last shipped index; false when this cluster is

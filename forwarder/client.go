@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/logical"
+	"github.com/cofferhq/coffer/telemetry"
 	"github.com/google/uuid"
 )
 
@@ -76,6 +77,7 @@ type body struct {
 // configured wait; after that the response carries a warning. It returns the
 // response and the primary's WAL index.
 func (c *Client) Forward(ctx context.Context, path string, lreq *logical.Request, caller *Caller) (*logical.Response, uint64, error) {
+	defer telemetry.MeasureSince(telemetry.NameForward, time.Now())
 	data, err := json.Marshal(lreq.Data)
 	if err != nil {
 		return nil, 0, fmt.Errorf("encode forwarded request: %w", err)

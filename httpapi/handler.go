@@ -66,6 +66,11 @@ type Options struct {
 	// ElectionWait: how long a standby that knows no active node holds a
 	// request for one to be elected; DefaultElectionWait when zero.
 	ElectionWait time.Duration
+
+	// UnauthenticatedMetricsAccess serves GET sys/metrics here without a
+	// token (the listener's telemetry block, as Vault's); otherwise it is a
+	// logical path that takes a token with read on sys/metrics (metrics.go).
+	UnauthenticatedMetricsAccess bool
 }
 
 // handlerFunc is one sys endpoint for one method. It writes the response

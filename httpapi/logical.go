@@ -177,6 +177,10 @@ func writeResponse(w http.ResponseWriter, r *http.Request, resp *core.Response) 
 			w.Header().Add(k, v)
 		}
 	}
+	if lr.RawBody != nil && resp.WrapInfo == nil {
+		writeRaw(w, lr)
+		return
+	}
 	if resp.WrapInfo == nil && lr.Data == nil && lr.Auth == nil && len(lr.Warnings) == 0 {
 		if lr.StatusCode != 0 {
 			WriteError(w, r, lr.StatusCode)
@@ -198,4 +202,15 @@ func writeResponse(w http.ResponseWriter, r *http.Request, resp *core.Response) 
 		code = http.StatusOK
 	}
 	WriteJSON(w, r, code, env)
+}
+
+// writeRaw sends a backend's raw body (sys/metrics) as it is.
+func writeRaw(w http.ResponseWriter, lr *logical.Response) {
+	w.Header().Set("Content-Type", lr.ContentType)
+	code := lr.StatusCode
+	if code == 0 {
+		code = http.StatusOK
+	}
+	w.WriteHeader(code)
+	_, _ = w.Write(lr.RawBody)
 }

@@ -31,6 +31,7 @@ func (h *handler) sysRoutes() map[string]route {
 	h.generationRoutes(routes, core.DROperationTokenPath, h.core.DROperationTokenGeneration)
 	routes[drTokenDeletePath] = route{http.MethodPut: h.deleteDROperationToken, http.MethodPost: h.deleteDROperationToken}
 	h.tokenless[drTokenDeletePath] = true
+	h.metricsRoutes(routes)
 	return routes
 }
 

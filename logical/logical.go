@@ -66,6 +66,10 @@ type Response struct {
 	// WrapInfo, set by a backend, answers with this wrapping token and no data
 	// (the replication activation token is handed out this way).
 	WrapInfo *WrapInfo
+	// RawBody, when set, is the whole HTTP body, sent as ContentType instead
+	// of the envelope (sys/metrics, as Vault's raw responses).
+	RawBody     []byte
+	ContentType string
 }
 
 // WrapInfo describes a response-wrapping token (the envelope's wrap_info).

@@ -151,7 +151,10 @@
 //     minimum, less a margin.
 //  5. RPC: the primary's handler answers x.ServeRPC(req); the secondary calls
 //     Diff(x, source) and fetches the values.
-//  6. sys/replication/reindex: live.Reindex(ctx) stops the index in service,
+//  6. sys/replication/reindex: live.Rebuild(ctx, opts) builds a new index
+//     while the one in service serves (stages scanning, building,
+//     wal-replay, commit, reported through a Progress), then swaps it in;
+//     live.Reindex(ctx) (an activation's wipe) stops the index in service,
 //     rebuilds it and starts the new one.
 //  7. Shutdown: stop the collector, then live.Close(ctx): it stops the
 //     Follower, then the flusher, and flushes everything, so the next start

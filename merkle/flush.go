@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/storage"
+	"github.com/cofferhq/coffer/telemetry"
 )
 
 // flushChunk is the most pages one storage transaction writes.
@@ -57,6 +58,7 @@ type snap struct {
 // leaves a checkpoint and pages that Recover can use.
 func (x *Index) Flush(ctx context.Context, max int) (FlushStats, error) {
 	start := time.Now()
+	defer func() { telemetry.MeasureSince(telemetry.NameFlushDirty, start) }()
 	x.flushMu.Lock()
 	defer x.flushMu.Unlock()
 	if max <= 0 {
@@ -121,6 +123,7 @@ func (x *Index) flushChunkLocked(ctx context.Context, n int, fresh bool) (writte
 	for b := range x.dirty {
 		redo = min(redo, x.buckets[b].recLSN)
 	}
+	rebuilt := x.rebuildLSN
 	x.mu.Unlock()
 
 	x.cpMu.Lock()
@@ -144,9 +147,19 @@ func (x *Index) flushChunkLocked(ctx context.Context, n int, fresh bool) (writte
 	}
 	ops = append(ops, &storage.TxnOp{Operation: storage.PutOperation,
 		Entry: &storage.Entry{Key: checkpointKey, Value: encodeCheckpoint(redo)}})
+	// The last page a SkipFlush rebuild left dirty is written: its marker goes.
+	unmark := rebuilt > 0 && redo > rebuilt
+	if unmark {
+		ops = append(ops, &storage.TxnOp{Operation: storage.DeleteOperation, Entry: &storage.Entry{Key: rebuildMarkerKey}})
+	}
 	if err := x.store.Transaction(ctx, ops); err != nil {
 		x.restore(snaps)
 		return 0, len(snaps), fmt.Errorf("merkle: flush %d pages: %w", len(snaps), err)
+	}
+	if unmark {
+		x.mu.Lock()
+		x.rebuildLSN = 0
+		x.mu.Unlock()
 	}
 	if len(bad) > 0 {
 		x.restore(bad)

@@ -238,6 +238,11 @@ type Index struct {
 	noPending bool
 	applyCh   chan struct{} // closed and replaced when applied advances
 
+	// rebuildLSN: a rebuild with SkipFlush left the buckets it covers dirty
+	// since this LSN, and its marker stays stored until they are flushed
+	// (leaveToFlusher); 0 otherwise. Guarded by mu.
+	rebuildLSN uint64
+
 	// flushMu serialises flushes and bucket listings (which read pages).
 	flushMu    sync.Mutex
 	checkpoint uint64 // the redo point durable in storage; guarded by flushMu and cpMu

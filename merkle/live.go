@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/wal"
@@ -36,6 +38,17 @@ type Live struct {
 	x        *Index    // nil while stopped
 	follower *Follower // runs exactly when x is set
 	report   OpenReport
+	// gen counts the changes of the index in service (Start, Stop, Close,
+	// Reindex, Rebuild): a Rebuild swaps in only if none came while it built.
+	gen uint64
+
+	// hold is 1 + the WAL index a running Rebuild started at (0: none); the
+	// WAL past it is kept (SafeTruncateIndex).
+	hold atomic.Uint64
+	// reindexed is when a Rebuild last completed, once read from storage.
+	reindexedMu   sync.Mutex
+	reindexed     time.Time
+	reindexedRead bool
 }
 
 // OpenReport says how the last Start brought the index up.
@@ -154,6 +167,7 @@ func (l *Live) indexLogger() zerolog.Logger {
 // installLocked puts x in service: its flusher, then a Follower from its
 // Applied(). Caller holds mu and has stopped the previous index.
 func (l *Live) installLocked(x *Index) {
+	l.gen++
 	x.Start()
 	f := NewFollower(x, l.log, l.logger)
 	f.Start()
@@ -164,6 +178,7 @@ func (l *Live) installLocked(x *Index) {
 // single applier), then the flusher, flushing everything when flush is set.
 // Caller holds mu.
 func (l *Live) stopLocked(ctx context.Context, flush bool) error {
+	l.gen++
 	if l.x == nil {
 		return nil
 	}

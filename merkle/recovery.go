@@ -60,6 +60,9 @@ func Recover(ctx context.Context, store storage.Transactional, log *wal.Log, opt
 		}
 	}
 	st.RedoPoint = redo
+	if m, err := store.Get(ctx, rebuildMarkerKey); err != nil || m != nil {
+		return nil, st, fmt.Errorf("recover merkle: %w: a reindex with skip_flush stopped before its pages were all written (%v)", ErrReindexRequired, err)
+	}
 	last := log.LastIndex()
 	if redo > last+1 {
 		return nil, st, fmt.Errorf("recover merkle: %w: redo point %d is past the WAL's last index %d", ErrReindexRequired, redo, last)
@@ -226,66 +229,9 @@ func Reindex(ctx context.Context, store storage.Transactional, log *wal.Log, cla
 	if err != nil {
 		return nil, fmt.Errorf("reindex merkle: %w", err)
 	}
-	x.flushMu.Lock()
-	defer x.flushMu.Unlock()
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	stored, err := storedBuckets(ctx, store)
-	if err != nil {
+	if _, _, err := x.writeAllPages(ctx, store); err != nil {
 		return nil, fmt.Errorf("reindex merkle: %w", err)
 	}
-	// The buckets to write, in order: those holding items and those whose
-	// stored page is stale (the bucket is empty now).
-	ids := make([]uint32, 0, len(stored))
-	for b := range uint32(Buckets) {
-		if len(stored) > 0 && stored[0] == b {
-			stored = stored[1:]
-		} else if len(x.buckets[b].items) == 0 {
-			continue
-		}
-		ids = append(ids, b)
-	}
-	l1 := x.applied
-	chunk := int(chunkOf(store))
-	pages, deleted := 0, 0
-	for c := 0; ; c += chunk {
-		part := ids[c:min(c+chunk, len(ids))]
-		ops := make([]*storage.TxnOp, 0, len(part)+1)
-		for _, b := range part {
-			bk := &x.buckets[b]
-			if len(bk.items) == 0 {
-				ops = append(ops, &storage.TxnOp{Operation: storage.DeleteOperation, Entry: &storage.Entry{Key: pageKey(b)}})
-				deleted++
-				continue
-			}
-			keys, err := x.bucketKeys(ctx, b, bk.items, bk.pending, true)
-			if err != nil {
-				return nil, fmt.Errorf("reindex merkle: %w", err)
-			}
-			bk.pageLSN = l1
-			ops = append(ops, &storage.TxnOp{Operation: storage.PutOperation,
-				Entry: &storage.Entry{Key: pageKey(b), Value: encodePage(b, l1, bk.items, keys)}})
-			bk.pending = nil
-			pages++
-		}
-		done := c+chunk >= len(ids)
-		if done {
-			ops = append(ops, &storage.TxnOp{Operation: storage.PutOperation,
-				Entry: &storage.Entry{Key: checkpointKey, Value: encodeCheckpoint(l1 + 1)}})
-		}
-		if err := store.Transaction(ctx, ops); err != nil {
-			return nil, fmt.Errorf("reindex merkle: write %d pages from %04x: %w", len(part), firstOr(part), err)
-		}
-		if done {
-			break
-		}
-	}
-	x.noPending = false
-	x.cpMu.Lock()
-	x.checkpoint = l1 + 1
-	x.cpMu.Unlock()
-	x.logger.Info().Int("keys", x.keys).Uint64("applied", l1).Int("pages", pages).Int("stale_pages_deleted", deleted).
-		Msg("merkle index rebuilt")
 	return x, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/cofferhq/coffer/merkle"
 	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/storage"
+	"github.com/cofferhq/coffer/telemetry"
 	"github.com/cofferhq/coffer/wal"
 )
 
@@ -70,6 +71,7 @@ func (p *Primary) whileHolding(h func(context.Context, []byte) []byte) func(cont
 // request: that one ends the secondary, so it must be the primary's.
 func (p *Primary) sealed(method string, h func(ctx context.Context, id string, payload []byte) ([]byte, *replication.RPCError)) func(context.Context, []byte) []byte {
 	return func(ctx context.Context, data []byte) []byte {
+		defer telemetry.MeasureSince(telemetry.RPCServerName(method), time.Now())
 		id, _, err := replication.PeekRequest(data)
 		if err != nil {
 			return replication.PlainErrorReply(&replication.RPCError{Code: replication.CodeBadRequest, Msg: "malformed request"})

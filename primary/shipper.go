@@ -8,6 +8,7 @@ import (
 
 	"github.com/cofferhq/coffer/internal/backoff"
 	"github.com/cofferhq/coffer/replication"
+	"github.com/cofferhq/coffer/telemetry"
 	"github.com/cofferhq/coffer/wal"
 )
 
@@ -105,6 +106,7 @@ func (p *Primary) ship(ctx context.Context) {
 			return
 		}
 		shipped = b.Last
+		countShipped(b)
 		p.shipped.Store(shipped)
 		batches++
 		if batches >= persistBatches || time.Since(lastPersist) >= persistEvery {
@@ -273,6 +275,7 @@ func (p *Primary) publishOnce(ctx context.Context, b *replication.Batch, salt *u
 	if err != nil {
 		return err
 	}
+	telemetry.IncrCounter(telemetry.NameBytesShipped, float64(len(msg)))
 	if ack.Stream != p.stream {
 		return fmt.Errorf("publish batch %d-%d: %w %q, not the WAL stream %s", b.First, b.Last, errOtherStream, ack.Stream, p.stream)
 	}

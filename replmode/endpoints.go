@@ -86,7 +86,10 @@ var writeEndpoints = map[string]endpoint{
 		}
 		return nil, m.DisableDRSecondary(ctx, op)
 	},
-	"replication/reindex": (*Manager).reindexEndpoint,
+	"replication/reindex":             (*Manager).reindexEndpoint,
+	"replication/performance/reindex": (*Manager).reindexEndpoint,
+	"replication/dr/reindex":          (*Manager).reindexEndpoint,
+	"replication/recover":             (*Manager).recoverEndpoint,
 }
 
 func (m *Manager) merkleCheckEndpoint(ctx context.Context, _ map[string]any) (*logical.Response, error) {
@@ -104,13 +107,6 @@ func (m *Manager) merkleCheckEndpoint(ctx context.Context, _ map[string]any) (*l
 		return nil, err
 	}
 	return &logical.Response{Data: map[string]any{"merkle_corruption_report": report}}, nil
-}
-
-func (m *Manager) reindexEndpoint(ctx context.Context, _ map[string]any) (*logical.Response, error) {
-	if err := m.host.ReindexMerkle(ctx); err != nil {
-		return nil, err
-	}
-	return &logical.Response{Data: map[string]any{"merkle_root": m.host.Merkle().RootHex()}}, nil
 }
 
 func fieldString(d map[string]any, name string) (string, error) {

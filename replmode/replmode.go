@@ -62,6 +62,10 @@ type Host interface {
 	// MerkleCheck and ReindexMerkle serve sys/replication/merkle-check and reindex.
 	MerkleCheck(ctx context.Context) (*merkle.CheckReport, error)
 	ReindexMerkle(ctx context.Context) error
+	// RebuildMerkle and LastMerkleReindex serve the background reindex
+	// (reindex.go).
+	RebuildMerkle(ctx context.Context, opts merkle.RebuildOptions) (*merkle.RebuildResult, error)
+	LastMerkleReindex(ctx context.Context) time.Time
 	ClusterID() string
 	APIAddr() string
 	// HATerm is the node's term as its cluster's active node (0 without HA).
@@ -120,6 +124,9 @@ type Manager struct {
 	// is its last failure.
 	starting *retry
 	startErr string
+
+	// reindex is sys/replication/reindex's background job (reindex.go).
+	reindex reindexState
 }
 
 var _ core.Replication = (*Manager)(nil)
@@ -343,6 +350,7 @@ func (m *Manager) stopRetry() {
 // Stop stops the role's goroutines (on seal and shutdown).
 func (m *Manager) Stop() {
 	m.stopRetry()
+	m.stopReindex()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.primary != nil {

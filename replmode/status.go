@@ -43,6 +43,7 @@ func (m *Manager) Status() map[string]any {
 		delete(st, "last_wal")
 	}
 	m.commonFields(st)
+	m.reindexStatus(st)
 	return st
 }
 
@@ -114,7 +115,7 @@ func (m *Manager) primaryStatus(st map[string]any, kind string) {
 	}
 	st["foreign_claims"] = ps.ForeignClaims
 	st["primary_cluster_addr"] = m.clusterAddr
-	st["last_reindex_epoch"] = "0"
+	st["last_reindex_epoch"] = m.lastReindexEpoch()
 	secs := []map[string]any{}
 	var known []string
 	for _, s := range ps.Secondaries {
@@ -184,6 +185,7 @@ func (m *Manager) followerStatus(st map[string]any, s *secondary.Secondary) {
 	if ss.LastError != "" {
 		st["last_error"] = ss.LastError
 	}
+	m.followerExtras(st, s)
 }
 
 func connection(ok bool) string {

@@ -55,6 +55,9 @@ func (s *Secondary) exec(ctx context.Context, acts []Action, t *turn) {
 func (s *Secondary) do(ctx context.Context, a Action, t *turn) []Action {
 	switch a := a.(type) {
 	case StartSync:
+		if !s.loopWait(ctx) {
+			return nil
+		}
 		return s.attempt(t)
 	case RetrySync:
 		return s.retrySync(ctx, a, t)
@@ -70,10 +73,16 @@ func (s *Secondary) do(ctx context.Context, a Action, t *turn) []Action {
 		s.revokeOnce.Do(func() { close(s.revoked) })
 		s.log.Error().Msg("the primary revoked this secondary: replication stopped; generate a new token on the primary and activate again")
 	case ApplyBatch:
-		return s.step(s.apply(ctx, t, a.After))
+		ev := s.apply(ctx, t, a.After)
+		acts := s.step(ev)
+		s.loopApplied(ev, acts)
+		return acts
 	case CheckGuard:
-		if s.guardMismatch(ctx, t.batch, t.local) {
+		switch s.compareGuard(ctx, t.batch, t.local) {
+		case guardDiffers:
 			return s.step(GuardMismatch{Last: t.batch.Last})
+		case guardMatches:
+			s.settle()
 		}
 	case Ack:
 		s.ack(t, a.Reason)
@@ -301,6 +310,7 @@ func (s *Secondary) apply(ctx context.Context, t *turn, after uint64) Event {
 		return s.applyFailed(b, err)
 	}
 	s.noteApplied(b)
+	countApplied(b)
 	return BatchApplied{Last: b.Last, Guard: len(b.Guard) > 0}
 }
 
@@ -327,16 +337,24 @@ func (s *Secondary) writeCut(ctx context.Context, ops []*storage.TxnOp) error {
 	return nil
 }
 
-// guardMismatch compares the local merkle root with b's guard (the machine
+// The outcomes of compareGuard.
+const (
+	guardNotCompared = iota
+	guardMatches
+	guardDiffers
+)
+
+// compareGuard compares the local merkle root with b's guard (the machine
 // asked: b has one) once the local index has applied the batch's local WAL
 // write (local; 0 when that write logged nothing: then everything written so
 // far). Having applied the primary's WAL up to b.Last, this cluster's
 // replicated keys equal the primary's at b.Last, hence the roots. It reports
-// false when there is no index now, or it did not catch up within guardWait.
-func (s *Secondary) guardMismatch(ctx context.Context, b *replication.Batch, local uint64) bool {
+// guardNotCompared when there is no index now, or it did not catch up within
+// guardWait.
+func (s *Secondary) compareGuard(ctx context.Context, b *replication.Batch, local uint64) int {
 	x := s.index()
 	if x == nil {
-		return false
+		return guardNotCompared
 	}
 	if local == 0 {
 		local = s.cfg.WAL.LastIndex()
@@ -349,13 +367,13 @@ func (s *Secondary) guardMismatch(ctx context.Context, b *replication.Batch, loc
 			s.log.Warn().Uint64("last", b.Last).Uint64("local_index", local).Uint64("merkle_applied", x.Applied()).
 				Msg("the local merkle index did not reach the applied batch in time; its guard is not compared")
 		}
-		return false
+		return guardNotCompared
 	}
 	root := x.Root()
 	if bytes.Equal(root, b.Guard) {
-		return false
+		return guardMatches
 	}
 	s.log.Warn().Uint64("last", b.Last).Hex("guard", b.Guard).Hex("local_root", root).
 		Msg("merkle guard mismatch: this cluster's replicated keys differ from the primary's at the batch's last index; running a merkle sync")
-	return true
+	return guardDiffers
 }

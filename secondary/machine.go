@@ -339,6 +339,10 @@ func (m *Machine) LastRemoteWAL() uint64 { return m.lastRemote }
 // Generation is the newest generation of the set seen.
 func (m *Machine) Generation() uint64 { return m.gen }
 
+// GuardFrom is the last sync's GuardFrom: the guards of batches ending
+// before it are not compared.
+func (m *Machine) GuardFrom() uint64 { return m.guardFrom }
+
 // Connected reports whether the last heartbeat was answered.
 func (m *Machine) Connected() bool { return m.connected }
 

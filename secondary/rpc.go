@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/replication"
+	"github.com/cofferhq/coffer/telemetry"
 )
 
 // Forward sends an encoded forwarded write (opaque here: package forwarder
@@ -109,6 +110,7 @@ func (s *Secondary) call(ctx context.Context, method string, req, reply replicat
 // replays, forged or unauthenticated errors) is ignored and the wait goes on:
 // the first reply on the bus may be a stranger's.
 func (s *Secondary) callRaw(ctx context.Context, method string, payload []byte) ([]byte, error) {
+	defer telemetry.MeasureSince(telemetry.RPCClientName(method), time.Now())
 	s.mu.Lock()
 	sid, cid, key, pub := s.sec.SecondaryID, s.sec.PrimaryClusterID, s.sec.RPCKey, s.sec.pub()
 	s.mu.Unlock()
@@ -190,7 +192,7 @@ func (s *Secondary) heartbeat(ctx context.Context) {
 				s.log.Warn().Err(err).Msg("cannot store the primary's replication state copy; the next heartbeat brings it again")
 			}
 		}
-		s.exec(ctx, s.step(HeartbeatOK{PrimaryLastWAL: reply.LastWAL, Gen: reply.Generation}), &turn{})
+		s.execAside(ctx, s.step(HeartbeatOK{PrimaryLastWAL: reply.LastWAL, Gen: reply.Generation}))
 	case replication.IsRevoked(err):
 		s.setErr(err)
 		s.exec(ctx, s.step(Revoked{}), &turn{})
@@ -199,4 +201,26 @@ func (s *Secondary) heartbeat(ctx context.Context) {
 		s.setErr(err)
 		s.exec(ctx, s.step(HeartbeatFailed{Err: err}), &turn{})
 	}
+}
+
+// execAside carries out what a heartbeat's answer led to (a resync the stall
+// check or a new generation starts) on a goroutine of its own, so that
+// heartbeats, and with them the connection state and the lag the status
+// shows, go on during a long sync and its loop back-off. One runs at a time:
+// while it syncs the machine asks a heartbeat for nothing more; should it
+// ask anyway, the actions run here, as before.
+func (s *Secondary) execAside(ctx context.Context, acts []Action) {
+	if len(acts) == 0 {
+		return
+	}
+	if !s.aside.TryLock() {
+		s.exec(ctx, acts, &turn{})
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.aside.Unlock()
+		s.exec(ctx, acts, &turn{})
+	}()
 }

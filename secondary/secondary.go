@@ -99,6 +99,8 @@ type Config struct {
 	Logger            zerolog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Loop configures the merkle-sync loop detector (loop.go); zero: defaults.
+	Loop LoopConfig
 }
 
 // Validate checks the configuration and fills defaults.
@@ -126,6 +128,7 @@ func (c *Config) Validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.Loop.fill()
 	if c.OnApplied == nil {
 		c.OnApplied = func([]string) {}
 	}
@@ -142,6 +145,9 @@ type Secondary struct {
 
 	// stepMu serialises Step with its OnState call, so states are reported in order.
 	stepMu sync.Mutex
+	// aside is held while a heartbeat's actions run on their own goroutine
+	// (execAside).
+	aside sync.Mutex
 	// mu guards everything below it.
 	mu            sync.Mutex
 	m             *Machine
@@ -157,6 +163,7 @@ type Secondary struct {
 	lastErr       string
 	startSeq      uint64        // where a new durable starts (stream last seq + 1 before the first sync)
 	advanced      chan struct{} // closed and replaced at every step: waiters re-check
+	loop          *Loop         // the merkle-sync loop detector (loop_driver.go)
 
 	revoked     chan struct{}
 	revokeOnce  sync.Once
@@ -169,6 +176,7 @@ type Secondary struct {
 func newSecondary(cfg Config, b *bus.Bus, own bool, sec *secret) *Secondary {
 	return &Secondary{
 		cfg: cfg, bus: b, ownBus: own, sec: sec, m: NewMachine(), revoked: make(chan struct{}), advanced: make(chan struct{}),
+		loop: NewLoop(cfg.Loop),
 		log: cfg.Logger.With().Str("component", "replication-secondary").Str("primary_cluster_id", sec.PrimaryClusterID).
 			Str("secondary_id", sec.SecondaryID).Logger(),
 	}

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/internal/backoff"
 	"github.com/cofferhq/coffer/merkle"
 	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/storage"
+	"github.com/cofferhq/coffer/telemetry"
 	"github.com/cofferhq/coffer/wal"
 )
 
@@ -114,6 +116,7 @@ func (s *Secondary) storeSecret(ctx context.Context) error {
 // taken (the primary's WAL index, or the one its index applied after
 // catching up with that WAL), so a new durable can start after them.
 func (s *Secondary) beginSync(ctx context.Context) error {
+	telemetry.IncrCounter(telemetry.NameResyncs, 1)
 	s.mu.Lock()
 	stream := s.sec.Stream
 	s.syncDone, s.syncTotal = 0, 0
@@ -132,6 +135,7 @@ func (s *Secondary) beginSync(ctx context.Context) error {
 // for the local index to apply every local write, then compares it with the
 // primary's index top down over the "merkle" RPC, and reports the outcome.
 func (s *Secondary) runDiff(ctx context.Context, t *turn) []Action {
+	defer telemetry.MeasureSince(telemetry.NameMerkleDiff, time.Now())
 	s.exec(ctx, s.step(DiffStarted{}), t)
 	if err := s.beginSync(ctx); err != nil {
 		return s.failed(ctx, err)
@@ -156,6 +160,7 @@ func (s *Secondary) runDiff(ctx context.Context, t *turn) []Action {
 		return s.step(SyncFailed{Cause: diffCause(ctx, err), Err: fmt.Errorf("merkle diff: %w", err)})
 	}
 	t.diff = res
+	s.loopDiffered(res)
 	return s.step(DiffCompared{RemoteApplied: res.RemoteApplied, Keys: res.Keys()})
 }
 
@@ -168,6 +173,7 @@ func (s *Secondary) runDiff(ctx context.Context, t *turn) []Action {
 // meanwhile on the primary may be missed or newer: streaming from the
 // returned index re-applies them.
 func (s *Secondary) fetchDiff(ctx context.Context, t *turn, total int) []Action {
+	defer telemetry.MeasureSince(telemetry.NameMerkleSync, time.Now())
 	res := t.diff
 	s.mu.Lock()
 	s.syncTotal = total
@@ -273,6 +279,7 @@ func (s *Secondary) writeFetched(ctx context.Context, asked []string, reply *rep
 // runListing is a sync by full listing (state sync): the copy of every
 // replicated key of the primary, when there is no usable merkle index.
 func (s *Secondary) runListing(ctx context.Context, a RunListing, t *turn) []Action {
+	defer telemetry.MeasureSince(telemetry.NameMerkleSync, time.Now())
 	if a.Fallback != "" {
 		s.log.Warn().Err(a.Err).Str("reason", a.Fallback).Msg("syncing by full listing instead of merkle diff")
 	}

@@ -451,15 +451,9 @@ func TestMerklePageCorruption(t *testing.T) {
 	})
 }
 
-// reindex runs sys/replication/reindex with c (sudo) and returns merkle_root.
+// reindex runs sys/replication/reindex with c (sudo), waits for it to
+// complete in the background, and returns the root it put in service.
 func reindex(t *testing.T, c *api.Client) string {
 	t.Helper()
-	s, err := c.Logical().Write("sys/replication/reindex", nil)
-	if err != nil {
-		t.Fatalf("sys/replication/reindex: %v", err)
-	}
-	if s == nil || len(str(s.Data["merkle_root"])) != 64 {
-		t.Fatalf("sys/replication/reindex: no merkle_root in %v", s)
-	}
-	return str(s.Data["merkle_root"])
+	return reindexAt(t, c, "sys/replication/reindex", nil)["merkle_root"].(string)
 }

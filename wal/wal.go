@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/storage"
+	"github.com/cofferhq/coffer/telemetry"
 	"github.com/rs/zerolog"
 )
 
@@ -417,6 +418,7 @@ func (l *Log) run() {
 
 // commit writes one batch in one storage transaction and answers its writers.
 func (l *Log) commit(batch []*request) {
+	defer telemetry.MeasureSince(telemetry.NamePersistWALs, time.Now())
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
 	ctx := context.Background()

@@ -28,6 +28,7 @@ import (
 	"github.com/cofferhq/coffer/storage/bolt"
 	"github.com/cofferhq/coffer/storage/consul"
 	"github.com/cofferhq/coffer/storage/inmem"
+	"github.com/cofferhq/coffer/ui"
 	"github.com/rs/zerolog"
 )
 
@@ -220,6 +221,7 @@ func serve(ctx context.Context, cfg *config.Config, dev bool, devRoot string, lo
 		return err
 	}
 	repl := attachReplication(c, cfg, busCfg, nb, dev, logger)
+	installTelemetry(cfg, repl)
 	defer func() {
 		if err := c.Close(); err != nil {
 			logger.Error().Err(err).Msg("closing storage")
@@ -305,13 +307,15 @@ func newHANode(c *core.Core, repl *replmode.Manager, store *consul.Backend, cfg 
 func serveHTTP(ctx context.Context, ln net.Listener, c *core.Core, cfg *config.Config, node *ha.Node, logger zerolog.Logger) error {
 	l := cfg.Listener
 	srv := &http.Server{
-		Handler: httpapi.New(c, httpapi.Options{
+		// /ui/replication, the status page (package ui); the rest is the API.
+		Handler: ui.Wrap(httpapi.New(c, httpapi.Options{
 			MaxRequestSize:                cfg.MaxRequestSize,
 			MaxUnauthenticatedRequestSize: l.MaxUnauthenticatedRequestSize,
 			MaxUnauthenticatedRequests:    int(l.MaxUnauthenticatedRequests),
 			Logical:                       httpapi.NewLogical(c, logger.With().Str("component", "http").Logger()),
 			Standby:                       standbyOf(node),
-		}, logger.With().Str("component", "http").Logger()),
+			UnauthenticatedMetricsAccess:  l.Telemetry.UnauthenticatedMetricsAccess,
+		}, logger.With().Str("component", "http").Logger())),
 		ReadHeaderTimeout: l.HTTPReadHeaderTimeout,
 		ReadTimeout:       l.HTTPReadTimeout,
 		WriteTimeout:      l.HTTPWriteTimeout,
