@@ -196,27 +196,39 @@ func loadExisting(ctx context.Context, req *logical.Request, name, missing strin
 	return k, nil
 }
 
-func (b *Backend) decrypt(ctx context.Context, req *logical.Request, name string) (*logical.Response, error) {
+// eachCiphertext serves decrypt and rewrap: the named key, then fn for the
+// ciphertext of the request or of each batch_input item.
+func eachCiphertext(ctx context.Context, req *logical.Request, name, what string, known fieldSet,
+	fn func(k *key, item map[string]any, ct string) (map[string]any, error)) (*logical.Response, error) {
 	d := req.Data
-	if err := requireSingle(d, "ciphertext", "missing ciphertext to decrypt"); err != nil {
+	missing := "missing ciphertext to " + what
+	if err := requireSingle(d, "ciphertext", missing); err != nil {
 		return nil, err
 	}
 	k, err := loadExisting(ctx, req, name, "encryption key not found")
 	if err != nil {
 		return nil, err
 	}
-	return serveItems(d, decryptFields.warnings(d), func(item map[string]any) (map[string]any, error) {
+	return serveItems(d, known.warnings(d), func(item map[string]any) (map[string]any, error) {
 		ct, err := stringField(item, "ciphertext")
 		if err != nil {
 			return nil, err
 		}
 		if ct == "" {
-			return nil, badRequest("missing ciphertext to decrypt")
+			return nil, badRequest("%s", missing)
 		}
+		return fn(k, item, ct)
+	})
+}
+
+func (b *Backend) decrypt(ctx context.Context, req *logical.Request, name string) (*logical.Response, error) {
+	d := req.Data
+	return eachCiphertext(ctx, req, name, "decrypt", decryptFields, func(k *key, item map[string]any, ct string) (map[string]any, error) {
 		if _, err := base64Field(item, "context"); err != nil {
 			return nil, err
 		}
 		var o encOpts
+		var err error
 		if o.aad, err = base64Field(item, "associated_data"); err != nil {
 			return nil, err
 		}
@@ -233,21 +245,7 @@ func (b *Backend) decrypt(ctx context.Context, req *logical.Request, name string
 
 func (b *Backend) rewrap(ctx context.Context, req *logical.Request, name string) (*logical.Response, error) {
 	d := req.Data
-	if err := requireSingle(d, "ciphertext", "missing ciphertext to rewrap"); err != nil {
-		return nil, err
-	}
-	k, err := loadExisting(ctx, req, name, "encryption key not found")
-	if err != nil {
-		return nil, err
-	}
-	return serveItems(d, rewrapFields.warnings(d), func(item map[string]any) (map[string]any, error) {
-		ct, err := stringField(item, "ciphertext")
-		if err != nil {
-			return nil, err
-		}
-		if ct == "" {
-			return nil, badRequest("missing ciphertext to rewrap")
-		}
+	return eachCiphertext(ctx, req, name, "rewrap", rewrapFields, func(k *key, item map[string]any, ct string) (map[string]any, error) {
 		if err := checkContext(item); err != nil {
 			return nil, err
 		}
