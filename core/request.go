@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -310,7 +311,9 @@ func (c *Core) authorize(ctx context.Context, mb *mountedBackend, path string, l
 	if te == nil {
 		return nil, fmt.Errorf("%w: invalid token: it is unknown, expired or revoked; log in again", ErrPermissionDenied)
 	}
-	if lreq.Operation == logical.UpdateOperation && mb.entry.Type != "system" && mb.entry.Type != "token" {
+	// The token method has an existence check for its roles only (a new role
+	// needs "create", as in Vault); its other writes are all "update".
+	if lreq.Operation == logical.UpdateOperation && mb.entry.Type != "system" && (mb.entry.Type != "token" || tokenRolePath(lreq.Path)) {
 		exists, err := mb.backend.ExistenceCheck(ctx, lreq)
 		if err != nil {
 			return te, err
@@ -348,6 +351,11 @@ func (c *Core) authorize(ctx context.Context, mb *mountedBackend, path string, l
 // issueLoginToken creates the token an auth method's login response asks for.
 func (c *Core) issueLoginToken(ctx context.Context, path string, mb *mountedBackend, a *logical.Auth) error {
 	pols := normalizePolicies(a.Policies, false)
+	if slices.Contains(pols, "root") {
+		// Vault's rule: a login never yields a root token, whatever policy
+		// a role or user names (sys/generate-root makes root tokens).
+		return logical.Errorf(http.StatusBadRequest, "auth methods cannot create root tokens: remove the root policy from the role or user behind %s (root tokens come from sys/generate-root)", path)
+	}
 	te := &tokens.Entry{
 		Policies:       pols,
 		Path:           path,
