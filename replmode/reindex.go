@@ -157,7 +157,9 @@ func (m *Manager) reindexStatus(st map[string]any) {
 	if res := last.res; res != nil {
 		lr["merkle_root"], lr["keys"], lr["pages"], lr["took_ms"] = res.Root, res.Keys, res.Pages, res.Took.Milliseconds()
 		if res.Diff != nil {
-			lr["diff"] = map[string]any{"missing": res.Diff.Missing, "changed": res.Diff.Changed, "stale": res.Diff.Stale, "keys": res.Diff.Keys}
+			// Counts only: the status is served without a token; the keys
+			// are in the server's log (above).
+			lr["diff"] = map[string]any{"missing": res.Diff.Missing, "changed": res.Diff.Changed, "stale": res.Diff.Stale}
 		}
 	}
 	st["last_reindex"] = lr

@@ -12,16 +12,15 @@ func (m *Manager) followerExtras(st map[string]any, s *secondary.Secondary) {
 	if l.Consecutive < 2 {
 		return
 	}
-	keys := l.KeysThatKeptDiffering
-	if keys == nil {
-		keys = []string{}
-	}
+	// The status is served without a token: it counts the keys; their
+	// names (storage keys hold kv paths, user and key names) go to the
+	// server's log only (docs/security.md).
 	st["merkle_sync_loop"] = map[string]any{
-		"consecutive":              l.Consecutive,
-		"threshold":                l.Threshold,
-		"looping":                  l.Looping,
-		"keys_that_kept_differing": keys,
-		"since":                    fmtTime(l.Since),
-		"backoff_until":            fmtTime(l.BackoffUntil),
+		"consecutive":                    l.Consecutive,
+		"threshold":                      l.Threshold,
+		"looping":                        l.Looping,
+		"keys_that_kept_differing_count": len(l.KeysThatKeptDiffering),
+		"since":                          fmtTime(l.Since),
+		"backoff_until":                  fmtTime(l.BackoffUntil),
 	}
 }
