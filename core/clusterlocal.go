@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
+	"github.com/cofferhq/coffer/forwarder"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/storage"
 )
@@ -118,7 +120,7 @@ var errForwardInstead = errors.New("served by the primary instead")
 // serves itself runs against localOnlyStorage; when it wants to write a
 // replicated key, errForwardInstead says to forward it, with lreq's storage
 // restored.
-func (c *Core) callBackend(ctx context.Context, mb *mountedBackend, lreq *logical.Request, secondary bool) (*logical.Response, error) {
+func (c *Core) callBackend(ctx context.Context, mb *mountedBackend, lreq *logical.Request, secondary bool, path string) (*logical.Response, error) {
 	if !secondary || !isWrite(lreq.Operation) || !servedLocally(mb, lreq) {
 		return mb.backend.HandleRequest(ctx, lreq)
 	}
@@ -126,6 +128,9 @@ func (c *Core) callBackend(ctx context.Context, mb *mountedBackend, lreq *logica
 	resp, err := mb.backend.HandleRequest(ctx, lreq)
 	lreq.Storage = mb.storage
 	if errors.Is(err, logical.ErrReadOnly) {
+		if ferr := forwarder.Allowed(string(lreq.Operation), path); ferr != nil {
+			return nil, logical.Errorf(http.StatusBadRequest, "%s needs a change only the primary makes, and the primary does not take it forwarded (%v): send it to the primary", path, ferr)
+		}
 		return nil, fmt.Errorf("%w: %w", errForwardInstead, err)
 	}
 	return resp, err

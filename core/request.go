@@ -187,8 +187,8 @@ func (c *Core) handleRequest(ctx context.Context, req *Request) (*Response, erro
 	if forwardIt {
 		return c.serveForwarded(ctx, req, lreq, te, path, setID)
 	}
-	lresp, err := c.callBackend(ctx, mb, lreq, secondaryMode)
-	if errors.Is(err, errForwardInstead) && forwarder.Allowed(string(lreq.Operation), path) == nil {
+	lresp, err := c.callBackend(ctx, mb, lreq, secondaryMode, path)
+	if errors.Is(err, errForwardInstead) {
 		return c.serveForwarded(ctx, req, lreq, te, path, setID)
 	}
 	if err == nil && lresp != nil && lresp.Auth != nil && lresp.Auth.ClientToken == "" {

@@ -22,7 +22,9 @@ import (
 //
 // The primary also refuses what its mount table says is not replicated
 // (local mounts, logins, the token store): core's ApplyForwarded.
-//	auth/token/*: refused (tokens are local to each cluster)
+//	auth/token/*: refused (tokens are local to each cluster), but for
+//	            writes to auth/token/roles/<name>: token roles are
+//	            replicated configuration, written on the primary
 //	any other path: accepted (the data of a mount)
 
 var forwardableOps = map[string]bool{"create": true, "update": true, "patch": true, "delete": true, "read": true, "list": true}

@@ -60,8 +60,10 @@ func Recover(ctx context.Context, store storage.Transactional, log *wal.Log, opt
 		}
 	}
 	st.RedoPoint = redo
-	if m, err := store.Get(ctx, rebuildMarkerKey); err != nil || m != nil {
-		return nil, st, fmt.Errorf("recover merkle: %w: a reindex with skip_flush stopped before its pages were all written (%v)", ErrReindexRequired, err)
+	if m, err := store.Get(ctx, rebuildMarkerKey); err != nil {
+		return nil, st, fmt.Errorf("recover merkle: read the rebuild marker: %w", err)
+	} else if m != nil {
+		return nil, st, fmt.Errorf("recover merkle: %w: a reindex with skip_flush stopped before its pages were all written", ErrReindexRequired)
 	}
 	last := log.LastIndex()
 	if redo > last+1 {

@@ -17,6 +17,9 @@ import (
 type reindexState struct {
 	mu  sync.Mutex
 	job *reindexJob
+	// stopped is set by Stop (seal, shutdown) and cleared by Start: no job
+	// starts in between, so none outlives the index it rebuilds.
+	stopped bool
 	// last is the outcome of the last job of this process (nil: none yet).
 	last *reindexOutcome
 }
@@ -62,6 +65,10 @@ func (m *Manager) reindexEndpoint(_ context.Context, d map[string]any) (*logical
 	r := &m.reindex
 	for {
 		r.mu.Lock()
+		if r.stopped {
+			r.mu.Unlock()
+			return nil, logical.Errorf(http.StatusServiceUnavailable, "replication is stopping (seal or shutdown): retry once the cluster is unsealed")
+		}
 		running := r.job
 		if running == nil {
 			m.startReindexLocked(opts)
@@ -116,10 +123,14 @@ func (m *Manager) startReindexLocked(opts merkle.RebuildOptions) {
 }
 
 // stopReindex stops a running reindex and waits for it (on seal and
-// shutdown: Manager.Stop, and before a forced restart).
-func (m *Manager) stopReindex() {
+// shutdown: Manager.Stop, and before a forced restart). With final (Stop,
+// a wipe), no reindex starts again until allowReindex.
+func (m *Manager) stopReindex(final ...bool) {
 	r := &m.reindex
 	r.mu.Lock()
+	if len(final) > 0 && final[0] {
+		r.stopped = true
+	}
 	job := r.job
 	r.mu.Unlock()
 	if job == nil {
@@ -127,6 +138,13 @@ func (m *Manager) stopReindex() {
 	}
 	job.cancel()
 	<-job.done
+}
+
+// allowReindex lets reindexes start again (Start, after an unseal).
+func (m *Manager) allowReindex() {
+	m.reindex.mu.Lock()
+	m.reindex.stopped = false
+	m.reindex.mu.Unlock()
 }
 
 // reindexStatus adds the reindex fields to a status: Vault's

@@ -178,6 +178,7 @@ func (m *Manager) Mode() string {
 // mode with state "connecting" and the last error, and the WAL collector
 // keeps every entry a primary has not shipped.
 func (m *Manager) Start(ctx context.Context) error {
+	m.allowReindex()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.boot != nil || m.activationRoot != nil || m.primary != nil || m.secondary != nil || m.drSecondary != nil || m.starting != nil {
@@ -350,7 +351,7 @@ func (m *Manager) stopRetry() {
 // Stop stops the role's goroutines (on seal and shutdown).
 func (m *Manager) Stop() {
 	m.stopRetry()
-	m.stopReindex()
+	m.stopReindex(true)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.primary != nil {

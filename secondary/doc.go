@@ -35,8 +35,21 @@
 //	driver.go     exec, the consume handler: verify, apply, guard check, ack
 //	group.go      runs: the batches of a delivered group applied as one
 //	sync.go       sync attempts: diff, fetch, full listing, retries
-//	rpc.go        authenticated RPCs, heartbeats, Forward, WaitRemoteWAL
+//	rpc.go        authenticated RPCs, heartbeats, Forward, WaitRemoteWAL;
+//	              what a heartbeat's answer starts (a resync) runs on a
+//	              goroutine of its own (execAside), so heartbeats go on
 //	state.go      the persisted state (replication.StateRecord) and Wipe
+//	loop.go       the merkle-sync loop detector, a pure type (tested by
+//	              testdata/loop/loop.txt): consecutive resyncs that streaming
+//	              does not settle (a guard matching) are counted, shown in
+//	              Status, logged once at the threshold, and each resync past
+//	              it waits first (30 s doubling to 10 min)
+//	loop_driver.go  its effects: the wait before StartSync, the log, settling
+//	metrics.go    the gauges and counters this package reports (telemetry)
+//
+// Status: Connected is true while the primary answered within two heartbeat
+// intervals; Lag is replication.LagOf of the primary's commit time of the
+// newest entry applied here (batches carry each entry's commit time).
 //
 // machine_test.go and the scripts in testdata/*.txt (script_test.go, etcd
 // raft's datadriven style; -rewrite regenerates the expected output) drive the

@@ -206,21 +206,34 @@ func (s *Secondary) heartbeat(ctx context.Context) {
 // execAside carries out what a heartbeat's answer led to (a resync the stall
 // check or a new generation starts) on a goroutine of its own, so that
 // heartbeats, and with them the connection state and the lag the status
-// shows, go on during a long sync and its loop back-off. One runs at a time:
-// while it syncs the machine asks a heartbeat for nothing more; should it
-// ask anyway, the actions run here, as before.
+// shows, go on during a long sync and its loop back-off. One goroutine runs
+// at a time; actions that arrive meanwhile queue behind it, in order.
 func (s *Secondary) execAside(ctx context.Context, acts []Action) {
 	if len(acts) == 0 {
 		return
 	}
-	if !s.aside.TryLock() {
-		s.exec(ctx, acts, &turn{})
+	s.asideMu.Lock()
+	s.asideQ = append(s.asideQ, acts...)
+	if s.asideRunning {
+		s.asideMu.Unlock()
 		return
 	}
+	s.asideRunning = true
+	s.asideMu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer s.aside.Unlock()
-		s.exec(ctx, acts, &turn{})
+		for {
+			s.asideMu.Lock()
+			q := s.asideQ
+			s.asideQ = nil
+			if len(q) == 0 {
+				s.asideRunning = false
+				s.asideMu.Unlock()
+				return
+			}
+			s.asideMu.Unlock()
+			s.exec(ctx, q, &turn{})
+		}
 	}()
 }

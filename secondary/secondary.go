@@ -145,9 +145,11 @@ type Secondary struct {
 
 	// stepMu serialises Step with its OnState call, so states are reported in order.
 	stepMu sync.Mutex
-	// aside is held while a heartbeat's actions run on their own goroutine
-	// (execAside).
-	aside sync.Mutex
+	// asideMu guards the actions heartbeats queued for the goroutine that
+	// runs them (execAside) and whether it runs.
+	asideMu      sync.Mutex
+	asideQ       []Action
+	asideRunning bool
 	// mu guards everything below it.
 	mu            sync.Mutex
 	m             *Machine

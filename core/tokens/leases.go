@@ -151,7 +151,10 @@ func (s *Store) Tidy(ctx context.Context) (TidyResult, error) {
 	now := s.now()
 	for _, key := range keys {
 		e, err := s.loadKey(ctx, key)
-		if err != nil || e == nil || !(e.expired(now) || e.RevocationPending()) {
+		if err != nil {
+			return res, fmt.Errorf("tidy tokens: %w", err)
+		}
+		if e == nil || !(e.expired(now) || e.RevocationPending()) {
 			continue
 		}
 		n, err := s.revokeTreeLocked(ctx, key)
@@ -175,14 +178,24 @@ func (s *Store) tidyAccessorsLocked(ctx context.Context) (int, error) {
 	n := 0
 	for _, a := range accs {
 		raw, err := s.storage.Get(ctx, accessorPrefix+a)
-		if err != nil || raw == nil {
+		if err != nil {
+			return n, fmt.Errorf("tidy accessors: %w", err)
+		}
+		if raw == nil {
 			continue
 		}
+		// A record this code cannot read (a newer version, damage) is left
+		// alone: only one that names a missing token is dangling.
 		var r accessorRecord
-		if json.Unmarshal(raw.Value, &r) == nil && r.TokenKey != "" {
-			if tok, err := s.storage.Get(ctx, idPrefix+r.TokenKey); err != nil || tok != nil {
-				continue
-			}
+		if json.Unmarshal(raw.Value, &r) != nil || r.TokenKey == "" || r.V > recordVersion {
+			continue
+		}
+		tok, err := s.storage.Get(ctx, idPrefix+r.TokenKey)
+		if err != nil {
+			return n, fmt.Errorf("tidy accessors: %w", err)
+		}
+		if tok != nil {
+			continue
 		}
 		if err := s.storage.Delete(ctx, accessorPrefix+a); err != nil {
 			return n, fmt.Errorf("tidy accessors: %w", err)
@@ -205,7 +218,10 @@ func (s *Store) tidyParentLinksLocked(ctx context.Context) (int, error) {
 		}
 		for _, c := range children {
 			tok, err := s.storage.Get(ctx, idPrefix+c)
-			if err != nil || tok != nil {
+			if err != nil {
+				return n, fmt.Errorf("tidy parent links: %w", err)
+			}
+			if tok != nil || strings.HasSuffix(c, "/") {
 				continue
 			}
 			if err := s.storage.Delete(ctx, parentPrefix+p+c); err != nil {

@@ -21,7 +21,8 @@ import (
 // process, an embedded NATS server with a random port among them (CI saw a
 // coffer server's listener collide with its own bus that way). So the port
 // comes from below the kernel's ephemeral range, which bind(0) and connect
-// never use, and is claimed across the test processes that run in parallel by
+// never use (claimRange: above it, or within it on a host that leaves no
+// room), and is claimed across the test processes that run in parallel by
 // an flock on a file named after it; the lock is released when the test ends
 // (or its process exits).
 func FreeAddr(t testing.TB) string {
@@ -72,18 +73,21 @@ func claim(dir string, port int) (*os.File, error) {
 }
 
 // claimRange is the range ports are drawn from: below the kernel's ephemeral
-// range (ip_local_port_range), or above it when it starts too low.
+// range (ip_local_port_range), or above it when it starts too low. A host
+// whose ephemeral range leaves no room on either side (1024-65000, say) gets
+// the ephemeral range itself: the flock claims still keep the tests apart,
+// only the kernel's own picks can collide there.
 func claimRange() (lo, hi int) {
 	eLo, eHi, err := ephemeralRange()
 	switch {
 	case err != nil:
 		return 20000, 32768 // Linux's default ephemeral range starts at 32768
-	case eLo >= 12000:
-		return 10000, eLo
-	case eHi <= 63000:
-		return eHi + 1, 65535
+	case eLo >= 3024:
+		return max(1024, eLo-22768), eLo
+	case eHi <= 63535:
+		return eHi + 1, 65536
 	default:
-		return 20000, 32768
+		return eLo, eHi + 1
 	}
 }
 
