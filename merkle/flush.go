@@ -91,6 +91,7 @@ func (x *Index) Flush(ctx context.Context, max int) (FlushStats, error) {
 	x.cpMu.Unlock()
 	st.Duration = time.Since(start)
 	st.Err = errors.Join(errs...)
+	telemetry.SetGauge(telemetry.NameFlushDirtyNumPages, float64(st.Pages))
 	return st, st.Err
 }
 

@@ -97,7 +97,7 @@ func TestMetricsPrometheusAndJSON(t *testing.T) {
 			{rp.p, []string{"vault_" + h + "_replication_wal_last_wal", "vault_wal_persistWALs", "vault_core_handle_request",
 				"vault_route_update_secret_", "vault_replication_rpc_server_echo", "coffer_replication_batches_shipped",
 				"coffer_replication_bytes_shipped", "vault_logshipper_streamWALs_guard_found", "vault_merkle_flushDirty",
-				"vault_" + h + "_runtime_num_goroutines"}},
+				"vault_" + h + "_merkle_flushDirty_num_pages", "vault_" + h + "_runtime_num_goroutines"}},
 			{rp.s, []string{"vault_" + h + "_replication_fsm_last_remote_wal", "coffer_replication_batches_applied",
 				"coffer_replication_bytes_applied", "vault_replication_rpc_client_echo", "coffer_" + h + "_replication_lag_entries",
 				"coffer_" + h + "_replication_lag_seconds"}},
