@@ -11,30 +11,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/rs/zerolog"
 )
 
-// syncBuffer collects the broker's log output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newBroker(t *testing.T) (*Broker, *syncBuffer) {
+func newBroker(t *testing.T) (*Broker, *testutil.SyncBuffer) {
 	t.Helper()
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	b := NewBroker(zerolog.New(&logs))
 	t.Cleanup(func() { _ = b.Close() })
 	return b, &logs

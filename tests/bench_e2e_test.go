@@ -53,7 +53,7 @@ func benchServer(b *testing.B) (string, string) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd := exec.Command(cofferBin, "server", "-config="+cfgPath)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -106,7 +106,7 @@ func benchServer(b *testing.B) (string, string) {
 
 // benchWait waits until cond holds, failing at once if coffer exits (the
 // cleanup of benchServer logs its output on failure).
-func benchWait(b *testing.B, what string, done <-chan struct{}, out *syncBuffer, cond func() error) {
+func benchWait(b *testing.B, what string, done <-chan struct{}, out *testutil.SyncBuffer, cond func() error) {
 	b.Helper()
 	testutil.Eventually(b, startTimeout, what, func() error {
 		err := cond()

@@ -19,7 +19,7 @@ func TestCLIReplicationStatusWatch(t *testing.T) {
 	rp := fwdPairT(t)
 	cmd := exec.Command(cofferBin, "replication", "status", "-watch=200ms")
 	cmd.Env = append(os.Environ(), "VAULT_ADDR=http://"+rp.p.addr, "VAULT_TOKEN=root", "VAULT_MAX_RETRIES=0")
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

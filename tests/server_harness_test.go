@@ -5,7 +5,6 @@ package tests
 // output, and the bolt file of a stopped server.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -121,27 +119,9 @@ type proc struct {
 	t    testing.TB
 	addr string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testutil.SyncBuffer
 	done chan struct{}
 	err  error // set before done is closed
-}
-
-// syncBuffer collects a process's output from its copying goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startProc starts coffer with args and waits until addr answers
@@ -149,7 +129,7 @@ func (s *syncBuffer) String() string {
 // cleanup a still-running process is stopped.
 func startProc(t testing.TB, addr string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, addr: addr, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{t: t, addr: addr, out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(cofferBin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

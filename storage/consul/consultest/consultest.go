@@ -9,7 +9,6 @@ package consultest
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,7 +43,7 @@ type Agent struct {
 	bin      string
 	args     []string
 	cmd      *exec.Cmd
-	out      *syncBuffer
+	out      *testutil.SyncBuffer
 	exited   chan struct{}
 	stopOnce sync.Once
 }
@@ -135,7 +134,7 @@ func start(t testing.TB, dataDir string) *Agent {
 // run starts the agent process and waits for a leader.
 func (a *Agent) run(t testing.TB) {
 	t.Helper()
-	a.out, a.exited, a.stopOnce = &syncBuffer{}, make(chan struct{}), sync.Once{}
+	a.out, a.exited, a.stopOnce = &testutil.SyncBuffer{}, make(chan struct{}), sync.Once{}
 	a.cmd = exec.Command(a.bin, a.args...)
 	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
 	a.cmd.Env = append(os.Environ(), "CONSUL_HTTP_TOKEN=", "CONSUL_HTTP_ADDR=")
@@ -221,20 +220,3 @@ func (a *Agent) Stop() {
 
 // Output is what the agent logged so far.
 func (a *Agent) Output() string { return a.out.String() }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
