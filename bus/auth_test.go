@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -220,26 +219,8 @@ func TestEmbeddedNoAuthIsOpen(t *testing.T) {
 	nc.Close()
 }
 
-// lockedBuf is a log sink read while the bus writes to it.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
-
 func TestWrongCredentialsRetryAndLogOnce(t *testing.T) {
-	serverLog := &lockedBuf{}
+	serverLog := &testutil.SyncBuffer{}
 	a, err := bus.Open(testCtx(t), bus.Config{Embedded: true, Listen: "127.0.0.1:0", StoreDir: t.TempDir()},
 		zerolog.New(io.MultiWriter(serverLog, zerolog.NewTestWriter(t))))
 	if err != nil {
@@ -256,7 +237,7 @@ func TestWrongCredentialsRetryAndLogOnce(t *testing.T) {
 	if err := os.WriteFile(file, append(s, '\n'), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	clientLog := &lockedBuf{}
+	clientLog := &testutil.SyncBuffer{}
 	c, err := bus.Open(testCtx(t), bus.Config{URL: a.ClientURL(), NKeySeedFile: file},
 		zerolog.New(io.MultiWriter(clientLog, zerolog.NewTestWriter(t))))
 	if err != nil {
@@ -264,7 +245,7 @@ func TestWrongCredentialsRetryAndLogOnce(t *testing.T) {
 	}
 	defer c.Close()
 	testutil.Eventually(t, 20*time.Second, "the server refuses the stale seed four times", func() error {
-		if n := serverLog.count("authentication error"); n < 4 {
+		if n := strings.Count(serverLog.String(), "authentication error"); n < 4 {
 			return fmt.Errorf("%d refusals", n)
 		}
 		return nil
@@ -272,10 +253,10 @@ func TestWrongCredentialsRetryAndLogOnce(t *testing.T) {
 	if c.Connected() || c.Conn().IsClosed() {
 		t.Fatalf("after repeated refusals: connected %v, closed %v; want still retrying", c.Connected(), c.Conn().IsClosed())
 	}
-	if n := clientLog.count("NATS refused this server's credentials"); n != 1 {
+	if n := strings.Count(clientLog.String(), "NATS refused this server's credentials"); n != 1 {
 		t.Fatalf("the refusal was logged %d times, want once", n)
 	}
-	if clientLog.count(string(s)) != 0 || serverLog.count(string(s)) != 0 {
+	if strings.Count(clientLog.String(), string(s)) != 0 || strings.Count(serverLog.String(), string(s)) != 0 {
 		t.Fatal("a seed reached the log")
 	}
 }
