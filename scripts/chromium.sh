@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # chromium.sh: print the path of a Chromium that runs headless, the browser
 # tests/ui_e2e_test.go loads the status page (/ui/replication) with and
-# `make ui-screenshot` photographs it with (docs/operations.md, "Status page").
+# scripts/ui-screenshot.sh photographs it with (docs/operations.md, "Status page").
 # When it is missing, Debian's chromium is installed with apt-get (the machine
 # reaches Debian's packages; it needs root, or sudo without a password). It
 # never reads stdin, so it runs the same in CI.
