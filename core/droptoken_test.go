@@ -5,13 +5,13 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cofferhq/coffer/core/drtoken"
 	"github.com/cofferhq/coffer/core/rootgen"
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/cofferhq/coffer/logical"
 )
 
@@ -33,19 +33,6 @@ func attachDR(c *Core, mode string) *drRepl {
 	r.mode.Store(mode)
 	c.SetReplication(r)
 	return r
-}
-
-// testClock is a clock moved by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (k *testClock) now() time.Time { k.mu.Lock(); defer k.mu.Unlock(); return k.t }
-func (k *testClock) add(d time.Duration) {
-	k.mu.Lock()
-	k.t = k.t.Add(d)
-	k.mu.Unlock()
 }
 
 func requireDenied(t *testing.T, what string, err error) {
@@ -232,14 +219,14 @@ func TestDROperationTokenLifetime(t *testing.T) {
 	ctx := context.Background()
 	c, keys, root := newShamirCore(t)
 	attachDR(c, ModeSecondary)
-	clock := &testClock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
-	c.drTokens.Now = clock.now
+	clock := testutil.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	c.drTokens.Now = clock.Now
 	tok := generate(t, c.DROperationTokenGeneration(), keys[:2])
-	clock.add(DROperationTokenTTL - time.Second)
+	clock.Advance(DROperationTokenTTL - time.Second)
 	if err := c.CheckDROperationToken(ctx, tok, promotePath); err != nil {
 		t.Fatalf("a second before its expiry: %v", err)
 	}
-	clock.add(time.Second)
+	clock.Advance(time.Second)
 	requireDenied(t, "at its expiry", c.CheckDROperationToken(ctx, tok, promotePath))
 
 	tok = generate(t, c.DROperationTokenGeneration(), keys[:2])

@@ -6,30 +6,18 @@ import (
 	"errors"
 	"math"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newTestRegistry(opts Options) (*Registry, *clock) {
-	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	opts.Now = c.now
+func newTestRegistry(opts Options) (*Registry, *testutil.Clock) {
+	c := testutil.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	opts.Now = c.Now
 	if opts.PrometheusRetentionTime == 0 {
 		opts.PrometheusRetentionTime = DefaultRetention
 	}
@@ -104,13 +92,13 @@ func TestHostnamePrefixesGaugesOnly(t *testing.T) {
 func TestQuantilesForgetOldObservations(t *testing.T) {
 	r, c := newTestRegistry(Options{DisableHostname: true})
 	r.AddSample(NameFlushDirty, 100)
-	c.add(11 * time.Second)
+	c.Advance(11 * time.Second)
 	r.AddSample(NameFlushDirty, 1)
 	sum := parse(t, r)["vault_merkle_flushDirty"].Metric[0].GetSummary()
 	if sum.Quantile[2].GetValue() != 1 || sum.GetSampleCount() != 2 || sum.GetSampleSum() != 101 {
 		t.Fatalf("quantiles over the last 10 s, totals over all: %v", sum)
 	}
-	c.add(11 * time.Second)
+	c.Advance(11 * time.Second)
 	sum = parse(t, r)["vault_merkle_flushDirty"].Metric[0].GetSummary()
 	if !math.IsNaN(sum.Quantile[0].GetValue()) {
 		t.Fatalf("no recent observation: want NaN as Vault, got %v", sum.Quantile[0].GetValue())
@@ -120,9 +108,9 @@ func TestQuantilesForgetOldObservations(t *testing.T) {
 func TestRetentionForgetsStaleSeries(t *testing.T) {
 	r, c := newTestRegistry(Options{DisableHostname: true, PrometheusRetentionTime: time.Minute})
 	r.IncrCounter(NameResyncs, 1)
-	c.add(30 * time.Second)
+	c.Advance(30 * time.Second)
 	r.SetGauge(NameLastWAL, 3)
-	c.add(45 * time.Second)
+	c.Advance(45 * time.Second)
 	fams := parse(t, r)
 	if fams["coffer_replication_resyncs"] != nil || fams["vault_replication_wal_last_wal"] == nil {
 		t.Fatalf("after 75 s with a 1 min retention: want only the gauge set 45 s ago, got %v", keys(fams))
@@ -148,7 +136,7 @@ func TestJSONIsVaultsInmemShape(t *testing.T) {
 	r.IncrCounter(NameBatchesApplied, 2)
 	r.AddSample(NameMerkleSync, 10)
 	r.AddSample(NameMerkleSync, 20)
-	c.add(2 * time.Second)
+	c.Advance(2 * time.Second)
 	_, body, err := Render(r, "")
 	if err != nil {
 		t.Fatal(err)

@@ -6,25 +6,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cofferhq/coffer/core/rootgen"
+	"github.com/cofferhq/coffer/internal/testutil"
 )
-
-// clock is a test clock moved by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func TestZeroSetMintsValidTokens(t *testing.T) {
 	var s Set
@@ -76,18 +63,18 @@ func TestRevoke(t *testing.T) {
 }
 
 func TestExpiry(t *testing.T) {
-	c := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
-	s := Set{Now: c.now, TTL: 10 * time.Minute}
+	c := testutil.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	s := Set{Now: c.Now, TTL: 10 * time.Minute}
 	tok, exp, err := s.Mint()
-	if err != nil || !exp.Equal(c.t.Add(10*time.Minute)) {
+	if err != nil || !exp.Equal(c.Now().Add(10*time.Minute)) {
 		t.Fatalf("mint: %v %v", exp, err)
 	}
-	c.add(10*time.Minute - time.Nanosecond)
+	c.Advance(10*time.Minute - time.Nanosecond)
 	late, _, _ := s.Mint()
 	if !s.Valid(tok) {
 		t.Fatal("invalid before its TTL")
 	}
-	c.add(time.Nanosecond)
+	c.Advance(time.Nanosecond)
 	if s.Valid(tok) || s.Revoke(tok) {
 		t.Fatal("valid at its TTL")
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,30 +25,12 @@ const (
 // t0 is the injected clock's start.
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// clock is an injected clock tests move by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // harness is a store over the real storage stack minus encryption: inmem
 // wrapped in the sys/token/ view the core gives it.
 type harness struct {
 	t     *testing.T
 	ctx   context.Context
-	clock *clock
+	clock *testutil.Clock
 	mem   *inmem.Backend
 	view  *logical.View
 	s     *Store
@@ -60,10 +41,10 @@ type harness struct {
 func newHarness(t *testing.T, opts Options) *harness {
 	t.Helper()
 	mem := inmem.New()
-	return newHarnessOn(t, mem, logical.NewView(mem, "sys/token/"), &clock{t: t0}, opts)
+	return newHarnessOn(t, mem, logical.NewView(mem, "sys/token/"), testutil.NewClock(t0), opts)
 }
 
-func newHarnessOn(t *testing.T, mem *inmem.Backend, view *logical.View, c *clock, opts Options) *harness {
+func newHarnessOn(t *testing.T, mem *inmem.Backend, view *logical.View, c *testutil.Clock, opts Options) *harness {
 	t.Helper()
 	opts.Now = c.Now
 	if opts.BatchKeyStorage == nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/storage/bolt"
@@ -470,7 +471,7 @@ func TestRestartFindsTokens(t *testing.T) {
 		return b
 	}
 	ctx := context.Background()
-	c := &clock{t: t0}
+	c := testutil.NewClock(t0)
 	db := open()
 	s1 := New(logical.NewView(db, "sys/token/"), Options{Now: c.Now}, zerolog.Nop())
 	root, err := s1.CreateRoot(ctx, "")
