@@ -209,6 +209,9 @@ func (s *Secondary) verify(ctx context.Context, msg *bus.Msg) (Event, *replicati
 		var re *replication.RPCError
 		switch {
 		case replication.IsRevoked(err):
+			// Whichever of the consumer and the heartbeat learns it first
+			// records why replication stopped.
+			s.setErr(err)
 			return Revoked{}, nil
 		case errors.As(err, &re) && re.Authenticated && re.Permanent():
 			s.log.Warn().Err(err).Uint32("epoch", epoch).Uint64("first", first).Uint64("last", last).
