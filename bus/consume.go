@@ -90,15 +90,22 @@ func (m *Msg) Acked() bool { return m.acked.Load() }
 // idempotent and returns once handle has returned and the pull in flight has
 // ended (at most about half a second).
 func (b *Bus) Consume(ctx context.Context, stream, durable string, startSeq uint64, handle func(ctx context.Context, msgs []*Msg)) (stop func(), err error) {
+	return b.ConsumeSubject(ctx, stream, "", durable, startSeq, handle)
+}
+
+// ConsumeSubject is Consume of the stream's messages on subject alone (""
+// = every message): the durable filters on it. A durable that exists with
+// another filter is created anew just after its ack floor, with this one.
+func (b *Bus) ConsumeSubject(ctx context.Context, stream, subject, durable string, startSeq uint64, handle func(ctx context.Context, msgs []*Msg)) (stop func(), err error) {
 	if stream == "" || durable == "" || handle == nil {
 		return nil, errors.New("consume: stream, durable and handler are required")
 	}
 	c := &consumer{
-		b: b, stream: stream, durable: durable, startSeq: startSeq, handle: handle,
+		b: b, stream: stream, subject: subject, durable: durable, startSeq: startSeq, handle: handle,
 		log: b.log.With().Str("stream", stream).Str("durable", durable).Logger(),
 	}
 	if b.nc.IsConnected() {
-		cons, err := b.ensureConsumer(ctx, stream, durable, startSeq)
+		cons, err := b.ensureConsumer(ctx, stream, subject, durable, startSeq)
 		switch {
 		case err == nil:
 			c.cons = cons
@@ -136,18 +143,19 @@ func (b *Bus) Consume(ctx context.Context, stream, durable string, startSeq uint
 }
 
 // ensureConsumer returns the durable, creating it when it does not exist.
-func (b *Bus) ensureConsumer(ctx context.Context, stream, durable string, startSeq uint64) (jetstream.Consumer, error) {
+func (b *Bus) ensureConsumer(ctx context.Context, stream, subject, durable string, startSeq uint64) (jetstream.Consumer, error) {
 	cons, err := b.js.Consumer(ctx, stream, durable)
 	if err == nil {
 		info := cons.CachedInfo()
-		if info.NumAckPending == 0 && info.Config.MaxAckPending == MaxInFlight {
+		if info.NumAckPending == 0 && info.Config.MaxAckPending == MaxInFlight && info.Config.FilterSubject == subject {
 			return cons, nil
 		}
 		// Messages delivered and never acked (a process stopped or killed
 		// with a group in hand) would come back after AckWait behind newer
-		// ones; a durable of an older version holds one message at a time.
-		// Either way: create it anew just after its ack floor, so delivery
-		// resumes in order (what was acked past the floor is a replay).
+		// ones; a durable of an older version holds one message at a time;
+		// a durable of another filter reads other messages. Either way:
+		// create it anew just after its ack floor, so delivery resumes in
+		// order (what was acked past the floor is a replay).
 		if err := b.DeleteConsumer(ctx, stream, durable); err != nil {
 			return nil, err
 		}
@@ -162,6 +170,7 @@ func (b *Bus) ensureConsumer(ctx context.Context, stream, durable string, startS
 		MaxAckPending: MaxInFlight,
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: subject,
 	}
 	if startSeq > 0 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
@@ -190,6 +199,7 @@ func (b *Bus) ensureConsumer(ctx context.Context, stream, durable string, startS
 type consumer struct {
 	b        *Bus
 	stream   string
+	subject  string // "" = every message of the stream
 	durable  string
 	startSeq uint64
 	handle   func(context.Context, []*Msg)
@@ -226,7 +236,7 @@ func (c *consumer) run(ctx context.Context) {
 			continue
 		}
 		if c.cons == nil {
-			cons, err := c.b.ensureConsumer(ctx, c.stream, c.durable, c.start())
+			cons, err := c.b.ensureConsumer(ctx, c.stream, c.subject, c.durable, c.start())
 			if err != nil {
 				if ctx.Err() != nil || !pause(err, "cannot look up or create the consumer: check NATS and the stream") {
 					return

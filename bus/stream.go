@@ -20,7 +20,10 @@ const DuplicateWindow = 2 * time.Minute
 // StreamConfig describes a stream. A zero limit means unlimited.
 type StreamConfig struct {
 	Name    string // stream name, e.g. COFFER_WAL_c1 (no '.', '*', '>' or spaces)
-	Subject string // the one subject it captures, e.g. coffer.c1.wal
+	Subject string // the subject it is known by, e.g. coffer.c1.wal
+	// Also lists further subjects it captures (e.g. coffer.c1.wal.f.*: the
+	// batch copies of paths filters).
+	Also []string
 	// MaxAge, MaxBytes and MaxMsgs bound the stream; the oldest messages are
 	// discarded past any of them. 0 = unlimited.
 	MaxAge   time.Duration
@@ -48,7 +51,7 @@ func (sc StreamConfig) jetstream() jetstream.StreamConfig {
 	}
 	return jetstream.StreamConfig{
 		Name:       sc.Name,
-		Subjects:   []string{sc.Subject},
+		Subjects:   append([]string{sc.Subject}, sc.Also...),
 		Retention:  jetstream.LimitsPolicy,
 		Discard:    jetstream.DiscardOld,
 		Storage:    jetstream.FileStorage,

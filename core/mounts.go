@@ -170,6 +170,22 @@ func (r *router) isLocalKey(key string) bool {
 	return false
 }
 
+// mountOfKey is the route path ("secret/", "auth/userpass/") of the mount
+// whose data key is, false for a key outside every mount's data.
+func (r *router) mountOfKey(key string) (string, bool) {
+	if !strings.HasPrefix(key, secretStoragePrefix) && !strings.HasPrefix(key, authStoragePrefix) {
+		return "", false
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for rp, mb := range r.routes {
+		if !mb.entry.builtin && strings.HasPrefix(key, mb.entry.StoragePrefix()) {
+			return rp, true
+		}
+	}
+	return "", false
+}
+
 // entries lists the mounts of one table, sorted by path.
 func (r *router) entries(t Table) []*MountEntry {
 	r.mu.RLock()

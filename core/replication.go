@@ -118,6 +118,12 @@ func (c *Core) Physical() storage.Transactional { return c.phys }
 // Classify gives each storage key its replication class.
 func (c *Core) Classify(key string) wal.Class { return c.classify(key) }
 
+// MountOfKey is the route path of the mount whose data the storage key
+// is ("secret/", "auth/userpass/"): what a paths filter decides on. ok is
+// false for a key outside every mount's data (configuration, or the data of
+// a mount no longer mounted).
+func (c *Core) MountOfKey(key string) (path string, ok bool) { return c.router.mountOfKey(key) }
+
 // ClusterID is this cluster's id ("" before the first unseal).
 func (c *Core) ClusterID() string {
 	if id := c.clusterIDv.Load(); id != nil {

@@ -196,6 +196,11 @@ type Options struct {
 	// OnFlush, when set, is called by the flusher goroutine after every round
 	// (for metrics and tests). It must not call back into the flusher.
 	OnFlush func(FlushStats)
+	// Keep, when set, narrows the index to the replicated keys it keeps: WAL
+	// ops on other keys are skipped by Apply and redo (a paths filter's view
+	// on the primary; its Live's classify must agree for the scan). Nil keeps
+	// every replicated key.
+	Keep func(key string) bool
 }
 
 // Validate reports negative values.
@@ -374,13 +379,19 @@ func (x *Index) Apply(e *wal.Entry) error {
 	}
 	for i := range e.Ops {
 		op := &e.Ops[i]
-		if op.Class != wal.Replicated {
+		if !x.keeps(op) {
 			continue
 		}
 		x.update(op.Key, op.Value, op.Kind == storage.DeleteOperation, e.Index)
 	}
 	x.advance(e.Index)
 	return nil
+}
+
+// keeps reports whether the index follows op: a replicated op that
+// Options.Keep, when set, keeps.
+func (x *Index) keeps(op *wal.Op) bool {
+	return op.Class == wal.Replicated && (x.opts.Keep == nil || x.opts.Keep(op.Key))
 }
 
 // Put records key holding value (its stored ciphertext) at WAL index lsn.

@@ -141,7 +141,7 @@ func (x *Index) redo(ctx context.Context, log *wal.Log, upTo uint64, skip []uint
 			}
 			for i := range e.Ops {
 				op := &e.Ops[i]
-				if op.Class != wal.Replicated {
+				if !x.keeps(op) {
 					continue
 				}
 				if skip != nil && e.Index <= skip[BucketOf(op.Key)] {

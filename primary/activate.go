@@ -127,6 +127,10 @@ func (p *Primary) bundleReply(signer ed25519.PrivateKey, req *replication.Activa
 		DevRootTokenID:   p.cfg.DevRootTokenID,
 		Generation:       p.gen.Load(),
 	}
+	if fid := p.filterIDOf(req.SecondaryID); fid != "" {
+		// A filtered secondary never holds the unfiltered key.
+		bundle.ReplicationKey, bundle.FilterID = replication.FilterKey(bundle.ReplicationKey, fid), fid
+	}
 	var err error
 	if kind == KindDR {
 		bundle.DR, bundle.DRKey = true, p.st.drKey(p.st.Epoch)

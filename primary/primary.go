@@ -105,6 +105,10 @@ type Config struct {
 	Logger zerolog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// MountOf resolves a storage key to the route path of the mount whose
+	// data it is ("secret/"; core.Core.MountOfKey): what paths filters
+	// decide on. Nil: paths filters are unavailable.
+	MountOf func(key string) (path string, ok bool)
 	// HATerm is the node's term as its cluster's active node (nil or 0: a
 	// cluster of one node): it lets a later active node take the set over
 	// from an earlier one at once (claim.go).
@@ -160,6 +164,7 @@ func (c *Config) streamConfig() bus.StreamConfig {
 	sc := c.Stream
 	sc.Name = replication.StreamName(c.ClusterID)
 	sc.Subject = replication.WALSubject(c.ClusterID)
+	sc.Also = []string{replication.FilterSubjects(c.ClusterID)}
 	return sc
 }
 
@@ -188,6 +193,12 @@ type Primary struct {
 	// smu guards ss, the shipper's record for Status.
 	smu sync.Mutex
 	ss  shipStats
+
+	// The paths filters' lanes (filter.go), by filter ID, under fmu;
+	// laneSync serialises syncLanes.
+	fmu      sync.Mutex
+	lanes    map[string]*lane
+	laneSync sync.Mutex
 
 	// The generation claim (lease.go): instance is random per process; gen
 	// is the generation held, 0 while claiming or fenced; holding closes once
@@ -314,6 +325,7 @@ func startWith(ctx context.Context, cfg Config, st *persisted, promote bool) (*P
 		holding:   make(chan struct{}),
 		fenced:    make(chan struct{}),
 		lease:     leaseState{state: ClaimClaiming},
+		lanes:     map[string]*lane{},
 	}
 	rec, ok, err := loadShipped(ctx, cfg.State)
 	if err != nil {
@@ -341,8 +353,13 @@ func startWith(ctx context.Context, cfg Config, st *persisted, promote bool) (*P
 	}
 	storedGen, epoch := st.Generation, st.Epoch // read before the goroutines may write them
 	streamLast := p.streamLastOf(ctx, storedGen)
+	if err := p.syncLanes(ctx); err != nil {
+		p.stopLanes()
+		return nil, fmt.Errorf("start primary: %w", err)
+	}
 	if err := p.serve(); err != nil {
 		p.stopServers()
+		p.stopLanes()
 		return nil, fmt.Errorf("start primary: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -388,6 +405,7 @@ func (p *Primary) Stop() {
 		p.stopServers()
 		p.cancel()
 		p.wg.Wait()
+		p.stopLanes()
 		if p.reg != nil {
 			p.release()
 		}
@@ -478,6 +496,8 @@ type SecondaryStatus struct {
 	TokenExpires time.Time
 	// Kind is KindDR for a DR secondary, "" for a performance one.
 	Kind string
+	// Filter is its paths filter (nil: none).
+	Filter *replication.Filter
 }
 
 // Status returns the current status.
@@ -499,7 +519,7 @@ func (p *Primary) Status() Status {
 	s.ClaimState, s.ClaimWhy, s.ClaimError, s.ForeignClaims = p.lease.state, p.lease.why, p.lease.err, p.lease.foreign
 	p.lmu.Unlock()
 	for id, r := range p.st.Secondary {
-		ss := SecondaryStatus{ID: id, State: r.State, TokenExpires: r.TokenExpires, Kind: r.Kind}
+		ss := SecondaryStatus{ID: id, State: r.State, TokenExpires: r.TokenExpires, Kind: r.Kind, Filter: r.Filter}
 		if l := p.live[id]; l != nil {
 			ss.APIAddr, ss.LastRemoteWAL, ss.LastHeartbeat = l.apiAddr, l.lastRemoteWAL, l.lastHeartbeat
 			ss.Connected = r.State == SecondaryActive && now.Sub(l.lastHeartbeat) <= 2*p.cfg.HeartbeatInterval
@@ -559,7 +579,11 @@ func (p *Primary) SecondaryTokenKind(ctx context.Context, id string, ttl time.Du
 		return "", time.Time{}, fmt.Errorf("secondary token: %w", err)
 	}
 	old := p.st.Secondary[id]
-	p.st.Secondary[id] = &secondaryRec{State: SecondaryPending, JTI: jti, TokenExpires: exp, Secret: secret, Kind: kind}
+	rec := &secondaryRec{State: SecondaryPending, JTI: jti, TokenExpires: exp, Secret: secret, Kind: kind}
+	if old != nil && kind == "" {
+		rec.Filter = old.Filter // the paths filter belongs to the id: a new token keeps it
+	}
+	p.st.Secondary[id] = rec
 	if err := saveState(ctx, p.cfg.State, p.st); err != nil {
 		p.restoreRec(id, old)
 		return "", time.Time{}, fmt.Errorf("secondary token: %w", err)

@@ -164,6 +164,9 @@ func (p *Primary) handleHeartbeat(_ context.Context, id string, payload []byte) 
 		}
 	}
 	reply := &replication.HeartbeatReply{LastWAL: p.cfg.WAL.LastIndex(), APIAddr: p.cfg.APIAddr, Generation: gen}
+	p.mu.Lock()
+	reply.FilterID = p.filterIDOf(id)
+	p.mu.Unlock()
 	if p.isDR(id) {
 		// A DR secondary keeps a copy of this primary's replication state,
 		// to take the set over when promoted: send it when it changed.
@@ -195,6 +198,9 @@ func (p *Primary) handleKey(_ context.Context, id string, payload []byte) ([]byt
 	if r := p.st.Secondary[id]; r != nil && r.Kind == KindDR {
 		drKey = p.st.drKey(req.Epoch)
 	}
+	if fid := p.filterIDOf(id); fid != "" && key != nil {
+		key = replication.FilterKey(key, fid) // its filter's: never the unfiltered key
+	}
 	p.mu.Unlock()
 	if key == nil {
 		return nil, &replication.RPCError{Code: replication.CodeUnknownEpoch, Msg: fmt.Sprintf("primary %s has no replication key of epoch %d", p.cfg.ClusterID, req.Epoch)}
@@ -221,6 +227,10 @@ func (p *Primary) handleSync(ctx context.Context, id string, payload []byte) ([]
 	if maxBytes <= 0 || maxBytes > syncPageBytes {
 		maxBytes = syncPageBytes
 	}
+	l, err := p.laneOf(id)
+	if err != nil {
+		return nil, &replication.RPCError{Code: replication.CodeUnavailable, Msg: err.Error()}
+	}
 	var reply replication.SyncReply
 	if req.After == "" {
 		// Taken before the first key is read: every later change is re-applied
@@ -229,7 +239,10 @@ func (p *Primary) handleSync(ctx context.Context, id string, payload []byte) ([]
 	}
 	size := 0
 	full := false
-	err := p.walk(ctx, "", req.After, p.isDR(id), func(key string) (bool, error) {
+	err = p.walk(ctx, "", req.After, p.isDR(id), func(key string) (bool, error) {
+		if l != nil && !l.keep.allows(key) {
+			return true, nil // outside its paths filter
+		}
 		if len(reply.Entries) >= maxKeys || (len(reply.Entries) > 0 && size >= maxBytes) {
 			full = true
 			return false, nil
@@ -271,8 +284,15 @@ func (p *Primary) handleSync(ctx context.Context, id string, payload []byte) ([]
 // secondary resumes streaming, and it must not be behind a batch the secondary
 // already took off the stream.
 func (p *Primary) handleMerkle(ctx context.Context, id string, payload []byte) ([]byte, *replication.RPCError) {
+	l, err := p.laneOf(id)
+	if err != nil {
+		return nil, &replication.RPCError{Code: replication.CodeUnavailable, Msg: err.Error()}
+	}
 	var x *merkle.Index
-	if p.cfg.Merkle != nil {
+	switch {
+	case l != nil:
+		x = l.live.Index() // the view of its paths filter
+	case p.cfg.Merkle != nil:
 		x = p.cfg.Merkle()
 	}
 	if x == nil {
@@ -303,6 +323,10 @@ func (p *Primary) handleFetch(ctx context.Context, id string, payload []byte) ([
 	if err := replication.DecodeMessage(payload, &req); err != nil {
 		return nil, &replication.RPCError{Code: replication.CodeBadRequest, Msg: err.Error()}
 	}
+	l, err := p.laneOf(id)
+	if err != nil {
+		return nil, &replication.RPCError{Code: replication.CodeUnavailable, Msg: err.Error()}
+	}
 	reply := replication.FetchReply{Entries: []replication.KV{}}
 	size := 0
 	for _, key := range req.Keys {
@@ -310,7 +334,7 @@ func (p *Primary) handleFetch(ctx context.Context, id string, payload []byte) ([
 			break
 		}
 		var e *storage.Entry
-		if p.ships(key, p.isDR(id)) {
+		if p.ships(key, p.isDR(id)) && (l == nil || l.keep.allows(key)) {
 			var err error
 			if e, err = p.cfg.Raw.Get(ctx, key); err != nil {
 				p.log.Error().Err(err).Str("secondary_id", id).Msg("fetch: cannot read storage")

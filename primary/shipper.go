@@ -102,8 +102,15 @@ func (p *Primary) ship(ctx context.Context) {
 		if root != nil && b.Last == at {
 			b.Guard = root
 		}
-		if !p.publish(ctx, b) {
+		if !p.publish(ctx, b, nil) {
 			return
+		}
+		for _, l := range p.lanesNow() {
+			c := l.copyOf(b)
+			c.Guard = p.laneGuard(ctx, l, b.Last)
+			if !p.publish(ctx, c, l) {
+				return
+			}
 		}
 		shipped = b.Last
 		countShipped(b)
@@ -211,8 +218,9 @@ func (p *Primary) indexPoint(ctx context.Context, first uint64) (uint64, []byte)
 // publish seals and publishes b until the WAL stream holds it; false when ctx
 // ended first. It seals again on every attempt: the epoch may have moved.
 // After a failed attempt it checks the stream (missing, changed, another
-// stream on the subject) and restores it before retrying.
-func (p *Primary) publish(ctx context.Context, b *replication.Batch) bool {
+// stream on the subject) and restores it before retrying. With a lane, b is
+// that paths filter's copy: sealed with its key, on its subject.
+func (p *Primary) publish(ctx context.Context, b *replication.Batch, l *lane) bool {
 	bo := backoff.Backoff{Min: retryMin, Max: retryMax}
 	var failedSince time.Time
 	var salt uint32 // bumped when the id turns out to be taken by a stranger
@@ -222,7 +230,7 @@ func (p *Primary) publish(ctx context.Context, b *replication.Batch) bool {
 				p.log.Debug().Err(err).Msg("cannot check the WAL stream; publishing anyway")
 			}
 		}
-		err := p.publishOnce(ctx, b, &salt)
+		err := p.publishOnce(ctx, b, l, &salt)
 		if err == nil {
 			if !failedSince.IsZero() {
 				p.setShipErr(nil)
@@ -252,9 +260,16 @@ func (p *Primary) publish(ctx context.Context, b *replication.Batch) bool {
 // message or as a duplicate that reads back as b sealed by this primary. A
 // duplicate that does not (somebody published under the id first) bumps
 // *salt, so the next attempt goes under a fresh id.
-func (p *Primary) publishOnce(ctx context.Context, b *replication.Batch, salt *uint32) error {
+func (p *Primary) publishOnce(ctx context.Context, b *replication.Batch, l *lane, salt *uint32) error {
 	epoch, key, signer := p.currentKey()
 	b.Epoch = epoch
+	subj, idPrefix, idKey := p.subj, p.cfg.ClusterID, msgIDKey(signer)
+	if l != nil {
+		// The copy's id is as unpredictable as the batch's, and not derived
+		// from it: a key of its own.
+		key, subj = replication.FilterKey(key, l.id), l.subj
+		idPrefix, idKey = p.cfg.ClusterID+"-f"+l.id, replication.FilterKey(idKey, l.id)
+	}
 	var drKey []byte
 	if len(b.DREntries) > 0 {
 		p.mu.Lock()
@@ -270,8 +285,8 @@ func (p *Primary) publishOnce(ctx context.Context, b *replication.Batch, salt *u
 	}
 	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	id := msgID(p.cfg.ClusterID, msgIDKey(signer), epoch, b.Generation, b.First, b.Last, *salt)
-	ack, err := p.cfg.Bus.PublishAck(pctx, p.subj, msg, id, nil)
+	id := msgID(idPrefix, idKey, epoch, b.Generation, b.First, b.Last, *salt)
+	ack, err := p.cfg.Bus.PublishAck(pctx, subj, msg, id, nil)
 	if err != nil {
 		return err
 	}
@@ -283,7 +298,7 @@ func (p *Primary) publishOnce(ctx context.Context, b *replication.Batch, salt *u
 	if !ack.Duplicate {
 		return nil
 	}
-	why := p.checkDuplicate(pctx, ack.Sequence, b)
+	why := p.checkDuplicate(pctx, ack.Sequence, b, l)
 	if why == nil {
 		return nil
 	}

@@ -328,7 +328,7 @@ func TestOwnRetryIsDeduplicated(t *testing.T) {
 	b := r.p.makeBatch(entries)
 	for attempt := range 2 {
 		var salt uint32
-		if err := r.p.publishOnce(context.Background(), b, &salt); err != nil || salt != 0 {
+		if err := r.p.publishOnce(context.Background(), b, nil, &salt); err != nil || salt != 0 {
 			t.Fatalf("attempt %d: %v, salt %d", attempt, err, salt)
 		}
 	}

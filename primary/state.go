@@ -62,6 +62,9 @@ type secondaryRec struct {
 	RevokedAt   time.Time `json:"revoked_at,omitzero"`
 	// Kind is KindDR for a DR secondary ("" for a performance one).
 	Kind string `json:"kind,omitempty"`
+	// Filter is its paths filter (absent: none); it outlives revocation
+	// and a new token, as it belongs to the id.
+	Filter *replication.Filter `json:"paths_filter,omitempty"`
 }
 
 // KindDR marks a DR secondary in the registry and in its token.

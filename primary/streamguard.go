@@ -80,7 +80,7 @@ func msgID(clusterID string, key []byte, epoch uint32, gen, first, last uint64, 
 // checkDuplicate reads back the message JetStream says it already holds
 // under b's id, at seq: nil when it is b as this primary sealed it (a retry
 // of a publish that had landed, or a re-ship after a restart), else why not.
-func (p *Primary) checkDuplicate(ctx context.Context, seq uint64, b *replication.Batch) error {
+func (p *Primary) checkDuplicate(ctx context.Context, seq uint64, b *replication.Batch, l *lane) error {
 	data, err := p.cfg.Bus.StreamMsg(ctx, p.stream, seq)
 	if err != nil {
 		return fmt.Errorf("it cannot be read back: %w", err)
@@ -95,6 +95,9 @@ func (p *Primary) checkDuplicate(ctx context.Context, seq uint64, b *replication
 	p.mu.Lock()
 	key, pub := p.st.key(epoch), p.st.signer().Public().(ed25519.PublicKey)
 	p.mu.Unlock()
+	if l != nil && key != nil {
+		key = replication.FilterKey(key, l.id)
+	}
 	if _, err := replication.OpenBatch(data, p.cfg.ClusterID, key, pub); err != nil {
 		return fmt.Errorf("it does not verify as this primary's: %w", err)
 	}

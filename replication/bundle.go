@@ -52,6 +52,10 @@ type Bundle struct {
 	DR           bool   `json:"dr,omitempty"`
 	DRKey        []byte `json:"dr_key,omitempty"`
 	PrimaryState []byte `json:"primary_state,omitempty"`
+	// FilterID is the ID of the paths filter set for this secondary when it
+	// was activated ("" for none): ReplicationKey is then the filter's key
+	// (FilterKey) and its batches arrive on FilterSubject.
+	FilterID string `json:"filter_id,omitempty"`
 }
 
 func (b *Bundle) validate() error {

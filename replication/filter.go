@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -81,4 +82,17 @@ func (f *Filter) ID() string {
 	b, _ := json.Marshal(f) // a struct of strings: cannot fail
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
+}
+
+// FilterKey is the key that seals a filter's batch copies in the epoch whose
+// replication key is key: HKDF-SHA256 of it, info "coffer-paths-filter-v1|"
+// and the filter's ID. A filtered secondary is given this key, never the
+// epoch's replication key, so it cannot open the unfiltered batches on the
+// bus; nor can it derive that key from its own.
+func FilterKey(key []byte, filterID string) []byte {
+	out, err := hkdf.Key(sha256.New, key, nil, "coffer-paths-filter-v1|"+filterID, KeySize)
+	if err != nil {
+		panic(err) // KeySize is far below HKDF-SHA256's limit
+	}
+	return out
 }

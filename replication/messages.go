@@ -212,6 +212,10 @@ type HeartbeatReply struct {
 	// state (as in the DR bundle) when it changed since StateDigest, the
 	// SHA-256 of the copy the secondary holds.
 	PrimaryState []byte `json:"primary_state,omitempty"`
+	// FilterID is the ID of the paths filter the primary applies to this
+	// secondary ("" for none): its batches arrive on FilterSubject and its
+	// key is FilterKey. A change restarts its consumer and resyncs it.
+	FilterID string `json:"filter_id,omitempty"`
 }
 
 func (m *HeartbeatReply) validate() error { return nil }

@@ -73,6 +73,16 @@ func StreamName(clusterID string) string { return "COFFER_WAL_" + sanitize(clust
 // replaced by '_'.
 func WALSubject(clusterID string) string { return "coffer." + sanitize(clusterID, true) + ".wal" }
 
+// FilterSubject is the subject of the batch copies the primary ships for
+// the paths filter of ID filterID (Filter.ID): WALSubject + ".f." + the id.
+// The WAL stream captures FilterSubjects too.
+func FilterSubject(clusterID, filterID string) string {
+	return WALSubject(clusterID) + ".f." + sanitize(filterID, true)
+}
+
+// FilterSubjects is the wildcard of every FilterSubject of clusterID.
+func FilterSubjects(clusterID string) string { return WALSubject(clusterID) + ".f.*" }
+
 // RPCSubject is the request subject of method on primary cluster clusterID:
 // "coffer.<id>.rpc.<method>".
 func RPCSubject(clusterID, method string) string {

@@ -128,6 +128,7 @@ func Resume(ctx context.Context, cfg Config, r *Redemption) (*Secondary, *replic
 		V: stateV, PrimaryClusterID: bundle.PrimaryClusterID, SecondaryID: bundle.SecondaryID,
 		PrimaryAPIAddr: r.PrimaryAPIAddr, BusURL: r.BusURL, SigningPublicKey: bundle.SigningPublicKey,
 		RPCKey: bundle.RPCKey, Stream: bundle.Stream, Subject: bundle.Subject, Keys: map[string][]byte{},
+		FilterID: bundle.FilterID,
 	}
 	sec.setKey(bundle.Epoch, bundle.ReplicationKey)
 	if bundle.DR {

@@ -24,8 +24,12 @@ func (s *Secondary) run(ctx context.Context, ev Started) {
 	case <-ctx.Done():
 	case <-s.revoked:
 	}
-	if s.stopConsume != nil {
-		s.stopConsume()
+	s.consumeMu.Lock()
+	stop := s.stopConsume
+	s.stopConsume = nil
+	s.consumeMu.Unlock()
+	if stop != nil {
+		stop()
 	}
 }
 
@@ -69,6 +73,8 @@ func (s *Secondary) do(ctx context.Context, a Action, t *turn) []Action {
 		return s.runListing(ctx, a, t)
 	case StartStreaming:
 		s.startStreaming(ctx)
+	case DropConsumer:
+		s.dropConsumer(ctx)
 	case StopStreaming:
 		s.revokeOnce.Do(func() { close(s.revoked) })
 		s.log.Error().Msg("the primary revoked this secondary: replication stopped; generate a new token on the primary and activate again")
@@ -125,13 +131,23 @@ func (s *Secondary) ack(t *turn, reason string) {
 func (s *Secondary) startStreaming(ctx context.Context) {
 	s.mu.Lock()
 	stream, durable, start := s.sec.Stream, replication.ConsumerName(s.sec.SecondaryID), s.startSeq
+	subject := s.subject()
 	s.mu.Unlock()
 	bo := backoff.Backoff{Min: retryMin, Max: retryMax}
 	for {
-		stop, err := s.bus.Consume(ctx, stream, durable, start, s.handle)
+		stop, err := s.bus.ConsumeSubject(ctx, stream, subject, durable, start, s.handle)
 		if err == nil {
+			s.consumeMu.Lock()
+			if ctx.Err() != nil {
+				// Stopped meanwhile (a resync on the heartbeats' goroutine
+				// may start streaming): run has stopped what it found.
+				s.consumeMu.Unlock()
+				stop()
+				return
+			}
 			s.stopConsume = stop
-			s.log.Info().Str("stream", stream).Str("durable", durable).Msg("streaming WAL batches")
+			s.consumeMu.Unlock()
+			s.log.Info().Str("stream", stream).Str("subject", subject).Str("durable", durable).Msg("streaming WAL batches")
 			return
 		}
 		s.setErr(err)
@@ -139,6 +155,33 @@ func (s *Secondary) startStreaming(ctx context.Context) {
 		if !bo.Wait(ctx) {
 			return
 		}
+	}
+}
+
+// subject is the subject this secondary's batches are published on: its
+// paths filter's, or the WAL subject. Caller holds mu.
+func (s *Secondary) subject() string {
+	if s.sec.FilterID != "" {
+		return replication.FilterSubject(s.sec.PrimaryClusterID, s.sec.FilterID)
+	}
+	return replication.WALSubject(s.sec.PrimaryClusterID)
+}
+
+// dropConsumer stops the durable consumer and deletes it, so that the next
+// StartStreaming creates it on the current subject.
+func (s *Secondary) dropConsumer(ctx context.Context) {
+	s.consumeMu.Lock()
+	stop := s.stopConsume
+	s.stopConsume = nil
+	s.consumeMu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	s.mu.Lock()
+	stream, durable := s.sec.Stream, replication.ConsumerName(s.sec.SecondaryID)
+	s.mu.Unlock()
+	if err := s.bus.DeleteConsumer(ctx, stream, durable); err != nil {
+		s.log.Warn().Err(err).Msg("cannot delete the WAL consumer; it is created anew on the right subject when streaming starts")
 	}
 }
 

@@ -128,6 +128,10 @@ type HeartbeatFailed struct{ Err error }
 // in a reply authenticated for that request (replication.IsRevoked).
 type Revoked struct{}
 
+// FilterChanged: the primary applies another paths filter to this
+// secondary (or none now); the driver has switched the consumer's subject.
+type FilterChanged struct{}
+
 // Stopped: the driver stops.
 type Stopped struct{}
 
@@ -148,6 +152,7 @@ func (HeartbeatOK) event()     {}
 func (HeartbeatFailed) event() {}
 func (Revoked) event()         {}
 func (Stopped) event()         {}
+func (FilterChanged) event()   {}
 
 // Cause classifies the error of a failed sync step (SyncFailed) into the facts
 // the machine decides on. The driver classifies; the machine chooses between
@@ -232,6 +237,10 @@ type StartStreaming struct{}
 // StopStreaming: stop the durable consumer and the heartbeats for good.
 type StopStreaming struct{}
 
+// DropConsumer: stop the durable consumer and delete it; StartStreaming
+// creates it anew (on the subject of the secondary's paths filter).
+type DropConsumer struct{}
+
 // ApplyBatch: apply the verified batch that just arrived, only its entries
 // after After (the part already applied is skipped), together with the new
 // last_remote_wal; report BatchApplied or ApplyFailed.
@@ -247,6 +256,7 @@ type Nak struct{ Reason string }
 func (StartSync) action()      {}
 func (StartStreaming) action() {}
 func (StopStreaming) action()  {}
+func (DropConsumer) action()   {}
 func (ApplyBatch) action()     {}
 func (Ack) action()            {}
 func (Nak) action()            {}
@@ -311,10 +321,12 @@ type Machine struct {
 	connected  bool
 	primaryWAL uint64
 	streaming  bool
-	merkle     bool
-	guardFrom  uint64
-	floor      uint64 // of the running sync
-	attempts   int    // failed attempts of the running sync
+	// refilter: the paths filter changed during a sync; another one follows.
+	refilter  bool
+	merkle    bool
+	guardFrom uint64
+	floor     uint64 // of the running sync
+	attempts  int    // failed attempts of the running sync
 	// stalled counts the heartbeats in a row that found the primary ahead
 	// while streaming made no progress (from stallMark).
 	stalled   int
@@ -435,6 +447,8 @@ func (m *Machine) Step(ev Event) []Action {
 	case HeartbeatFailed:
 		m.connected = false
 		return nil
+	case FilterChanged:
+		return m.filterChanged()
 	case Revoked:
 		return m.revoke()
 	case Stopped:
@@ -504,6 +518,12 @@ func (m *Machine) syncStep(ev Event) []Action {
 		m.guardFrom = ev.GuardFrom
 		m.state = StateStreaming
 		m.connected = true
+		if m.refilter {
+			// The filter changed during this sync: it may have copied
+			// under the old one.
+			m.refilter = false
+			return []Action{m.startSync(0)}
+		}
 		if !m.streaming {
 			m.streaming = true
 			return []Action{StartStreaming{}}
@@ -549,6 +569,29 @@ func (m *Machine) listingInstead(cause Cause) string {
 		}
 	}
 	return ""
+}
+
+// filterChanged drops the consumer (it reads the old filter's subject) and
+// resyncs: what the new filter allows arrives, what it no longer allows is
+// deleted. A sync already running finishes, then another one runs.
+func (m *Machine) filterChanged() []Action {
+	switch {
+	case m.state == StateIdle:
+		return nil // not started: Start resyncs from where it stands
+	case m.Syncing():
+		m.refilter = true
+		if m.streaming {
+			m.streaming = false
+			return []Action{DropConsumer{}}
+		}
+		return nil
+	}
+	acts := []Action{}
+	if m.streaming {
+		m.streaming = false
+		acts = append(acts, DropConsumer{})
+	}
+	return append(acts, m.startSync(0))
 }
 
 func (m *Machine) revoke() []Action {

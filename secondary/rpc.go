@@ -179,18 +179,29 @@ func (s *Secondary) heartbeat(ctx context.Context) {
 		if reply.APIAddr != "" {
 			s.sec.PrimaryAPIAddr = reply.APIAddr
 		}
-		var snap *secret
+		changed := false
 		if s.cfg.DR && reply.PrimaryState != nil {
 			s.sec.PrimaryState = reply.PrimaryState
-			if s.stored {
-				snap = s.sec.clone()
-			}
+			changed = true
+		}
+		refilter := !s.cfg.DR && reply.FilterID != s.sec.FilterID
+		if refilter {
+			s.sec.FilterID = reply.FilterID
+			changed = true
+		}
+		var snap *secret
+		if changed && s.stored {
+			snap = s.sec.clone()
 		}
 		s.mu.Unlock()
 		if snap != nil {
 			if err := saveSecret(ctx, s.cfg.State, snap); err != nil {
-				s.log.Warn().Err(err).Msg("cannot store the primary's replication state copy; the next heartbeat brings it again")
+				s.log.Warn().Err(err).Msg("cannot store the replication state the primary's heartbeat changed; the next heartbeat brings it again")
 			}
+		}
+		if refilter {
+			s.log.Info().Str("filter_id", reply.FilterID).Msg("the primary applies another paths filter to this secondary: resyncing on its batches")
+			s.execAside(ctx, s.step(FilterChanged{}))
 		}
 		s.execAside(ctx, s.step(HeartbeatOK{PrimaryLastWAL: reply.LastWAL, Gen: reply.Generation}))
 	case replication.IsRevoked(err):

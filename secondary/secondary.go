@@ -172,7 +172,10 @@ type Secondary struct {
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
 	stopOnce    sync.Once
-	stopConsume func() // run goroutine only
+	// consumeMu guards stopConsume: the consumer is started by the run
+	// goroutine or, after a resync a heartbeat started, by execAside's.
+	consumeMu   sync.Mutex
+	stopConsume func()
 }
 
 func newSecondary(cfg Config, b *bus.Bus, own bool, sec *secret) *Secondary {

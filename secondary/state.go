@@ -38,6 +38,10 @@ type secret struct {
 	// state (primary's own JSON), which it takes over when promoted.
 	DRKeys       map[string][]byte `json:"dr_keys,omitempty"`
 	PrimaryState []byte            `json:"primary_state,omitempty"`
+	// FilterID is the ID of the paths filter the primary applies to this
+	// secondary ("" for none): its batches are on
+	// replication.FilterSubject, and its keys are the filter's.
+	FilterID string `json:"filter_id,omitempty"`
 }
 
 func (s *secret) drKey(epoch uint32) []byte { return s.DRKeys[strconv.FormatUint(uint64(epoch), 10)] }
