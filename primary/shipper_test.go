@@ -39,7 +39,10 @@ type shipRig struct {
 	js  jetstream.JetStream // the stranger
 }
 
-func newShipRig(t *testing.T) *shipRig {
+func newShipRig(t *testing.T) *shipRig { return newShipRigWith(t, nil) }
+
+// newShipRigWith is newShipRig with edit applied to the primary's Config.
+func newShipRigWith(t *testing.T, edit func(*Config)) *shipRig {
 	t.Helper()
 	ctx := context.Background()
 	raw := inmem.New()
@@ -63,6 +66,9 @@ func newShipRig(t *testing.T) *shipRig {
 	t.Cleanup(nc.Close)
 	if r.js, err = jetstream.New(nc); err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(&r.cfg)
 	}
 	r.p, err = Enable(ctx, r.cfg)
 	if err != nil {

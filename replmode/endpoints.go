@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cofferhq/coffer/logical"
@@ -29,6 +30,9 @@ func (m *Manager) HandleRequest(ctx context.Context, req *logical.Request, p str
 			return nil, logical.ErrUnsupportedOperation
 		}
 		return &logical.Response{Data: m.Status()}, nil
+	}
+	if id, ok := strings.CutPrefix(p, pathsFilterPrefix); ok {
+		return m.pathsFilterEndpoint(ctx, req, id)
 	}
 	if req.Operation != logical.UpdateOperation && req.Operation != logical.CreateOperation {
 		return nil, logical.ErrUnsupportedOperation

@@ -58,6 +58,8 @@ type Host interface {
 	WAL() *wal.Log
 	Physical() storage.Transactional
 	Classify(key string) wal.Class
+	// MountOfKey resolves a storage key to its mount's route path (paths filters).
+	MountOfKey(key string) (string, bool)
 	Merkle() *merkle.Index
 	// MerkleCheck and ReindexMerkle serve sys/replication/merkle-check and reindex.
 	MerkleCheck(ctx context.Context) (*merkle.CheckReport, error)
@@ -481,6 +483,7 @@ func (m *Manager) primaryConfig() primary.Config {
 		MaxTokenTTL:       m.cfg.MaxTokenTTL,
 		Forward:           m.handleForward,
 		Merkle:            m.host.Merkle,
+		MountOf:           m.host.MountOfKey,
 		HATerm:            m.host.HATerm,
 		Logger:            m.log.With().Str("component", "primary").Logger(),
 	}

@@ -158,6 +158,9 @@ func (m *Manager) followerStatus(st map[string]any, s *secondary.Secondary) {
 	st["mode"] = string(Secondary)
 	st["state"] = string(ss.State)
 	st["secondary_id"] = ss.SecondaryID
+	if ss.FilterID != "" {
+		st["paths_filter_id"] = ss.FilterID
+	}
 	st["last_remote_wal"] = ss.LastRemoteWAL
 	st["generation"] = ss.Generation
 	st["primary_cluster_addr"] = m.clusterAddr

@@ -76,6 +76,9 @@ func secondaryFields(e map[string]any, s primary.SecondaryStatus, lastWAL uint64
 	e["replication_primary_canary_age_ms"] = ms(s.Lag)
 	e["lag_seconds"] = s.Lag.Seconds()
 	e["lag_entries"] = lastWAL - min(s.LastRemoteWAL, lastWAL)
+	if f := s.Filter; f != nil {
+		e["paths_filter"] = map[string]any{"mode": f.Mode, "paths": f.Paths, "id": f.ID()}
+	}
 }
 
 // followerFields are a secondary's measures of its primary.

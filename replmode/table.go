@@ -31,6 +31,8 @@ const (
 	OpPromote          Op = "promote"
 	OpDemote           Op = "demote"
 	OpUpdatePrimary    Op = "update-primary"
+	// OpPathsFilter reads, writes or deletes a secondary's paths filter.
+	OpPathsFilter Op = "paths-filter"
 )
 
 // Wipe says what a transition deletes from this cluster's storage.
@@ -82,6 +84,7 @@ var table = map[Mode]map[Op]rule{
 		OpDisablePrimary:   {to: Disabled, wipe: WipeNothing},
 		OpSecondaryToken:   {to: Primary, wipe: WipeNothing},
 		OpRevokeSecondary:  {to: Primary, wipe: WipeNothing},
+		OpPathsFilter:      {to: Primary, wipe: WipeNothing},
 		OpEnableSecondary:  {refusal: "this cluster is a performance primary: a cluster cannot be both; disable the primary first"},
 		OpDisableSecondary: {refusal: "this cluster is not a performance secondary"},
 	},
@@ -99,7 +102,7 @@ var table = map[Mode]map[Op]rule{
 // defaultRefusal explains an operation a mode has no row for.
 func defaultRefusal(from Mode, op Op) string {
 	switch op {
-	case OpSecondaryToken, OpRevokeSecondary:
+	case OpSecondaryToken, OpRevokeSecondary, OpPathsFilter:
 		return "this cluster is not a performance primary: enable it with sys/replication/performance/primary/enable"
 	}
 	return fmt.Sprintf("%s is not possible on a cluster whose performance mode is %s", op, from)

@@ -167,11 +167,11 @@ type Secondary struct {
 	advanced      chan struct{} // closed and replaced at every step: waiters re-check
 	loop          *Loop         // the merkle-sync loop detector (loop_driver.go)
 
-	revoked     chan struct{}
-	revokeOnce  sync.Once
-	cancel      context.CancelFunc
-	wg          sync.WaitGroup
-	stopOnce    sync.Once
+	revoked    chan struct{}
+	revokeOnce sync.Once
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	stopOnce   sync.Once
 	// consumeMu guards stopConsume: the consumer is started by the run
 	// goroutine or, after a resync a heartbeat started, by execAside's.
 	consumeMu   sync.Mutex
@@ -300,6 +300,9 @@ type Status struct {
 	LastRemoteCommit time.Time
 	Lag              time.Duration
 	HeartbeatRTT     time.Duration
+	// FilterID is the ID of the paths filter the primary applies to this
+	// secondary ("" for none).
+	FilterID string
 }
 
 // Status returns the current status.
@@ -315,6 +318,7 @@ func (s *Secondary) Status() Status {
 		Connected:    connectedAt(now, s.m.Connected(), s.lastHeartbeat, s.cfg.HeartbeatInterval),
 		Lag:          replication.LagOf(now, s.m.LastRemoteWAL(), s.m.PrimaryLastWAL(), s.remoteCommit),
 		HeartbeatRTT: s.hbRTT,
+		FilterID:     s.sec.FilterID,
 	}
 	if s.remoteCommit != 0 {
 		st.LastRemoteCommit = time.Unix(0, s.remoteCommit)
