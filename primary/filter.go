@@ -137,6 +137,21 @@ func (p *Primary) laneGuard(ctx context.Context, l *lane, last uint64) []byte {
 	return root
 }
 
+// laneRoot is the root of the index of filter fid in hex, "" when it is not
+// in service.
+func (p *Primary) laneRoot(fid string) string {
+	p.fmu.Lock()
+	l := p.lanes[fid]
+	p.fmu.Unlock()
+	if l == nil {
+		return ""
+	}
+	if x := l.live.Index(); x != nil {
+		return x.RootHex()
+	}
+	return ""
+}
+
 // lanesNow returns the lanes in service.
 func (p *Primary) lanesNow() []*lane {
 	p.fmu.Lock()
@@ -240,6 +255,8 @@ func (p *Primary) newLane(ctx context.Context, f *replication.Filter) (*lane, er
 		return c
 	}
 	start := time.Now()
+	p.building.Store(p.cfg.WAL.LastIndex() + 1) // the build redoes the WAL from here: keep it
+	defer p.building.Store(0)
 	live := merkle.NewLive(merkle.MemoryPages(p.cfg.Raw), p.cfg.WAL, classify, merkle.Options{Keep: keep.allows},
 		p.log.With().Str("filter_id", id).Logger())
 	x, err := live.Reindex(ctx)
@@ -249,6 +266,23 @@ func (p *Primary) newLane(ctx context.Context, f *replication.Filter) (*lane, er
 	p.log.Info().Str("filter_id", id).Str("mode", f.Mode).Strs("paths", f.Paths).Dur("took", time.Since(start)).
 		Uint64("applied", x.Applied()).Msg("paths filter in service: its secondaries get batch copies of what it allows")
 	return &lane{id: id, subj: replication.FilterSubject(p.cfg.ClusterID, id), keep: keep, live: live}, nil
+}
+
+// WALFloor is the highest WAL index the primary no longer needs: the
+// shipped index, or less while a paths filter's index has not applied the
+// entries after it (or is being built): the WAL collector truncates at most
+// to it.
+func (p *Primary) WALFloor() uint64 {
+	floor := p.shipped.Load()
+	if b := p.building.Load(); b > 0 {
+		floor = min(floor, b-1)
+	}
+	for _, l := range p.lanesNow() {
+		if x := l.live.Index(); x != nil {
+			floor = min(floor, x.Applied())
+		}
+	}
+	return floor
 }
 
 // stopLanes stops every lane's index (Stop).

@@ -145,3 +145,80 @@ func TestKeeperDecisions(t *testing.T) {
 		t.Fatal("a disabled mount's keys changed decision")
 	}
 }
+
+// What a filtered secondary asks the primary for, with its own RPC key:
+// fetch reports a denied key absent, the full listing leaves denied keys out,
+// the key RPC answers the filter's key, never the epoch's own, and the
+// heartbeat names the filter. An unfiltered secondary gets everything. (The
+// merkle RPC's filtered view: TestPathsFilter compares the roots.)
+func TestFilteredSecondaryRPCsHoldBackDeniedData(t *testing.T) {
+	r := newShipRigWith(t, func(c *Config) { c.MountOf = rigMountOf })
+	ctx := context.Background()
+	for _, id := range []string{"dc2", "dc3"} {
+		if _, _, err := r.p.SecondaryToken(ctx, id, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, _ := replication.ParseFilter("deny", []string{"team/"})
+	if err := r.p.SetFilter(ctx, "dc2", f); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"logical/uuid-secret/a", "logical/uuid-team/b", "core/c"} {
+		if err := r.log.Put(ctx, &storage.Entry{Key: k, Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call := func(h func(context.Context, string, []byte) ([]byte, *replication.RPCError), id string, req, reply replication.Message) {
+		t.Helper()
+		in, err := replication.EncodeMessage(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, rerr := h(ctx, id, in)
+		if rerr != nil {
+			t.Fatalf("%T of %s: %v", req, id, rerr)
+		}
+		if err := replication.DecodeMessage(out, reply); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]string{"dc2": "[core/c logical/uuid-secret/a]", "dc3": "[core/c logical/uuid-secret/a logical/uuid-team/b]"}
+	for id, keys := range want {
+		var fr replication.FetchReply
+		call(r.p.handleFetch, id, &replication.FetchRequest{Keys: []string{"core/c", "logical/uuid-secret/a", "logical/uuid-team/b"}}, &fr)
+		var got []string
+		for _, kv := range fr.Entries {
+			got = append(got, kv.Key)
+		}
+		if fmt.Sprint(got) != keys {
+			t.Errorf("fetch by %s answers %v (absent %v), want %s", id, got, fr.Absent, keys)
+		}
+		var sr replication.SyncReply
+		call(r.p.handleSync, id, &replication.SyncRequest{}, &sr)
+		got = got[:0]
+		for _, kv := range sr.Entries {
+			if !strings.HasPrefix(kv.Key, "core/replication/") {
+				got = append(got, kv.Key)
+			}
+		}
+		if fmt.Sprint(got) != keys {
+			t.Errorf("the listing for %s holds %v, want %s", id, got, keys)
+		}
+	}
+	epoch := r.p.Status().Epoch
+	r.p.mu.Lock()
+	mainKey, fid := r.p.st.key(epoch), r.p.filterIDOf("dc2")
+	r.p.mu.Unlock()
+	for id, wantKey := range map[string][]byte{"dc2": replication.FilterKey(mainKey, fid), "dc3": mainKey} {
+		var kr replication.KeyReply
+		call(r.p.handleKey, id, &replication.KeyRequest{Epoch: epoch}, &kr)
+		if string(kr.Key) != string(wantKey) {
+			t.Errorf("the key RPC gives %s another key than its own", id)
+		}
+	}
+	var hb replication.HeartbeatReply
+	call(r.p.handleHeartbeat, "dc2", &replication.HeartbeatRequest{}, &hb)
+	if hb.FilterID != fid {
+		t.Errorf("heartbeat reply names filter %q, want %q", hb.FilterID, fid)
+	}
+}

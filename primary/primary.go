@@ -199,6 +199,9 @@ type Primary struct {
 	fmu      sync.Mutex
 	lanes    map[string]*lane
 	laneSync sync.Mutex
+	// building is 1 + the WAL index a lane's index is being built from
+	// (0: none), for WALFloor.
+	building atomic.Uint64
 
 	// The generation claim (lease.go): instance is random per process; gen
 	// is the generation held, 0 while claiming or fenced; holding closes once
@@ -496,8 +499,12 @@ type SecondaryStatus struct {
 	TokenExpires time.Time
 	// Kind is KindDR for a DR secondary, "" for a performance one.
 	Kind string
-	// Filter is its paths filter (nil: none).
-	Filter *replication.Filter
+	// Filter is its paths filter (nil: none); FilterRoot the root of the
+	// primary's merkle index of what the filter allows, in hex ("" while it
+	// is not in service): a filtered secondary that has everything shows it
+	// as its merkle_root.
+	Filter     *replication.Filter
+	FilterRoot string
 }
 
 // Status returns the current status.
@@ -520,6 +527,9 @@ func (p *Primary) Status() Status {
 	p.lmu.Unlock()
 	for id, r := range p.st.Secondary {
 		ss := SecondaryStatus{ID: id, State: r.State, TokenExpires: r.TokenExpires, Kind: r.Kind, Filter: r.Filter}
+		if r.Filter != nil {
+			ss.FilterRoot = p.laneRoot(r.Filter.ID())
+		}
 		if l := p.live[id]; l != nil {
 			ss.APIAddr, ss.LastRemoteWAL, ss.LastHeartbeat = l.apiAddr, l.lastRemoteWAL, l.lastHeartbeat
 			ss.Connected = r.State == SecondaryActive && now.Sub(l.lastHeartbeat) <= 2*p.cfg.HeartbeatInterval

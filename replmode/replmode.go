@@ -435,8 +435,9 @@ func (m *Manager) PrimaryAPIAddr() string {
 	return m.primaryAPI
 }
 
-// ShippedIndex is, on a primary, the last WAL index JetStream acknowledged.
-// A primary whose shipper is not running yet reports the index it stored
+// ShippedIndex is, on a primary, the last WAL index JetStream acknowledged
+// (or less while a paths filter's merkle index still needs the entries after
+// it: primary.WALFloor). A primary whose shipper is not running yet reports the index it stored
 // (0 when it cannot read it), so the WAL collector never truncates what was
 // not shipped.
 func (m *Manager) ShippedIndex() (uint64, bool) {
@@ -445,7 +446,7 @@ func (m *Manager) ShippedIndex() (uint64, bool) {
 	m.mu.RUnlock()
 	switch {
 	case p != nil:
-		return p.Status().ShippedIndex, true
+		return p.WALFloor(), true // the shipped index, or less for its paths filters' indexes
 	case mode == Primary:
 		idx, _, err := primary.StoredShipped(context.Background(), logical.NewView(m.host.Barrier(), primaryPrefix))
 		if err != nil {

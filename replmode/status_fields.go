@@ -77,7 +77,7 @@ func secondaryFields(e map[string]any, s primary.SecondaryStatus, lastWAL uint64
 	e["lag_seconds"] = s.Lag.Seconds()
 	e["lag_entries"] = lastWAL - min(s.LastRemoteWAL, lastWAL)
 	if f := s.Filter; f != nil {
-		e["paths_filter"] = map[string]any{"mode": f.Mode, "paths": f.Paths, "id": f.ID()}
+		e["paths_filter"] = map[string]any{"mode": f.Mode, "paths": f.Paths, "id": f.ID(), "merkle_root": s.FilterRoot}
 	}
 }
 

@@ -577,7 +577,7 @@ func (m *Machine) listingInstead(cause Cause) string {
 func (m *Machine) filterChanged() []Action {
 	switch {
 	case m.state == StateIdle:
-		return nil // not started: Start resyncs from where it stands
+		return nil // stopped: the first heartbeat after Start brings it again
 	case m.Syncing():
 		m.refilter = true
 		if m.streaming {

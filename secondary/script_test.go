@@ -143,6 +143,8 @@ func parseEvent(line string) (Event, error) {
 		ev = HeartbeatOK{PrimaryLastWAL: a.num("primary-wal"), Gen: a.num("gen")}
 	case "heartbeat-failed":
 		ev = HeartbeatFailed{Err: a.err()}
+	case "filter-changed":
+		ev = FilterChanged{}
 	case "revoked":
 		ev = Revoked{}
 	case "stopped":

@@ -62,8 +62,10 @@ path "team/*" { capabilities = ["read", "list"] }`); err != nil {
 	refused(t, "a filter for an unknown secondary", err, 400, "secondary token first")
 
 	S := map[string]*api.Client{}
+	nodes := map[string]*replNode{}
 	for _, id := range []string{"dc2", "dc3"} {
 		n := startReplNode(t, key, id, withSeed(embeddedBus(t), seed))
+		nodes[id] = n
 		if err := activateSecondary(client(t, n.n.addr, n.root), tokens[id]); err != nil {
 			t.Fatalf("activate %s: %v", id, err)
 		}
@@ -108,18 +110,22 @@ path "team/*" { capabilities = ["read", "list"] }`); err != nil {
 		return errors.Join(kvAbsent(S["dc2"], "secret", "a"), kvAbsent(S["dc2"], "secret", "b"))
 	})
 	waitKV(t, S["dc3"], "secret", "b", "2", replTimeout)
+	filteredRootsAgree(t, pri.n.addr, nodes["dc2"].n.addr, "dc2")
 
-	// A restart of the primary keeps the filter, and it still holds.
+	// Restarts of the primary and of dc2 keep the filter, and it still holds.
 	pri.p = pri.n.restart(pri.p)
 	waitHealthCode(t, pri.n.addr, 200)
+	nodes["dc2"].p = nodes["dc2"].n.restart(nodes["dc2"].p)
+	waitHealthCode(t, nodes["dc2"].n.addr, 200)
 	filterInStatus(t, pri.n.addr, "dc2", "deny", "[secret/]")
 	kvPut(t, P, "secret", "c", map[string]any{"v": "3"})
 	kvPut(t, P, "team", "t3", map[string]any{"v": "3"})
 	waitKV(t, S["dc2"], "team", "t3", "3", replTimeout)
 	waitKV(t, S["dc3"], "secret", "c", "3", replTimeout)
 	if err := kvAbsent(S["dc2"], "secret", "c"); err != nil {
-		t.Fatalf("deny secret/ on dc2 after the primary's restart: %v", err)
+		t.Fatalf("deny secret/ on dc2 after the restarts: %v", err)
 	}
+	filteredRootsAgree(t, pri.n.addr, nodes["dc2"].n.addr, "dc2")
 
 	// No filter: everything.
 	if _, err := P.Logical().Delete(pathPathsFilter + "dc2"); err != nil {
@@ -127,6 +133,30 @@ path "team/*" { capabilities = ["read", "list"] }`); err != nil {
 	}
 	waitKV(t, S["dc2"], "secret", "c", "3", replTimeout)
 	waitKV(t, S["dc2"], "secret", "a", "1", replTimeout)
+}
+
+// filteredRootsAgree waits until the filtered secondary id at secAddr
+// shows as its merkle_root the root the primary's status gives for its
+// filter's view (what it compares with in a merkle sync), which differs from
+// the primary's own root (the filter holds data back).
+func filteredRootsAgree(t *testing.T, priAddr, secAddr, id string) {
+	t.Helper()
+	testutil.Eventually(t, replTimeout, "the merkle root of "+id+" equal to its filter's view on the primary", func() error {
+		ps, ss := perfStatus(t, priAddr), perfStatus(t, secAddr)
+		e, err := secondaryEntry(ps, id)
+		if err != nil {
+			return err
+		}
+		f, _ := e["paths_filter"].(map[string]any)
+		view := str(f["merkle_root"])
+		switch {
+		case view == "" || view != str(ss["merkle_root"]):
+			return fmt.Errorf("%s merkle_root %v, its filter's view on the primary %q", id, ss["merkle_root"], view)
+		case view == str(ps["merkle_root"]):
+			return fmt.Errorf("the filter's view has the primary's own root %s: it filters nothing", view)
+		}
+		return nil
+	})
 }
 
 // filterInStatus waits until the primary's status shows secondary id with
