@@ -228,3 +228,65 @@ func each(h func(ctx context.Context, m *bus.Msg)) func(context.Context, []*bus.
 		}
 	}
 }
+
+// ConsumeSubject reads one subject of a stream that captures several (a
+// paths filter's batch copies beside the WAL subject); a durable created for
+// every message, or for another subject, is created anew on the subject
+// asked for (just after its ack floor, which trails the acks sent: they are
+// not confirmed, so where exactly it resumes is not asserted).
+func TestConsumeSubjectFilters(t *testing.T) {
+	b := bustest.Start(t)
+	ensureWAL(t, b, bus.StreamConfig{Name: "COFFER_WAL_c1", Subject: "coffer.c1.wal", Also: []string{"coffer.c1.wal.f.*"}})
+	for i := 1; i <= 6; i++ {
+		publishN(t, b, "coffer.c1.wal", i, i)
+		if _, err := b.Publish(testCtx(t), "coffer.c1.wal.f.x", fmt.Appendf(nil, "x%d", i), fmt.Sprintf("x-%d", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(subject string, n int) []string {
+		t.Helper()
+		var (
+			mu  sync.Mutex
+			got []string
+		)
+		stop, err := b.ConsumeSubject(testCtx(t), "COFFER_WAL_c1", subject, "d", 0, func(_ context.Context, msgs []*bus.Msg) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range msgs {
+				if len(got) < n {
+					got = append(got, string(m.Data))
+					_ = m.Ack()
+				}
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+		testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%d messages of %q", n, subject), func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(got) < n {
+				return fmt.Errorf("got %v", got)
+			}
+			return nil
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+	// Unfiltered first: the copies come too.
+	if got := read("", 2); fmt.Sprint(got) != "[m1 x1]" {
+		t.Fatalf("every message: %v", got)
+	}
+	only := func(got []string, prefix byte) {
+		t.Helper()
+		for i, m := range got {
+			if m[0] != prefix || (i > 0 && m[1] != got[i-1][1]+1) {
+				t.Fatalf("want consecutive %c messages, got %v", prefix, got)
+			}
+		}
+	}
+	only(read("coffer.c1.wal.f.x", 3), 'x')
+	only(read("coffer.c1.wal", 2), 'm')
+}
