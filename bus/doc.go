@@ -24,7 +24,8 @@
 //     untrusted, so callers check rather than assume;
 //   - durable pull consumers delivered strictly in order, also across
 //     redeliveries, in groups of up to MaxInFlight messages when behind,
-//     from one goroutine per Consume call;
+//     from one goroutine per Consume call, of the whole stream or of one of
+//     its subjects (ConsumeSubject; a stream may capture several: Also);
 //   - request/reply: servers with bounded concurrency, subscribed plainly
 //     (no queue group: a stranger who joins one takes requests away), and
 //     RequestVerified, which waits past unauthenticated replies for the one

@@ -156,7 +156,11 @@
 //     wal-replay, commit, reported through a Progress), then swaps it in;
 //     live.Reindex(ctx) (an activation's wipe) stops the index in service,
 //     rebuilds it and starts the new one.
-//  7. Shutdown: stop the collector, then live.Close(ctx): it stops the
+//  7. A narrower index: Options.Keep skips the WAL ops of keys it does not
+//     keep (the Live's classify must make them Ignored for the scan), and
+//     MemoryPages keeps the pages of such an index in memory while it reads
+//     the data from the store: the primary's view of a paths filter.
+//  8. Shutdown: stop the collector, then live.Close(ctx): it stops the
 //     Follower, then the flusher, and flushes everything, so the next start
 //     redoes nothing.
 //

@@ -11,7 +11,7 @@
 //     {"v":1, cluster_id, signing_key, epoch, keys{epoch: key}, secondaries{id:
 //     {state pending|active|revoked, jti, token_expires, activation_secret
 //     (while pending), activated_by (the activating request's digest),
-//     rpc_key, ...}}};
+//     rpc_key, paths_filter {mode, paths}, ...}}};
 //     "shipped" holds {"v":1,"index":N,"seq":S}, the last WAL index
 //     JetStream acknowledged and the highest stream sequence seen, stored
 //     lazily (every 64 batches or 1 s, and on Stop). StoredShipped reads it
@@ -34,6 +34,17 @@
 //     does not count.
 //     Enable starts shipping at the WAL's last index: earlier entries reach a
 //     new secondary through its full sync.
+//   - Paths filters (filter.go): per distinct filter of a secondary not
+//     revoked, a lane: a copy of every batch holding only the ops the
+//     filter allows (replication.Filter, mounts resolved by Config.MountOf
+//     and the decision kept per mount), sealed with replication.FilterKey on
+//     replication.FilterSubject, published after the batch; a merkle index
+//     of the allowed keys with in-memory pages (merkle.MemoryPages), built by
+//     a scan when the lane starts (at start, or when a filter is written),
+//     whose root guards the copies. A filtered secondary's sync, fetch,
+//     merkle and key RPCs answer from its filter: allowed keys, the lane's
+//     index, the filter's key, never the epoch's own. Writing a filter moves
+//     to a new key epoch. WALFloor keeps the WAL the lanes still need.
 //   - Guards: with Config.Merkle, before sealing a batch ending at L the
 //     shipper waits (at most 2 s, and not again while a stalled index stays
 //     stalled) for the index to apply L; if its Applied is then exactly L the
@@ -74,6 +85,7 @@
 //   - Truncate the WAL (wal.Collector does, reading the shipped index) or
 //     write under wal/.
 //
-// Every goroutine it starts (the shipper; the RPC subscriptions through bus.Serve)
-// ends in Stop, which waits for them.
+// Every goroutine it starts (the shipper; the RPC subscriptions through
+// bus.Serve; each lane's flusher and Follower, through merkle.Live) ends in
+// Stop, which waits for them.
 package primary

@@ -16,7 +16,7 @@
 //	SyncAttempt{Index}, DiffStarted,            StartSync{Floor}, RunDiff, FetchDiff,
 //	  DiffCompared{RemoteApplied}, DiffDone,      RunListing{Fallback}, RetrySync{Attempt}
 //	  ListingStarted, SyncFailed{Cause}, SyncDone
-//	HeartbeatOK, HeartbeatFailed
+//	HeartbeatOK, HeartbeatFailed, FilterChanged   DropConsumer
 //
 // The machine decides: replay, gap or apply for each batch (a run of batches
 // that follow each other, joined by the driver: group.go); whether a guard
@@ -46,6 +46,13 @@
 //	              it waits first (30 s doubling to 10 min)
 //	loop_driver.go  its effects: the wait before StartSync, the log, settling
 //	metrics.go    the gauges and counters this package reports (telemetry)
+//
+// Paths filter: the bundle, then each heartbeat's answer, name the filter
+// the primary applies to this secondary (its ID is stored in the secret
+// state). The durable consumer reads that filter's subject
+// (replication.FilterSubject), or the WAL subject without one. A change
+// (FilterChanged) drops the consumer (DropConsumer), resyncs (after the
+// running sync, if any), then streams on the new subject.
 //
 // Status: Connected is true while the primary answered within two heartbeat
 // intervals; Lag is replication.LagOf of the primary's commit time of the
