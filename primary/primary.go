@@ -555,6 +555,19 @@ func (p *Primary) SecondaryToken(ctx context.Context, id string, ttl time.Durati
 // SecondaryTokenKind is SecondaryToken for a secondary of kind ("" for a
 // performance secondary, KindDR for a DR secondary: DR must be enabled).
 func (p *Primary) SecondaryTokenKind(ctx context.Context, id string, ttl time.Duration, kind string) (string, time.Time, error) {
+	tok, exp, err := p.issueToken(ctx, id, ttl, kind)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	// The id's filter, kept across a revocation: its lane runs again.
+	if err := p.syncLanes(ctx); err != nil {
+		return "", time.Time{}, fmt.Errorf("secondary token: %w", err)
+	}
+	return tok, exp, nil
+}
+
+// issueToken is SecondaryTokenKind but for the lanes.
+func (p *Primary) issueToken(ctx context.Context, id string, ttl time.Duration, kind string) (string, time.Time, error) {
 	if err := replication.ValidateID(id); err != nil {
 		return "", time.Time{}, fmt.Errorf("%w: %v", ErrInvalidID, err)
 	}
@@ -648,6 +661,9 @@ func (p *Primary) RevokeSecondary(ctx context.Context, id string) error {
 	p.log.Info().Str("secondary_id", id).Uint32("epoch", epoch).Msg("secondary revoked")
 	if err := p.cfg.Bus.DeleteConsumer(ctx, p.stream, replication.ConsumerName(id)); err != nil {
 		p.log.Warn().Err(err).Str("secondary_id", id).Msg("revoked, but its consumer could not be deleted; it can no longer read new batches anyway (new key epoch)")
+	}
+	if old.Filter != nil {
+		return p.syncLanes(ctx) // its filter's lane may have no secondary left
 	}
 	return nil
 }
