@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 TEST_TIMEOUT ?= 30m
 
-.PHONY: build test lint licences unit consul demo clean tools images compose-test failover-drill
+.PHONY: build test lint licences unit consul demo clean tools images compose-test failover-drill chaos
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/coffer ./cmd/coffer
@@ -72,6 +72,16 @@ failover-drill:
 	@docker info >/dev/null 2>&1 || { echo "failover-drill: no Docker engine answers (docker info failed): start Docker, or run the drill on a machine that has it"; exit 1; }
 	./scripts/images.sh
 	COFFER_COMPOSE_TESTS=1 COFFER_FAILOVER_DRILL=1 $(GO) test -count=$(DRILL_RUNS) -v -timeout 30m -run '^TestFailoverDrill$$' ./tests/compose/
+
+# chaos: the long fault campaign (tests/chaos, docs/reliability.md): a
+# primary, a performance and a DR secondary on a three-node NATS cluster take
+# writes while CHAOS_ROUNDS faults hit them, drawn from CHAOS_SEED (empty: the
+# time; a failing run prints its seed and schedule); then the checker. The
+# short campaign (six rounds) runs in test.
+CHAOS_ROUNDS ?= 160
+CHAOS_SEED ?=
+chaos:
+	COFFER_CHAOS_ROUNDS=$(CHAOS_ROUNDS) COFFER_CHAOS_SEED=$(CHAOS_SEED) $(GO) test -count=1 -v -timeout 6h -run '^TestChaos$$' ./tests/chaos/
 
 # test: formatting, vet, staticcheck, the licence check, then every test (unit,
 # crash, end-to-end), then the compose fault tests when Docker is there.

@@ -75,6 +75,9 @@ func (m *Manager) DRStatus() map[string]any {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	st := map[string]any{"mode": string(Disabled), "cluster_id": m.host.ClusterID()}
+	if x := m.host.Merkle(); x != nil {
+		st["merkle_root"] = x.RootHex() // as Vault's DR status: the replicated keys' root
+	}
 	switch {
 	case m.drMode == Primary && m.primary != nil:
 		st["last_wal"] = m.host.WAL().LastIndex()

@@ -1,0 +1,257 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// Fault kinds.
+const (
+	fKill          = "kill"           // SIGKILL a coffer process, start it again
+	fFreeze        = "freeze"         // SIGSTOP a coffer process past heartbeats, then SIGCONT
+	fNATSLoss      = "nats-loss"      // SIGKILL a NATS node, start it again
+	fPartition     = "partition"      // cut a coffer process from every NATS node
+	fLongPartition = "long-partition" // cut a secondary for longer than the WAL stream's retention
+	fDiskFull      = "disk-full"      // fill a secondary's file system
+)
+
+// fault is one scheduled fault.
+type fault struct {
+	kind   string
+	target string
+	hold   time.Duration
+}
+
+func (f fault) String() string { return fmt.Sprintf("%s %s for %s", f.kind, f.target, f.hold) }
+
+// schedule draws n faults from seed. The first ones go through every kind
+// once (so even a short campaign covers them all), the rest are random.
+func schedule(seed uint64, n int, diskFull bool) []fault {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	kinds := []string{fKill, fFreeze, fNATSLoss, fPartition, fLongPartition}
+	if diskFull {
+		kinds = append(kinds, fDiskFull)
+	}
+	clusters := []string{"dc1", "dc2", "dr1"}
+	secondaries := []string{"dc2", "dr1"}
+	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(r.Int64N(int64(hi-lo))) }
+	var out []fault
+	for i := range n {
+		kind := kinds[i%len(kinds)]
+		if i >= len(kinds) {
+			// The long campaign: kills weigh most (the acceptance counts them).
+			w := []string{fKill, fKill, fKill, fKill, fKill, fFreeze, fNATSLoss, fPartition, fLongPartition}
+			if diskFull {
+				w = append(w, fDiskFull)
+			}
+			kind = w[r.IntN(len(w))]
+		}
+		f := fault{kind: kind}
+		switch kind {
+		case fKill:
+			f.target, f.hold = clusters[r.IntN(3)], between(0, 2*time.Second)
+		case fFreeze:
+			f.target, f.hold = clusters[r.IntN(3)], between(5*time.Second, 8*time.Second)
+		case fNATSLoss:
+			f.target, f.hold = fmt.Sprintf("n%d", 1+r.IntN(3)), between(2*time.Second, 5*time.Second)
+		case fPartition:
+			f.target, f.hold = clusters[r.IntN(3)], between(2*time.Second, 6*time.Second)
+		case fLongPartition:
+			f.target, f.hold = secondaries[r.IntN(2)], retention+between(3*time.Second, 5*time.Second)
+		case fDiskFull:
+			f.target, f.hold = secondaries[r.IntN(2)], between(2*time.Second, 4*time.Second)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// load is the client workers and the sampler of a campaign.
+type load struct {
+	t    testing.TB
+	s    *set
+	h    *history
+	gate sync.RWMutex // workers hold it read-locked per op; pause takes it
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+const (
+	workers       = 4
+	keysPerWorker = 8
+)
+
+func startLoad(t testing.TB, s *set, seed uint64) *load {
+	l := &load{t: t, s: s, h: &history{}, stop: make(chan struct{})}
+	for w := range workers {
+		l.wg.Add(1)
+		go l.work(w, rand.New(rand.NewPCG(seed, uint64(w))))
+	}
+	l.wg.Add(1)
+	go l.sample(rand.New(rand.NewPCG(seed, 99)))
+	return l
+}
+
+// work is one worker: every op on one of its own keys, through dc1
+// (workers 0 and 1) or forwarded through dc2 (2 and 3).
+func (l *load) work(w int, r *rand.Rand) {
+	defer l.wg.Done()
+	c, via := l.s.root, "dc1"
+	if w >= workers/2 {
+		c, via = l.s.user, "dc2"
+	}
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	n := 0
+	written := map[string]bool{}
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-tick.C:
+		}
+		l.gate.RLock()
+		key := fmt.Sprintf("w%d-k%d", w, r.IntN(keysPerWorker))
+		o := &op{worker: w, via: via, key: key, start: time.Now()}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var err error
+		if written[key] && r.IntN(6) == 0 {
+			o.del = true
+			err = c.KVv2("chaos").Delete(ctx, key)
+		} else {
+			n++
+			o.value = fmt.Sprintf("w%d-%d", w, n)
+			var s *api.KVSecret
+			s, err = c.KVv2("chaos").Put(ctx, key, map[string]any{"v": o.value})
+			if err == nil && s != nil && s.VersionMetadata != nil {
+				o.version = s.VersionMetadata.Version
+			}
+			written[key] = true
+		}
+		cancel()
+		o.end, o.ack = time.Now(), err == nil
+		if err != nil {
+			o.err = err.Error()
+			if len(o.err) > 120 {
+				o.err = o.err[:120]
+			}
+		}
+		l.h.add(o)
+		l.gate.RUnlock()
+	}
+}
+
+// sample reads random keys on dc2 and records what it served.
+func (l *load) sample(r *rand.Rand) {
+	defer l.wg.Done()
+	tick := time.NewTicker(40 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-tick.C:
+		}
+		key := fmt.Sprintf("w%d-k%d", r.IntN(workers), r.IntN(keysPerWorker))
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s, err := l.s.user.KVv2("chaos").Get(ctx, key)
+		cancel()
+		switch {
+		case err == nil && s != nil && s.VersionMetadata != nil:
+			v, _ := s.Data["v"].(string)
+			deleted := s.Data == nil || !s.VersionMetadata.DeletionTime.IsZero()
+			l.h.addSample(sample{key: key, found: true, deleted: deleted, version: s.VersionMetadata.Version, value: v, at: time.Now()})
+		case errors.Is(err, api.ErrSecretNotFound):
+			l.h.addSample(sample{key: key, at: time.Now()})
+		}
+	}
+}
+
+func (l *load) pause()  { l.gate.Lock() }
+func (l *load) resume() { l.gate.Unlock() }
+func (l *load) end() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+// apply starts f and returns what heals it.
+func (s *set) apply(f fault) (heal func(), err error) {
+	switch f.kind {
+	case fKill:
+		n := s.nodes[f.target]
+		n.p.kill()
+		return n.p.start, nil
+	case fFreeze:
+		n := s.nodes[f.target]
+		n.p.signal(syscall.SIGSTOP)
+		return func() { n.p.signal(syscall.SIGCONT) }, nil
+	case fNATSLoss:
+		i, _ := strconv.Atoi(strings.TrimPrefix(f.target, "n"))
+		p := s.nats[i-1]
+		p.kill()
+		return p.start, nil
+	case fPartition, fLongPartition:
+		n := s.nodes[f.target]
+		for _, l := range n.links {
+			l.setCut(true)
+		}
+		return func() {
+			for _, l := range n.links {
+				l.setCut(false)
+			}
+		}, nil
+	case fDiskFull:
+		n := s.nodes[f.target]
+		ballast, err := fill(n.dir)
+		return func() { _ = os.Remove(ballast) }, err
+	}
+	return nil, fmt.Errorf("unknown fault %q", f.kind)
+}
+
+// converged is nil once dc2 and dr1 have applied dc1's last WAL index and
+// every cluster shows the same merkle root.
+func (s *set) converged() error {
+	p, err := status(s.t, s.nodes["dc1"].addr, "performance")
+	if err != nil {
+		return fmt.Errorf("dc1: %w", err)
+	}
+	sec, err := status(s.t, s.nodes["dc2"].addr, "performance")
+	if err != nil {
+		return fmt.Errorf("dc2: %w", err)
+	}
+	dr, err := status(s.t, s.nodes["dr1"].addr, "dr")
+	if err != nil {
+		return fmt.Errorf("dr1: %w", err)
+	}
+	last := fmt.Sprint(p["last_wal"])
+	for name, st := range map[string]map[string]any{"dc2": sec, "dr1": dr} {
+		if fmt.Sprint(st["last_remote_wal"]) != last || st["merkle_root"] != p["merkle_root"] {
+			return fmt.Errorf("%s at %v (%v, root %v), dc1 at %s (root %v)", name, st["last_remote_wal"], st["state"], st["merkle_root"], last, p["merkle_root"])
+		}
+	}
+	return nil
+}
+
+// waitConverged waits for converged, at most bound; it returns how long it took.
+func (s *set) waitConverged(bound time.Duration) (time.Duration, error) {
+	start := time.Now()
+	var err error
+	for time.Since(start) < bound {
+		if err = s.converged(); err == nil {
+			return time.Since(start), nil
+		}
+		time.Sleep(100 * time.Millisecond) // polling a condition, with a deadline
+	}
+	return time.Since(start), fmt.Errorf("not converged within %s: %w", bound, err)
+}
