@@ -143,8 +143,10 @@ func (l *load) work(w int, r *rand.Rand) {
 		o.end, o.ack = time.Now(), err == nil
 		if err != nil {
 			o.err = err.Error()
-			if len(o.err) > 120 {
-				o.err = o.err[:120]
+			// A refused connection never reached the server: not applied.
+			o.refused = strings.Contains(o.err, "connection refused")
+			if len(o.err) > 160 {
+				o.err = o.err[len(o.err)-160:]
 			}
 		}
 		l.h.add(o)

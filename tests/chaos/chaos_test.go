@@ -86,17 +86,23 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		report("checker: %v", err)
 	}
-	acked, indet := 0, 0
+	acked, indet, refused := 0, 0, 0
+	why := map[string]int{} // indeterminate ops by cluster and error
 	for _, o := range l.h.ops {
-		if o.ack {
+		switch {
+		case o.ack:
 			acked++
-		} else {
+		case o.refused:
+			refused++
+		default:
 			indet++
+			why[o.via+": "+errClass(o.err)]++
 		}
 	}
+	t.Logf("indeterminate ops by cluster and error: %v", why)
 	slices.Sort(times)
-	t.Logf("chaos seed %d: %d rounds %v; %d ops acknowledged, %d indeterminate, %d reads sampled on dc2; converged p50 %s, max %s; %d violations",
-		seed, rounds, counts, acked, indet, len(l.h.samples), times[len(times)/2].Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond), len(vs))
+	t.Logf("chaos seed %d: %d rounds %v; %d ops acknowledged, %d indeterminate, %d refused (not sent), %d reads sampled on dc2; converged p50 %s, max %s; %d violations",
+		seed, rounds, counts, acked, indet, refused, len(l.h.samples), times[len(times)/2].Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond), len(vs))
 	if len(vs) > 0 {
 		kinds := map[string]int{}
 		for _, v := range vs {
@@ -109,4 +115,18 @@ func TestChaos(t *testing.T) {
 		}
 		report("%d violations; the first:\n%s", len(vs), b.String())
 	}
+}
+
+// errClass names an op's error for the summary: the HTTP status, or what
+// the connection did.
+func errClass(e string) string {
+	for _, c := range []string{"connection refused", "connection reset", "deadline exceeded", "EOF"} {
+		if strings.Contains(e, c) {
+			return c
+		}
+	}
+	if i := strings.Index(e, "Code: "); i >= 0 {
+		return "HTTP " + strings.TrimSuffix(strings.Fields(e[i:])[1], ".")
+	}
+	return e[max(0, len(e)-60):]
 }

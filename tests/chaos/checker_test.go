@@ -35,6 +35,7 @@ func TestCheckKey(t *testing.T) {
 		{"applied twice", []*op{put(0, "a", false, 0), put(1, "b", true, 3)}, vs(3, 1, "a", 2, "a", 3, "b"), "applied twice"},
 		{"deleted without a delete", []*op{put(0, "a", true, 1)}, vs(1, 1, ""), "no delete was sent"},
 		{"a delete lost", []*op{put(0, "a", true, 1), del(1, true)}, vs(1, 1, "a"), "after the acknowledged delete"},
+		{"a refused put applied", []*op{put(0, "a", true, 1), {seq: 1, key: "k", value: "b", refused: true}}, vs(2, 1, "a", 2, "b"), "which no client wrote"},
 		{"a version nobody wrote", []*op{put(0, "a", true, 1)}, vs(2, 1, "a", 2, "a2"), "which no client wrote"},
 	} {
 		var got []string

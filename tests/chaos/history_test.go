@@ -30,6 +30,9 @@ type op struct {
 	ack     bool
 	version int
 	err     string
+	// refused: the connection was refused, so the server never saw the op
+	// (definitely not applied, unlike an indeterminate one).
+	refused bool
 }
 
 func (o *op) String() string {
@@ -38,7 +41,10 @@ func (o *op) String() string {
 		kind = "delete"
 	}
 	res := fmt.Sprintf("ack v%d", o.version)
-	if !o.ack {
+	switch {
+	case o.refused:
+		res = "refused (not applied)"
+	case !o.ack:
 		res = "indeterminate: " + o.err
 	}
 	return fmt.Sprintf("#%d %s %s via %s [%s..%s] %s", o.seq, o.key, kind, o.via,
@@ -188,8 +194,10 @@ func check(ctx context.Context, c *api.Client, h *history) ([]violation, error) 
 	return out, nil
 }
 
+// written reports whether a put of value may have been applied (a refused
+// one was not).
 func written(ops []*op, value string) bool {
-	return slices.ContainsFunc(ops, func(o *op) bool { return !o.del && o.value == value })
+	return slices.ContainsFunc(ops, func(o *op) bool { return !o.del && !o.refused && o.value == value })
 }
 
 // checkKey checks one key. An indeterminate op may take effect at any time
@@ -211,10 +219,10 @@ func checkKey(key string, ops []*op, st *stored, bad func(key, format string, ar
 		seen[sv.value] = v
 	}
 	maybePut := func(value string) bool {
-		return slices.ContainsFunc(ops, func(o *op) bool { return !o.ack && !o.del && (value == "" || o.value == value) })
+		return slices.ContainsFunc(ops, func(o *op) bool { return !o.ack && !o.refused && !o.del && (value == "" || o.value == value) })
 	}
 	deleteAfter := func(i int) bool {
-		return slices.ContainsFunc(ops, func(o *op) bool { return o.del && (o.seq > ops[i].seq || !o.ack) })
+		return slices.ContainsFunc(ops, func(o *op) bool { return o.del && !o.refused && (o.seq > ops[i].seq || !o.ack) })
 	}
 	last := -1
 	for i, o := range ops {
