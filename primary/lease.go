@@ -1,6 +1,7 @@
 package primary
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/replication"
+	"github.com/cofferhq/coffer/wal"
 )
 
 // DefaultLeaseTTL is how long a claim must stay unchanged before another
@@ -304,29 +306,72 @@ func (p *Primary) setLease(f func(*leaseState)) {
 
 // streamLastOf returns the last WAL index of a batch of generation gen at
 // the stream's end, verified with this primary's keys (0 when there is none,
-// or it is not ours).
-func (p *Primary) streamLastOf(ctx context.Context, gen uint64) uint64 {
+// or it is not ours), and that batch.
+func (p *Primary) streamLastOf(ctx context.Context, gen uint64) (uint64, *replication.Batch) {
 	_, last, _, err := p.cfg.Bus.StreamState(ctx, p.stream)
 	if err != nil || last == 0 {
-		return 0
+		return 0, nil
 	}
 	msg, err := p.cfg.Bus.StreamMsg(ctx, p.stream, last)
 	if err != nil {
-		return 0
+		return 0, nil
 	}
 	epoch, _, _, err := replication.PeekBatch(msg)
 	if err != nil {
-		return 0
+		return 0, nil
 	}
 	p.mu.Lock()
 	key, pub := p.st.key(epoch), p.st.signer().Public().(ed25519.PublicKey)
 	p.mu.Unlock()
 	if key == nil {
-		return 0
+		return 0, nil
 	}
 	b, err := replication.OpenBatch(msg, p.cfg.ClusterID, key, pub)
 	if err != nil || b.Generation != gen {
-		return 0
+		return 0, nil
 	}
-	return b.Last
+	return b.Last, b
+}
+
+// walHolds reports whether this primary's WAL holds batch b exactly: every
+// entry of its range, with the same commit times and replicated ops. Then
+// the storage did not go back in time past b (a crash only lost the lazily
+// stored shipped index), and shipping resumes after it in the same
+// generation. False when the WAL no longer has the range or differs.
+func (p *Primary) walHolds(ctx context.Context, b *replication.Batch) bool {
+	if b.First == 0 || b.Last < b.First || p.cfg.WAL.LastIndex() < b.Last {
+		return false
+	}
+	entries, err := p.cfg.WAL.Read(ctx, b.First-1, int(min(b.Last-b.First+1, maxBatchEntries)))
+	if err != nil || len(entries) == 0 || entries[len(entries)-1].Index != b.Last {
+		return false
+	}
+	shipped := make(map[uint64]*wal.Entry, len(b.Entries))
+	for _, e := range b.Entries {
+		shipped[e.Index] = e
+	}
+	for _, e := range entries {
+		var ops []wal.Op
+		for _, op := range e.Ops {
+			if op.Class == wal.Replicated {
+				ops = append(ops, op)
+			}
+		}
+		s := shipped[e.Index]
+		if s == nil {
+			if len(ops) > 0 {
+				return false
+			}
+			continue
+		}
+		if s.Time != e.Time || len(s.Ops) != len(ops) {
+			return false
+		}
+		for i := range ops {
+			if s.Ops[i].Kind != ops[i].Kind || s.Ops[i].Key != ops[i].Key || !bytes.Equal(s.Ops[i].Value, ops[i].Value) {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -355,7 +355,17 @@ func startWith(ctx context.Context, cfg Config, st *persisted, promote bool) (*P
 		return nil, fmt.Errorf("start primary: %w", err)
 	}
 	storedGen, epoch := st.Generation, st.Epoch // read before the goroutines may write them
-	streamLast := p.streamLastOf(ctx, storedGen)
+	streamLast, lastBatch := p.streamLastOf(ctx, storedGen)
+	if lastBatch != nil && shipped < streamLast && p.walHolds(ctx, lastBatch) {
+		// A crash lost the shipped index stored lazily, not the WAL: the
+		// stream's last batch is in it, as shipped. Resume after it in the
+		// same generation (secondaries keep their position) rather than
+		// take the set to the next one as if the storage went back in time.
+		p.log.Info().Uint64("stored_shipped", shipped).Uint64("stream_last", streamLast).
+			Msg("the WAL holds the stream's last batch: resuming shipping after it")
+		shipped = streamLast
+		p.shipped.Store(shipped)
+	}
 	if err := p.syncLanes(ctx); err != nil {
 		p.stopLanes()
 		return nil, fmt.Errorf("start primary: %w", err)
