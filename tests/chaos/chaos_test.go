@@ -47,7 +47,7 @@ func TestChaos(t *testing.T) {
 	t.Logf("chaos seed %d (COFFER_CHAOS_SEED=%d COFFER_CHAOS_ROUNDS=%d repeats it), schedule:\n%s", seed, seed, rounds, sched.String())
 	report := func(format string, args ...any) {
 		t.Helper()
-		t.Fatalf("chaos seed %d: %s\nschedule:\n%s", seed, fmt.Sprintf(format, args...), sched.String())
+		t.Fatalf("chaos seed %d: %s\nschedule:\n%s\nthe processes' output: %s", seed, fmt.Sprintf(format, args...), sched.String(), s.keepLogs(seed))
 	}
 
 	l := startLoad(t, s, seed)

@@ -286,3 +286,20 @@ func fill(dir string) (string, error) {
 		}
 	}
 }
+
+// keepLogs writes every process's output to a directory that outlives the
+// test (a failing run's evidence) and returns its path.
+func (s *set) keepLogs(seed uint64) string {
+	dir, err := os.MkdirTemp("", fmt.Sprintf("coffer-chaos-%d-", seed))
+	if err != nil {
+		return err.Error()
+	}
+	procs := append([]*proc(nil), s.nats...)
+	for _, n := range s.nodes {
+		procs = append(procs, n.p)
+	}
+	for _, p := range procs {
+		_ = os.WriteFile(filepath.Join(dir, p.name+".log"), []byte(p.out.String()), 0o600)
+	}
+	return dir
+}
