@@ -50,3 +50,30 @@ func TestCheckKey(t *testing.T) {
 		}
 	}
 }
+
+// A long campaign's schedule holds what issue 17 asks of one run, and the
+// same seed gives the same schedule.
+func TestScheduleQuotas(t *testing.T) {
+	plan := schedule(7, 160, true)
+	n := map[string]int{}
+	for _, f := range plan {
+		n[f.kind]++
+		if f.kind == fLongPartition && f.hold <= retention {
+			t.Fatalf("%s: not longer than the retention %s", f, retention)
+		}
+	}
+	if len(plan) != 160 || n[fKill] < 100 || n[fLongPartition] < 20 || n[fNATSLoss] < 10 || n[fDiskFull] < 10 || n[fFreeze] == 0 || n[fPartition] == 0 {
+		t.Fatalf("160 rounds: %v", n)
+	}
+	if fmt.Sprint(schedule(7, 160, true)) != fmt.Sprint(plan) || fmt.Sprint(schedule(8, 160, true)) == fmt.Sprint(plan) {
+		t.Fatal("a seed does not give one schedule")
+	}
+	short := schedule(1, 6, true)
+	seen := map[string]bool{}
+	for _, f := range short {
+		seen[f.kind] = true
+	}
+	if len(seen) != 6 {
+		t.Fatalf("the short campaign misses a kind: %v", short)
+	}
+}
