@@ -14,7 +14,7 @@ import (
 
 func TestMakeBatchKeepsReplicatedOpsAndTheRange(t *testing.T) {
 	p := &Primary{cfg: Config{ClusterID: "c"}, st: &persisted{}}
-	big := make([]byte, maxBatchBytes/2+1)
+	big := make([]byte, maxBatchBytes/2)
 	entries := []*wal.Entry{
 		{Index: 7, Ops: []wal.Op{{Kind: storage.PutOperation, Class: wal.Local, Key: "sys/token/x", Value: []byte("t")}}},
 		{Index: 8, Ops: []wal.Op{{Kind: storage.PutOperation, Class: wal.Replicated, Key: "a", Value: big}, {Kind: storage.PutOperation, Class: wal.Local, Key: "sys/expire/y"}}},

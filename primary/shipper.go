@@ -16,8 +16,16 @@ import (
 const (
 	// maxBatchEntries is the most WAL entries in one batch.
 	maxBatchEntries = 512
-	// maxBatchBytes bounds the replicated ops (keys and values) of one batch.
+	// maxBatchBytes bounds the replicated ops (keys and values) of one batch,
+	// and below it the server's max_payload less batchOverhead (batchBudget).
 	maxBatchBytes = 1 << 20
+	// batchOverhead is what a sealed message adds to its ops, with room to
+	// spare: the header and guard, the nonce and GCM tags, the signature, the
+	// stored DEFLATE blocks' headers; opOverhead and entryOverhead are each
+	// op's and entry's encoding (kind, class, lengths; index, time).
+	batchOverhead = 8 << 10
+	opOverhead    = 16
+	entryOverhead = 24
 	// persistEvery and persistBatches bound how stale the stored shipped index
 	// is; re-shipping after a crash is harmless (msg id dedup, idempotent apply).
 	persistEvery   = time.Second
@@ -152,21 +160,22 @@ func (p *Primary) waitWAL(ctx context.Context, index uint64) bool {
 func (p *Primary) makeBatch(entries []*wal.Entry) *replication.Batch {
 	b := &replication.Batch{ClusterID: p.cfg.ClusterID, First: entries[0].Index, Generation: p.gen.Load()}
 	dr := p.DREnabled()
+	budget := p.batchBudget()
 	size := 0
 	for _, e := range entries {
 		var ops, local []wal.Op
-		n := 0
+		n := entryOverhead
 		for _, op := range e.Ops {
 			switch {
 			case op.Class == wal.Replicated:
 				ops = append(ops, op)
-				n += len(op.Key) + len(op.Value)
+				n += len(op.Key) + len(op.Value) + opOverhead
 			case op.Class == wal.Local && dr:
 				local = append(local, op)
-				n += len(op.Key) + len(op.Value)
+				n += len(op.Key) + len(op.Value) + opOverhead
 			}
 		}
-		if size > 0 && size+n > maxBatchBytes {
+		if size > 0 && size+n > budget {
 			break
 		}
 		size += n
@@ -179,6 +188,21 @@ func (p *Primary) makeBatch(entries []*wal.Entry) *replication.Batch {
 		}
 	}
 	return b
+}
+
+// batchBudget is the most bytes of ops (and their encoding) one batch
+// holds: maxBatchBytes, or less when the NATS server's max_payload is
+// smaller (NATS' own default is 1 MiB): a batch JetStream refuses as too
+// large would stop shipping for good. Found by the fault campaign, on a
+// kv-v2 mount whose metadata records grew past it.
+func (p *Primary) batchBudget() int {
+	budget := maxBatchBytes
+	if p.cfg.Bus != nil {
+		if mp := int(p.cfg.Bus.MaxPayload()); mp > 0 {
+			budget = min(budget, max(mp-batchOverhead, mp/2))
+		}
+	}
+	return budget
 }
 
 // indexPoint returns where the merkle index stands and its root there, once
