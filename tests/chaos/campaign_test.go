@@ -129,6 +129,9 @@ type load struct {
 const (
 	workers       = 4
 	keysPerWorker = 8
+	// putsPerKey: after that many puts a worker's slot moves to a fresh key,
+	// so kv-v2 metadata (which lists every version kept) stays small.
+	putsPerKey = 40
 )
 
 func startLoad(t testing.TB, s *set, seed uint64) *load {
@@ -154,6 +157,7 @@ func (l *load) work(w int, r *rand.Rand) {
 	defer tick.Stop()
 	n := 0
 	written := map[string]bool{}
+	var gen, puts [keysPerWorker]int
 	for {
 		select {
 		case <-l.stop:
@@ -161,7 +165,11 @@ func (l *load) work(w int, r *rand.Rand) {
 		case <-tick.C:
 		}
 		l.gate.RLock()
-		key := fmt.Sprintf("w%d-k%d", w, r.IntN(keysPerWorker))
+		slot := r.IntN(keysPerWorker)
+		if puts[slot] >= putsPerKey {
+			gen[slot], puts[slot] = gen[slot]+1, 0
+		}
+		key := fmt.Sprintf("w%d-k%d-g%d", w, slot, gen[slot])
 		o := &op{worker: w, via: via, key: key, start: time.Now()}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		var err error
@@ -170,6 +178,7 @@ func (l *load) work(w int, r *rand.Rand) {
 			err = c.KVv2("chaos").Delete(ctx, key)
 		} else {
 			n++
+			puts[slot]++
 			o.value = fmt.Sprintf("w%d-%d", w, n)
 			var s *api.KVSecret
 			s, err = c.KVv2("chaos").Put(ctx, key, map[string]any{"v": o.value})
@@ -193,7 +202,7 @@ func (l *load) work(w int, r *rand.Rand) {
 	}
 }
 
-// sample reads random keys on dc2 and records what it served.
+// sample reads on dc2 the keys of recent ops and records what it served.
 func (l *load) sample(r *rand.Rand) {
 	defer l.wg.Done()
 	tick := time.NewTicker(40 * time.Millisecond)
@@ -204,7 +213,10 @@ func (l *load) sample(r *rand.Rand) {
 			return
 		case <-tick.C:
 		}
-		key := fmt.Sprintf("w%d-k%d", r.IntN(workers), r.IntN(keysPerWorker))
+		key := l.h.recentKey(r)
+		if key == "" {
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		s, err := l.s.user.KVv2("chaos").Get(ctx, key)
 		cancel()

@@ -219,7 +219,7 @@ func newSet(t testing.TB) *set {
 		}
 	}
 	must("mount chaos/", s.root.Sys().Mount("chaos", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}))
-	_, err = s.root.Logical().Write("chaos/config", map[string]any{"max_versions": 1000000}) // keep every version: the checker reads them all
+	_, err = s.root.Logical().Write("chaos/config", map[string]any{"max_versions": 2 * putsPerKey}) // every version kept: the checker reads them all
 	must("chaos/config", err)
 	must("policy", s.root.Sys().PutPolicy("chaos", `path "chaos/*" { capabilities = ["create", "read", "update", "delete", "list"] }`))
 	must("userpass", s.root.Sys().EnableAuthWithOptions("userpass", &api.EnableAuthOptions{Type: "userpass"}))

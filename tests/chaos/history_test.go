@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strings"
@@ -80,6 +81,16 @@ func (h *history) addSample(s sample) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.samples = append(h.samples, s)
+}
+
+// recentKey is the key of one of the last 200 ops ("" before any).
+func (h *history) recentKey(r *rand.Rand) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.ops) == 0 {
+		return ""
+	}
+	return h.ops[len(h.ops)-1-r.IntN(min(len(h.ops), 200))].key
 }
 
 // byKey returns the ops of each key, in order (one worker owns a key, so
