@@ -22,7 +22,9 @@
 //     missing, changed or displaced by another stream on its subject,
 //     re-creating it past the highest sequence seen; Status counts repairs.
 //   - The shipper goroutine: committed entries after the shipped index ->
-//     batches (at most 512 entries or 1 MiB of replicated ops, no linger: what committed while the previous publish ran forms the next batch;
+//     batches (at most 512 entries, or 1 MiB of replicated ops and their
+//     encoding, less when the server's max_payload is smaller; no linger:
+//     what committed while the previous publish ran forms the next batch;
 //     only replicated ops, but every entry counts in First..Last, so a batch
 //     may carry none) -> SealBatch with the current epoch -> PublishAck with
 //     Nats-Msg-Id "<cluster id>-<first>-<last>-<HMAC tag>" (a key derived
@@ -53,6 +55,9 @@
 //     2 s) with the WAL committed when the request arrived, so the Applied it
 //     reports is past every batch already published; fetch answers the stored
 //     values of replicated keys only (anything else is reported absent).
+//   - At start, when the WAL holds the stream's last batch of the stored
+//     generation exactly, shipping resumes after it (walHolds): a crash
+//     lost only the lazily stored shipped index, nothing went back in time.
 //   - The set's generation claim: the KV bucket COFFER_GEN_<cluster id>, key
 //     "primary", written by compare-and-set only. Nothing is shipped or
 //     answered before the claim is held (whileHolding); a newer claim fences
