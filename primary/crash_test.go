@@ -3,11 +3,13 @@ package primary
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/bus/bustest"
 	"github.com/cofferhq/coffer/internal/testutil"
+	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/storage"
 )
 
@@ -92,5 +94,62 @@ func TestBatchesStayBelowTheServersMaxPayload(t *testing.T) {
 	}
 	if err := r.covers(t, 1, r.log.LastIndex()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Found by the fault campaign: sync pages and fetch replies were bounded at
+// 1 MiB of values, which JSON writes in base64: on a NATS server at its own
+// 1 MiB max_payload the reply was never sent, and a DR secondary syncing by
+// full listing asked for the same page again and again. Replies now stay
+// below the server's max_payload.
+func TestRepliesStayBelowTheServersMaxPayload(t *testing.T) {
+	const maxPayload = 64 << 10
+	r := newShipRigWith(t, func(c *Config) { c.Bus = bustest.StartConfig(t, bus.Config{MaxPayload: maxPayload}) })
+	ctx := context.Background()
+	var keys []string
+	for i := range 30 {
+		k := fmt.Sprintf("data/big/%02d", i)
+		keys = append(keys, k)
+		if err := r.log.Put(ctx, &storage.Entry{Key: k, Value: make([]byte, 10<<10)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask := func(h func(context.Context, string, []byte) ([]byte, *replication.RPCError), req replication.Message) []byte {
+		t.Helper()
+		in, err := replication.EncodeMessage(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, rerr := h(ctx, "dc2", in)
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		if len(out) > maxPayload-1024 {
+			t.Fatalf("%T: a reply of %d bytes, the server takes %d (less the seal)", req, len(out), maxPayload)
+		}
+		return out
+	}
+	listed, after := 0, ""
+	for page := 0; page < 40; page++ {
+		var sr replication.SyncReply
+		if err := replication.DecodeMessage(ask(r.p.handleSync, &replication.SyncRequest{After: after}), &sr); err != nil {
+			t.Fatal(err)
+		}
+		for _, kv := range sr.Entries {
+			if strings.HasPrefix(kv.Key, "data/big/") {
+				listed++
+			}
+		}
+		if sr.Done {
+			break
+		}
+		after = sr.Next
+	}
+	var fr replication.FetchReply
+	if err := replication.DecodeMessage(ask(r.p.handleFetch, &replication.FetchRequest{Keys: keys}), &fr); err != nil {
+		t.Fatal(err)
+	}
+	if listed != 30 || fr.Answered == 0 || fr.Answered >= 30 {
+		t.Fatalf("listed %d of 30 keys over the pages; the fetch answered %d of 30 in one reply", listed, fr.Answered)
 	}
 }

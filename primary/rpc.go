@@ -224,8 +224,8 @@ func (p *Primary) handleSync(ctx context.Context, id string, payload []byte) ([]
 	if maxKeys <= 0 || maxKeys > syncPageKeys {
 		maxKeys = syncPageKeys
 	}
-	if maxBytes <= 0 || maxBytes > syncPageBytes {
-		maxBytes = syncPageBytes
+	if limit := p.replyBudget(syncPageBytes); maxBytes <= 0 || maxBytes > limit {
+		maxBytes = limit
 	}
 	l, err := p.laneOf(id)
 	if err != nil {
@@ -243,7 +243,7 @@ func (p *Primary) handleSync(ctx context.Context, id string, payload []byte) ([]
 		if l != nil && !l.keep.allows(key) {
 			return true, nil // outside its paths filter
 		}
-		if len(reply.Entries) >= maxKeys || (len(reply.Entries) > 0 && size >= maxBytes) {
+		if len(reply.Entries) >= maxKeys {
 			full = true
 			return false, nil
 		}
@@ -253,6 +253,10 @@ func (p *Primary) handleSync(ctx context.Context, id string, payload []byte) ([]
 		}
 		if e == nil {
 			return true, nil // deleted since listed
+		}
+		if len(reply.Entries) > 0 && size+len(key)+len(e.Value) > maxBytes {
+			full = true // it opens the next page
+			return false, nil
 		}
 		reply.Entries = append(reply.Entries, replication.KV{Key: key, Value: e.Value})
 		size += len(key) + len(e.Value)
@@ -314,8 +318,8 @@ func (p *Primary) handleMerkle(ctx context.Context, id string, payload []byte) (
 }
 
 // handleFetch answers the stored values of the keys a merkle diff found, in
-// request order, stopping once the reply holds fetchPageBytes of values (one
-// key at least). A key that is not replicated here is reported absent, like a
+// request order, stopping before the reply would hold more than
+// replyBudget(fetchPageBytes) of keys and values (one key at least). A key that is not replicated here is reported absent, like a
 // key not stored: a secondary reads nothing through fetch that sync would not
 // list.
 func (p *Primary) handleFetch(ctx context.Context, id string, payload []byte) ([]byte, *replication.RPCError) {
@@ -328,11 +332,8 @@ func (p *Primary) handleFetch(ctx context.Context, id string, payload []byte) ([
 		return nil, &replication.RPCError{Code: replication.CodeUnavailable, Msg: err.Error()}
 	}
 	reply := replication.FetchReply{Entries: []replication.KV{}}
-	size := 0
+	size, limit := 0, p.replyBudget(fetchPageBytes)
 	for _, key := range req.Keys {
-		if reply.Answered > 0 && size >= fetchPageBytes {
-			break
-		}
 		var e *storage.Entry
 		if p.ships(key, p.isDR(id)) && (l == nil || l.keep.allows(key)) {
 			var err error
@@ -340,6 +341,9 @@ func (p *Primary) handleFetch(ctx context.Context, id string, payload []byte) ([
 				p.log.Error().Err(err).Str("secondary_id", id).Msg("fetch: cannot read storage")
 				return nil, &replication.RPCError{Code: replication.CodeUnavailable, Msg: "the primary cannot read its storage: " + err.Error()}
 			}
+		}
+		if e != nil && reply.Answered > 0 && size+len(key)+len(e.Value) > limit {
+			break // the secondary asks again for the keys not answered
 		}
 		if e == nil {
 			reply.Absent = append(reply.Absent, key)
@@ -357,6 +361,20 @@ func (p *Primary) handleFetch(ctx context.Context, id string, payload []byte) ([
 		return nil, internalErr(err)
 	}
 	return out, nil
+}
+
+// replyBudget bounds the keys and values of one sync or fetch reply: at most
+// limit, and below the NATS server's max_payload once JSON has written the
+// values in base64 (4 bytes for 3) and the reply is sealed. A reply above it
+// is never sent, and the secondary would wait for it again and again (found
+// by the fault campaign, on a server at NATS' own 1 MiB default).
+func (p *Primary) replyBudget(limit int) int {
+	if p.cfg.Bus != nil {
+		if mp := int(p.cfg.Bus.MaxPayload()); mp > 0 {
+			limit = min(limit, max(mp-batchOverhead, mp/2)*3/4)
+		}
+	}
+	return limit
 }
 
 // walk visits the keys a secondary receives (replicated; local too for a DR
