@@ -24,6 +24,11 @@ func (s *Secondary) run(ctx context.Context, ev Started) {
 	case <-ctx.Done():
 	case <-s.revoked:
 	}
+	s.stopConsumer()
+}
+
+// stopConsumer stops the durable consumer, if one runs, and waits for it.
+func (s *Secondary) stopConsumer() {
 	s.consumeMu.Lock()
 	stop := s.stopConsume
 	s.stopConsume = nil
@@ -170,13 +175,7 @@ func (s *Secondary) subject() string {
 // dropConsumer stops the durable consumer and deletes it, so that the next
 // StartStreaming creates it on the current subject.
 func (s *Secondary) dropConsumer(ctx context.Context) {
-	s.consumeMu.Lock()
-	stop := s.stopConsume
-	s.stopConsume = nil
-	s.consumeMu.Unlock()
-	if stop != nil {
-		stop()
-	}
+	s.stopConsumer()
 	s.mu.Lock()
 	stream, durable := s.sec.Stream, replication.ConsumerName(s.sec.SecondaryID)
 	s.mu.Unlock()
