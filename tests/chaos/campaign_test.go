@@ -46,9 +46,10 @@ var share = []struct {
 	w    float64
 }{{fKill, 0.65}, {fLongPartition, 0.13}, {fNATSLoss, 0.065}, {fDiskFull, 0.065}, {fFreeze, 0.045}, {fPartition, 0.045}}
 
-// schedule draws n faults from seed. The first rounds go through every
-// kind once (so even a short campaign covers them all); the rest hold each
-// kind's share (largest remainders), in an order the seed shuffles.
+// schedule draws n faults from seed. Up to twice as many rounds as kinds,
+// they go through every kind in turn (the short campaign); beyond, the first
+// rounds go through every kind once and the rest hold each kind's share
+// (largest remainders), in an order the seed shuffles.
 func schedule(seed uint64, n int, diskFull bool) []fault {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	kinds := []string{fKill, fFreeze, fNATSLoss, fPartition, fLongPartition}
@@ -56,7 +57,10 @@ func schedule(seed uint64, n int, diskFull bool) []fault {
 		kinds = append(kinds, fDiskFull)
 	}
 	order := slices.Clone(kinds)
-	if rest := n - len(kinds); rest > 0 {
+	if n <= 2*len(kinds) {
+		// The short campaign: every kind in turn (twice in make test's 12).
+		order = append(order, kinds...)
+	} else if rest := n - len(kinds); rest > 0 {
 		type quota struct {
 			kind string
 			n    int

@@ -68,12 +68,14 @@ func TestScheduleQuotas(t *testing.T) {
 	if fmt.Sprint(schedule(7, 160, true)) != fmt.Sprint(plan) || fmt.Sprint(schedule(8, 160, true)) == fmt.Sprint(plan) {
 		t.Fatal("a seed does not give one schedule")
 	}
-	short := schedule(1, 6, true)
-	seen := map[string]bool{}
+	short := schedule(1, 12, true)
+	seen := map[string]int{}
 	for _, f := range short {
-		seen[f.kind] = true
+		seen[f.kind]++
 	}
-	if len(seen) != 6 {
-		t.Fatalf("the short campaign misses a kind: %v", short)
+	for _, k := range []string{fKill, fFreeze, fNATSLoss, fPartition, fLongPartition, fDiskFull} {
+		if seen[k] != 2 {
+			t.Fatalf("the short campaign has %d rounds of %s, want 2: %v", seen[k], k, short)
+		}
 	}
 }
