@@ -16,7 +16,7 @@
 //	SyncAttempt{Index}, DiffStarted,            StartSync{Floor}, RunDiff, FetchDiff,
 //	  DiffCompared{RemoteApplied}, DiffDone,      RunListing{Fallback}, RetrySync{Attempt}
 //	  ListingStarted, SyncFailed{Cause}, SyncDone
-//	HeartbeatOK, HeartbeatFailed, FilterChanged   DropConsumer
+//	HeartbeatOK, HeartbeatFailed, FilterChanged   DropConsumer, RunAside{Acts}
 //
 // The machine decides: replay, gap or apply for each batch (a run of batches
 // that follow each other, joined by the driver: group.go); whether a guard
@@ -52,7 +52,9 @@
 // state). The durable consumer reads that filter's subject
 // (replication.FilterSubject), or the WAL subject without one. A change
 // (FilterChanged) drops the consumer (DropConsumer), resyncs (after the
-// running sync, if any), then streams on the new subject.
+// running sync, if any), then streams on the new subject; the drop and the
+// resync run aside (RunAside: a sync may run on the consumer's goroutine,
+// which cannot wait for its own consumer to stop).
 //
 // Status: Connected is true while the primary answered within two heartbeat
 // intervals; Lag is replication.LagOf of the primary's commit time of the

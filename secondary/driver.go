@@ -80,6 +80,8 @@ func (s *Secondary) do(ctx context.Context, a Action, t *turn) []Action {
 		s.startStreaming(ctx)
 	case DropConsumer:
 		s.dropConsumer(ctx)
+	case RunAside:
+		s.execAside(s.runCtx, a.Acts)
 	case StopStreaming:
 		s.revokeOnce.Do(func() { close(s.revoked) })
 		s.log.Error().Msg("the primary revoked this secondary: replication stopped; generate a new token on the primary and activate again")

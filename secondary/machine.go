@@ -129,7 +129,8 @@ type HeartbeatFailed struct{ Err error }
 type Revoked struct{}
 
 // FilterChanged: the primary applies another paths filter to this
-// secondary (or none now); the driver has switched the consumer's subject.
+// secondary (or none now); the driver has noted its subject, which the next
+// StartStreaming uses.
 type FilterChanged struct{}
 
 // Stopped: the driver stops.
@@ -241,6 +242,11 @@ type StopStreaming struct{}
 // creates it anew (on the subject of the secondary's paths filter).
 type DropConsumer struct{}
 
+// RunAside: carry Acts out on a goroutine of the driver's own, not the
+// consumer's (they stop the consumer, which waits for its handler), under
+// the secondary's context rather than the handler's.
+type RunAside struct{ Acts []Action }
+
 // ApplyBatch: apply the verified batch that just arrived, only its entries
 // after After (the part already applied is skipped), together with the new
 // last_remote_wal; report BatchApplied or ApplyFailed.
@@ -257,6 +263,7 @@ func (StartSync) action()      {}
 func (StartStreaming) action() {}
 func (StopStreaming) action()  {}
 func (DropConsumer) action()   {}
+func (RunAside) action()       {}
 func (ApplyBatch) action()     {}
 func (Ack) action()            {}
 func (Nak) action()            {}
@@ -520,9 +527,10 @@ func (m *Machine) syncStep(ev Event) []Action {
 		m.connected = true
 		if m.refilter {
 			// The filter changed during this sync: it may have copied
-			// under the old one.
+			// under the old one. Its consumer reads the old subject.
 			m.refilter = false
-			return []Action{m.startSync(0)}
+			m.streaming = false
+			return []Action{RunAside{Acts: []Action{DropConsumer{}, m.startSync(0)}}}
 		}
 		if !m.streaming {
 			m.streaming = true
@@ -573,17 +581,15 @@ func (m *Machine) listingInstead(cause Cause) string {
 
 // filterChanged drops the consumer (it reads the old filter's subject) and
 // resyncs: what the new filter allows arrives, what it no longer allows is
-// deleted. A sync already running finishes, then another one runs.
+// deleted. A sync already running finishes first (it may run on the
+// consumer's own goroutine), then the consumer is dropped and another sync
+// runs.
 func (m *Machine) filterChanged() []Action {
 	switch {
 	case m.state == StateIdle:
 		return nil // stopped: the first heartbeat after Start brings it again
 	case m.Syncing():
 		m.refilter = true
-		if m.streaming {
-			m.streaming = false
-			return []Action{DropConsumer{}}
-		}
 		return nil
 	}
 	acts := []Action{}
@@ -591,7 +597,7 @@ func (m *Machine) filterChanged() []Action {
 		m.streaming = false
 		acts = append(acts, DropConsumer{})
 	}
-	return append(acts, m.startSync(0))
+	return []Action{RunAside{Acts: append(acts, m.startSync(0))}}
 }
 
 func (m *Machine) revoke() []Action {

@@ -194,6 +194,11 @@ func formatActions(acts []Action) []string {
 			line += fmt.Sprintf(" %s=%s", kv[i], v)
 		}
 		out = append(out, line)
+		if a, ok := act.(RunAside); ok {
+			for _, l := range formatActions(a.Acts) {
+				out = append(out, "  "+l)
+			}
+		}
 	}
 	return out
 }

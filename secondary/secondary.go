@@ -170,6 +170,7 @@ type Secondary struct {
 	revoked    chan struct{}
 	revokeOnce sync.Once
 	cancel     context.CancelFunc
+	runCtx     context.Context // Start's: what RunAside's actions run under
 	wg         sync.WaitGroup
 	stopOnce   sync.Once
 	// consumeMu guards stopConsume: the consumer is started by the run
@@ -243,7 +244,7 @@ func (s *Secondary) Start(ctx context.Context) error {
 	ev := Started{LastRemoteWAL: s.m.lastRemote, NeedSync: s.needSync, Merkle: s.cfg.Merkle != nil, Generation: s.m.gen}
 	s.mu.Unlock()
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel = cancel
+	s.cancel, s.runCtx = cancel, runCtx
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
