@@ -369,10 +369,8 @@ func (p *Primary) handleFetch(ctx context.Context, id string, payload []byte) ([
 // is never sent, and the secondary would wait for it again and again (found
 // by the fault campaign, on a server at NATS' own 1 MiB default).
 func (p *Primary) replyBudget(limit int) int {
-	if p.cfg.Bus != nil {
-		if mp := int(p.cfg.Bus.MaxPayload()); mp > 0 {
-			limit = min(limit, max(mp-batchOverhead, mp/2)*3/4)
-		}
+	if room := p.payloadRoom(); room > 0 {
+		return min(limit, room*3/4)
 	}
 	return limit
 }

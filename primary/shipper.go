@@ -196,13 +196,24 @@ func (p *Primary) makeBatch(entries []*wal.Entry) *replication.Batch {
 // large would stop shipping for good. Found by the fault campaign, on a
 // kv-v2 mount whose metadata records grew past it.
 func (p *Primary) batchBudget() int {
-	budget := maxBatchBytes
-	if p.cfg.Bus != nil {
-		if mp := int(p.cfg.Bus.MaxPayload()); mp > 0 {
-			budget = min(budget, max(mp-batchOverhead, mp/2))
-		}
+	if room := p.payloadRoom(); room > 0 {
+		return min(maxBatchBytes, room)
 	}
-	return budget
+	return maxBatchBytes
+}
+
+// payloadRoom is what one message to or from the NATS server may hold
+// besides batchOverhead: its max_payload less that (at least half of it);
+// 0 when it is not known (not connected).
+func (p *Primary) payloadRoom() int {
+	if p.cfg.Bus == nil {
+		return 0
+	}
+	mp := int(p.cfg.Bus.MaxPayload())
+	if mp <= 0 {
+		return 0
+	}
+	return max(mp-batchOverhead, mp/2)
 }
 
 // indexPoint returns where the merkle index stands and its root there, once
