@@ -7,7 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
+
+	"github.com/cofferhq/coffer/internal/clock"
 
 	"github.com/rs/zerolog"
 )
@@ -171,7 +172,7 @@ func (b *Broker) log(ctx context.Context, t EntryType, in *LogInput) error {
 	}
 	stamped := *in
 	if stamped.Time.IsZero() {
-		stamped.Time = time.Now()
+		stamped.Time = clock.Now()
 	}
 	ok := 0
 	for _, r := range devices {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/clock"
 	"github.com/cofferhq/coffer/logical"
 )
 
@@ -164,7 +165,7 @@ func (f *Formatter) Hash(s string) string { return f.h.hash(s) }
 func (f *Formatter) Entry(t EntryType, in *LogInput) *Entry {
 	now := in.Time
 	if now.IsZero() {
-		now = time.Now()
+		now = clock.Now()
 	}
 	e := &Entry{Time: now.UTC().Format(time.RFC3339Nano), Type: t}
 	if in.Err != nil {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/clock"
 	"github.com/cofferhq/coffer/storage"
 )
 
@@ -301,7 +302,7 @@ func (b *Barrier) open(key string) (*keyring, error) {
 
 // now is the install time of a new key: UTC without a monotonic reading, so
 // it compares equal after a JSON round trip.
-func now() time.Time { return time.Now().UTC().Round(0) }
+func now() time.Time { return clock.Now().UTC().Round(0) }
 
 // RootKey returns a copy of the root key that opens the keyring, for the
 // replication bootstrap bundle (a secondary needs it to open the keyring it

@@ -21,6 +21,7 @@ import (
 	"github.com/cofferhq/coffer/engines/kv"
 	"github.com/cofferhq/coffer/engines/transit"
 	"github.com/cofferhq/coffer/engines/userpass"
+	"github.com/cofferhq/coffer/internal/clock"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/wal"
@@ -443,7 +444,7 @@ func (c *Core) unsealLocked(ctx context.Context, root []byte) error {
 
 // setIdentity records the cluster's name and id as the barrier opens.
 func (c *Core) setIdentity(info clusterInfo) {
-	c.clusterName, c.clusterID, c.activeTime = info.Name, info.ID, time.Now().UTC()
+	c.clusterName, c.clusterID, c.activeTime = info.Name, info.ID, clock.Now().UTC()
 	id, name := info.ID, info.Name
 	c.clusterIDv.Store(&id)
 	c.clusterNamev.Store(&name)
@@ -608,7 +609,7 @@ func (c *Core) Health(ctx context.Context) *HealthStatus {
 		Sealed:                     c.barrier.Sealed(),
 		ReplicationPerformanceMode: c.replication().Mode(),
 		ReplicationDRMode:          c.replication().DRMode(),
-		ServerTimeUTC:              time.Now().UTC().Unix(),
+		ServerTimeUTC:              clock.Now().UTC().Unix(),
 		Version:                    Version,
 	}
 	if init, err := c.Initialized(ctx); err == nil {

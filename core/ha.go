@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/barrier"
+	"github.com/cofferhq/coffer/internal/clock"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/wal"
 )
@@ -106,7 +107,7 @@ func (c *Core) Activate(ctx context.Context) error {
 		c.standbyDownLocked()
 		return fmt.Errorf("activate: %w", err)
 	}
-	c.activeTime = time.Now().UTC()
+	c.activeTime = clock.Now().UTC()
 	c.logger.Info().Uint64("last_wal", c.wal.LastIndex()).Msg("active node")
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cofferhq/coffer/core/acl"
 	"github.com/cofferhq/coffer/core/tokens"
+	"github.com/cofferhq/coffer/internal/clock"
 	"github.com/cofferhq/coffer/logical"
 )
 
@@ -48,7 +49,7 @@ func (c *Core) wrap(ctx context.Context, path string, ttl time.Duration, resp *l
 	if err := c.tokens.Create(ctx, te); err != nil {
 		return nil, fmt.Errorf("create wrapping token: %w", err)
 	}
-	now := time.Now().UTC()
+	now := clock.Now().UTC()
 	wr := wrappedResponse{V: wrappingVersion, Data: resp.Data, Auth: resp.Auth, Warnings: resp.Warnings,
 		CreationPath: path, CreationTime: now, TTL: int64(ttl / time.Second)}
 	if err := putJSON(ctx, c.barrier, wrappingPrefix+te.Accessor, wr); err != nil {

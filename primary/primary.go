@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/internal/clock"
 	"github.com/cofferhq/coffer/merkle"
 	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/storage"
@@ -146,7 +147,7 @@ func (c *Config) Validate() error {
 		c.MaxTokenTTL = DefaultMaxTokenTTL
 	}
 	if c.Now == nil {
-		c.Now = time.Now
+		c.Now = clock.Now
 	}
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = DefaultLeaseTTL

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/core"
+	"github.com/cofferhq/coffer/internal/clock"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/secondary"
@@ -151,7 +152,7 @@ func (m *Manager) beginActivation(ctx context.Context, token, primaryAPIAddr, bu
 		}
 		wipe = step.Wipe
 	}
-	claims, err := replication.ParseToken(token, time.Now())
+	claims, err := replication.ParseToken(token, clock.Now())
 	if err != nil {
 		return nil, logical.InvalidRequest("activation token refused: %v", err)
 	}
@@ -171,7 +172,7 @@ func (m *Manager) beginActivation(ctx context.Context, token, primaryAPIAddr, bu
 		rd.PrimaryAPIAddr = primaryAPIAddr
 	}
 	rec := activationRecord{
-		V: activationStore.Version, Phase: phaseRunning, Started: time.Now().UTC(), ClusterID: m.host.ClusterID(),
+		V: activationStore.Version, Phase: phaseRunning, Started: clock.Now().UTC(), ClusterID: m.host.ClusterID(),
 		PrimaryClusterID: rd.PrimaryClusterID, SecondaryID: rd.SecondaryID, SigningPublicKey: rd.SigningPublicKey, DR: dr,
 	}
 	m.mu.RLock()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/internal/backoff"
+	"github.com/cofferhq/coffer/internal/clock"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/primary"
 	"github.com/cofferhq/coffer/replication"
@@ -241,7 +242,7 @@ func (m *Manager) UpdateDRPrimary(ctx context.Context, opToken, token, primaryAP
 	if _, err := m.decideDR(OpDRUpdatePrimary); err != nil {
 		return err
 	}
-	claims, err := replication.ParseToken(token, time.Now())
+	claims, err := replication.ParseToken(token, clock.Now())
 	if err != nil {
 		return logical.InvalidRequest("DR token refused: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/clock"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/primary"
 )
@@ -165,7 +166,7 @@ func (m *Manager) tokenEndpoint(ctx context.Context, d map[string]any, kind stri
 	if err != nil {
 		return nil, logical.InvalidRequest("%v", err)
 	}
-	now := time.Now().UTC()
+	now := clock.Now().UTC()
 	return &logical.Response{WrapInfo: &logical.WrapInfo{
 		Token: tok, Accessor: "", TTL: int64(expires.Sub(now).Round(time.Second) / time.Second), CreationTime: now,
 		CreationPath: creationPath(kind),

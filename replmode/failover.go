@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"time"
 
+	"github.com/cofferhq/coffer/internal/clock"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/primary"
 	"github.com/cofferhq/coffer/replication"
@@ -90,7 +90,7 @@ func (m *Manager) UpdatePrimary(ctx context.Context, token, primaryAPIAddr, busU
 	if _, err := m.decide(OpUpdatePrimary); err != nil {
 		return err
 	}
-	claims, err := replication.ParseToken(token, time.Now())
+	claims, err := replication.ParseToken(token, clock.Now())
 	if err != nil {
 		return logical.InvalidRequest("activation token refused: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/bus"
+	"github.com/cofferhq/coffer/internal/clock"
 	"github.com/cofferhq/coffer/merkle"
 	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/storage"
@@ -126,7 +127,7 @@ func (c *Config) Validate() error {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if c.Now == nil {
-		c.Now = time.Now
+		c.Now = clock.Now
 	}
 	c.Loop.fill()
 	if c.OnApplied == nil {

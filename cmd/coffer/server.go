@@ -23,6 +23,7 @@ import (
 	"github.com/cofferhq/coffer/core"
 	"github.com/cofferhq/coffer/ha"
 	"github.com/cofferhq/coffer/httpapi"
+	"github.com/cofferhq/coffer/internal/clock"
 	"github.com/cofferhq/coffer/replmode"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/storage/bolt"
@@ -45,6 +46,7 @@ func runServer(args []string) int {
 	devNATS := fs.String("dev-nats-listen", "127.0.0.1:4222", "embedded NATS listen address in dev mode")
 	logLevel := fs.String("log-level", "", "log level: trace, debug, info, warn, error (overrides the config file)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file (coffer bench -profile)")
+	clockFile := fs.String("test-clock-offset-file", "", "for fault tests only: move this server's wall clock by the duration in this file (e.g. 5m, -90s), read again every 100ms")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "Usage: coffer server -config=FILE | -dev [-dev-root-token-id=ID] [-dev-listen-address=ADDR] [-dev-nats-listen=ADDR]")
 		fs.PrintDefaults()
@@ -104,11 +106,41 @@ func runServer(args []string) int {
 		}
 		defer stopProfile()
 	}
+	if *clockFile != "" {
+		stopClock, err := followClock(ctx, *clockFile, logger)
+		if err != nil {
+			logger.Error().Err(err).Msg("cannot read the test clock offset file")
+			return 1
+		}
+		defer stopClock()
+	}
 	if err := serve(ctx, cfg, *dev, *devRoot, logger); err != nil {
 		logger.Error().Err(err).Msg("server stopped with an error")
 		return 1
 	}
 	return 0
+}
+
+// followClock moves the wall clock (internal/clock) by the offset in path,
+// and follows the file until the returned stop (fault tests only).
+func followClock(ctx context.Context, path string, logger zerolog.Logger) (stop func(), err error) {
+	if err := clock.Load(path); err != nil {
+		return nil, err
+	}
+	logger.Warn().Str("file", path).Dur("offset", clock.Offset()).Msg("the wall clock follows a test offset file: for fault tests only")
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		clock.Follow(ctx, path, 100*time.Millisecond, func(d time.Duration, err error) {
+			if err != nil {
+				logger.Error().Err(err).Msg("cannot read the test clock offset file; the clock stays where it is")
+				return
+			}
+			logger.Warn().Dur("offset", d).Msg("the wall clock jumped (test offset file)")
+		})
+	}()
+	return func() { cancel(); <-done }, nil
 }
 
 // startCPUProfile profiles the process into path until the returned stop.

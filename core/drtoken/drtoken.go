@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/core/rootgen"
+	"github.com/cofferhq/coffer/internal/clock"
 )
 
 // The shape of a DR operation token: Prefix and Length-len(Prefix)
@@ -137,7 +138,7 @@ func (s *Set) pruneLocked(now time.Time) {
 
 func (s *Set) now() time.Time {
 	if s.Now == nil {
-		return time.Now()
+		return clock.Now()
 	}
 	return s.Now()
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cofferhq/coffer/internal/clock"
 	"github.com/cofferhq/coffer/logical"
 )
 
@@ -122,7 +123,7 @@ func (o Options) withDefaults() Options {
 		o.DefaultTTL = o.MaxTTL
 	}
 	if o.Now == nil {
-		o.Now = time.Now
+		o.Now = clock.Now
 	}
 	if o.ExpirationInterval <= 0 {
 		o.ExpirationInterval = DefaultExpirationInterval

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/clock"
 	"github.com/cofferhq/coffer/logical"
 )
 
@@ -37,7 +38,7 @@ var (
 
 // New returns an AppRole backend.
 func New() *Backend {
-	return &Backend{now: time.Now}
+	return &Backend{now: clock.Now}
 }
 
 // Factory creates the AppRole backend of one auth mount. It takes no

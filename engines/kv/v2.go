@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/clock"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/storage"
 )
@@ -44,7 +45,7 @@ func (b *V2) now() time.Time {
 	if b.Now != nil {
 		return b.Now().UTC()
 	}
-	return time.Now().UTC()
+	return clock.Now().UTC()
 }
 
 // endpoint splits a request path into the endpoint and the key after it:

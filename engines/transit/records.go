@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/clock"
 	"github.com/cofferhq/coffer/logical"
 	"github.com/cofferhq/coffer/storage"
 )
@@ -194,7 +195,7 @@ func (k *key) version(n int) (*keyVersion, error) {
 
 // generateVersion makes new key material of type t.
 func generateVersion(t string, keySize int) (*keyVersion, error) {
-	v := &keyVersion{CreationTime: time.Now().UTC()}
+	v := &keyVersion{CreationTime: clock.Now().UTC()}
 	info := keyTypes[t]
 	var err error
 	switch {

@@ -26,6 +26,7 @@ const (
 	fPartition     = "partition"      // cut a coffer process from every NATS node
 	fLongPartition = "long-partition" // cut a secondary for longer than the WAL stream's retention
 	fDiskFull      = "disk-full"      // fill a secondary's file system
+	fClockJump     = "clock-jump"     // move a coffer process's wall clock, then back
 )
 
 // fault is one scheduled fault.
@@ -33,18 +34,25 @@ type fault struct {
 	kind   string
 	target string
 	hold   time.Duration
+	jump   time.Duration // clock-jump: the offset
 }
 
-func (f fault) String() string { return fmt.Sprintf("%s %s for %s", f.kind, f.target, f.hold) }
+func (f fault) String() string {
+	if f.kind == fClockJump {
+		return fmt.Sprintf("%s %s by %s for %s", f.kind, f.target, f.jump, f.hold)
+	}
+	return fmt.Sprintf("%s %s for %s", f.kind, f.target, f.hold)
+}
 
 // share is each kind's share of a long campaign's rounds after the first
 // (which go through every kind once). At 160 rounds they give what issue
 // 17 asks of one run: 101 kills, 21 partitions longer than the retention,
-// 11 NATS node losses, 11 disk-full episodes (TestScheduleQuotas).
+// 11 NATS node losses, 11 disk-full episodes, and a few of the rest
+// (TestScheduleQuotas).
 var share = []struct {
 	kind string
 	w    float64
-}{{fKill, 0.65}, {fLongPartition, 0.13}, {fNATSLoss, 0.065}, {fDiskFull, 0.065}, {fFreeze, 0.045}, {fPartition, 0.045}}
+}{{fKill, 0.66}, {fLongPartition, 0.13}, {fNATSLoss, 0.065}, {fDiskFull, 0.065}, {fFreeze, 0.03}, {fPartition, 0.03}, {fClockJump, 0.03}}
 
 // schedule draws n faults from seed. Up to twice as many rounds as kinds,
 // they go through every kind in turn (the short campaign); beyond, the first
@@ -52,13 +60,13 @@ var share = []struct {
 // (largest remainders), in an order the seed shuffles.
 func schedule(seed uint64, n int, diskFull bool) []fault {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	kinds := []string{fKill, fFreeze, fNATSLoss, fPartition, fLongPartition}
+	kinds := []string{fKill, fFreeze, fNATSLoss, fPartition, fLongPartition, fClockJump}
 	if diskFull {
 		kinds = append(kinds, fDiskFull)
 	}
 	order := slices.Clone(kinds)
 	if n <= 2*len(kinds) {
-		// The short campaign: every kind in turn (twice in make test's 12).
+		// The short campaign: every kind in turn (twice in make test's 14).
 		order = append(order, kinds...)
 	} else if rest := n - len(kinds); rest > 0 {
 		type quota struct {
@@ -114,6 +122,18 @@ func schedule(seed uint64, n int, diskFull bool) []fault {
 			f.target, f.hold = secondaries[r.IntN(2)], retention+between(3*time.Second, 5*time.Second)
 		case fDiskFull:
 			f.target, f.hold = secondaries[r.IntN(2)], between(2*time.Second, 4*time.Second)
+		case fClockJump:
+			// Half within the replication envelope's replay window (past a
+			// lease TTL), half beyond it; forward or back.
+			f.target, f.hold = clusters[r.IntN(3)], between(3*time.Second, 6*time.Second)
+			f.jump = between(15*time.Second, 90*time.Second)
+			if r.IntN(2) == 0 {
+				f.jump = between(3*time.Minute, 10*time.Minute)
+			}
+			f.jump = f.jump.Round(time.Second)
+			if r.IntN(2) == 0 {
+				f.jump = -f.jump
+			}
 		}
 		out = append(out, f)
 	}
@@ -272,6 +292,16 @@ func (s *set) apply(f fault) (heal func(), err error) {
 		n := s.nodes[f.target]
 		ballast, err := fill(n.dir)
 		return func() { _ = os.Remove(ballast) }, err
+	case fClockJump:
+		n := s.nodes[f.target]
+		if err := n.moveClock(f.jump); err != nil {
+			return nil, err
+		}
+		return func() {
+			if err := n.moveClock(0); err != nil {
+				s.t.Errorf("%s: the clock cannot be set back: %v", n.name, err)
+			}
+		}, nil
 	}
 	return nil, fmt.Errorf("unknown fault %q", f.kind)
 }

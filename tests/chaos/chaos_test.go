@@ -16,13 +16,13 @@ import (
 // retention resyncs by merkle diff or full listing within it.
 const convergeBound = 90 * time.Second
 
-// TestChaos runs a campaign: COFFER_CHAOS_ROUNDS rounds (default 12: every
+// TestChaos runs a campaign: COFFER_CHAOS_ROUNDS rounds (default 14: every
 // kind of fault twice, the short campaign of make test) from
 // COFFER_CHAOS_SEED (default: the time). Each round applies one fault while
 // the workers write, heals it, pauses the load and waits until every
 // secondary converged; then the checker holds the history against dc1.
 func TestChaos(t *testing.T) {
-	rounds, seed := 12, uint64(time.Now().UnixNano())
+	rounds, seed := 14, uint64(time.Now().UnixNano())
 	if v := os.Getenv("COFFER_CHAOS_ROUNDS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {

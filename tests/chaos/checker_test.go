@@ -62,18 +62,18 @@ func TestScheduleQuotas(t *testing.T) {
 			t.Fatalf("%s: not longer than the retention %s", f, retention)
 		}
 	}
-	if len(plan) != 160 || n[fKill] < 100 || n[fLongPartition] < 20 || n[fNATSLoss] < 10 || n[fDiskFull] < 10 || n[fFreeze] == 0 || n[fPartition] == 0 {
+	if len(plan) != 160 || n[fKill] < 100 || n[fLongPartition] < 20 || n[fNATSLoss] < 10 || n[fDiskFull] < 10 || n[fFreeze] == 0 || n[fPartition] == 0 || n[fClockJump] == 0 {
 		t.Fatalf("160 rounds: %v", n)
 	}
 	if fmt.Sprint(schedule(7, 160, true)) != fmt.Sprint(plan) || fmt.Sprint(schedule(8, 160, true)) == fmt.Sprint(plan) {
 		t.Fatal("a seed does not give one schedule")
 	}
-	short := schedule(1, 12, true)
+	short := schedule(1, 14, true)
 	seen := map[string]int{}
 	for _, f := range short {
 		seen[f.kind]++
 	}
-	for _, k := range []string{fKill, fFreeze, fNATSLoss, fPartition, fLongPartition, fDiskFull} {
+	for _, k := range []string{fKill, fFreeze, fNATSLoss, fPartition, fLongPartition, fDiskFull, fClockJump} {
 		if seen[k] != 2 {
 			t.Fatalf("the short campaign has %d rounds of %s, want 2: %v", seen[k], k, short)
 		}

@@ -3,8 +3,10 @@ package chaos
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +34,52 @@ type node struct {
 	// tmpfs is set when its data directory is a size-limited tmpfs the
 	// test mounted (the disk-full fault fills it).
 	tmpfs bool
+	// clockFile holds the offset of the process's wall clock (the
+	// clock-jump fault writes it; outside dir, which may be full).
+	clockFile string
+}
+
+// moveClock moves n's wall clock to d from the system's (a rename of the
+// offset file, so the process never reads half of it) and waits until
+// sys/health shows it there.
+func (n *node) moveClock(d time.Duration) error {
+	tmp := n.clockFile + ".new"
+	if err := os.WriteFile(tmp, []byte(d.String()), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, n.clockFile); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		at, err := n.serverTime()
+		off := at.Sub(time.Now())
+		if err == nil && off > d-2*time.Second && off < d+2*time.Second {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: its clock is %s off, not %s (%v)", n.name, off.Round(time.Second), d, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
+	}
+}
+
+// serverTime is the wall clock of n's process, from sys/health (in seconds).
+func (n *node) serverTime() (time.Time, error) {
+	// Every status code: a secondary or a standby answers with its own.
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + n.addr + "/v1/sys/health")
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer resp.Body.Close()
+	var h struct {
+		ServerTimeUTC int64 `json:"server_time_utc"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil || h.ServerTimeUTC == 0 {
+		return time.Time{}, fmt.Errorf("sys/health of %s: %d, no server time (%v)", n.name, resp.StatusCode, err)
+	}
+	return time.Unix(h.ServerTimeUTC, 0), nil
 }
 
 // busURL names the node's links to n1..n3.
@@ -120,7 +168,7 @@ func jsReady(url string) error {
 // addNode writes the config of coffer cluster name and starts it.
 func (s *set) addNode(name string, key []byte, tmpfs bool) *node {
 	t := s.t
-	n := &node{name: name, dir: t.TempDir(), addr: freeAddr(t)}
+	n := &node{name: name, dir: t.TempDir(), addr: freeAddr(t), clockFile: filepath.Join(t.TempDir(), "clock-offset")}
 	if tmpfs {
 		n.tmpfs = mountTmpfs(t, n.dir)
 	}
@@ -153,7 +201,7 @@ replication {
 	cf := filepath.Join(n.dir, "coffer.hcl")
 	writeFile(t, cf, []byte(cfg))
 	addr := n.addr
-	n.p = newProc(t, name, cofferBin, []string{"server", "-config=" + cf}, func() error {
+	n.p = newProc(t, name, cofferBin, []string{"server", "-config=" + cf, "-test-clock-offset-file=" + n.clockFile}, func() error {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return err
