@@ -27,7 +27,13 @@ func (t transport) RoundTrip(ctx context.Context, payload []byte) ([]byte, error
 		return nil, classified{errors.New("the primary revoked this secondary (an authenticated answer)"), forwarder.ErrRevoked}
 	}
 	if !st.Connected && !st.LastHeartbeat.IsZero() {
-		return nil, classified{fmt.Errorf("no heartbeat of the primary answered since %s: the write was not sent", st.LastHeartbeat.UTC().Format(time.RFC3339)), forwarder.ErrUnreachable}
+		why := ""
+		if st.LastError != "" {
+			// Why the heartbeats fail: a clock skew past the replay window
+			// reads here as a refusal "expired", not as a dead primary.
+			why = "; the last heartbeat failed: " + st.LastError
+		}
+		return nil, classified{fmt.Errorf("no heartbeat of the primary answered since %s%s: the write was not sent", st.LastHeartbeat.UTC().Format(time.RFC3339), why), forwarder.ErrUnreachable}
 	}
 	out, err := t.s.Forward(ctx, payload)
 	switch {
