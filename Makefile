@@ -77,7 +77,7 @@ failover-drill:
 # primary, a performance and a DR secondary on a three-node NATS cluster take
 # writes while CHAOS_ROUNDS faults hit them, drawn from CHAOS_SEED (empty: the
 # time; a failing run prints its seed and schedule); then the checker. The
-# short campaign (twelve rounds, two of each fault) runs in test.
+# short campaign (fourteen rounds, two of each fault) runs in test.
 CHAOS_ROUNDS ?= 160
 CHAOS_SEED ?=
 chaos:
