@@ -53,7 +53,7 @@ func (n *node) moveClock(d time.Duration) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		at, err := n.serverTime()
-		off := at.Sub(time.Now())
+		off := time.Until(at)
 		if err == nil && off > d-2*time.Second && off < d+2*time.Second {
 			return nil
 		}
