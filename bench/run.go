@@ -50,6 +50,10 @@ type Options struct {
 	// ProfileDir, when set, receives a CPU profile of every server
 	// (<storage>-<set>-<server>.pprof; go tool pprof reads them).
 	ProfileDir string
+	// NATS names where the sets' NATS runs, each measured in turn:
+	// "embedded" (in the primary's process, the default) and "apart" (in
+	// this process: the primary's CPU is its own; SetOptions.NATSApart).
+	NATS []string
 	// External, when set, measures running clusters instead (Storages,
 	// catch-up, the CPU times and replication off are then left out).
 	External *External
@@ -92,17 +96,22 @@ func Run(ctx context.Context, w io.Writer, o Options) error {
 		}
 		return tw.Flush()
 	}
+	if len(o.NATS) == 0 {
+		o.NATS = []string{"embedded"}
+	}
 	for _, st := range o.Storages {
-		sdir, err := os.MkdirTemp(dir, st+"-")
-		if err != nil {
-			return err
-		}
-		so := SetOptions{Bin: o.Bin, Dir: sdir, Storage: st, Log: o.Log, ProfileDir: o.ProfileDir, Pin: o.Pin}
-		if err := measureStorage(ctx, tw, o, so, an); err != nil {
-			return fmt.Errorf("storage %s: %w", st, err)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
+		for _, where := range o.NATS {
+			sdir, err := os.MkdirTemp(dir, st+"-")
+			if err != nil {
+				return err
+			}
+			so := SetOptions{Bin: o.Bin, Dir: sdir, Storage: st, Log: o.Log, ProfileDir: o.ProfileDir, Pin: o.Pin, NATSApart: where == "apart"}
+			if err := measureStorage(ctx, tw, o, so, an); err != nil {
+				return fmt.Errorf("%s: %w", so.label(), err)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
 		}
 	}
 	return tw.Flush()
@@ -111,10 +120,12 @@ func Run(ctx context.Context, w io.Writer, o Options) error {
 // measureStorage runs the measurements on one storage: replication off,
 // then a set of a primary and two secondaries.
 func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, an *anchor) error {
-	st := so.Storage
+	st := so.label()
 	var off throughput
 	if o.Only["throughput"] {
-		alone, err := StartSet(ctx, SetOptions{Bin: so.Bin, Dir: so.Dir + "/" + st + "-alone", Storage: st, Log: so.Log, ProfileDir: so.ProfileDir, Pin: so.Pin})
+		ao := so
+		ao.Dir += "/" + so.dirName() + "-alone"
+		alone, err := StartSet(ctx, ao)
 		if err != nil {
 			return err
 		}
@@ -125,7 +136,7 @@ func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, 
 		}
 	}
 	so.Secondaries, so.Replication = 2, true
-	so.Dir += "/" + st + "-set"
+	so.Dir += "/" + so.dirName() + "-set"
 	set, err := StartSet(ctx, so)
 	if err != nil {
 		return err

@@ -16,11 +16,14 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // SetOptions describes a replication set `coffer bench` starts itself: a
 // primary and its performance secondaries, each a `coffer server` process
-// with its own storage, on loopback, the primary's NATS embedded.
+// with its own storage, on loopback, the primary's NATS embedded (or, with
+// NATSApart, one JetStream server in the bench's process, as production
+// runs an external NATS).
 type SetOptions struct {
 	// Bin is the coffer binary.
 	Bin string
@@ -41,6 +44,25 @@ type SetOptions struct {
 	// (taskset): on a 2-core machine the primary then has a core of its own
 	// with replication on as off, so its throughput shows its own cost.
 	Pin bool
+	// NATSApart runs the set's NATS server outside the primary's process
+	// (in this one): the primary's CPU is then its own, not the server's.
+	NATSApart bool
+}
+
+// label names the set's storage and NATS in the bench's table.
+func (o SetOptions) label() string {
+	if o.NATSApart {
+		return o.Storage + ", NATS apart"
+	}
+	return o.Storage
+}
+
+// dirName names the set's directory (and its profiles).
+func (o SetOptions) dirName() string {
+	if o.NATSApart {
+		return o.Storage + "-natsapart"
+	}
+	return o.Storage
 }
 
 // Node is one running server of a set.
@@ -65,6 +87,7 @@ type Set struct {
 	Primary     *Node
 	Secondaries []*Node
 	nodes       []*Node
+	nats        *server.Server // NATSApart's server; nil when embedded
 	// given holds the addresses handed out so far: the kernel may give a
 	// port just released by freeAddr again, to the next node of the set.
 	given map[string]bool
@@ -91,15 +114,11 @@ func StartSet(ctx context.Context, o SetOptions) (*Set, error) {
 	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
 		return nil, err
 	}
-	natsAddr, err := s.freeAddr()
+	bus, secBus, err := s.busConfigs(ctx, o)
 	if err != nil {
+		s.Close()
 		return nil, err
 	}
-	storeDir := filepath.Join(o.Dir, "nats")
-	// The stream holds the largest backlog measured (1,000,000 writes of
-	// 1 KiB is more than the default 1 GiB): a catch-up measures streaming,
-	// not a merkle sync.
-	bus := fmt.Sprintf("bus {\n  embedded = true\n  listen = %q\n  store_dir = %q\n}\nreplication {\n  wal_stream_max_bytes = \"8GiB\"\n}\n", natsAddr, storeDir)
 	p, err := s.start(ctx, o, "primary", keyFile, bus)
 	if err != nil {
 		s.Close()
@@ -110,7 +129,6 @@ func StartSet(ctx context.Context, o SetOptions) (*Set, error) {
 		s.Close()
 		return nil, err
 	}
-	secBus := fmt.Sprintf("bus {\n  url = \"nats://%s\"\n  nkey_seed_file = %q\n}\n", natsAddr, filepath.Join(storeDir, "auth", "client.nk"))
 	for i := range o.Secondaries {
 		n, err := s.start(ctx, o, fmt.Sprintf("secondary%d", i+1), keyFile, secBus)
 		if err == nil {
@@ -123,6 +141,31 @@ func StartSet(ctx context.Context, o SetOptions) (*Set, error) {
 		s.Secondaries = append(s.Secondaries, n)
 	}
 	return s, nil
+}
+
+// busConfigs are the bus blocks of the primary's and the secondaries'
+// configurations: the primary's NATS embedded, or (NATSApart) a server
+// started here that every node reaches by URL.
+func (s *Set) busConfigs(ctx context.Context, o SetOptions) (primary, secondary string, err error) {
+	storeDir := filepath.Join(o.Dir, "nats")
+	// The stream holds the largest backlog measured (1,000,000 writes of
+	// 1 KiB is more than the default 1 GiB): a catch-up measures streaming,
+	// not a merkle sync.
+	const repl = "replication {\n  wal_stream_max_bytes = \"8GiB\"\n}\n"
+	if o.NATSApart {
+		if s.nats, err = startAnchorServer(ctx, anchorServerOptions("bench-nats", "", storeDir)); err != nil {
+			return "", "", err
+		}
+		bus := fmt.Sprintf("bus {\n  url = %q\n}\n", s.nats.ClientURL())
+		return bus + repl, bus, nil
+	}
+	natsAddr, err := s.freeAddr()
+	if err != nil {
+		return "", "", err
+	}
+	primary = fmt.Sprintf("bus {\n  embedded = true\n  listen = %q\n  store_dir = %q\n}\n", natsAddr, storeDir) + repl
+	secondary = fmt.Sprintf("bus {\n  url = \"nats://%s\"\n  nkey_seed_file = %q\n}\n", natsAddr, filepath.Join(storeDir, "auth", "client.nk"))
+	return primary, secondary, nil
 }
 
 // setupPrimary mounts kv-v2 at secret/, writes the bench policy and user,
@@ -242,6 +285,7 @@ func (s *Set) Close() {
 			<-n.exited
 		}
 	}
+	stopAnchorServer(s.nats)
 }
 
 // newClient is a vault/api client for the API address addr (with its

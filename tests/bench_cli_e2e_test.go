@@ -27,6 +27,17 @@ func TestCofferBench(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, `-storage "tape": use inmem, bolt`) {
 		t.Fatalf("bench -storage tape: exit %d, %s", code, errOut)
 	}
+	// NATS apart: the set replicates through a server outside the primary.
+	out = cliOK(t, "127.0.0.1:1", "", "", "bench", "-storage", "inmem", "-nats", "apart", "-only", "throughput,lag",
+		"-rates", "100", "-duration", "1s", "-throughput-duration", "1s", "-clients", "2")
+	cliContains(t, "coffer bench -nats apart", out, "primary CPU per 1,000 writes", "inmem, NATS apart", "lag at 100 writes/s", "secondary 2")
+	if strings.Contains(out, "no samples") {
+		t.Fatalf("a measurement took no sample:\n%s", out)
+	}
+	code, _, errOut = runCLI(t, "127.0.0.1:1", "", "", "bench", "-nats", "cloud")
+	if code == 0 || !strings.Contains(errOut, `-nats "cloud": use embedded, apart`) {
+		t.Fatalf("bench -nats cloud: exit %d, %s", code, errOut)
+	}
 }
 
 // `coffer bench -primary ... -secondaries ...` measures running clusters:

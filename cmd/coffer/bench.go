@@ -19,6 +19,7 @@ func (c *cli) bench(args []string) int {
 	fs.SetOutput(c.stderr)
 	o := bench.Options{}
 	storages := fs.String("storage", "inmem", "storages to measure, comma-separated: inmem, bolt (fsync on)")
+	natsWhere := fs.String("nats", "embedded", "where the set's NATS runs, comma-separated: embedded (in the primary's process), apart (in the bench's process, as an external NATS: the primary's CPU is then its own)")
 	rates := fs.String("rates", "1000,5000", "write rates (writes/s) of the lag measurements, comma-separated")
 	fs.DurationVar(&o.Duration, "duration", 20*time.Second, "length of each lag measurement")
 	fs.IntVar(&o.Size, "size", 1024, "bytes per written value")
@@ -53,6 +54,12 @@ func (c *cli) bench(args []string) int {
 	var err error
 	if o.Storages, o.Rates, o.Only, err = parseBenchLists(*storages, *rates, *only); err != nil {
 		return c.local("%v", err)
+	}
+	for _, w := range strings.Split(*natsWhere, ",") {
+		if w = strings.TrimSpace(w); w != "embedded" && w != "apart" {
+			return c.local("-nats %q: use embedded, apart or both (embedded,apart)", w)
+		}
+		o.NATS = append(o.NATS, strings.TrimSpace(w))
 	}
 	if *primary != "" {
 		o.External = &bench.External{Primary: *primary, Token: *token, SecondaryToken: *secToken, Mount: *mount}
