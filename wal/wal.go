@@ -90,6 +90,7 @@ type request struct {
 	ops   []*storage.TxnOp
 	cost  int    // operations in the transaction: ops, and the log entry
 	body  []byte // encoded entry without index, time and CRC; nil when every op is Ignored
+	entry *Entry // body decoded (its values copied), for the recent-entries cache
 	state reqState
 
 	logEntry storage.Entry
@@ -121,6 +122,7 @@ type Log struct {
 	// commitMu serialises every storage transaction that writes wal/meta
 	// (the committer's batches and Truncate) and guards the fields below it.
 	commitMu  sync.Mutex
+	recent    recent // the newest committed entries, for Read
 	last      uint64
 	truncated uint64
 	resync    bool // a transaction failed: reread wal/meta before the next one
@@ -342,6 +344,7 @@ func (l *Log) Write(ctx context.Context, ops []*storage.TxnOp) (uint64, error) {
 	r := &request{ops: ops, cost: len(ops), done: make(chan struct{})}
 	if len(logged) > 0 {
 		r.body = EncodeEntry(&Entry{Ops: logged})
+		r.entry = &Entry{Ops: ownValues(logged)}
 		r.cost++
 	}
 	if l.maxOps > 0 && r.cost+1 > l.maxOps { // +1: the meta record
@@ -374,6 +377,26 @@ func (l *Log) Write(ctx context.Context, ops []*storage.TxnOp) (uint64, error) {
 	l.mu.Unlock()
 	<-r.done
 	return r.index, r.err
+}
+
+// ownValues returns ops with their values copied into one buffer the log
+// owns: a caller may reuse its buffers once Write returns.
+func ownValues(ops []Op) []Op {
+	n := 0
+	for i := range ops {
+		n += len(ops[i].Value)
+	}
+	buf := make([]byte, 0, n)
+	out := make([]Op, len(ops))
+	for i, op := range ops {
+		if op.Value != nil {
+			at := len(buf)
+			buf = append(buf, op.Value...)
+			op.Value = buf[at:len(buf):len(buf)]
+		}
+		out[i] = op
+	}
+	return out
 }
 
 // run is the committer goroutine. It drains the queue even after Close, so
@@ -428,8 +451,8 @@ func (l *Log) commit(batch []*request) {
 		err = errReadOnly() // queued before StopWriting
 	}
 	next := l.last
+	now := time.Now().UnixNano()
 	if err == nil {
-		now := time.Now().UnixNano()
 		txn := l.txn[:0]
 		for _, r := range batch {
 			txn = append(txn, r.ops...)
@@ -456,6 +479,7 @@ func (l *Log) commit(batch []*request) {
 		}
 	}
 	if err != nil {
+		l.recent.reset()
 		l.failed.Add(1)
 		l.logger.Error().Err(err).Int("writes", len(batch)).Msg("wal batch failed; its writers get the error and its indexes will be reused")
 		for _, r := range batch {
@@ -463,6 +487,12 @@ func (l *Log) commit(batch []*request) {
 			close(r.done)
 		}
 		return
+	}
+	for _, r := range batch {
+		if r.entry != nil {
+			r.entry.Index, r.entry.Time = r.index, now
+			l.recent.add(r.entry)
+		}
 	}
 	advanced := next != l.last
 	l.last = next
@@ -492,6 +522,7 @@ func (l *Log) resyncLocked(ctx context.Context) error {
 		l.logger.Warn().Uint64("memory_last", l.last).Uint64("stored_last", m.last).
 			Msg("wal meta changed by a transaction reported as failed; adopting the stored index")
 		l.last, l.truncated = m.last, m.truncated
+		l.recent.reset()
 		l.lastPub.Store(m.last)
 		l.truncatedPub.Store(m.truncated)
 		l.notifyAll()
@@ -520,6 +551,9 @@ func (l *Log) Reload(ctx context.Context) (uint64, error) {
 // adoptLocked takes m as the log's state. Caller holds commitMu.
 func (l *Log) adoptLocked(m meta) {
 	changed := m.last != l.last
+	if changed {
+		l.recent.reset()
+	}
 	l.last, l.truncated, l.resync = m.last, m.truncated, false
 	l.lastPub.Store(m.last)
 	l.truncatedPub.Store(m.truncated)
@@ -607,7 +641,9 @@ func (l *Log) WaitIndex(ctx context.Context, index uint64) error {
 
 // Read returns up to max entries after index after, in index order. It returns
 // fewer (possibly none) when it reaches LastIndex or a missing entry, and
-// ErrTruncated when entry after+1 was removed by Truncate.
+// ErrTruncated when entry after+1 was removed by Truncate. Entries this
+// process committed lately come from memory and are shared with every other
+// reader of them: a caller never modifies a returned entry.
 func (l *Log) Read(ctx context.Context, after uint64, max int) ([]*Entry, error) {
 	if max <= 0 {
 		return nil, fmt.Errorf("wal: read after %d: max must be positive, got %d", after, max)
@@ -624,6 +660,10 @@ func (l *Log) Read(ctx context.Context, after uint64, max int) ([]*Entry, error)
 	for i := after + 1; i <= after+n; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if e := l.recent.get(i); e != nil {
+			out = append(out, e)
+			continue
 		}
 		raw, err := l.b.Get(ctx, logKey(i))
 		if err != nil {

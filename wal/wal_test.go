@@ -868,6 +868,15 @@ func TestOpenDetectsDamage(t *testing.T) {
 		if err := b.Put(ctx, &storage.Entry{Key: logKey(1), Value: bad}); err != nil {
 			t.Fatal(err)
 		}
+		// The process that wrote it reads it from memory; a reader that
+		// reads the storage (a restarted process) finds the damage.
+		if _, err := l.Read(ctx, 0, 1); err != nil {
+			t.Fatalf("Read of the entry just committed = %v", err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l = openLog(t, b, Options{})
 		if _, err := l.Read(ctx, 0, 1); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("Read of a damaged entry = %v", err)
 		}
