@@ -20,4 +20,8 @@ var (
 	// ended early (the connection closed under it): the peer may have acted
 	// on it.
 	ErrInterrupted = errors.New("request sent, wait for the answer interrupted")
+
+	// ErrTooLarge means a message was not sent: it is larger than the NATS
+	// server's max_payload. Nothing reached the peer.
+	ErrTooLarge = errors.New("message larger than the NATS server's max_payload, not sent")
 )

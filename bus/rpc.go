@@ -208,6 +208,9 @@ func (b *Bus) RequestVerified(ctx context.Context, subject string, data []byte, 
 		return nil, fmt.Errorf("request %s: %w", subject, err)
 	}
 	if err := b.nc.PublishRequest(subject, inbox, data); err != nil {
+		if errors.Is(err, nats.ErrMaxPayload) {
+			return nil, fmt.Errorf("request %s: %w: %d bytes, max_payload %d", subject, ErrTooLarge, len(data), b.nc.MaxPayload())
+		}
 		return nil, fmt.Errorf("request %s: %w (%s)", subject, err, b.hint(err))
 	}
 	start := time.Now()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cofferhq/coffer/forwarder"
 	"github.com/cofferhq/coffer/logical"
+	"github.com/cofferhq/coffer/wal"
 	"github.com/google/uuid"
 )
 
@@ -182,6 +183,9 @@ func StatusOf(err error) int {
 	var ir *InvalidRequestError
 	if errors.As(err, &ir) {
 		return http.StatusBadRequest
+	}
+	if errors.Is(err, wal.ErrEntryTooLarge) {
+		return http.StatusRequestEntityTooLarge
 	}
 	return logical.StatusCode(err)
 }

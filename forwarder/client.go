@@ -27,6 +27,9 @@ var (
 	// ErrNoAnswer: the request was sent but no answer came before the
 	// deadline: the primary may or may not have applied it.
 	ErrNoAnswer = errors.New("forwarder: no answer from the primary in time")
+	// ErrTooLarge: the request is larger than the transport carries; it was
+	// not sent.
+	ErrTooLarge = errors.New("forwarder: the write is larger than the replication bus carries")
 )
 
 // Transport is how a secondary reaches its primary: the replication side
@@ -34,7 +37,7 @@ var (
 // opened reply. It never looks inside payload.
 type Transport interface {
 	// RoundTrip sends one encoded Request and returns the encoded Reply.
-	// Errors wrap ErrUnreachable or ErrRevoked where they apply.
+	// Errors wrap ErrUnreachable, ErrRevoked or ErrTooLarge where they apply.
 	RoundTrip(ctx context.Context, payload []byte) ([]byte, error)
 	// WaitApplied returns once this cluster has applied the primary's WAL up
 	// to index, or ctx's error.
@@ -97,6 +100,8 @@ func (c *Client) Forward(ctx context.Context, path string, lreq *logical.Request
 			return nil, 0, logical.Errorf(http.StatusGatewayTimeout, "the primary could not be reached in time (%v): the write was sent, so its outcome is unknown: it may have been applied; read the value back before retrying", err)
 		case errors.Is(err, ErrUnreachable):
 			return nil, 0, logical.Errorf(http.StatusServiceUnavailable, "the primary could not be reached to forward this write (%v): it was not applied; retry when the primary is back (reads on this cluster keep working)", err)
+		case errors.Is(err, ErrTooLarge):
+			return nil, 0, logical.Errorf(http.StatusRequestEntityTooLarge, "the write is too large to forward to the primary (%v): it was not applied; write less at once (split the secret), or raise max_payload on the NATS servers", err)
 		case errors.Is(err, ErrRevoked):
 			return nil, 0, logical.Errorf(http.StatusServiceUnavailable, "this secondary was revoked by its primary: writes cannot be forwarded; re-activate it with a new token")
 		}

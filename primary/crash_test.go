@@ -2,6 +2,7 @@ package primary
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/cofferhq/coffer/internal/testutil"
 	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/storage"
+	"github.com/cofferhq/coffer/wal"
 )
 
 // Found by the fault campaign (docs/reliability.md): a primary killed with
@@ -151,5 +153,40 @@ func TestRepliesStayBelowTheServersMaxPayload(t *testing.T) {
 	}
 	if listed != 30 || fr.Answered == 0 || fr.Answered >= 30 {
 		t.Fatalf("listed %d of 30 keys over the pages; the fetch answered %d of 30 in one reply", listed, fr.Answered)
+	}
+}
+
+// Seen by the fault campaign: a single write larger than a batch can carry
+// under the server's max_payload (max_request_size allows 32 MiB, NATS
+// 1 MiB by default) committed, and its batch could never be published: the
+// shipper retried it for ever and every secondary stalled behind it. The
+// primary now refuses such a write before it commits, and shipping goes on.
+func TestOversizedWriteIsRefusedNotShippedForever(t *testing.T) {
+	const maxPayload = 64 << 10
+	r := newShipRigWith(t, func(c *Config) { c.Bus = bustest.StartConfig(t, bus.Config{MaxPayload: maxPayload}) })
+	ctx := context.Background()
+	r.write(t, "small", 1)
+	r.shippedAll(t)
+	before := r.log.LastIndex()
+	err := r.log.Put(ctx, &storage.Entry{Key: "data/big", Value: make([]byte, maxPayload)})
+	if !errors.Is(err, wal.ErrEntryTooLarge) || !strings.Contains(err.Error(), "max_payload") {
+		t.Fatalf("a write of max_payload bytes: %v; want ErrEntryTooLarge naming max_payload", err)
+	}
+	if r.log.LastIndex() != before {
+		t.Fatalf("the refused write was logged: last index %d, was %d", r.log.LastIndex(), before)
+	}
+	// Just below the bound it ships, and so does what follows.
+	if err := r.log.Put(ctx, &storage.Entry{Key: "data/big", Value: make([]byte, maxPayload/2)}); err != nil {
+		t.Fatal(err)
+	}
+	r.write(t, "after", 1)
+	r.shippedAll(t)
+	if err := r.covers(t, 1, r.log.LastIndex()); err != nil {
+		t.Fatal(err)
+	}
+	// Stopped, the primary no longer bounds the log's writes.
+	r.p.Stop()
+	if err := r.log.Put(ctx, &storage.Entry{Key: "data/big", Value: make([]byte, maxPayload)}); err != nil {
+		t.Fatalf("after Stop: %v", err)
 	}
 }

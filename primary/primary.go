@@ -376,6 +376,7 @@ func startWith(ctx context.Context, cfg Config, st *persisted, promote bool) (*P
 		p.stopLanes()
 		return nil, fmt.Errorf("start primary: %w", err)
 	}
+	cfg.WAL.SetEntryCheck(p.checkEntry)
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.cancel = cancel
 	p.wg.Add(2)
@@ -416,6 +417,7 @@ func (p *Primary) provisionStream(ctx context.Context) error {
 // waits for them. Idempotent.
 func (p *Primary) Stop() {
 	p.once.Do(func() {
+		p.cfg.WAL.SetEntryCheck(nil)
 		p.stopServers()
 		p.cancel()
 		p.wg.Wait()

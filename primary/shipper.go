@@ -202,6 +202,28 @@ func (p *Primary) batchBudget() int {
 	return maxBatchBytes
 }
 
+// checkEntry is the WAL's entry check while this primary runs (SetEntryCheck):
+// a write whose entry would not fit in a batch alone, sealed, within the
+// server's max_payload is refused before it commits, rather than committed
+// and never shipped (the shipper would retry its batch for ever, and every
+// secondary stall behind it). It counts as makeBatch does, every op (a DR
+// secondary receives local ones too).
+func (p *Primary) checkEntry(ops []wal.Op) error {
+	room := p.payloadRoom()
+	if room <= 0 {
+		return nil // not connected: the check waits for a known bound
+	}
+	n := entryOverhead
+	for i := range ops {
+		n += len(ops[i].Key) + len(ops[i].Value) + opOverhead
+	}
+	if budget := p.batchBudget(); n > budget {
+		return fmt.Errorf("%w: this write logs %d bytes, and one replication batch carries at most %d under the bus's max_payload of %d: write less at once (split the secret), or raise max_payload on the NATS servers",
+			wal.ErrEntryTooLarge, n, budget, p.cfg.Bus.MaxPayload())
+	}
+	return nil
+}
+
 // payloadRoom is what one message to or from the NATS server may hold
 // besides batchOverhead: its max_payload less that (at least half of it);
 // 0 when it is not known (not connected).

@@ -45,6 +45,8 @@ func (t transport) RoundTrip(ctx context.Context, payload []byte) ([]byte, error
 		return nil, classified{err, forwarder.ErrNoAnswer}
 	case errors.Is(err, bus.ErrUnreachable):
 		return nil, classified{err, forwarder.ErrUnreachable}
+	case errors.Is(err, bus.ErrTooLarge):
+		return nil, classified{err, forwarder.ErrTooLarge}
 	case replication.IsRevoked(err):
 		return nil, classified{err, forwarder.ErrRevoked}
 	}

@@ -38,6 +38,10 @@ var (
 	// meta record, has more operations than the backend takes in one
 	// transaction (Options.MaxOps): it is never split, nothing is applied.
 	ErrTooManyOps = errors.New("wal: the write has more operations than the storage backend takes in one transaction")
+	// ErrEntryTooLarge refuses a write whose log entry the log's reader
+	// cannot carry (SetEntryCheck: a replication primary's shipper, bounded
+	// by the bus's max_payload); nothing is applied.
+	ErrEntryTooLarge = errors.New("wal: the write is larger than replication can ship in one message")
 )
 
 // Options configures a Log.
@@ -111,6 +115,7 @@ type Log struct {
 	maxBatch int
 	maxOps   int // 0: no cap on the operations of a transaction
 	classify atomic.Pointer[func(string) Class]
+	check    atomic.Pointer[func([]Op) error] // SetEntryCheck's; nil: none
 
 	// mu guards the queue and closed.
 	mu     sync.Mutex
@@ -253,6 +258,18 @@ func loadMeta(ctx context.Context, b storage.Backend) (meta, error) {
 	return m, nil
 }
 
+// SetEntryCheck sets a check of every write's logged ops (the ops not
+// Ignored), run before the write is queued: an error refuses the write,
+// nothing applied, and Write returns it (it should wrap ErrEntryTooLarge).
+// nil removes the check. Writes already queued are not checked again.
+func (l *Log) SetEntryCheck(check func(ops []Op) error) {
+	if check == nil {
+		l.check.Store(nil)
+		return
+	}
+	l.check.Store(&check)
+}
+
 // SetClassifier replaces the classifier for writes that start after it returns
 // (nil restores DefaultClassify). Safe to call concurrently with writes.
 func (l *Log) SetClassifier(classify func(string) Class) {
@@ -340,6 +357,11 @@ func (l *Log) Write(ctx context.Context, ops []*storage.TxnOp) (uint64, error) {
 			o.Value = op.Entry.Value
 		}
 		logged = append(logged, o)
+	}
+	if chk := l.check.Load(); chk != nil && len(logged) > 0 {
+		if err := (*chk)(logged); err != nil {
+			return 0, err
+		}
 	}
 	r := &request{ops: ops, cost: len(ops), done: make(chan struct{})}
 	if len(logged) > 0 {
