@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/flate"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -98,8 +100,8 @@ func TestBatchRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v3 := bytes.Clone(msg)
-	v3[0] = 4
+	v5 := bytes.Clone(msg)
+	v5[0] = 5
 	for _, tc := range []struct {
 		name    string
 		msg     []byte
@@ -110,7 +112,7 @@ func TestBatchRejects(t *testing.T) {
 		{"wrong cluster", msg, "another-cluster", testKey, ErrDecrypt},
 		{"wrong key", msg, testClusterID, otherKey, ErrDecrypt},
 		{"another signer", foreign, testClusterID, testKey, ErrBadSignature},
-		{"unknown version", v3, testClusterID, testKey, ErrUnknownVersion},
+		{"unknown version", v5, testClusterID, testKey, ErrUnknownVersion},
 		{"empty", nil, testClusterID, testKey, ErrCorrupt},
 		{"short", msg[:batchMinLen-1], testClusterID, testKey, ErrCorrupt},
 	} {
@@ -412,5 +414,54 @@ func TestBatchDRSection(t *testing.T) {
 	}
 	if got, err := OpenBatchDR(plain, testClusterID, testKey, drKey, testPub); err != nil || len(got.Entries) != 2 {
 		t.Fatalf("no DR section: %v, %+v", err, got)
+	}
+}
+
+// Version 3 batches (Ed25519ph over SHA-512) still open; each version's
+// signature verifies under its own scheme only, so a batch cannot be passed
+// off under the other one's.
+func TestBatchVersion3StillOpens(t *testing.T) {
+	want := testBatch()
+	v3, err := sealBatchAs(batchVersion3, want, testKey, nil, testSigner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v3[0] != batchVersion3 {
+		t.Fatalf("version %d", v3[0])
+	}
+	got, err := OpenBatch(v3, testClusterID, testKey, testPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := testBatch()
+	if !reflect.DeepEqual(got.Entries, w.Entries) || got.Generation != want.Generation || !bytes.Equal(got.Guard, want.Guard) {
+		t.Fatalf("version 3:\n got %+v\nwant %+v", got, w)
+	}
+	v4, err := SealBatch(testBatch(), testKey, testSigner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v4[0] != batchVersion {
+		t.Fatalf("SealBatch writes version %d, want %d", v4[0], batchVersion)
+	}
+	// Each body signed by the other's scheme: refused.
+	for name, msg := range map[string][]byte{"version 3": v3, "version 4": v4} {
+		body := msg[:len(msg)-sigLen]
+		var digest []byte
+		var opts *ed25519.Options
+		if body[0] == batchVersion3 {
+			d := sha256.Sum256(body)
+			digest, opts = d[:], batchSigV4
+		} else {
+			d := sha512.Sum512(body)
+			digest, opts = d[:], batchSigOpts
+		}
+		sig, err := testSigner.Sign(nil, digest, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := OpenBatch(append(bytes.Clone(body), sig...), testClusterID, testKey, testPub); !errors.Is(err, ErrBadSignature) {
+			t.Fatalf("%s signed by the other scheme: %v, want ErrBadSignature", name, err)
+		}
 	}
 }

@@ -29,7 +29,7 @@
 // # Keys
 //
 //	signing key      Ed25519, the primary's: signs tokens (pure Ed25519) and batches
-//	                 (Ed25519ph, context "coffer-wal"), so the two never verify as each other
+//	                 (Ed25519ctx, context "coffer-wal-v4"), so the two never verify as each other
 //	replication key  32 bytes + epoch, shared by every secondary: AES-256-GCM of batches.
 //	                 Shared, hence the signature: a secondary cannot forge batches for another
 //	RPC key          32 bytes per secondary: AES-256-GCM of its requests and replies
@@ -38,7 +38,8 @@
 //
 // The signing key signs four kinds of message, each in its own Ed25519
 // variant so that no signature passes for another kind: tokens (pure
-// Ed25519), batches (Ed25519ph, context "coffer-wal"), activation replies
+// Ed25519), batches (Ed25519ctx, context "coffer-wal-v4"; before version 4
+// Ed25519ph, context "coffer-wal"), activation replies
 // (Ed25519ctx, context "coffer-activate-reply-v2") and RPC refusals
 // (Ed25519ctx, context "coffer-rpc-refusal-v1").
 //
@@ -50,14 +51,15 @@
 // ErrUnknownVersion. Integers are big-endian; uvarints are in their shortest
 // form, so a decodable batch has one encoding.
 //
-// # WAL batch (version 3; versions 1 and 2 are still opened)
+// # WAL batch (version 4; versions 1 to 3 are still opened)
 //
 //	+---------+-------+-------+------+------------+--------+-----------+--------+-------+------------------+---------------------------+-----------+
 //	| version | epoch | first | last | generation | DR len | guard len | guard  | nonce | AES-256-GCM      | DR section (DR len bytes) | signature |
-//	| 1 = 3   | 4 BE  | 8 BE  | 8 BE | 8 BE       | 4 BE   | 1: 0|32   | 0|32   | 12    | (flate(ops))     | nonce 12 | GCM(flate(ops))| 64        |
+//	| 1 = 4   | 4 BE  | 8 BE  | 8 BE | 8 BE       | 4 BE   | 1: 0|32   | 0|32   | 12    | (flate(ops))     | nonce 12 | GCM(flate(ops))| 64        |
 //	+---------+-------+-------+------+------------+--------+-----------+--------+-------+------------------+---------------------------+-----------+
 //	 \_____________________________ header (34 or 66) _____________________________/
 //
+//	version 3 (still opened, never written): version 4's layout, signed with Ed25519ph (below).
 //	version 2 (still opened, never written): no generation (it reads as 0), no DR len; header (22 or 54).
 //	generation = the primary's generation of the replication set (Claim below).
 //	DR section = the ops only DR secondaries receive (local keys), absent (DR len 0) when there
@@ -71,7 +73,8 @@
 //	            (or there is no index). Any other length is ErrCorrupt.
 //	GCM key   = the replication key of epoch
 //	GCM AAD   = "coffer-wal" | primary cluster id | header (the guard included)
-//	signature = Ed25519ph(signing key, context "coffer-wal", SHA-512(every byte before it))
+//	signature = Ed25519ctx(signing key, context "coffer-wal-v4", SHA-256(every byte before it));
+//	            versions 1-3: Ed25519ph(signing key, context "coffer-wal", SHA-512(every byte before it))
 //
 //	ops (inflated at most MaxBatchPayload = 64 MiB):
 //	+-------------+---------------- ... per entry, index strictly increasing in [first, last] ---------+
