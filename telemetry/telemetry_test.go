@@ -234,3 +234,32 @@ func keys(m map[string]*dto.MetricFamily) []string {
 	}
 	return out
 }
+
+// Quantiles read the newest maxWindow observations; the window is bounded
+// (at most twice that between trims).
+func TestQuantileWindowIsBounded(t *testing.T) {
+	r, _ := newTestRegistry(Options{DisableHostname: true})
+	n := 5*maxWindow + 7
+	for i := 1; i <= n; i++ {
+		r.AddSample(NameFlushDirty, float64(i))
+		if w := len(r.series[seriesKey(NameFlushDirty, nil)].window); w >= 2*maxWindow {
+			t.Fatalf("the window holds %d observations after %d samples", w, i)
+		}
+	}
+	sum := parse(t, r)["vault_merkle_flushDirty"].Metric[0].GetSummary()
+	// Nearest rank over n-maxWindow+1 .. n.
+	if p50 := sum.Quantile[0].GetValue(); p50 != float64(n-maxWindow/2) {
+		t.Fatalf("p50 %v, want %d (the newest %d observations)", p50, n-maxWindow/2, maxWindow)
+	}
+	if sum.GetSampleCount() != uint64(n) {
+		t.Fatalf("count %d, want %d", sum.GetSampleCount(), n)
+	}
+}
+
+// BenchmarkAddSample: a timing sample into a summary whose window is full.
+func BenchmarkAddSample(b *testing.B) {
+	r, _ := newTestRegistry(Options{DisableHostname: true})
+	for b.Loop() {
+		r.AddSample(NameFlushDirty, 1)
+	}
+}
