@@ -242,6 +242,7 @@ type Index struct {
 	// noPending: keys are not kept (an index built only to be compared, by Check).
 	noPending bool
 	applyCh   chan struct{} // closed and replaced when applied advances
+	rootWaits []rootWait    // RootAt's pending requests
 
 	// rebuildLSN: a rebuild with SkipFlush left the buckets it covers dirty
 	// since this LSN, and its marker stays stored until they are flushed
@@ -385,6 +386,9 @@ func (x *Index) Apply(e *wal.Entry) error {
 		x.update(op.Key, op.Value, op.Kind == storage.DeleteOperation, e.Index)
 	}
 	x.advance(e.Index)
+	if len(x.rootWaits) > 0 {
+		x.serveRootWaits(true)
+	}
 	return nil
 }
 
@@ -413,6 +417,9 @@ func (x *Index) set(key string, value []byte, del bool, lsn uint64) error {
 	}
 	x.update(key, value, del, lsn)
 	x.advance(lsn)
+	if len(x.rootWaits) > 0 {
+		x.serveRootWaits(false) // several updates may share lsn: no root here
+	}
 	return nil
 }
 

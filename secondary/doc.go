@@ -32,7 +32,9 @@
 //	secondary.go  lifecycle: Config, Activate, Open, Start, Stop, Status
 //	activate.go   the activation exchange (protocol 2): MACed request, signed answer
 //	machine.go    the Machine, its Events, Actions and Causes
-//	driver.go     exec, the consume handler: verify, apply, guard check, ack
+//	driver.go     exec, the consume handler: verify, apply, ack
+//	guard.go      the guard checker: compares guards off the apply path,
+//	              against the local index's root at each batch's write
 //	group.go      runs: the batches of a delivered group applied as one
 //	sync.go       sync attempts: diff, fetch, full listing, retries
 //	rpc.go        authenticated RPCs, heartbeats, Forward, WaitRemoteWAL;

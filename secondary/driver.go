@@ -1,7 +1,6 @@
 package secondary
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"runtime"
@@ -91,12 +90,7 @@ func (s *Secondary) do(ctx context.Context, a Action, t *turn) []Action {
 		s.loopApplied(ev, acts)
 		return acts
 	case CheckGuard:
-		switch s.compareGuard(ctx, t.batch, t.local) {
-		case guardDiffers:
-			return s.step(GuardMismatch{Last: t.batch.Last})
-		case guardMatches:
-			s.settle()
-		}
+		s.queueGuard(t.batch, t.local)
 	case Ack:
 		s.ack(t, a.Reason)
 	case Nak:
@@ -382,45 +376,4 @@ func (s *Secondary) writeCut(ctx context.Context, ops []*storage.TxnOp) error {
 		ops = ops[n:]
 	}
 	return nil
-}
-
-// The outcomes of compareGuard.
-const (
-	guardNotCompared = iota
-	guardMatches
-	guardDiffers
-)
-
-// compareGuard compares the local merkle root with b's guard (the machine
-// asked: b has one) once the local index has applied the batch's local WAL
-// write (local; 0 when that write logged nothing: then everything written so
-// far). Having applied the primary's WAL up to b.Last, this cluster's
-// replicated keys equal the primary's at b.Last, hence the roots. It reports
-// guardNotCompared when there is no index now, or it did not catch up within
-// guardWait.
-func (s *Secondary) compareGuard(ctx context.Context, b *replication.Batch, local uint64) int {
-	x := s.index()
-	if x == nil {
-		return guardNotCompared
-	}
-	if local == 0 {
-		local = s.cfg.WAL.LastIndex()
-	}
-	wctx, cancel := context.WithTimeout(ctx, guardWait)
-	err := x.WaitApplied(wctx, local)
-	cancel()
-	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Warn().Uint64("last", b.Last).Uint64("local_index", local).Uint64("merkle_applied", x.Applied()).
-				Msg("the local merkle index did not reach the applied batch in time; its guard is not compared")
-		}
-		return guardNotCompared
-	}
-	root := x.Root()
-	if bytes.Equal(root, b.Guard) {
-		return guardMatches
-	}
-	s.log.Warn().Uint64("last", b.Last).Hex("guard", b.Guard).Hex("local_root", root).
-		Msg("merkle guard mismatch: this cluster's replicated keys differ from the primary's at the batch's last index; running a merkle sync")
-	return guardDiffers
 }

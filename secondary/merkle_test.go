@@ -220,3 +220,36 @@ func TestMerkleFallbackWithoutPrimaryIndex(t *testing.T) {
 	ps.put(t, "logical/f/2", "2")
 	converge(t, ps, ss)
 }
+
+// The applier does not wait for the local merkle index to compare a guard:
+// with the index's follower stopped, guarded batches are still applied one
+// after another (before, each waited guardWait, 2 s, for the index); their
+// guards are compared against the root at each batch's own write once it
+// runs again, so nothing mismatches.
+func TestApplierDoesNotWaitForTheGuard(t *testing.T) {
+	b := embeddedBus(t)
+	ps := startMerklePrimary(t, b, "dc1", bus.StreamConfig{})
+	ss := newMerkleSecondary(t, "dc2")
+	ss.activate(t, ps.token(t, "dc2"))
+	ps.put(t, "logical/a/0", "v")
+	convergeRoots(t, ps, ss)
+	syncs := count(ss.seen(), secondary.StateMerkleDiff)
+
+	ss.xmu.Lock()
+	f := ss.f
+	ss.xmu.Unlock()
+	f.Stop()
+	const n = 20
+	for i := range n {
+		ps.put(t, fmt.Sprintf("logical/a/%02d", i+1), "guarded") // a batch each, each with its guard
+		ps.waitShipped(t)
+	}
+	eventually(t, 15*time.Second, fmt.Sprintf("%d guarded batches applied while the index stands still (at 2 s a guard, 40 s)", n), func() bool {
+		return ss.s.LastRemoteWAL() >= ps.wal.LastIndex()
+	})
+	f.Start()
+	convergeRoots(t, ps, ss)
+	if got := count(ss.seen(), secondary.StateMerkleDiff); got != syncs {
+		t.Fatalf("states %v: %d merkle syncs; the guards compared late must all match", ss.seen(), got-syncs)
+	}
+}

@@ -26,10 +26,13 @@ const (
 	retryMax = 5 * time.Second
 	// deleteChunk is how many deletions one sync transaction holds.
 	deleteChunk = 512
-	// guardWait bounds how long the applier waits for the local merkle index
-	// to apply a guarded batch's local WAL write before comparing roots; past
-	// it the guard is not compared.
+	// guardWait bounds how long the guard checker waits for the local merkle
+	// index to apply a guarded batch's local WAL write; past it the guard is
+	// not compared.
 	guardWait = 2 * time.Second
+	// guardQueue is how many guards may wait for the checker; past it a
+	// guard is not compared.
+	guardQueue = 256
 	// indexWait bounds how long a merkle sync waits for the local index to
 	// apply the local WAL; past it the sync uses the full listing.
 	indexWait = 10 * time.Second
@@ -178,12 +181,14 @@ type Secondary struct {
 	// goroutine or, after a resync a heartbeat started, by execAside's.
 	consumeMu   sync.Mutex
 	stopConsume func()
+	// guards holds the guards the applier queued for the checker (guard.go).
+	guards chan guardCheck
 }
 
 func newSecondary(cfg Config, b *bus.Bus, own bool, sec *secret) *Secondary {
 	return &Secondary{
 		cfg: cfg, bus: b, ownBus: own, sec: sec, m: NewMachine(), revoked: make(chan struct{}), advanced: make(chan struct{}),
-		loop: NewLoop(cfg.Loop),
+		loop: NewLoop(cfg.Loop), guards: make(chan guardCheck, guardQueue),
 		log: cfg.Logger.With().Str("component", "replication-secondary").Str("primary_cluster_id", sec.PrimaryClusterID).
 			Str("secondary_id", sec.SecondaryID).Logger(),
 	}
@@ -246,10 +251,14 @@ func (s *Secondary) Start(ctx context.Context) error {
 	s.mu.Unlock()
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel, s.runCtx = cancel, runCtx
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
 		s.run(runCtx, ev)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.checkGuards(runCtx)
 	}()
 	go func() {
 		defer s.wg.Done()
