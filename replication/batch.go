@@ -277,7 +277,7 @@ func peekBatch(msg []byte) (batchHeader, error) {
 			return h, fmt.Errorf("%w: DR section of %d bytes", ErrCorrupt, h.drLen)
 		}
 	}
-	if msg[0] != batchVersion1 {
+	if msg[0] >= batchVersion2 {
 		at := h.len
 		switch g := int(msg[at]); {
 		case g != 0 && g != GuardSize:
