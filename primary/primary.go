@@ -393,26 +393,6 @@ func startWith(ctx context.Context, cfg Config, st *persisted, promote bool) (*P
 	return p, nil
 }
 
-// provisionStream creates the WAL stream, or brings an existing one to the
-// configured settings (an operator may have changed a limit; lowering one
-// discards the messages past it at once), and notes its last sequence.
-func (p *Primary) provisionStream(ctx context.Context) error {
-	sc := p.cfg.streamConfig()
-	did, err := p.cfg.Bus.RestoreStream(ctx, sc, p.seq+1)
-	if err != nil {
-		return err
-	}
-	if len(did) > 0 {
-		p.log.Info().Strs("did", did).Msg("provisioned the WAL stream")
-	}
-	chk, err := p.cfg.Bus.CheckStream(ctx, sc)
-	if err != nil {
-		return err
-	}
-	p.seq, p.checkedAt = max(p.seq, chk.LastSeq), time.Now()
-	return nil
-}
-
 // Stop stops the RPC server and the shipper (which persists its index) and
 // waits for them. Idempotent.
 func (p *Primary) Stop() {
