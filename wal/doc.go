@@ -11,6 +11,14 @@
 //     moment (at most Options.MaxBatch) into one storage transaction, so one
 //     fsync serves many writers.
 //   - The key space under "wal/": nothing else may write there; Write refuses it.
+//   - The recent-entries cache (recent.go): the newest entries this process
+//     committed (4,096, at most 32 MiB), decoded once with their values copied,
+//     which Read serves without a storage read: every reader of a fresh entry
+//     (the shipper, the merkle follower) gets the same *Entry and never
+//     modifies it.
+//   - The entry check (SetEntryCheck): a function of its owner's, run on every
+//     write's logged ops before it is queued, that may refuse it (a replication
+//     primary refuses an entry no batch can carry: ErrEntryTooLarge).
 //   - Garbage collection (Collector): every Interval (default 10s) it deletes
 //     the entries up to min(what merkle recovery no longer needs, the shipped
 //     index) less Keep (default 1,024). Its goroutine belongs to whoever calls
