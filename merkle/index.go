@@ -243,6 +243,9 @@ type Index struct {
 	noPending bool
 	applyCh   chan struct{} // closed and replaced when applied advances
 	rootWaits []rootWait    // RootAt's pending requests
+	// changed is the LSN of the last update that changed the tree (the
+	// root at any LSN from it to applied is the current one).
+	changed uint64
 
 	// rebuildLSN: a rebuild with SkipFlush left the buckets it covers dirty
 	// since this LSN, and its marker stays stored until they are flushed
@@ -351,6 +354,7 @@ func (x *Index) update(key string, value []byte, del bool, lsn uint64) {
 		}
 	}
 	bk.pageLSN = lsn
+	x.changed = lsn
 	if bk.recLSN == 0 {
 		bk.recLSN = lsn
 		x.dirty[b] = struct{}{}

@@ -133,7 +133,7 @@ func buildTracked(ctx context.Context, l *Live, l0 uint64, p *Progress) (*Index,
 	if err != nil {
 		return nil, err
 	}
-	x.applied = l0
+	x.applied, x.changed = l0, l0
 	p.set(StageScanning, 0, 0)
 	keys, err := listReplicated(ctx, l.store, l.classify)
 	if err != nil {

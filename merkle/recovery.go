@@ -104,7 +104,7 @@ func Recover(ctx context.Context, store storage.Transactional, log *wal.Log, opt
 		x.keys += len(p.items)
 		x.markStale(b)
 	}
-	x.applied = redo - 1
+	x.applied, x.changed = redo-1, redo-1
 	x.checkpoint = redo
 	if cp == nil {
 		x.checkpoint = 0
@@ -195,7 +195,7 @@ func build(ctx context.Context, store storage.Transactional, log *wal.Log, class
 	}
 	x.noPending = !keepKeys
 	l0 := log.LastIndex()
-	x.applied = l0
+	x.applied, x.changed = l0, l0
 	err = Scan(ctx, store, classify, func(key string, value []byte) error {
 		x.update(key, value, false, l0)
 		return nil

@@ -13,17 +13,19 @@ type rootWait struct {
 
 // RootAt returns a channel that receives the root (32 bytes) of the index as
 // it stands at exactly lsn: when Apply has applied the entry of lsn, before
-// it applies a later one. A caller may so apply more entries meanwhile and
-// still compare the root at a point it chose (a secondary's guard, checked
-// while it applies the next batches). The channel is closed without a value
-// when the index is past lsn already, moves past it without stopping there
-// (Put and Delete, a rebuild), or holds too many requests (maxRootWaits).
+// it applies a later one that changes the tree (entries of keys the index
+// does not follow, local ones, leave the root as it was at lsn). A caller
+// may so apply more entries meanwhile and still compare the root at a point
+// it chose (a secondary's guard, checked while it applies the next
+// batches). The channel is closed without a value when the tree changed
+// after lsn already, moves past lsn without stopping there (Put and Delete,
+// a rebuild), or holds too many requests (maxRootWaits).
 func (x *Index) RootAt(lsn uint64) <-chan []byte {
 	ch := make(chan []byte, 1)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	switch {
-	case x.applied == lsn:
+	case x.applied == lsn, x.applied > lsn && x.changed <= lsn:
 		ch <- x.rootLocked()
 		close(ch)
 	case x.applied > lsn:
@@ -52,7 +54,7 @@ func (x *Index) serveRootWaits(at bool) {
 	n := 0
 	for _, w := range x.rootWaits {
 		switch {
-		case w.lsn == x.applied && at:
+		case w.lsn == x.applied && at, w.lsn < x.applied && x.changed <= w.lsn:
 			w.ch <- x.rootLocked()
 			close(w.ch)
 		case w.lsn <= x.applied:

@@ -44,12 +44,21 @@ func TestRootAt(t *testing.T) {
 	if r, ok := <-x.RootAt(1); ok {
 		t.Fatalf("RootAt(1) past it = %x; want closed", r)
 	}
-	at5 := x.RootAt(5)
-	if err := x.Put("logical/p", []byte("v"), 5); err != nil {
+	// An entry the index does not follow (a local key) leaves the root at
+	// 4 as it was: asked after it, RootAt(4) still answers.
+	local := &wal.Entry{Index: 5, Ops: []wal.Op{{Kind: storage.PutOperation, Class: wal.Local, Key: "sys/token/t", Value: []byte("t")}}}
+	if err := x.Apply(local); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := <-x.RootAt(4); !ok || !bytes.Equal(r, x.Root()) {
+		t.Fatalf("RootAt(4) after a local entry = %x, %v; want the root at 4", r, ok)
+	}
+	at5 := x.RootAt(6)
+	if err := x.Put("logical/p", []byte("v"), 6); err != nil {
 		t.Fatal(err)
 	}
 	if r, ok := <-at5; ok {
-		t.Fatalf("RootAt(5) reached by Put = %x; want closed", r)
+		t.Fatalf("RootAt(6) reached by Put = %x; want closed", r)
 	}
 	for range maxRootWaits + 1 {
 		x.RootAt(100)

@@ -184,6 +184,14 @@ func TestOversizedWriteIsRefusedNotShippedForever(t *testing.T) {
 	if err := r.covers(t, 1, r.log.LastIndex()); err != nil {
 		t.Fatal(err)
 	}
+	// Local ops count only where a DR secondary receives them.
+	local := []wal.Op{{Kind: storage.PutOperation, Class: wal.Local, Key: "sys/token/big", Value: make([]byte, maxPayload)}}
+	if err := CheckEntry(r.cfg.Bus, false, local); err != nil {
+		t.Fatalf("a large local op without DR: %v", err)
+	}
+	if err := CheckEntry(r.cfg.Bus, true, local); !errors.Is(err, wal.ErrEntryTooLarge) {
+		t.Fatalf("a large local op with DR: %v, want ErrEntryTooLarge", err)
+	}
 	// Stopped, the primary no longer bounds the log's writes.
 	r.p.Stop()
 	if err := r.log.Put(ctx, &storage.Entry{Key: "data/big", Value: make([]byte, maxPayload)}); err != nil {

@@ -195,6 +195,8 @@ type Primary struct {
 	smu sync.Mutex
 	ss  shipStats
 
+	// clearCheck removes the WAL entry check this primary set (Stop).
+	clearCheck func()
 	// The paths filters' lanes (filter.go), by filter ID, under fmu;
 	// laneSync serialises syncLanes.
 	fmu      sync.Mutex
@@ -376,7 +378,7 @@ func startWith(ctx context.Context, cfg Config, st *persisted, promote bool) (*P
 		p.stopLanes()
 		return nil, fmt.Errorf("start primary: %w", err)
 	}
-	cfg.WAL.SetEntryCheck(p.checkEntry)
+	p.clearCheck = cfg.WAL.SetEntryCheck(p.checkEntry)
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.cancel = cancel
 	p.wg.Add(2)
@@ -397,7 +399,9 @@ func startWith(ctx context.Context, cfg Config, st *persisted, promote bool) (*P
 // waits for them. Idempotent.
 func (p *Primary) Stop() {
 	p.once.Do(func() {
-		p.cfg.WAL.SetEntryCheck(nil)
+		if p.clearCheck != nil {
+			p.clearCheck()
+		}
 		p.stopServers()
 		p.cancel()
 		p.wg.Wait()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cofferhq/coffer/bus"
 	"github.com/cofferhq/coffer/internal/backoff"
 	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/telemetry"
@@ -202,24 +203,38 @@ func (p *Primary) batchBudget() int {
 	return maxBatchBytes
 }
 
-// checkEntry is the WAL's entry check while this primary runs (SetEntryCheck):
-// a write whose entry would not fit in a batch alone, sealed, within the
-// server's max_payload is refused before it commits, rather than committed
-// and never shipped (the shipper would retry its batch for ever, and every
-// secondary stall behind it). It counts as makeBatch does, every op (a DR
-// secondary receives local ones too).
+// checkEntry is the WAL's entry check while this primary runs (SetEntryCheck).
 func (p *Primary) checkEntry(ops []wal.Op) error {
-	room := p.payloadRoom()
-	if room <= 0 {
-		return nil // not connected: the check waits for a known bound
+	return CheckEntry(p.cfg.Bus, p.DREnabled(), ops)
+}
+
+// CheckEntry refuses (ErrEntryTooLarge) a write whose entry would not fit,
+// sealed, in one message within b's max_payload: a batch holds at least
+// one whole entry (makeBatch), so such an entry would be committed and never
+// shipped (the shipper retrying its batch for ever, every secondary stalled
+// behind it). It counts as makeBatch does: the replicated ops, and the local
+// ones when dr (a DR secondary receives them). Before the bus has connected
+// it assumes NATS' default max_payload, 1 MiB; without a bus it refuses
+// nothing. A primary installs it while it runs; replmode while a primary's
+// start is retried.
+func CheckEntry(b *bus.Bus, dr bool, ops []wal.Op) error {
+	if b == nil {
+		return nil
 	}
+	mp := int(b.MaxPayload())
+	if mp <= 0 {
+		mp = natsDefaultMaxPayload // never connected yet: assume the smallest default
+	}
+	room := roomOf(mp)
 	n := entryOverhead
 	for i := range ops {
-		n += len(ops[i].Key) + len(ops[i].Value) + opOverhead
+		if ops[i].Class == wal.Replicated || ops[i].Class == wal.Local && dr {
+			n += len(ops[i].Key) + len(ops[i].Value) + opOverhead
+		}
 	}
-	if budget := p.batchBudget(); n > budget {
-		return fmt.Errorf("%w: this write logs %d bytes, and one replication batch carries at most %d under the bus's max_payload of %d: write less at once (split the secret), or raise max_payload on the NATS servers",
-			wal.ErrEntryTooLarge, n, budget, p.cfg.Bus.MaxPayload())
+	if n > room {
+		return fmt.Errorf("%w: this write logs %d bytes, and one replication message carries at most %d under the bus's max_payload of %d: write less at once (split the secret), or raise max_payload on the NATS servers",
+			wal.ErrEntryTooLarge, n, room, mp)
 	}
 	return nil
 }
@@ -231,7 +246,16 @@ func (p *Primary) payloadRoom() int {
 	if p.cfg.Bus == nil {
 		return 0
 	}
-	mp := int(p.cfg.Bus.MaxPayload())
+	return roomOf(int(p.cfg.Bus.MaxPayload()))
+}
+
+// natsDefaultMaxPayload is a NATS server's max_payload unless configured
+// otherwise (1 MiB), the bound CheckEntry assumes before it has seen a
+// server's.
+const natsDefaultMaxPayload = 1 << 20
+
+// roomOf is payloadRoom for a max_payload of mp (0: unknown).
+func roomOf(mp int) int {
 	if mp <= 0 {
 		return 0
 	}

@@ -221,6 +221,14 @@ func (m *Manager) Start(ctx context.Context) error {
 	rctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	m.starting = &retry{cancel: cancel, done: done}
+	if mode, _, _ := m.roleLocked(); mode == Primary {
+		// Until the primary runs (and sets its own), writes are held to
+		// what one batch can carry all the same: one committed now and
+		// never shippable would stall its secondaries once it does.
+		m.starting.clearCheck = m.host.WAL().SetEntryCheck(func(ops []wal.Op) error {
+			return primary.CheckEntry(m.cfg.Bus, true, ops)
+		})
+	}
 	go m.retryStart(rctx, done)
 	return nil
 }
@@ -229,6 +237,9 @@ func (m *Manager) Start(ctx context.Context) error {
 type retry struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	// clearCheck removes the WAL entry check set while a primary's start
+	// is retried (a no-op once the primary set its own).
+	clearCheck func()
 }
 
 // role is a started primary or secondary.
@@ -347,6 +358,9 @@ func (m *Manager) stopRetry() {
 	if r != nil {
 		r.cancel()
 		<-r.done
+		if r.clearCheck != nil {
+			r.clearCheck()
+		}
 	}
 }
 

@@ -28,10 +28,10 @@ func (t transport) RoundTrip(ctx context.Context, payload []byte) ([]byte, error
 	}
 	if !st.Connected && !st.LastHeartbeat.IsZero() {
 		why := ""
-		if st.LastError != "" {
+		if st.HeartbeatError != "" {
 			// Why the heartbeats fail: a clock skew past the replay window
 			// reads here as a refusal "expired", not as a dead primary.
-			why = "; the last heartbeat failed: " + st.LastError
+			why = "; the last heartbeat failed: " + st.HeartbeatError
 		}
 		return nil, classified{fmt.Errorf("no heartbeat of the primary answered since %s%s: the write was not sent", st.LastHeartbeat.UTC().Format(time.RFC3339), why), forwarder.ErrUnreachable}
 	}

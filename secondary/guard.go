@@ -13,6 +13,7 @@ import (
 // WAL index of that batch's write (merkle.Index.RootAt).
 type guardCheck struct {
 	last  uint64
+	gen   uint64 // the set's generation when the batch was applied
 	guard []byte
 	local uint64
 	root  <-chan []byte
@@ -33,7 +34,7 @@ func (s *Secondary) queueGuard(b *replication.Batch, local uint64) {
 	if local == 0 {
 		local = s.cfg.WAL.LastIndex()
 	}
-	c := guardCheck{last: b.Last, guard: b.Guard, local: local, root: x.RootAt(local)}
+	c := guardCheck{last: b.Last, gen: s.generation(), guard: b.Guard, local: local, root: x.RootAt(local)}
 	select {
 	case s.guards <- c:
 	default:
@@ -65,6 +66,9 @@ func (s *Secondary) checkGuards(ctx context.Context) {
 				Msg("the local merkle index did not reach the applied batch in time; its guard is not compared")
 		case root, ok := <-c.root:
 			switch {
+			case s.generation() != c.gen:
+				// A batch of a generation the set has left: its indexes
+				// mean nothing to the machine now.
 			case !ok:
 				// The index passed it without stopping (a rebuild): nothing
 				// to compare with.

@@ -175,7 +175,7 @@ func (s *Secondary) heartbeat(ctx context.Context) {
 		s.mu.Lock()
 		s.lastHeartbeat = s.cfg.Now()
 		s.hbRTT = s.lastHeartbeat.Sub(sent)
-		s.lastErr = "" // the primary answers again: an old failure is no longer the state
+		s.lastErr, s.hbErr = "", "" // the primary answers again: an old failure is no longer the state
 		if reply.APIAddr != "" {
 			s.sec.PrimaryAPIAddr = reply.APIAddr
 		}
@@ -210,6 +210,9 @@ func (s *Secondary) heartbeat(ctx context.Context) {
 	case ctx.Err() != nil:
 	default:
 		s.setErr(err)
+		s.mu.Lock()
+		s.hbErr = err.Error()
+		s.mu.Unlock()
 		s.exec(ctx, s.step(HeartbeatFailed{Err: err}), &turn{})
 	}
 }

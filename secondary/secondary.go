@@ -167,6 +167,7 @@ type Secondary struct {
 	syncDone      int
 	syncTotal     int
 	lastErr       string
+	hbErr         string        // the last heartbeat's failure; "" once one is answered
 	startSeq      uint64        // where a new durable starts (stream last seq + 1 before the first sync)
 	advanced      chan struct{} // closed and replaced at every step: waiters re-check
 	loop          *Loop         // the merkle-sync loop detector (loop_driver.go)
@@ -301,6 +302,9 @@ type Status struct {
 	SyncKeysDone  int
 	SyncTotalKeys int
 	LastError     string
+	// HeartbeatError is why the last heartbeat failed ("" once one is
+	// answered): a write refused while heartbeats fail says it.
+	HeartbeatError string
 	// Generation is the newest generation of the set seen.
 	Generation uint64
 	// LastRemoteCommit is the primary's commit time of the newest entry
@@ -325,7 +329,7 @@ func (s *Secondary) Status() Status {
 		State: s.m.State(), SecondaryID: s.sec.SecondaryID, PrimaryClusterID: s.sec.PrimaryClusterID,
 		PrimaryAPIAddr: s.sec.PrimaryAPIAddr, LastRemoteWAL: s.m.LastRemoteWAL(), PrimaryLastWAL: s.m.PrimaryLastWAL(),
 		LastHeartbeat: s.lastHeartbeat, Epoch: s.sec.Epoch,
-		SyncKeysDone: s.syncDone, SyncTotalKeys: s.syncTotal, LastError: s.lastErr, Generation: s.m.Generation(),
+		SyncKeysDone: s.syncDone, SyncTotalKeys: s.syncTotal, LastError: s.lastErr, HeartbeatError: s.hbErr, Generation: s.m.Generation(),
 		Connected:    connectedAt(now, s.m.Connected(), s.lastHeartbeat, s.cfg.HeartbeatInterval),
 		Lag:          replication.LagOf(now, s.m.LastRemoteWAL(), s.m.PrimaryLastWAL(), s.remoteCommit),
 		HeartbeatRTT: s.hbRTT,

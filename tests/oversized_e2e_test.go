@@ -34,4 +34,11 @@ func TestOversizedWriteIsRefusedAndReplicationGoesOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitKV(t, rp.s.root, "secret", "after", "small", replTimeout)
+	// Above a batch's 1 MiB but within the bus's 8 MiB: one batch of its
+	// own, shipped.
+	mid := strings.Repeat("m", 2<<20)
+	if _, err := kvWrite(rp.p.root, "mid", mid); err != nil {
+		t.Fatalf("a 2 MiB secret: %v", err)
+	}
+	waitKV(t, rp.s.root, "secret", "mid", mid, replTimeout)
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/clock"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/telemetry"
 	"github.com/rs/zerolog"
@@ -241,6 +242,9 @@ func (l *Log) StopWriting() {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
 	l.readOnly.Store(true)
+	// Another node writes the log from now on, possibly at indexes this one
+	// cached (a split brain): read them from storage.
+	l.recent.reset()
 }
 
 func loadMeta(ctx context.Context, b storage.Backend) (meta, error) {
@@ -261,13 +265,13 @@ func loadMeta(ctx context.Context, b storage.Backend) (meta, error) {
 // SetEntryCheck sets a check of every write's logged ops (the ops not
 // Ignored), run before the write is queued: an error refuses the write,
 // nothing applied, and Write returns it (it should wrap ErrEntryTooLarge).
-// nil removes the check. Writes already queued are not checked again.
-func (l *Log) SetEntryCheck(check func(ops []Op) error) {
-	if check == nil {
-		l.check.Store(nil)
-		return
-	}
-	l.check.Store(&check)
+// It replaces the check set before; the returned clear removes this check
+// only if it is still the one set (an owner that stops late cannot remove
+// its successor's). Writes already queued are not checked again.
+func (l *Log) SetEntryCheck(check func(ops []Op) error) (clear func()) {
+	p := &check
+	l.check.Store(p)
+	return func() { l.check.CompareAndSwap(p, nil) }
 }
 
 // SetClassifier replaces the classifier for writes that start after it returns
@@ -473,7 +477,7 @@ func (l *Log) commit(batch []*request) {
 		err = errReadOnly() // queued before StopWriting
 	}
 	next := l.last
-	now := time.Now().UnixNano()
+	now := clock.Now().UnixNano() // stored and shipped: the wall clock (internal/clock)
 	if err == nil {
 		txn := l.txn[:0]
 		for _, r := range batch {
