@@ -31,6 +31,9 @@ const (
 	// is; re-shipping after a crash is harmless (msg id dedup, idempotent apply).
 	persistEvery   = time.Second
 	persistBatches = 64
+	// persistIdle is how long the log stays quiet after the shipper caught
+	// up before it stores the shipped index.
+	persistIdle = 100 * time.Millisecond
 	// retryMin and retryMax bound the pause between publish attempts.
 	retryMin = 50 * time.Millisecond
 	retryMax = 2 * time.Second
@@ -72,8 +75,19 @@ func (p *Primary) ship(ctx context.Context) {
 		if p.gen.Load() == 0 {
 			return // fenced
 		}
-		if shipped == p.cfg.WAL.LastIndex() {
-			persist()
+		if shipped == p.cfg.WAL.LastIndex() && (shipped != persisted || p.seq != persistedSeq) {
+			// Caught up: store the index once the log stays quiet for
+			// persistIdle, not after every batch of a steady trickle (a
+			// storage write, on bolt an fsync, per batch shipped).
+			qctx, cancel := context.WithTimeout(ctx, persistIdle)
+			err := p.cfg.WAL.WaitIndex(qctx, shipped+1)
+			cancel()
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				persist()
+			}
 		}
 		if !p.waitWAL(ctx, shipped+1) {
 			return

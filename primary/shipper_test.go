@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -366,4 +367,45 @@ func TestMsgIDs(t *testing.T) {
 			t.Fatalf("%q repeats", other)
 		}
 	}
+}
+
+// countingState counts the writes of the stored shipped index.
+type countingState struct {
+	storage.Backend
+	puts atomic.Int64
+}
+
+func (c *countingState) Put(ctx context.Context, e *storage.Entry) error {
+	if e.Key == shippedKey {
+		c.puts.Add(1)
+	}
+	return c.Backend.Put(ctx, e)
+}
+
+// A steady trickle of writes, each shipped before the next, does not store
+// the shipped index after every batch (a storage write, on bolt an fsync,
+// per batch: it was); once the log stays quiet the stored index catches up.
+func TestShippedIndexIsNotStoredPerBatch(t *testing.T) {
+	var cs *countingState
+	r := newShipRigWith(t, func(c *Config) {
+		cs = &countingState{Backend: c.State}
+		c.State = cs
+	})
+	r.shippedAll(t)
+	before := cs.puts.Load()
+	const n = 40
+	for i := range n {
+		r.write(t, fmt.Sprintf("trickle%d", i), 1)
+		r.shippedAll(t)
+	}
+	if got := cs.puts.Load() - before; got > n/4 {
+		t.Fatalf("%d writes of the shipped index for %d batches shipped one by one", got, n)
+	}
+	testutil.Eventually(t, 10*time.Second, "the stored shipped index catches up once the log is quiet", func() error {
+		idx, _, err := StoredShipped(context.Background(), r.cfg.State)
+		if err != nil || idx != r.log.LastIndex() {
+			return fmt.Errorf("stored %d, last %d (%v)", idx, r.log.LastIndex(), err)
+		}
+		return nil
+	})
 }

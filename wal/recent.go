@@ -8,8 +8,10 @@ import "sync"
 // follower) reads it within milliseconds of its commit; a reader behind by
 // more than the cache holds reads the storage as before.
 const (
-	recentSlots = 4096     // entries kept at most
-	recentBytes = 32 << 20 // and at most this many bytes of keys and values
+	recentSlots = 4096    // entries kept at most
+	recentBytes = 8 << 20 // and at most this many bytes of keys and values:
+	// a second of writes at 5,000/s of 1 KiB, or a few of a catching-up
+	// secondary's runs; 32 MiB raised its peak memory by 76 MiB.
 )
 
 // recent is a ring of the newest committed entries, indexes lo..hi
