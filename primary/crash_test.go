@@ -13,6 +13,7 @@ import (
 	"github.com/cofferhq/coffer/replication"
 	"github.com/cofferhq/coffer/storage"
 	"github.com/cofferhq/coffer/wal"
+	"github.com/rs/zerolog"
 )
 
 // Found by the fault campaign (docs/reliability.md): a primary killed with
@@ -196,5 +197,24 @@ func TestOversizedWriteIsRefusedNotShippedForever(t *testing.T) {
 	r.p.Stop()
 	if err := r.log.Put(ctx, &storage.Entry{Key: "data/big", Value: make([]byte, maxPayload)}); err != nil {
 		t.Fatalf("after Stop: %v", err)
+	}
+}
+
+// Before its bus has ever reached NATS (a primary's start retried while NATS
+// is down), CheckEntry assumes NATS' default max_payload, 1 MiB, and says so.
+func TestCheckEntryBeforeNATSIsReached(t *testing.T) {
+	b, err := bus.Open(context.Background(), bus.Config{URL: "nats://" + testutil.FreeAddr(t)}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	op := func(n int) []wal.Op {
+		return []wal.Op{{Kind: storage.PutOperation, Class: wal.Replicated, Key: "logical/x", Value: make([]byte, n)}}
+	}
+	if err := CheckEntry(b, false, op(512<<10)); err != nil {
+		t.Fatalf("512 KiB: %v", err)
+	}
+	if err := CheckEntry(b, false, op(2<<20)); !errors.Is(err, wal.ErrEntryTooLarge) || !strings.Contains(err.Error(), "assumed") {
+		t.Fatalf("2 MiB before NATS is reached: %v; want ErrEntryTooLarge saying the bound is assumed", err)
 	}
 }

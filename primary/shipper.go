@@ -235,9 +235,10 @@ func CheckEntry(b *bus.Bus, dr bool, ops []wal.Op) error {
 	if b == nil {
 		return nil
 	}
-	mp := int(b.MaxPayload())
+	mp, assumed := int(b.MaxPayload()), ""
 	if mp <= 0 {
-		mp = natsDefaultMaxPayload // never connected yet: assume the smallest default
+		// Never connected yet: assume the smallest default.
+		mp, assumed = natsDefaultMaxPayload, " (assumed: NATS not reached yet)"
 	}
 	room := roomOf(mp)
 	n := entryOverhead
@@ -247,8 +248,8 @@ func CheckEntry(b *bus.Bus, dr bool, ops []wal.Op) error {
 		}
 	}
 	if n > room {
-		return fmt.Errorf("%w: this write logs %d bytes, and one replication message carries at most %d under the bus's max_payload of %d: write less at once (split the secret), or raise max_payload on the NATS servers",
-			wal.ErrEntryTooLarge, n, room, mp)
+		return fmt.Errorf("%w: this write logs %d bytes, and one replication message carries at most %d under the bus's max_payload of %d%s: write less at once (split the secret), or raise max_payload on the NATS servers",
+			wal.ErrEntryTooLarge, n, room, mp, assumed)
 	}
 	return nil
 }
