@@ -8,6 +8,7 @@ package security
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/cofferhq/coffer/bus"
@@ -37,6 +38,13 @@ func TestReplicationStartsWhenNATSComesBack(t *testing.T) {
 		return nil
 	})
 	mustKVPut(t, P, "during", "2")
+	// A write no batch could carry is refused meanwhile too (NATS' default
+	// max_payload assumed until it is reached): committed, it would stall
+	// shipping once NATS is back.
+	err := kvPut(P, "big", strings.Repeat("b", 2<<20))
+	if err == nil || !strings.Contains(err.Error(), "413") || !strings.Contains(err.Error(), "assumed") {
+		t.Fatalf("a 2 MiB secret while the primary's start is retried: %v; want 413, the bound assumed", err)
+	}
 
 	// NATS comes back: replication starts by itself, and the write made
 	// meanwhile reaches the secondary.
