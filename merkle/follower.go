@@ -9,8 +9,14 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// followBatch is how many WAL entries the Follower reads at a time.
-const followBatch = 512
+// followBatch is how many WAL entries the Follower reads at a time, and
+// followBytes how many bytes of keys and values at most: a secondary's
+// entries are whole runs of batches, and its follower may be several
+// behind while the applier goes on (guards are checked off its path).
+const (
+	followBatch = 512
+	followBytes = 4 << 20
+)
 
 // Follower keeps an Index up to date with a wal.Log: its goroutine waits for
 // new entries and applies them in index order, so the index is the WAL's
@@ -92,7 +98,7 @@ func (f *Follower) run(ctx context.Context, done chan struct{}) {
 			fail(err)
 			return
 		}
-		entries, err := f.log.Read(ctx, applied, followBatch)
+		entries, err := f.log.ReadLimit(ctx, applied, followBatch, followBytes)
 		if err != nil {
 			fail(err)
 			return

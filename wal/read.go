@@ -48,6 +48,14 @@ func (l *Log) WaitIndex(ctx context.Context, index uint64) error {
 // process committed lately come from memory and are shared with every other
 // reader of them: a caller never modifies a returned entry.
 func (l *Log) Read(ctx context.Context, after uint64, max int) ([]*Entry, error) {
+	return l.ReadLimit(ctx, after, max, 0)
+}
+
+// ReadLimit is Read that also stops once the entries it returns hold
+// maxBytes of keys and values (0: no bound; at least one entry): a reader of
+// large entries (a secondary's runs, about a MiB each) behind by many does
+// not hold them all at once.
+func (l *Log) ReadLimit(ctx context.Context, after uint64, max, maxBytes int) ([]*Entry, error) {
 	if max <= 0 {
 		return nil, fmt.Errorf("wal: read after %d: max must be positive, got %d", after, max)
 	}
@@ -60,12 +68,16 @@ func (l *Log) Read(ctx context.Context, after uint64, max int) ([]*Entry, error)
 	}
 	n := min(last-after, uint64(max))
 	out := make([]*Entry, 0, min(n, 1024))
+	size := 0
 	for i := after + 1; i <= after+n; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if maxBytes > 0 && size >= maxBytes {
+			break
+		}
 		if e := l.recent.get(i); e != nil {
-			out = append(out, e)
+			out, size = append(out, e), size+entryBytes(e)
 			continue
 		}
 		raw, err := l.b.Get(ctx, logKey(i))
@@ -85,7 +97,7 @@ func (l *Log) Read(ctx context.Context, after uint64, max int) ([]*Entry, error)
 		if e.Index != i {
 			return nil, fmt.Errorf("wal: read entry %d: %w: it holds index %d", i, ErrCorrupt, e.Index)
 		}
-		out = append(out, e)
+		out, size = append(out, e), size+entryBytes(e)
 	}
 	return out, nil
 }

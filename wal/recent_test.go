@@ -84,3 +84,20 @@ func TestRecentBounds(t *testing.T) {
 		t.Fatal("reset kept entries")
 	}
 }
+
+// ReadLimit stops once the entries read hold maxBytes, after one at least.
+func TestReadLimitBoundsBytes(t *testing.T) {
+	ctx := context.Background()
+	l := openLog(t, inmem.New(), Options{})
+	for i := range 10 {
+		if _, err := l.Write(ctx, []*storage.TxnOp{put(fmt.Sprintf("logical/%d", i), string(make([]byte, 1000)))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ max, want int }{{0, 10}, {1, 1}, {2500, 3}, {1 << 20, 10}} {
+		es, err := l.ReadLimit(ctx, 0, 100, c.max)
+		if err != nil || len(es) != c.want {
+			t.Fatalf("ReadLimit(maxBytes %d) = %d entries, %v; want %d", c.max, len(es), err, c.want)
+		}
+	}
+}
