@@ -405,6 +405,14 @@ func (s *Secondary) LastRemoteWAL() uint64 {
 }
 
 func (s *Secondary) setErr(err error) {
+	select {
+	case <-s.revoked:
+		// Terminal: the revocation's reason stays the state. What fails
+		// after it (an RPC in flight, cancelled as replication stops) is
+		// not why replication stopped.
+		return
+	default:
+	}
 	s.mu.Lock()
 	s.lastErr = err.Error()
 	s.mu.Unlock()

@@ -1,6 +1,10 @@
 package secondary
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,5 +30,18 @@ func TestConnectedAt(t *testing.T) {
 		if got := connectedAt(tc.now, tc.answered, tc.last, iv); got != tc.want {
 			t.Errorf("connectedAt(last+%s, answered %v) = %v, want %v", tc.now.Sub(tc.last), tc.answered, got, tc.want)
 		}
+	}
+}
+
+// Once revoked, the revocation stays the reported error: a key fetch in
+// flight, cancelled as replication stops, does not replace it (it did, and
+// a restarted revoked secondary then reported "context canceled").
+func TestRevocationStaysTheLastError(t *testing.T) {
+	s := &Secondary{revoked: make(chan struct{})}
+	s.setErr(errors.New("rpc key: revoked: this secondary was revoked"))
+	close(s.revoked)
+	s.setErr(fmt.Errorf("request coffer.dc1.rpc.key: %w", context.Canceled))
+	if !strings.Contains(s.lastErr, "revoked") {
+		t.Fatalf("last error after revocation = %q, want the revocation", s.lastErr)
 	}
 }
