@@ -38,7 +38,8 @@ type SetOptions struct {
 	// Log receives the servers' output (nil: discarded).
 	Log io.Writer
 	// ProfileDir, when set, receives a CPU profile of each server,
-	// <name>.pprof, written when the set is closed.
+	// <name>.pprof, written when the set is closed, and the heap profile
+	// at its largest live heap, <name>.heap.pprof.
 	ProfileDir string
 	// Pin runs the primary on CPU 0 and every other server on CPU 1
 	// (taskset): on a 2-core machine the primary then has a core of its own
@@ -237,7 +238,8 @@ func (s *Set) start(ctx context.Context, o SetOptions, name, keyFile, bus string
 	}
 	args := []string{"server", "-config=" + cfg}
 	if o.ProfileDir != "" {
-		args = append(args, "-cpuprofile="+filepath.Join(o.ProfileDir, filepath.Base(o.Dir)+"-"+name+".pprof"))
+		base := filepath.Join(o.ProfileDir, filepath.Base(o.Dir)+"-"+name)
+		args = append(args, "-cpuprofile="+base+".pprof", "-memprofile="+base+".heap.pprof")
 	}
 	cmd := exec.Command(o.Bin, args...)
 	if o.Pin {

@@ -32,7 +32,7 @@ func (c *cli) bench(args []string) int {
 	fs.BoolVar(&o.CompareNATS, "compare-nats", false, "measure the same load on a NATS KV bucket mirrored over a leafnode, in this run, beside every figure")
 	logPath := fs.String("log", "", "file for the servers' output (default: discarded)")
 	fs.BoolVar(&o.Pin, "pin", false, "run the primary on CPU 0, this process and the other servers on CPU 1 (taskset; for a 2-core machine)")
-	fs.StringVar(&o.ProfileDir, "profile", "", "directory for a CPU profile (pprof) of every server, written as the sets stop")
+	fs.StringVar(&o.ProfileDir, "profile", "", "directory for a CPU profile (pprof) of every server, written as the sets stop, and its heap profile at its largest live heap")
 	primary := fs.String("primary", "", "measure running clusters: the primary's API address (http://host:8200); writes go under <mount>/coffer-bench/")
 	secondaries := fs.String("secondaries", "", "with -primary: the secondaries' API addresses, comma-separated")
 	token := fs.String("token", os.Getenv("VAULT_TOKEN"), "with -primary: a token of the primary (default VAULT_TOKEN)")

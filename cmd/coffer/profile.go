@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"os"
+	"runtime/metrics"
+	"runtime/pprof"
+	"time"
+)
+
+// startCPUProfile profiles the process into path until the returned stop.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// liveHeapMetric is the heap the last collection found live.
+const liveHeapMetric = "/gc/heap/live:bytes"
+
+// startHeapProfile keeps in path the heap profile (pprof) taken when the
+// live heap was at its largest: it looks every interval and writes the
+// profile again when the live heap has grown by a tenth since the last
+// one. A profile at exit would show what is left, not the peak of a
+// catch-up (coffer bench -profile). It runs until the returned stop.
+func startHeapProfile(path string, interval time.Duration) (func(), error) {
+	if err := writeHeapProfile(path); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		sample := []metrics.Sample{{Name: liveHeapMetric}}
+		var written uint64
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			metrics.Read(sample)
+			if sample[0].Value.Kind() != metrics.KindUint64 {
+				return
+			}
+			if live := sample[0].Value.Uint64(); live > written+written/10 {
+				if writeHeapProfile(path) == nil {
+					written = live
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }, nil
+}
+
+// writeHeapProfile replaces path with the heap profile as of the last
+// collection (written beside it, then renamed: a reader never sees half).
+func writeHeapProfile(path string) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
