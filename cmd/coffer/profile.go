@@ -78,4 +78,3 @@ func writeHeapProfile(path string) error {
 	}
 	return os.Rename(tmp, path)
 }
-
