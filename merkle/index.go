@@ -137,6 +137,19 @@ func (b *bucket) find(fp uint64) (int, bool) {
 	})
 }
 
+// insertItem inserts it at i, growing a full slice by a quarter rather than
+// append's doubling: the buckets hold every key's item (24 bytes) for as
+// long as the process runs, and doubling left a third of that unused
+// (43 MB held for 24 MB of items at 1,000,000 keys).
+func insertItem(items []item, i int, it item) []item {
+	if len(items) == cap(items) {
+		grown := make([]item, len(items), len(items)+len(items)/4+2)
+		copy(grown, items)
+		items = grown
+	}
+	return slices.Insert(items, i, it)
+}
+
 func (b *bucket) addPending(key string) {
 	for _, k := range b.pending {
 		if k == key {
@@ -349,7 +362,7 @@ func (x *Index) update(key string, value []byte, del bool, lsn uint64) {
 			}
 			bk.items[i].vh = vh
 		} else {
-			bk.items = slices.Insert(bk.items, i, item{fp: fp, vh: vh})
+			bk.items = insertItem(bk.items, i, item{fp: fp, vh: vh})
 			x.keys++
 		}
 	}

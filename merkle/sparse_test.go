@@ -383,3 +383,20 @@ func TestDiffBetweenIndexesLoadedFromSparsePages(t *testing.T) {
 		t.Fatalf("diff found added %d changed %d deleted %d, oracle %d %d %d", len(got.Added), len(got.Changed), len(got.Deleted), len(a), len(c), len(d))
 	}
 }
+
+// A bucket's items grow by a quarter when full, never doubling: what the
+// index holds stays close to 24 bytes a key.
+func TestBucketItemsGrowByAQuarter(t *testing.T) {
+	var items []item
+	for n := 1; n <= 2000; n++ {
+		items = insertItem(items, len(items), item{fp: uint64(n)})
+		if limit := n + n/4 + 2; cap(items) > limit {
+			t.Fatalf("%d items held in a capacity of %d, more than %d", n, cap(items), limit)
+		}
+	}
+	for i, it := range items {
+		if it.fp != uint64(i+1) {
+			t.Fatalf("item %d holds %d", i, it.fp)
+		}
+	}
+}
