@@ -82,7 +82,15 @@ func parseBucket(name string) (uint32, bool) {
 // keyHash returns the bucket and the 64-bit fingerprint of a key: the first 16
 // bits and the next 64 bits of SHA-256(key).
 func keyHash(key string) (uint32, uint64) {
-	h := sha256.Sum256([]byte(key))
+	// Hashed from a buffer on the stack: []byte(key) escaped, an allocation
+	// per key hashed, and a flush hashes every key of the pages it writes.
+	var buf [128]byte
+	var h [HashSize]byte
+	if len(key) <= len(buf) {
+		h = sha256.Sum256(append(buf[:0], key...))
+	} else {
+		h = sha256.Sum256([]byte(key))
+	}
 	return uint32(binary.BigEndian.Uint16(h[0:2])), binary.BigEndian.Uint64(h[2:10])
 }
 

@@ -400,3 +400,12 @@ func TestBucketItemsGrowByAQuarter(t *testing.T) {
 		}
 	}
 }
+
+// Hashing a key allocates nothing: a flush hashes every key of the pages
+// it writes.
+func TestKeyHashDoesNotAllocate(t *testing.T) {
+	key := "logical/8f0e2b9a-1c3d-4e5f-a6b7-c8d9e0f1a2b3/backlog/123456"
+	if n := testing.AllocsPerRun(100, func() { keyHash(key) }); n != 0 {
+		t.Fatalf("keyHash allocates %v times a call", n)
+	}
+}
