@@ -333,11 +333,7 @@ func openBatch(msg []byte, clusterID string, key, drKey []byte, pub ed25519.Publ
 	if len(main) < nonceLen+tagLen {
 		return nil, fmt.Errorf("open batch %d-%d: %w: main section of %d bytes", first, last, ErrCorrupt, len(main))
 	}
-	z, err := openSection(main, key, batchAAD(clusterID, body[:h.len]))
-	if err != nil {
-		return nil, fmt.Errorf("open batch %d-%d: %w", first, last, err)
-	}
-	plain, err := inflate(z, maxPlain)
+	plain, err := openInflate(main, key, batchAAD(clusterID, body[:h.len]), maxPlain)
 	if err != nil {
 		return nil, fmt.Errorf("open batch %d-%d: %w", first, last, err)
 	}
@@ -351,11 +347,7 @@ func openBatch(msg []byte, clusterID string, key, drKey []byte, pub ed25519.Publ
 	if drKey == nil || h.drLen == 0 {
 		return b, nil
 	}
-	dz, err := openSection(body[len(body)-h.drLen:], drKey, drAAD(clusterID, body[:h.len]))
-	if err != nil {
-		return nil, fmt.Errorf("open batch %d-%d: DR section: %w", first, last, err)
-	}
-	dplain, err := inflate(dz, maxPlain)
+	dplain, err := openInflate(body[len(body)-h.drLen:], drKey, drAAD(clusterID, body[:h.len]), maxPlain)
 	if err != nil {
 		return nil, fmt.Errorf("open batch %d-%d: DR section: %w", first, last, err)
 	}
@@ -367,17 +359,26 @@ func openBatch(msg []byte, clusterID string, key, drKey []byte, pub ed25519.Publ
 	return b, nil
 }
 
-// openSection opens nonce | GCM(key, aad).
-func openSection(sec, key, aad []byte) ([]byte, error) {
+// compressed holds the buffers sections are decrypted into: the
+// compressed ops live only until they are inflated, and a batch is up to a
+// megabyte (on a catching-up secondary, a tenth of all it allocated).
+var compressed = sync.Pool{New: func() any { return new([]byte) }}
+
+// openInflate opens nonce | GCM(key, aad) and inflates what it holds (at
+// most max bytes). The result is the caller's.
+func openInflate(sec, key, aad []byte, max int) ([]byte, error) {
 	aead, err := newGCM(key)
 	if err != nil {
 		return nil, err
 	}
-	z, err := aead.Open(nil, sec[:nonceLen], sec[nonceLen:], aad)
+	buf := compressed.Get().(*[]byte)
+	defer compressed.Put(buf)
+	z, err := aead.Open((*buf)[:0], sec[:nonceLen], sec[nonceLen:], aad)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	return z, nil
+	*buf = z
+	return inflate(z, max)
 }
 
 // mergeEntries merges two index-ordered entry lists; an index in both gets
@@ -590,7 +591,7 @@ func decodeBatchOps(p []byte, first, last uint64) ([]*wal.Entry, error) {
 			e.Ops = make([]wal.Op, n)
 		}
 		for j := range e.Ops {
-			if p, err = wal.DecodeOp(p, &e.Ops[j]); err != nil {
+			if p, err = wal.DecodeOpShared(p, &e.Ops[j]); err != nil { // plain is this batch's own
 				return nil, fmt.Errorf("%w: entry %d op %d: %v", ErrCorrupt, e.Index, j, err)
 			}
 		}

@@ -115,6 +115,18 @@ func AppendOp(buf []byte, op *Op) []byte {
 // the bytes after it. It checks the kind, the class and the key, and that a
 // delete carries no value; the value is copied, so op does not alias p.
 func DecodeOp(p []byte, op *Op) ([]byte, error) {
+	rest, err := DecodeOpShared(p, op)
+	if err == nil && op.Value != nil {
+		op.Value = append(make([]byte, 0, len(op.Value)), op.Value...)
+	}
+	return rest, err
+}
+
+// DecodeOpShared is DecodeOp without the copy: op's value is a slice of p
+// (its capacity clipped), for a caller that owns p and never changes it (a
+// batch's freshly inflated ops: a copy of every value was a tenth of what
+// a catching-up secondary allocated).
+func DecodeOpShared(p []byte, op *Op) ([]byte, error) {
 	if len(p) < 2 {
 		return nil, errors.New("truncated")
 	}
@@ -138,7 +150,10 @@ func DecodeOp(p []byte, op *Op) ([]byte, error) {
 	}
 	op.Key = string(key)
 	if op.Kind == storage.PutOperation {
-		op.Value = append(make([]byte, 0, len(val)), val...)
+		op.Value = val[:len(val):len(val)]
+		if op.Value == nil {
+			op.Value = []byte{}
+		}
 	} else if len(val) != 0 {
 		return nil, errors.New("a delete carrying a value")
 	}

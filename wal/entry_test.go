@@ -221,3 +221,23 @@ func FuzzEntryRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// DecodeOpShared leaves the value in the caller's buffer, DecodeOp copies
+// it; both parse the same.
+func TestDecodeOpSharedAliases(t *testing.T) {
+	buf := AppendOp(nil, &Op{Kind: storage.PutOperation, Class: Replicated, Key: "logical/k", Value: []byte("value")})
+	var shared, copied Op
+	if _, err := DecodeOpShared(buf, &shared); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeOp(buf, &copied); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(shared, copied) || string(shared.Value) != "value" || cap(shared.Value) != len(shared.Value) {
+		t.Fatalf("shared %+v (cap %d), copied %+v", shared, cap(shared.Value), copied)
+	}
+	buf[len(buf)-1] ^= 0xff
+	if string(copied.Value) != "value" || string(shared.Value) == "value" {
+		t.Fatalf("after changing the buffer: shared %q, copied %q", shared.Value, copied.Value)
+	}
+}
