@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -89,6 +90,7 @@ type Set struct {
 	Secondaries []*Node
 	nodes       []*Node
 	nats        *server.Server // NATSApart's server; nil when embedded
+	logMu       sync.Mutex     // the servers' lines on Options.Log, one at a time
 	// given holds the addresses handed out so far: the kernel may give a
 	// port just released by freeAddr again, to the next node of the set.
 	given map[string]bool
@@ -250,7 +252,12 @@ func (s *Set) start(ctx context.Context, o SetOptions, name, keyFile, bus string
 		cmd = exec.Command("taskset", append([]string{"-c", cpu, o.Bin}, args...)...) // taskset execs: same pid
 	}
 	n := &Node{Name: name, Addr: addr, cmd: cmd, exited: make(chan struct{})}
-	n.cmd.Stdout, n.cmd.Stderr = o.Log, o.Log
+	if o.Log == nil || o.Log == io.Discard {
+		n.cmd.Stdout, n.cmd.Stderr = o.Log, o.Log
+	} else {
+		out := &prefixed{mu: &s.logMu, w: o.Log, prefix: []byte(name + " ")}
+		n.cmd.Stdout, n.cmd.Stderr = out, out
+	}
 	if err := n.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

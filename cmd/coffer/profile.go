@@ -28,12 +28,14 @@ const liveHeapMetric = "/gc/heap/live:bytes"
 // live heap was at its largest: it looks every interval and writes the
 // profile again when the live heap has grown by a tenth since the last
 // one. A profile at exit would show what is left, not the peak of a
-// catch-up (coffer bench -profile). It runs until the returned stop.
-func startHeapProfile(path string, interval time.Duration) (func(), error) {
+// catch-up (coffer bench -profile). It runs until ctx ends (the server's
+// shutdown: a final flush is not what the profile is for) or the returned
+// stop.
+func startHeapProfile(ctx context.Context, path string, interval time.Duration) (func(), error) {
 	if err := writeHeapProfile(path); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -15,7 +16,7 @@ import (
 // largest heap of the run, not the first (nor the last) one.
 func TestHeapProfileFollowsTheLargestHeap(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "heap.pprof")
-	stop, err := startHeapProfile(path, 5*time.Millisecond)
+	stop, err := startHeapProfile(context.Background(), path, 5*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

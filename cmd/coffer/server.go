@@ -45,7 +45,7 @@ func runServer(args []string) int {
 	devNATS := fs.String("dev-nats-listen", "127.0.0.1:4222", "embedded NATS listen address in dev mode")
 	logLevel := fs.String("log-level", "", "log level: trace, debug, info, warn, error (overrides the config file)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file (coffer bench -profile)")
-	memProfile := fs.String("memprofile", "", "keep in this file the heap profile (pprof) taken at the largest live heap of the run (coffer bench -profile)")
+	memProfile := fs.String("memprofile", "", "keep in this file the heap profile (pprof) taken at the largest live heap while the server serves (coffer bench -profile)")
 	clockFile := fs.String("test-clock-offset-file", "", "for fault tests only: move this server's wall clock by the duration in this file (e.g. 5m, -90s), read again every 100ms")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "Usage: coffer server -config=FILE | -dev [-dev-root-token-id=ID] [-dev-listen-address=ADDR] [-dev-nats-listen=ADDR]")
@@ -107,7 +107,7 @@ func runServer(args []string) int {
 		defer stopProfile()
 	}
 	if *memProfile != "" {
-		stopProfile, err := startHeapProfile(*memProfile, 500*time.Millisecond)
+		stopProfile, err := startHeapProfile(ctx, *memProfile, 500*time.Millisecond)
 		if err != nil {
 			logger.Error().Err(err).Msg("cannot write the heap profile")
 			return 1
