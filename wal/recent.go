@@ -9,9 +9,11 @@ import "sync"
 // more than the cache holds reads the storage as before.
 const (
 	recentSlots = 4096    // entries kept at most
-	recentBytes = 8 << 20 // and at most this many bytes of keys and values:
-	// a second of writes at 5,000/s of 1 KiB, or a few of a catching-up
-	// secondary's runs; 32 MiB raised its peak memory by 76 MiB.
+	recentBytes = 4 << 20 // and at most this many bytes of keys and values:
+	// 0.4 s of writes at 5,000/s of 1 KiB (the shipper and the follower
+	// read within milliseconds), or two of a catching-up secondary's runs.
+	// Each MiB more raised a catching-up secondary's peak heap by two or
+	// three (32 MiB: +76 MiB), and 8 MiB left it at the 256 MiB line.
 )
 
 // recent is a ring of the newest committed entries, indexes lo..hi
