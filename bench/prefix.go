@@ -9,7 +9,8 @@ import (
 // prefixed writes whole lines to w, each after prefix: the servers of a set
 // share one log (-log), and a line (a log record, a GODEBUG=gctrace=1
 // collection) must say which server wrote it. A partial line waits for its
-// end; what is left at close is dropped with the process.
+// end; what is left at close is dropped with the process, and a write the
+// log refuses is dropped too.
 type prefixed struct {
 	mu     *sync.Mutex // shared by every writer on w
 	w      io.Writer
@@ -30,9 +31,10 @@ func (p *prefixed) Write(b []byte) (int, error) {
 		line := append(append(append([]byte(nil), p.prefix...), p.part...), b[:i+1]...)
 		p.part = p.part[:0]
 		b = b[i+1:]
-		if _, err := p.w.Write(line); err != nil {
-			return n, err
-		}
+		// A failed write of the log loses the line, never the server: an
+		// error here would close the pipe, and the server's next line
+		// would kill it (SIGPIPE).
+		_, _ = p.w.Write(line)
 	}
 	return n, nil
 }

@@ -57,8 +57,8 @@ type Storage struct {
 	// Path is the bbolt file for bolt, the KV prefix for consul.
 	Path string `koanf:"path"`
 	// Options holds every other key of the storage block, as strings, for
-	// backends that take more settings (consul: StorageOptions). bolt and
-	// inmem take none.
+	// backends that take more settings (StorageOptions: consul's, and
+	// bolt's freelist_sync). inmem takes none.
 	Options map[string]string `koanf:"-"`
 }
 
@@ -190,6 +190,7 @@ var (
 	StorageTypes = []string{"bolt", "consul", "inmem"}
 	// StorageOptions are the keys besides path each storage type takes.
 	StorageOptions = map[string][]string{
+		"bolt":   {"freelist_sync"},
 		"consul": {"address", "scheme", "tls_ca_file", "tls_cert_file", "tls_key_file", "token", "ha_enabled", "session_ttl", "lock_delay", "check_interval"},
 	}
 	SealTypes = []string{"static"}

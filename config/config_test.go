@@ -480,6 +480,12 @@ func TestValidate(t *testing.T) {
 		{"cluster addr", func(c *Config) { c.ClusterAddr = "coffer-1:8201" }, `cluster_addr "coffer-1:8201" must be a URL`},
 		{"no storage type", func(c *Config) { c.Storage.Type = "" }, "storage: no type given"},
 		{"bolt without path", func(c *Config) { c.Storage = Storage{Type: "bolt"} }, `storage "bolt": path is required`},
+		{"bolt freelist_sync", func(c *Config) {
+			c.Storage = Storage{Type: "bolt", Path: "/d/coffer.db", Options: map[string]string{"freelist_sync": "sometimes"}}
+		}, `storage "bolt": freelist_sync "sometimes": use true or false`},
+		{"bolt option", func(c *Config) {
+			c.Storage = Storage{Type: "bolt", Path: "/d/coffer.db", Options: map[string]string{"no_sync": "true"}}
+		}, `storage "bolt": unknown key(s) no_sync`},
 		{"tls without files", func(c *Config) { c.Listener.TLSDisable = false; c.Listener.TLSCertFile = "/c.pem" },
 			"TLS is enabled but tls_cert_file and tls_key_file are not both set"},
 		{"listener type", func(c *Config) { c.Listener.Type = "unix" }, `listener: unknown type "unix"`},
@@ -542,5 +548,25 @@ func TestValidate(t *testing.T) {
 	ok.APIAddr = ""
 	if got := ok.AdvertisedAPIAddr(); got != "https://[::1]:8200" {
 		t.Fatalf("AdvertisedAPIAddr = %q", got)
+	}
+}
+
+// bolt takes freelist_sync (bbolt writes its free-page list with every
+// commit again: a faster start on a large file, slower writes).
+func TestBoltFreelistSync(t *testing.T) {
+	clearEnv(t)
+	p := writeFile(t, "coffer.hcl", `storage "bolt" {
+  path          = "/var/lib/coffer/coffer.db"
+  freelist_sync = true
+}
+listener "tcp" { tls_disable = true }
+`)
+	c := load(t, p, nil)
+	want := Storage{Type: "bolt", Path: "/var/lib/coffer/coffer.db", Options: map[string]string{"freelist_sync": "true"}}
+	if !reflect.DeepEqual(c.Storage, want) {
+		t.Fatalf("storage = %+v, want %+v", c.Storage, want)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -44,6 +45,11 @@ func (s Storage) validate(p *problems) {
 	case "bolt":
 		if s.Path == "" {
 			p.add(`storage "bolt": path is required: set storage "bolt" { path = "/var/lib/coffer/coffer.db" } or COFFER_STORAGE_PATH`)
+		}
+		if v, ok := s.Options["freelist_sync"]; ok {
+			if _, err := strconv.ParseBool(v); err != nil {
+				p.add(`storage "bolt": freelist_sync %q: use true or false`, v)
+			}
 		}
 	case "consul":
 		if sch, ok := s.Options["scheme"]; ok && sch != "http" && sch != "https" {

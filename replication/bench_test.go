@@ -136,14 +136,20 @@ func TestOpenBatchAllocatesAboutTheBatch(t *testing.T) {
 		}
 	}
 	open() // the pools filled
-	const n = 20
+	// Under -race sync.Pool drops a quarter of what it is given, each drop
+	// a new buffer: more rounds, and a looser bound that the copies (3.4
+	// times) still exceed.
+	n, limit := 20, 2.0
+	if raceEnabled {
+		n, limit = 200, 2.6
+	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for range n {
 		open()
 	}
 	runtime.ReadMemStats(&after)
-	if per := float64(after.TotalAlloc-before.TotalAlloc) / n; per > 2*float64(size) {
+	if per := float64(after.TotalAlloc-before.TotalAlloc) / float64(n); per > limit*float64(size) {
 		t.Fatalf("opening a batch of %d bytes allocates %.0f bytes (%.1f times)", size, per, per/float64(size))
 	}
 }

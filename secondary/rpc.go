@@ -175,7 +175,9 @@ func (s *Secondary) heartbeat(ctx context.Context) {
 		s.mu.Lock()
 		s.lastHeartbeat = s.cfg.Now()
 		s.hbRTT = s.lastHeartbeat.Sub(sent)
-		s.lastErr, s.hbErr = "", "" // the primary answers again: an old failure is no longer the state
+		if !s.isRevoked() { // an answer in flight as the revocation came: the revocation stays
+			s.lastErr, s.hbErr = "", "" // the primary answers again: an old failure is no longer the state
+		}
 		if reply.APIAddr != "" {
 			s.sec.PrimaryAPIAddr = reply.APIAddr
 		}

@@ -404,14 +404,23 @@ func (s *Secondary) LastRemoteWAL() uint64 {
 	return s.m.LastRemoteWAL()
 }
 
-func (s *Secondary) setErr(err error) {
+// isRevoked reports whether the machine stopped replication on a
+// revocation (StopStreaming closed s.revoked).
+func (s *Secondary) isRevoked() bool {
 	select {
 	case <-s.revoked:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Secondary) setErr(err error) {
+	if s.isRevoked() {
 		// Terminal: the revocation's reason stays the state. What fails
 		// after it (an RPC in flight, cancelled as replication stops) is
 		// not why replication stopped.
 		return
-	default:
 	}
 	s.mu.Lock()
 	s.lastErr = err.Error()

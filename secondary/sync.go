@@ -45,6 +45,9 @@ func (s *Secondary) retrySync(ctx context.Context, a RetrySync, t *turn) []Actio
 // failed reports a failed sync step, its error classified: the primary
 // revoked this secondary, the driver stops, or anything else (transient).
 func (s *Secondary) failed(ctx context.Context, err error) []Action {
+	if replication.IsRevoked(err) {
+		s.setErr(err) // the reason the status shows from now on
+	}
 	return s.step(SyncFailed{Cause: causeOf(ctx, err), Err: err})
 }
 

@@ -41,19 +41,14 @@ func startHeapProfile(ctx context.Context, path string, interval time.Duration) 
 		defer close(done)
 		t := time.NewTicker(interval)
 		defer t.Stop()
-		sample := []metrics.Sample{{Name: liveHeapMetric}}
-		var written uint64
+		written := liveHeap() // what the first profile shows
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
-			metrics.Read(sample)
-			if sample[0].Value.Kind() != metrics.KindUint64 {
-				return
-			}
-			if live := sample[0].Value.Uint64(); live > written+written/10 {
+			if live := liveHeap(); live > written+written/10 {
 				if writeHeapProfile(path) == nil {
 					written = live
 				}
@@ -61,6 +56,17 @@ func startHeapProfile(ctx context.Context, path string, interval time.Duration) 
 		}
 	}()
 	return func() { cancel(); <-done }, nil
+}
+
+// liveHeap is the heap the last collection found live (0 if the runtime
+// does not say).
+func liveHeap() uint64 {
+	sample := []metrics.Sample{{Name: liveHeapMetric}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return sample[0].Value.Uint64()
 }
 
 // writeHeapProfile replaces path with the heap profile as of the last

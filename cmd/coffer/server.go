@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -168,7 +169,8 @@ func openStorage(cfg *config.Config) (storage.Transactional, error) {
 	case "inmem":
 		return inmem.New(), nil
 	case "bolt":
-		return bolt.Open(bolt.Options{Path: cfg.Storage.Path})
+		sync, _ := strconv.ParseBool(cfg.Storage.Options["freelist_sync"]) // validated: absent is false
+		return bolt.Open(bolt.Options{Path: cfg.Storage.Path, FreelistSync: sync})
 	case "consul":
 		opts, err := consul.FromMap(cfg.Storage.Path, cfg.Storage.Options)
 		if err != nil {
