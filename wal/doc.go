@@ -12,7 +12,7 @@
 //     fsync serves many writers.
 //   - The key space under "wal/": nothing else may write there; Write refuses it.
 //   - The recent-entries cache (recent.go): the newest entries this process
-//     committed (4,096, at most 8 MiB), decoded once with their values copied,
+//     committed (4,096, at most 4 MiB), decoded once with their values copied,
 //     which Read serves without a storage read: every reader of a fresh entry
 //     (the shipper, the merkle follower) gets the same *Entry and never
 //     modifies it.
