@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -95,7 +96,25 @@ func CatchUp(ctx context.Context, s *Set, sec, backlog, keys, size int) (CatchUp
 	if err := n.Pause(); err != nil {
 		return CatchUpResult{}, err
 	}
+	// A catch-up figure must not pass on a freeze that never took, or that
+	// something undid while the backlog was written.
+	frozen := func(when string) error {
+		return poll(ctx, 5*time.Second, func() error {
+			if stopped, err := ProcessStopped(n.PID()); err != nil || !stopped {
+				return errors.Join(fmt.Errorf("%s is not frozen %s: the catch-up would measure nothing", n.Name, when), err)
+			}
+			return nil
+		})
+	}
+	if err := frozen("before the backlog"); err != nil {
+		_ = n.Resume()
+		return CatchUpResult{}, err
+	}
 	if err := writeN(ctx, t.Put, backlog, keys, size); err != nil {
+		_ = n.Resume()
+		return CatchUpResult{}, err
+	}
+	if err := frozen("after the backlog"); err != nil {
 		_ = n.Resume()
 		return CatchUpResult{}, err
 	}

@@ -11,22 +11,41 @@ import (
 // clockTicks is the kernel's USER_HZ for /proc/<pid>/stat (100 on Linux).
 const clockTicks = 100
 
-// ProcessCPU returns the user+system CPU time pid has used, from
-// /proc/<pid>/stat (Linux).
-func ProcessCPU(pid int) (time.Duration, error) {
+// procStat returns the fields of /proc/<pid>/stat after the command name
+// (Linux): f[0] is the state (field 3).
+func procStat(pid int) ([]string, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, fmt.Errorf("read the CPU time of process %d: %w (Linux only)", pid, err)
+		return nil, fmt.Errorf("read /proc/%d/stat: %w (Linux only)", pid, err)
 	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
+	// The command name is in parentheses and may hold spaces.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+		return nil, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
 	f := strings.Fields(s[i+1:])
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+		return nil, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return f, nil
+}
+
+// ProcessStopped reports whether pid is stopped by a signal (state T).
+func ProcessStopped(pid int) (bool, error) {
+	f, err := procStat(pid)
+	if err != nil {
+		return false, err
+	}
+	return f[0] == "T", nil
+}
+
+// ProcessCPU returns the user+system CPU time pid has used, from
+// /proc/<pid>/stat (Linux).
+func ProcessCPU(pid int) (time.Duration, error) {
+	f, err := procStat(pid)
+	if err != nil {
+		return 0, fmt.Errorf("the CPU time of process %d: %w", pid, err)
 	}
 	// f[0] is the state (field 3); utime and stime are fields 14 and 15.
 	ut, err1 := strconv.ParseUint(f[11], 10, 64)

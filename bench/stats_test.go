@@ -1,8 +1,13 @@
 package bench
 
 import (
+	"fmt"
+	"os/exec"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cofferhq/coffer/internal/testutil"
 )
 
 func TestDist(t *testing.T) {
@@ -33,4 +38,36 @@ func TestProcessCPU(t *testing.T) {
 	if _, err := ProcessCPU(1 << 30); err == nil {
 		t.Fatal("CPU of a process that does not exist: no error")
 	}
+}
+
+// ProcessStopped sees a SIGSTOP and a SIGCONT (the catch-up's freeze is
+// checked with it).
+func TestProcessStopped(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	state := func(want bool) {
+		t.Helper()
+		testutil.Eventually(t, 5*time.Second, fmt.Sprintf("stopped = %v", want), func() error {
+			got, err := ProcessStopped(cmd.Process.Pid)
+			if err != nil {
+				return err
+			}
+			if got != want {
+				return fmt.Errorf("stopped = %v", got)
+			}
+			return nil
+		})
+	}
+	state(false)
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	state(true)
+	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	state(false)
 }
