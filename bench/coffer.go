@@ -78,6 +78,9 @@ type CatchUpResult struct {
 	// the storage's file pages) the secondary held while catching up,
 	// sampled every 20 ms; 0 where /proc does not tell.
 	PeakAnon int64
+	// CPU is the user and system time the secondary used meanwhile (0
+	// where /proc does not tell): Took much longer than CPU means it waited.
+	CPU time.Duration
 }
 
 // Rate is WAL entries per second.
@@ -135,6 +138,7 @@ func CatchUp(ctx context.Context, s *Set, sec, backlog, keys, size int) (CatchUp
 		}
 		break
 	}
+	cpu0, cpuErr := ProcessCPU(n.PID()) // frozen: it does not change before the resume
 	start := time.Now()
 	if err := n.Resume(); err != nil {
 		return CatchUpResult{}, err
@@ -143,7 +147,11 @@ func CatchUp(ctx context.Context, s *Set, sec, backlog, keys, size int) (CatchUp
 	err = poll(ctx, 10*time.Minute, func() error { return reached(ctx, n.Client, last) })
 	took := time.Since(start)
 	stop()
-	return CatchUpResult{Entries: last - from, Took: took, PeakAnon: *peak}, err
+	res := CatchUpResult{Entries: last - from, Took: took, PeakAnon: *peak}
+	if cpu1, err1 := ProcessCPU(n.PID()); cpuErr == nil && err1 == nil {
+		res.CPU = cpu1 - cpu0
+	}
+	return res, err
 }
 
 // reached reports nil once the secondary behind c has applied the primary's

@@ -175,8 +175,13 @@ func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, 
 		if o.BacklogKeys > 0 {
 			keys = fmt.Sprintf(" to %d keys", o.BacklogKeys)
 		}
-		fmt.Fprintf(w, "catch-up from a backlog of %d writes%s\t%s\t%.0f WAL entries/s (%d in %s), secondary's peak anonymous memory %d MiB\t%s\n",
-			o.Backlog, keys, st, c.Rate(), c.Entries, round(c.Took), c.PeakAnon>>20, anc)
+		cpu := ""
+		if c.CPU > 0 && c.Entries > 0 {
+			cpu = fmt.Sprintf(", secondary's CPU %.1f µs per entry (%.0f%% of the time)",
+				float64(c.CPU.Microseconds())/float64(c.Entries), 100*c.CPU.Seconds()/c.Took.Seconds())
+		}
+		fmt.Fprintf(w, "catch-up from a backlog of %d writes%s\t%s\t%.0f WAL entries/s (%d in %s)%s, secondary's peak anonymous memory %d MiB\t%s\n",
+			o.Backlog, keys, st, c.Rate(), c.Entries, round(c.Took), cpu, c.PeakAnon>>20, anc)
 	}
 	return nil
 }

@@ -94,6 +94,30 @@ func EncodeEntry(e *Entry) []byte {
 	return buf
 }
 
+// encodeOwned encodes an entry of ops (its index and time stamped at
+// commit) and returns it with the entry the log keeps in memory, whose values
+// are slices of the encoding rather than copies: the log owns both, and a
+// caller may reuse its buffers once Write returns. The storage copies what it
+// is given, so the encoding is never written to after the commit.
+func encodeOwned(ops []Op) ([]byte, *Entry) {
+	body := EncodeEntry(&Entry{Ops: ops})
+	owned := make([]Op, len(ops))
+	at := entryHeaderLen + uvarintLen(uint64(len(ops)))
+	for i, op := range ops {
+		at += 2 + uvarintLen(uint64(len(op.Key))) + len(op.Key)
+		if op.Kind != storage.PutOperation {
+			op.Value = nil
+			at++
+		} else {
+			at += uvarintLen(uint64(len(op.Value)))
+			op.Value = body[at : at+len(op.Value) : at+len(op.Value)]
+			at += len(op.Value)
+		}
+		owned[i] = op
+	}
+	return body, &Entry{Ops: owned}
+}
+
 // AppendOp appends op in the op encoding shared by WAL entries and
 // replication batches (part of both formats, never change):
 //

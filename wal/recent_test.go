@@ -101,3 +101,43 @@ func TestReadLimitBoundsBytes(t *testing.T) {
 		}
 	}
 }
+
+// The entry kept in memory shares the values of its encoding rather than
+// copying them again (one copy of each value per write, not two), and reads
+// back as the encoding decodes.
+func TestKeptEntrySharesItsEncoding(t *testing.T) {
+	ops := []Op{
+		{Kind: storage.PutOperation, Class: Replicated, Key: "logical/a", Value: bytes.Repeat([]byte("v"), 300)},
+		{Kind: storage.DeleteOperation, Class: Replicated, Key: "logical/b"},
+		{Kind: storage.PutOperation, Class: Local, Key: "core/c", Value: []byte{}},
+		{Kind: storage.PutOperation, Class: Replicated, Key: "logical/d", Value: []byte("last")},
+	}
+	body, kept := encodeOwned(ops)
+	dec, err := DecodeEntry(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kept.Ops) != len(ops) {
+		t.Fatalf("kept %d ops, want %d", len(kept.Ops), len(ops))
+	}
+	for i, op := range kept.Ops {
+		want := dec.Ops[i]
+		if op.Kind != want.Kind || op.Class != want.Class || op.Key != want.Key || !bytes.Equal(op.Value, want.Value) {
+			t.Fatalf("op %d = %+v, want %+v", i, op, want)
+		}
+		if op.Kind == storage.DeleteOperation && op.Value != nil {
+			t.Fatalf("op %d: a delete keeps a value %q", i, op.Value)
+		}
+		if len(op.Value) > 0 {
+			at := bytes.Index(body, want.Value)
+			body[at] ^= 0xff
+			if op.Value[0] != body[at] {
+				t.Fatalf("op %d: its value is a copy, not a slice of the encoding", i)
+			}
+			body[at] ^= 0xff
+		}
+		if cap(op.Value) != len(op.Value) {
+			t.Fatalf("op %d: an append to its value would write into the encoding (cap %d, len %d)", i, cap(op.Value), len(op.Value))
+		}
+	}
+}

@@ -369,8 +369,7 @@ func (l *Log) Write(ctx context.Context, ops []*storage.TxnOp) (uint64, error) {
 	}
 	r := &request{ops: ops, cost: len(ops), done: make(chan struct{})}
 	if len(logged) > 0 {
-		r.body = EncodeEntry(&Entry{Ops: logged})
-		r.entry = &Entry{Ops: ownValues(logged)}
+		r.body, r.entry = encodeOwned(logged)
 		r.cost++
 	}
 	if l.maxOps > 0 && r.cost+1 > l.maxOps { // +1: the meta record
@@ -403,26 +402,6 @@ func (l *Log) Write(ctx context.Context, ops []*storage.TxnOp) (uint64, error) {
 	l.mu.Unlock()
 	<-r.done
 	return r.index, r.err
-}
-
-// ownValues returns ops with their values copied into one buffer the log
-// owns: a caller may reuse its buffers once Write returns.
-func ownValues(ops []Op) []Op {
-	n := 0
-	for i := range ops {
-		n += len(ops[i].Value)
-	}
-	buf := make([]byte, 0, n)
-	out := make([]Op, len(ops))
-	for i, op := range ops {
-		if op.Value != nil {
-			at := len(buf)
-			buf = append(buf, op.Value...)
-			op.Value = buf[at:len(buf):len(buf)]
-		}
-		out[i] = op
-	}
-	return out
 }
 
 // run is the committer goroutine. It drains the queue even after Close, so
