@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 )
@@ -35,6 +36,10 @@ type Options struct {
 	// ThroughputFor and Clients: the write throughput measurements.
 	ThroughputFor time.Duration
 	Clients       int
+	// CPURate is the write rate (writes/s, open loop) at which the
+	// primary's CPU per write is also measured, replication off and on,
+	// each for ThroughputFor (0: not measured).
+	CPURate int
 	// Forwarded is the sequential writes of forwarded against direct.
 	Forwarded int
 	// Only names the Parts to run.
@@ -122,6 +127,7 @@ func Run(ctx context.Context, w io.Writer, o Options) error {
 func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, an *anchor) error {
 	st := so.label()
 	var off throughput
+	var offAt cpuAt
 	if o.Only["throughput"] {
 		ao := so
 		ao.Dir += "/" + so.dirName() + "-alone"
@@ -130,6 +136,9 @@ func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, 
 			return err
 		}
 		off, err = measureThroughput(ctx, alone, o)
+		if err == nil && o.CPURate > 0 {
+			offAt, err = measureCPUAt(ctx, alone, o)
+		}
 		alone.Close()
 		if err != nil {
 			return err
@@ -149,6 +158,14 @@ func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, 
 		}
 		fmt.Fprintf(w, "write throughput, %d clients, replication off / two secondaries\t%s\t%.0f / %.0f writes/s (%.2f)\t\n", o.Clients, st, off.rate, on.rate, on.rate/off.rate)
 		fmt.Fprintf(w, "primary CPU per 1,000 writes, replication off / two secondaries\t%s\t%s / %s (%.2f)\t\n", st, round(off.cpu), round(on.cpu), on.cpu.Seconds()/off.cpu.Seconds())
+		if o.CPURate > 0 {
+			onAt, err := measureCPUAt(ctx, set, o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "primary CPU per 1,000 writes at %d writes/s (open loop), replication off / two secondaries\t%s\t%.1f / %.1f ms (%.2f; %.0f / %.0f writes/s done)\t\n",
+				o.CPURate, st, ms1(offAt.cpu), ms1(onAt.cpu), onAt.cpu.Seconds()/offAt.cpu.Seconds(), offAt.rate, onAt.rate)
+		}
 	}
 	t := &CofferTarget{Primary: set.Primary.Client}
 	for _, s := range set.Secondaries {
@@ -265,6 +282,59 @@ func measureThroughput(ctx context.Context, s *Set, o Options) (throughput, erro
 	writes := rate * took.Seconds()
 	return throughput{rate: rate, cpu: time.Duration(float64(c1-c0) / writes * 1000)}, nil
 }
+
+// cpuAt is the primary's CPU per 1,000 writes under an open-loop load at
+// a fixed rate, and the rate it took.
+type cpuAt struct {
+	rate float64
+	cpu  time.Duration
+}
+
+// measureCPUAt writes at o.CPURate (open loop) for o.ThroughputFor and
+// returns the primary's CPU per 1,000 writes, counted until every secondary
+// has applied the last write (the shipping of every write counts). At one
+// rate, replication off and on compare the same work: a closed-loop run
+// compares a faster primary alone with a slower one, whose group commits
+// hold fewer writes each.
+func measureCPUAt(ctx context.Context, s *Set, o Options) (cpuAt, error) {
+	t := &CofferTarget{Primary: s.Primary.Client}
+	c0, err := ProcessCPU(s.Primary.PID())
+	if err != nil {
+		return cpuAt{}, err
+	}
+	var acked, errs, late atomic.Int64
+	lctx, cancel := context.WithTimeout(ctx, o.ThroughputFor)
+	start := time.Now()
+	openLoop(lctx, t, o.CPURate, o.Size, &acked, &errs, &late)
+	took := time.Since(start)
+	cancel()
+	if errs.Load() > 0 {
+		return cpuAt{}, fmt.Errorf("%d writes failed during the run at %d writes/s", errs.Load(), o.CPURate)
+	}
+	if len(s.Secondaries) > 0 {
+		last, err := statusWAL(ctx, s.Primary.Client, "last_wal")
+		if err != nil {
+			return cpuAt{}, err
+		}
+		for _, n := range s.Secondaries {
+			if err := poll(ctx, time.Minute, func() error { return reached(ctx, n.Client, last) }); err != nil {
+				return cpuAt{}, fmt.Errorf("%s did not apply the run's writes: %w", n.Name, err)
+			}
+		}
+	}
+	c1, err := ProcessCPU(s.Primary.PID())
+	if err != nil {
+		return cpuAt{}, err
+	}
+	n := acked.Load()
+	if n == 0 {
+		return cpuAt{}, fmt.Errorf("no write succeeded at %d writes/s", o.CPURate)
+	}
+	return cpuAt{rate: float64(n) / took.Seconds(), cpu: (c1 - c0) * 1000 / time.Duration(n)}, nil
+}
+
+// ms1 is d in milliseconds.
+func ms1(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func round(d time.Duration) string { return d.Round(time.Millisecond).String() }
 
