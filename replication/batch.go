@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/cofferhq/coffer/storage"
@@ -132,25 +133,28 @@ func sealBatchAs(version byte, b *Batch, key, drKey []byte, signer ed25519.Priva
 	if len(b.Guard) != 0 && len(b.Guard) != GuardSize {
 		return nil, fmt.Errorf("seal batch %d-%d: guard of %d bytes, want 0 or %d", b.First, b.Last, len(b.Guard), GuardSize)
 	}
-	z, err := compressOps(b, b.Entries)
+	pbuf, dbuf := plainBufs.Get().(*[]byte), plainBufs.Get().(*[]byte)
+	defer plainBufs.Put(pbuf)
+	defer plainBufs.Put(dbuf)
+	plain, err := appendBatchOps(*pbuf, &Batch{First: b.First, Last: b.Last, Entries: b.Entries})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("seal batch %d-%d: %w", b.First, b.Last, err)
 	}
-	var dz []byte
+	*pbuf = plain
+	var dplain []byte
+	drLen := 0
 	if len(b.DREntries) > 0 {
 		if err := checkKey(drKey); err != nil {
 			return nil, fmt.Errorf("seal batch: DR key: %w", err)
 		}
-		if dz, err = compressOps(b, b.DREntries); err != nil {
-			return nil, err
+		if dplain, err = appendBatchOps(*dbuf, &Batch{First: b.First, Last: b.Last, Entries: b.DREntries}); err != nil {
+			return nil, fmt.Errorf("seal batch %d-%d: %w", b.First, b.Last, err)
 		}
-	}
-	drLen := 0
-	if dz != nil {
-		drLen = nonceLen + len(dz) + tagLen
+		*dbuf = dplain
+		drLen = nonceLen + storedLen(len(dplain)) + tagLen
 	}
 	hlen := batchHeaderLen + genLen + drLenLen + 1 + len(b.Guard)
-	msg := make([]byte, hlen, hlen+nonceLen+len(z)+tagLen+drLen+sigLen)
+	msg := make([]byte, hlen, hlen+nonceLen+storedLen(len(plain))+tagLen+drLen+sigLen)
 	msg[0] = version
 	binary.BigEndian.PutUint32(msg[1:5], b.Epoch)
 	binary.BigEndian.PutUint64(msg[5:13], b.First)
@@ -160,11 +164,11 @@ func sealBatchAs(version byte, b *Batch, key, drKey []byte, signer ed25519.Priva
 	msg[33] = byte(len(b.Guard))
 	copy(msg[34:hlen], b.Guard)
 	header := msg[:hlen]
-	if msg, err = sealSection(msg, key, batchAAD(b.ClusterID, header), z); err != nil {
+	if msg, err = sealSection(msg, key, batchAAD(b.ClusterID, header), plain); err != nil {
 		return nil, err
 	}
-	if dz != nil {
-		if msg, err = sealSection(msg, drKey, drAAD(b.ClusterID, header), dz); err != nil {
+	if dplain != nil {
+		if msg, err = sealSection(msg, drKey, drAAD(b.ClusterID, header), dplain); err != nil {
 			return nil, err
 		}
 	}
@@ -175,29 +179,14 @@ func sealBatchAs(version byte, b *Batch, key, drKey []byte, signer ed25519.Priva
 	return append(msg, sig...), nil
 }
 
-// compressOps encodes entries (in b's range) and deflates them.
-func compressOps(b *Batch, entries []*wal.Entry) ([]byte, error) {
-	plain, err := encodeBatchOps(&Batch{First: b.First, Last: b.Last, Entries: entries})
-	if err != nil {
-		return nil, fmt.Errorf("seal batch %d-%d: %w", b.First, b.Last, err)
-	}
-	var z bytes.Buffer
-	z.Grow(len(plain) + len(plain)/64 + 64)
-	zw := flateWriters.Get().(*flate.Writer)
-	zw.Reset(&z)
-	_, err = zw.Write(plain)
-	if err == nil {
-		err = zw.Close()
-	}
-	flateWriters.Put(zw)
-	if err != nil {
-		return nil, err
-	}
-	return z.Bytes(), nil
-}
+// plainBufs recycles the buffers a batch's ops are encoded into before they
+// are framed and encrypted into the message: up to a megabyte each.
+var plainBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-// sealSection appends a random nonce and AES-256-GCM(key, z, aad) to msg.
-func sealSection(msg, key, aad, z []byte) ([]byte, error) {
+// sealSection appends a random nonce and AES-256-GCM(key, stored DEFLATE
+// blocks of plain, aad) to msg: the blocks are framed in msg and encrypted
+// where they lie.
+func sealSection(msg, key, aad, plain []byte) ([]byte, error) {
 	aead, err := newGCM(key)
 	if err != nil {
 		return nil, err
@@ -207,7 +196,9 @@ func sealSection(msg, key, aad, z []byte) ([]byte, error) {
 	if _, err := rand.Read(msg[n:]); err != nil {
 		return nil, err
 	}
-	return aead.Seal(msg, msg[n:n+nonceLen], z, aad), nil
+	at := n + nonceLen
+	msg = appendStored(msg, plain)
+	return aead.Seal(msg[:at], msg[n:at], msg[at:], aad), nil
 }
 
 // drAAD is "coffer-wal-dr" | cluster id | header: the DR section's AAD,
@@ -359,25 +350,23 @@ func openBatch(msg []byte, clusterID string, key, drKey []byte, pub ed25519.Publ
 	return b, nil
 }
 
-// compressed holds the buffers sections are decrypted into: the
-// compressed ops live only until they are inflated, and a batch is up to a
-// megabyte (on a catching-up secondary, a tenth of all it allocated).
-var compressed = sync.Pool{New: func() any { return new([]byte) }}
-
 // openInflate opens nonce | GCM(key, aad) and inflates what it holds (at
-// most max bytes). The result is the caller's.
+// most max bytes). The result is the caller's: a stream of stored blocks
+// (what SealBatch writes) is taken apart where it was decrypted, any other
+// is inflated.
 func openInflate(sec, key, aad []byte, max int) ([]byte, error) {
 	aead, err := newGCM(key)
 	if err != nil {
 		return nil, err
 	}
-	buf := compressed.Get().(*[]byte)
-	defer compressed.Put(buf)
-	z, err := aead.Open((*buf)[:0], sec[:nonceLen], sec[nonceLen:], aad)
+	z, err := aead.Open(make([]byte, 0, len(sec)-nonceLen-tagLen), sec[:nonceLen], sec[nonceLen:], aad)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	*buf = z
+	out, ok, err := unstore(z, max)
+	if ok || err != nil {
+		return out, err
+	}
 	return inflate(z, max)
 }
 
@@ -456,10 +445,6 @@ func readAllInto(buf []byte, r io.Reader) ([]byte, error) {
 	}
 }
 
-var flateWriters = sync.Pool{New: func() any {
-	zw, _ := flate.NewWriter(nil, flate.NoCompression) // a valid level: cannot fail
-	return zw
-}}
 
 // batchAAD is "coffer-wal" | cluster id | header. The label and the header have
 // fixed lengths, so the cluster id in the middle is unambiguous.
@@ -500,7 +485,11 @@ func inflate(z []byte, max int) ([]byte, error) {
 // encodeBatchOps validates b and returns its uncompressed ops:
 //
 //	uvarint entry count, then per entry: index(8) | time(8) | uvarint op count | ops
-func encodeBatchOps(b *Batch) ([]byte, error) {
+func encodeBatchOps(b *Batch) ([]byte, error) { return appendBatchOps(nil, b) }
+
+// appendBatchOps is encodeBatchOps into buf's spare capacity (grown when
+// short).
+func appendBatchOps(buf []byte, b *Batch) ([]byte, error) {
 	if b.First > b.Last {
 		return nil, fmt.Errorf("first index %d after last %d", b.First, b.Last)
 	}
@@ -535,7 +524,7 @@ func encodeBatchOps(b *Batch) ([]byte, error) {
 			}
 		}
 	}
-	buf := make([]byte, 0, size)
+	buf = slices.Grow(buf[:0], size)
 	buf = binary.AppendUvarint(buf, uint64(len(b.Entries)))
 	for _, e := range b.Entries {
 		buf = binary.BigEndian.AppendUint64(buf, e.Index)

@@ -93,7 +93,10 @@
 // format); nothing may follow the final block. SealBatch writes stored
 // (uncompressed) blocks: the values are the barrier's ciphertext, which does
 // not compress, and BestSpeed made a batch 2% larger on the wire for twice
-// the sealing time (BenchmarkSealBatch, issue 14). The receiver peeks (PeekBatch) for the epoch and range, skips a
+// the sealing time (BenchmarkSealBatch, issue 14). It frames them by hand
+// (stored.go), and an opener takes a stream of stored blocks apart where it
+// was decrypted; any other stream is inflated by compress/flate, so batches
+// an older primary compressed still open. The receiver peeks (PeekBatch) for the epoch and range, skips a
 // batch at or below its last_remote_wal, then opens: signature, then GCM, then
 // bounded inflate, then decode. A secondary that applied a guarded batch
 // compares its own merkle root with the guard; a mismatch starts a merkle
