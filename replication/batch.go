@@ -445,7 +445,6 @@ func readAllInto(buf []byte, r io.Reader) ([]byte, error) {
 	}
 }
 
-
 // batchAAD is "coffer-wal" | cluster id | header. The label and the header have
 // fixed lengths, so the cluster id in the middle is unambiguous.
 func batchAAD(clusterID string, header []byte) []byte {
