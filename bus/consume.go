@@ -58,6 +58,7 @@ type Msg struct {
 	Nak func() error
 
 	acked, naked atomic.Bool
+	prep         *prepared // ConsumePrepared's
 }
 
 // Acked reports whether Ack succeeded on m.
@@ -97,11 +98,15 @@ func (b *Bus) Consume(ctx context.Context, stream, durable string, startSeq uint
 // = every message): the durable filters on it. A durable that exists with
 // another filter is created anew just after its ack floor, with this one.
 func (b *Bus) ConsumeSubject(ctx context.Context, stream, subject, durable string, startSeq uint64, handle func(ctx context.Context, msgs []*Msg)) (stop func(), err error) {
+	return b.consume(ctx, stream, subject, durable, startSeq, nil, handle)
+}
+
+func (b *Bus) consume(ctx context.Context, stream, subject, durable string, startSeq uint64, prepare Prepare, handle func(ctx context.Context, msgs []*Msg)) (stop func(), err error) {
 	if stream == "" || durable == "" || handle == nil {
 		return nil, errors.New("consume: stream, durable and handler are required")
 	}
 	c := &consumer{
-		b: b, stream: stream, subject: subject, durable: durable, startSeq: startSeq, handle: handle,
+		b: b, stream: stream, subject: subject, durable: durable, startSeq: startSeq, prepare: prepare, handle: handle,
 		log: b.log.With().Str("stream", stream).Str("durable", durable).Logger(),
 	}
 	if b.nc.IsConnected() {
@@ -202,6 +207,7 @@ type consumer struct {
 	subject  string // "" = every message of the stream
 	durable  string
 	startSeq uint64
+	prepare  Prepare // nil: none
 	handle   func(context.Context, []*Msg)
 	log      zerolog.Logger
 
@@ -253,9 +259,13 @@ func (c *consumer) run(ctx context.Context) {
 			}
 			continue
 		}
-		seq, delay, n := c.drain(ctx, batch.Messages())
+		msgs := batch.Messages()
+		if c.prepare != nil {
+			msgs = c.prefetch(ctx, msgs)
+		}
+		seq, delay, n := c.drain(ctx, msgs)
 		if seq > 0 {
-			c.restart(ctx, seq, delay, batch.Messages())
+			c.restart(ctx, seq, delay, msgs)
 			continue
 		}
 		if err := batch.Error(); err != nil {
@@ -377,6 +387,10 @@ func (c *consumer) restart(ctx context.Context, seq uint64, delay time.Duration,
 func (c *consumer) deliver(ctx context.Context, group []jetstream.Msg) uint64 {
 	msgs := make([]*Msg, 0, len(group))
 	for _, jm := range group {
+		if e, ok := jm.(*early); ok && e.m != nil {
+			msgs = append(msgs, e.m) // wrapped, and being prepared, since it arrived
+			continue
+		}
 		meta, err := jm.Metadata()
 		if err != nil {
 			c.log.Warn().Err(err).Msg("message without JetStream metadata: terminated")

@@ -136,7 +136,7 @@ func (s *Secondary) startStreaming(ctx context.Context) {
 	s.mu.Unlock()
 	bo := backoff.Backoff{Min: retryMin, Max: retryMax}
 	for {
-		stop, err := s.bus.ConsumeSubject(ctx, stream, subject, durable, start, s.handle)
+		stop, err := s.bus.ConsumePrepared(ctx, stream, subject, durable, start, s.prepare, s.handle)
 		if err == nil {
 			s.consumeMu.Lock()
 			if ctx.Err() != nil {
@@ -209,24 +209,46 @@ func (s *Secondary) acked(t *turn) bool {
 	return t.msgs[len(t.msgs)-1].Acked()
 }
 
-// verifyAll verifies a group's messages, the first alone (it fetches a new
-// epoch's key once for all), the rest on every core: verifying a signature
-// costs more than applying a batch, and while this secondary catches up
-// the other cores have little else to do. The goroutines end before it
-// returns.
+// prepare verifies a message as it arrives (bus.Prepare), while the
+// messages before it are applied: verifying a signature costs more than
+// applying a batch, and on a secondary catching up the apply leaves the
+// other cores idle. What it verifies against (the primary's cluster id and
+// public key) is fixed for the life of a Secondary, and an epoch's keys never
+// change once fetched: a message verified early is verified as it would
+// be at its turn.
+func (s *Secondary) prepare(ctx context.Context, msg *bus.Msg) any {
+	ev, batch := s.verify(ctx, msg)
+	return opened{msg: msg, batch: batch, ev: ev}
+}
+
+// verifyAll returns a group's messages verified: by prepare, as they
+// arrived, or here, the first alone (it fetches a new epoch's key once for
+// all) and the rest on every core. The goroutines end before it returns.
 func (s *Secondary) verifyAll(ctx context.Context, msgs []*bus.Msg) []opened {
 	items := make([]opened, len(msgs))
+	var todo []int
+	for i, m := range msgs {
+		if o, ok := m.Prepared().(opened); ok {
+			items[i] = o
+		} else {
+			todo = append(todo, i)
+		}
+	}
+	if len(todo) == 0 {
+		return items
+	}
 	open := func(i int) {
 		ev, batch := s.verify(ctx, msgs[i])
 		items[i] = opened{msg: msgs[i], batch: batch, ev: ev}
 	}
-	open(0)
-	workers := min(runtime.GOMAXPROCS(0), len(msgs)-1)
+	open(todo[0])
+	todo = todo[1:]
+	workers := min(runtime.GOMAXPROCS(0), len(todo))
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			for i := 1 + w; i < len(msgs); i += workers {
-				open(i)
+			for j := w; j < len(todo); j += workers {
+				open(todo[j])
 			}
 		})
 	}
