@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -68,6 +71,29 @@ func statusWAL(ctx context.Context, c *api.Client, field string) (uint64, error)
 	}
 	v, err := n.Int64()
 	return uint64(v), err
+}
+
+// batchesShipped is the primary's count of batches shipped, from its
+// metrics (coffer.replication.batches_shipped; 0 before the first).
+func batchesShipped(ctx context.Context, c *api.Client) (uint64, error) {
+	r := c.NewRequest("GET", "/v1/sys/metrics")
+	r.Params.Set("format", "prometheus")
+	resp, err := c.RawRequestWithContext(ctx, r)
+	if err != nil {
+		return 0, fmt.Errorf("read the primary's metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("read the primary's metrics: %w", err)
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, "coffer_replication_batches_shipped "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return uint64(f), err
+		}
+	}
+	return 0, nil
 }
 
 // CatchUpResult is one catch-up from a backlog.

@@ -163,8 +163,12 @@ func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, 
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "primary CPU per 1,000 writes at %d writes/s (open loop), replication off / two secondaries\t%s\t%.1f / %.1f ms (%.2f; %.0f / %.0f writes/s done)\t\n",
-				o.CPURate, st, ms1(offAt.cpu), ms1(onAt.cpu), onAt.cpu.Seconds()/offAt.cpu.Seconds(), offAt.rate, onAt.rate)
+			perBatch := ""
+			if onAt.batches > 0 {
+				perBatch = fmt.Sprintf(", %.1f writes per batch shipped", float64(onAt.writes)/float64(onAt.batches))
+			}
+			fmt.Fprintf(w, "primary CPU per 1,000 writes at %d writes/s (open loop), replication off / two secondaries\t%s\t%.1f / %.1f ms (%.2f; %.0f / %.0f writes/s done%s)\t\n",
+				o.CPURate, st, ms1(offAt.cpu), ms1(onAt.cpu), onAt.cpu.Seconds()/offAt.cpu.Seconds(), offAt.rate, onAt.rate, perBatch)
 		}
 	}
 	t := &CofferTarget{Primary: set.Primary.Client}
@@ -286,8 +290,10 @@ func measureThroughput(ctx context.Context, s *Set, o Options) (throughput, erro
 // cpuAt is the primary's CPU per 1,000 writes under an open-loop load at
 // a fixed rate, and the rate it took.
 type cpuAt struct {
-	rate float64
-	cpu  time.Duration
+	rate    float64
+	cpu     time.Duration
+	batches uint64 // shipped meanwhile (0: replication off)
+	writes  int64
 }
 
 // measureCPUAt writes at o.CPURate (open loop) for o.ThroughputFor and
@@ -299,6 +305,10 @@ type cpuAt struct {
 func measureCPUAt(ctx context.Context, s *Set, o Options) (cpuAt, error) {
 	t := &CofferTarget{Primary: s.Primary.Client}
 	c0, err := ProcessCPU(s.Primary.PID())
+	if err != nil {
+		return cpuAt{}, err
+	}
+	b0, err := batchesShipped(ctx, s.Primary.Client)
 	if err != nil {
 		return cpuAt{}, err
 	}
@@ -326,11 +336,15 @@ func measureCPUAt(ctx context.Context, s *Set, o Options) (cpuAt, error) {
 	if err != nil {
 		return cpuAt{}, err
 	}
+	b1, err := batchesShipped(ctx, s.Primary.Client)
+	if err != nil {
+		return cpuAt{}, err
+	}
 	n := acked.Load()
 	if n == 0 {
 		return cpuAt{}, fmt.Errorf("no write succeeded at %d writes/s", o.CPURate)
 	}
-	return cpuAt{rate: float64(n) / took.Seconds(), cpu: (c1 - c0) * 1000 / time.Duration(n)}, nil
+	return cpuAt{rate: float64(n) / took.Seconds(), cpu: (c1 - c0) * 1000 / time.Duration(n), batches: b1 - b0, writes: n}, nil
 }
 
 // ms1 is d in milliseconds.
