@@ -176,6 +176,7 @@ type Primary struct {
 	stream string
 	subj   string
 	guard  *replication.ReplayGuard
+	idKeys atomic.Pointer[idKeyMemo] // the shipper's message id key (idKey)
 
 	// mu guards st (and its persistence) and live.
 	mu   sync.Mutex

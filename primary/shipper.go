@@ -359,7 +359,7 @@ func (p *Primary) publish(ctx context.Context, b *replication.Batch, l *lane) bo
 func (p *Primary) publishOnce(ctx context.Context, b *replication.Batch, l *lane, salt *uint32) error {
 	epoch, key, signer := p.currentKey()
 	b.Epoch = epoch
-	subj, idPrefix, idKey := p.subj, p.cfg.ClusterID, msgIDKey(signer)
+	subj, idPrefix, idKey := p.subj, p.cfg.ClusterID, p.idKey(signer)
 	if l != nil {
 		// The copy's id is as unpredictable as the batch's, and not derived
 		// from it: a key of its own.

@@ -6,6 +6,7 @@ package primary
 // publishes junk under message ids it predicts.
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -366,6 +367,25 @@ func TestMsgIDs(t *testing.T) {
 		if other == id {
 			t.Fatalf("%q repeats", other)
 		}
+	}
+}
+
+// The id key is derived once per signing key and follows a new one (a
+// rotation): a stale key would give a new key's batches ids an old key
+// predicts.
+func TestIDKeyFollowsTheSigner(t *testing.T) {
+	_, k1, _ := ed25519.GenerateKey(nil)
+	_, k2, _ := ed25519.GenerateKey(nil)
+	p := &Primary{}
+	a := p.idKey(k1)
+	if !bytes.Equal(a, msgIDKey(k1)) || &p.idKey(k1)[0] != &a[0] {
+		t.Fatalf("idKey(k1) is not msgIDKey(k1), derived once")
+	}
+	if b := p.idKey(k2); !bytes.Equal(b, msgIDKey(k2)) || bytes.Equal(b, a) {
+		t.Fatalf("idKey did not follow the signer to k2")
+	}
+	if !bytes.Equal(p.idKey(k1), a) {
+		t.Fatalf("idKey did not follow the signer back to k1")
 	}
 }
 
