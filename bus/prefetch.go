@@ -47,8 +47,9 @@ func (b *Bus) ConsumePrepared(ctx context.Context, stream, subject, durable stri
 
 // prefetch wraps each message of in as it arrives, starts its Prepare and
 // passes it on, in order; the returned channel closes once in has and every
-// Prepare it started has returned (wait is done then too). It owns one
-// goroutine and one per message being prepared, at most GOMAXPROCS at once.
+// Prepare it started has returned. It owns one goroutine and one per
+// message being prepared, at most GOMAXPROCS at once; a message that arrives
+// alone is prepared on the first.
 func (c *consumer) prefetch(ctx context.Context, in <-chan jetstream.Msg) <-chan jetstream.Msg {
 	out := make(chan jetstream.Msg, MaxInFlight)
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
@@ -65,6 +66,15 @@ func (c *consumer) prefetch(ctx context.Context, in <-chan jetstream.Msg) <-chan
 			m := c.wrap(jm, meta.Sequence.Stream)
 			p := &prepared{done: make(chan struct{})}
 			m.prep = p
+			if len(in) == 0 && len(sem) == 0 {
+				// Nothing behind it and nothing being prepared (a secondary
+				// keeping up): prepare it here, without a goroutine's
+				// start and wake-up.
+				p.v = c.prepare(ctx, m)
+				close(p.done)
+				out <- &early{Msg: jm, m: m}
+				continue
+			}
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer close(p.done)
