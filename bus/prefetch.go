@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -45,18 +46,24 @@ func (b *Bus) ConsumePrepared(ctx context.Context, stream, subject, durable stri
 	return b.consume(ctx, stream, subject, durable, startSeq, prepare, handle)
 }
 
-// prefetch wraps each message of in as it arrives, starts its Prepare and
-// passes it on, in order; the returned channel closes once in has and every
-// Prepare it started has returned. It owns one goroutine and one per
-// message being prepared, at most GOMAXPROCS at once; a message that arrives
-// alone is prepared on the first.
+// prefetch wraps each message of in as it arrives, passes it on at once,
+// in order, and has it prepared: by up to GOMAXPROCS workers, in arrival
+// order, or, when it arrives alone (a secondary keeping up), right here
+// before passing it on, without a worker's wake-up. The returned channel
+// closes once in has and every Prepare started has returned. Passing
+// messages on before they are prepared keeps the handler's groups as large
+// as the messages received (one storage transaction each).
 func (c *consumer) prefetch(ctx context.Context, in <-chan jetstream.Msg) <-chan jetstream.Msg {
+	// A fetch brings at most MaxInFlight messages: neither channel fills.
 	out := make(chan jetstream.Msg, MaxInFlight)
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	work := make(chan *Msg, MaxInFlight)
 	go func() {
 		var wg sync.WaitGroup
+		var pending atomic.Int32 // queued or being prepared by a worker
+		workers := 0
 		defer close(out)
 		defer wg.Wait()
+		defer close(work)
 		for jm := range in {
 			meta, err := jm.Metadata()
 			if err != nil {
@@ -64,23 +71,25 @@ func (c *consumer) prefetch(ctx context.Context, in <-chan jetstream.Msg) <-chan
 				continue
 			}
 			m := c.wrap(jm, meta.Sequence.Stream)
-			p := &prepared{done: make(chan struct{})}
-			m.prep = p
-			if len(in) == 0 && len(sem) == 0 {
-				// Nothing behind it and nothing being prepared (a secondary
-				// keeping up): prepare it here, without a goroutine's
-				// start and wake-up.
-				p.v = c.prepare(ctx, m)
-				close(p.done)
+			m.prep = &prepared{done: make(chan struct{})}
+			if len(in) == 0 && pending.Load() == 0 {
+				m.prep.v = c.prepare(ctx, m)
+				close(m.prep.done)
 				out <- &early{Msg: jm, m: m}
 				continue
 			}
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer close(p.done)
-				defer func() { <-sem }()
-				p.v = c.prepare(ctx, m)
-			})
+			pending.Add(1)
+			work <- m
+			if workers < runtime.GOMAXPROCS(0) {
+				workers++
+				wg.Go(func() {
+					for m := range work {
+						m.prep.v = c.prepare(ctx, m)
+						close(m.prep.done)
+						pending.Add(-1)
+					}
+				})
+			}
 			out <- &early{Msg: jm, m: m}
 		}
 	}()
