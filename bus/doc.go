@@ -25,7 +25,9 @@
 //   - durable pull consumers delivered strictly in order, also across
 //     redeliveries, in groups of up to MaxInFlight messages when behind,
 //     from one goroutine per Consume call, of the whole stream or of one of
-//     its subjects (ConsumeSubject; a stream may capture several: Also);
+//     its subjects (ConsumeSubject; a stream may capture several: Also),
+//     with the caller's per-message work (a signature check) started as each
+//     message arrives, ahead of the handler (ConsumePrepared);
 //   - request/reply: servers with bounded concurrency, subscribed plainly
 //     (no queue group: a stranger who joins one takes requests away), and
 //     RequestVerified, which waits past unauthenticated replies for the one
