@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -36,6 +38,9 @@ type Options struct {
 	// ThroughputFor and Clients: the write throughput measurements.
 	ThroughputFor time.Duration
 	Clients       int
+	// Repeat is how many rounds of the throughput measurements run, each
+	// replication off then on (0 or 1: one); the rows give the median.
+	Repeat int
 	// CPURate is the write rate (writes/s, open loop) at which the
 	// primary's CPU per write is also measured, replication off and on,
 	// each for ThroughputFor (0: not measured).
@@ -126,24 +131,8 @@ func Run(ctx context.Context, w io.Writer, o Options) error {
 // then a set of a primary and two secondaries.
 func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, an *anchor) error {
 	st := so.label()
-	var off throughput
-	var offAt cpuAt
-	if o.Only["throughput"] {
-		ao := so
-		ao.Dir += "/" + so.dirName() + "-alone"
-		alone, err := StartSet(ctx, ao)
-		if err != nil {
-			return err
-		}
-		off, err = measureThroughput(ctx, alone, o)
-		if err == nil && o.CPURate > 0 {
-			offAt, err = measureCPUAt(ctx, alone, o)
-		}
-		alone.Close()
-		if err != nil {
-			return err
-		}
-	}
+	ao := so
+	ao.Dir += "/" + so.dirName() + "-alone"
 	so.Secondaries, so.Replication = 2, true
 	so.Dir += "/" + so.dirName() + "-set"
 	set, err := StartSet(ctx, so)
@@ -152,24 +141,16 @@ func measureStorage(ctx context.Context, w io.Writer, o Options, so SetOptions, 
 	}
 	defer set.Close()
 	if o.Only["throughput"] {
-		on, err := measureThroughput(ctx, set, o)
+		alone, err := StartSet(ctx, ao)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "write throughput, %d clients, replication off / two secondaries\t%s\t%.0f / %.0f writes/s (%.2f)\t\n", o.Clients, st, off.rate, on.rate, on.rate/off.rate)
-		fmt.Fprintf(w, "primary CPU per 1,000 writes, replication off / two secondaries\t%s\t%s / %s (%.2f)\t\n", st, round(off.cpu), round(on.cpu), on.cpu.Seconds()/off.cpu.Seconds())
-		if o.CPURate > 0 {
-			onAt, err := measureCPUAt(ctx, set, o)
-			if err != nil {
-				return err
-			}
-			perBatch := ""
-			if onAt.batches > 0 {
-				perBatch = fmt.Sprintf(", %.1f writes per batch shipped", float64(onAt.writes)/float64(onAt.batches))
-			}
-			fmt.Fprintf(w, "primary CPU per 1,000 writes at %d writes/s (open loop), replication off / two secondaries\t%s\t%.1f / %.1f ms (%.2f; %.0f / %.0f writes/s done%s)\t\n",
-				o.CPURate, st, ms1(offAt.cpu), ms1(onAt.cpu), onAt.cpu.Seconds()/offAt.cpu.Seconds(), offAt.rate, onAt.rate, perBatch)
+		rounds, err := measureRounds(ctx, alone, set, o)
+		alone.Close()
+		if err != nil {
+			return err
 		}
+		writeThroughput(w, o, st, rounds)
 	}
 	t := &CofferTarget{Primary: set.Primary.Client}
 	for _, s := range set.Secondaries {
@@ -258,6 +239,78 @@ func writeLag(w io.Writer, st string, r LagResult, an *anchor) {
 	if r.Errors > 0 || r.Late > 0 || r.Lost > 0 {
 		fmt.Fprintf(w, "  load at %d writes/s\t%s\t%d errors, %d writes started over 1 s late, %d probes lost\t\n", r.Rate, st, r.Errors, r.Late, r.Lost)
 	}
+}
+
+// pairRun is one round of the throughput measurements: replication off, then
+// on, each closed loop and, with CPURate, at that rate.
+type pairRun struct {
+	off, on     throughput
+	offAt, onAt cpuAt
+}
+
+// measureRounds runs o.Repeat rounds (at least one) on the primary alone
+// and on the set, one after the other in each round: on a shared machine
+// what the other processes do drifts, and alternating spreads the drift
+// over both sides.
+func measureRounds(ctx context.Context, alone, set *Set, o Options) ([]pairRun, error) {
+	rounds := make([]pairRun, max(o.Repeat, 1))
+	for i := range rounds {
+		r := &rounds[i]
+		var err error
+		if r.off, err = measureThroughput(ctx, alone, o); err != nil {
+			return nil, err
+		}
+		if r.on, err = measureThroughput(ctx, set, o); err != nil {
+			return nil, err
+		}
+		if o.CPURate > 0 {
+			if r.offAt, err = measureCPUAt(ctx, alone, o); err != nil {
+				return nil, err
+			}
+			if r.onAt, err = measureCPUAt(ctx, set, o); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return rounds, nil
+}
+
+// writeThroughput prints the throughput rows: one round's figures, or the
+// median round's (by each row's ratio) with every round's ratio after it.
+func writeThroughput(w io.Writer, o Options, st string, rounds []pairRun) {
+	row := func(ratio func(pairRun) float64, format func(pairRun) string) string {
+		sorted := slices.Clone(rounds)
+		slices.SortFunc(sorted, func(a, b pairRun) int { return cmp.Compare(ratio(a), ratio(b)) })
+		out := format(sorted[len(sorted)/2])
+		if len(rounds) > 1 {
+			var rs []string
+			for _, r := range rounds {
+				rs = append(rs, fmt.Sprintf("%.2f", ratio(r)))
+			}
+			out += fmt.Sprintf("; median of %d rounds, each: %s", len(rounds), strings.Join(rs, " "))
+		}
+		return out
+	}
+	fmt.Fprintf(w, "write throughput, %d clients, replication off / two secondaries\t%s\t%s\t\n", o.Clients, st,
+		row(func(r pairRun) float64 { return r.on.rate / r.off.rate }, func(r pairRun) string {
+			return fmt.Sprintf("%.0f / %.0f writes/s (%.2f)", r.off.rate, r.on.rate, r.on.rate/r.off.rate)
+		}))
+	fmt.Fprintf(w, "primary CPU per 1,000 writes, replication off / two secondaries\t%s\t%s\t\n", st,
+		row(func(r pairRun) float64 { return r.on.cpu.Seconds() / r.off.cpu.Seconds() }, func(r pairRun) string {
+			return fmt.Sprintf("%s / %s (%.2f)", round(r.off.cpu), round(r.on.cpu), r.on.cpu.Seconds()/r.off.cpu.Seconds())
+		}))
+	if o.CPURate <= 0 {
+		return
+	}
+	fmt.Fprintf(w, "primary CPU per 1,000 writes at %d writes/s (open loop), replication off / two secondaries\t%s\t%s\t\n", o.CPURate, st,
+		row(func(r pairRun) float64 { return r.onAt.cpu.Seconds() / r.offAt.cpu.Seconds() }, func(r pairRun) string {
+			perBatch := ""
+			if r.onAt.batches > 0 {
+				perBatch = fmt.Sprintf(", %.1f writes per batch shipped", float64(r.onAt.writes)/float64(r.onAt.batches))
+			}
+			return fmt.Sprintf("%.1f / %.1f ms (%.2f; %.0f / %.0f writes/s done%s)",
+				ms1(r.offAt.cpu), ms1(r.onAt.cpu), r.onAt.cpu.Seconds()/r.offAt.cpu.Seconds(), r.offAt.rate, r.onAt.rate, perBatch)
+		}))
 }
 
 // throughput is one write throughput run and the primary's CPU per 1,000

@@ -27,6 +27,7 @@ func (c *cli) bench(args []string) int {
 	fs.IntVar(&o.BacklogKeys, "backlog-keys", 0, "distinct keys the backlog writes (0: one per write)")
 	fs.DurationVar(&o.ThroughputFor, "throughput-duration", 10*time.Second, "length of each write throughput measurement")
 	fs.IntVar(&o.Clients, "clients", 16, "writers of the throughput measurements")
+	fs.IntVar(&o.Repeat, "repeat", 1, "rounds of the throughput measurements, each replication off then on; the rows give the median round and every round's ratio")
 	fs.IntVar(&o.CPURate, "cpu-rate", 2000, "write rate (writes/s, open loop) at which the primary's CPU per write is also measured, replication off and on, each for -throughput-duration (0: not measured)")
 	fs.IntVar(&o.Forwarded, "forwarded", 1000, "sequential writes of the forwarded against direct measurement")
 	only := fs.String("only", strings.Join(bench.Parts, ","), "measurements to run: "+strings.Join(bench.Parts, ", "))
