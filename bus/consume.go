@@ -259,13 +259,9 @@ func (c *consumer) run(ctx context.Context) {
 			}
 			continue
 		}
-		msgs := batch.Messages()
-		if c.prepare != nil {
-			msgs = c.prefetch(ctx, msgs)
-		}
-		seq, delay, n := c.drain(ctx, msgs)
+		seq, delay, n, rest := c.drain(ctx, batch.Messages())
 		if seq > 0 {
-			c.restart(ctx, seq, delay, msgs)
+			c.restart(ctx, seq, delay, rest)
 			continue
 		}
 		if err := batch.Error(); err != nil {
@@ -330,8 +326,24 @@ func (c *consumer) start() uint64 {
 // frozen past it: JetStream redelivers them after AckWait, behind newer
 // ones). A hole is repaired once per position: a stream whose messages at
 // that position are gone (limits, deleted) goes on past them.
-func (c *consumer) drain(ctx context.Context, ch <-chan jetstream.Msg) (seq uint64, delay time.Duration, n int) {
-	for jm := range ch {
+//
+// With a Prepare, once a message shows more waiting behind it in the stream
+// (this consumer is behind), it and the rest of the fetch come through
+// prefetch, prepared while the handler works; a consumer keeping up gets
+// each message straight from the fetch, without the extra goroutine on
+// its way (forwarded writes wait for it), and its handler does the work.
+// rest is where the fetch's remaining messages are (restart drains them).
+func (c *consumer) drain(ctx context.Context, ch <-chan jetstream.Msg) (seq uint64, delay time.Duration, n int, rest <-chan jetstream.Msg) {
+	prefetching := false
+	for {
+		jm, ok := <-ch
+		if !ok {
+			return 0, 0, n, ch
+		}
+		if c.prepare != nil && !prefetching && behind(jm) {
+			ch, prefetching = c.prefetch(ctx, jm, ch), true
+			jm = <-ch // jm again, on its way to being prepared: prefetch passes it on first
+		}
 		group, size := []jetstream.Msg{jm}, len(jm.Data())
 	more:
 		for len(group) < MaxInFlight && size < maxGroupBytes {
@@ -351,15 +363,21 @@ func (c *consumer) drain(ctx context.Context, ch <-chan jetstream.Msg) (seq uint
 			if next := c.lastAcked.Load() + 1; meta.Sequence.Stream > next && c.holeAt != next {
 				c.log.Debug().Uint64("expected", next).Uint64("got", meta.Sequence.Stream).Msg("messages delivered but not received: delivering again from the first")
 				c.holeAt = next
-				return next, 0, n + len(group)
+				return next, 0, n + len(group), ch
 			}
 		}
 		n += len(group)
 		if seq := c.deliver(ctx, group); seq > 0 {
-			return seq, NakDelay, n
+			return seq, NakDelay, n, ch
 		}
 	}
-	return 0, 0, n
+}
+
+// behind reports whether messages wait in the stream after jm for this
+// consumer.
+func behind(jm jetstream.Msg) bool {
+	meta, err := jm.Metadata()
+	return err == nil && meta.NumPending > 0
 }
 
 // restart makes the durable deliver again from seq: it deletes it (its

@@ -10,12 +10,15 @@ import (
 )
 
 // Prepare is work on one message that does not depend on the messages
-// before it (verifying a signature, decrypting): ConsumePrepared runs it as
-// soon as the message arrives, on up to GOMAXPROCS goroutines, while the
-// handler is still busy with the messages before it. Its result is the
-// message's Prepared. It must honour ctx, change no state the handler
-// relies on, and be safe to run again: a message delivered again is
-// prepared again.
+// before it (verifying a signature, decrypting). While the consumer is
+// behind (more messages wait in the stream), ConsumePrepared runs it as soon
+// as each message arrives, on up to GOMAXPROCS goroutines, while the handler
+// is still busy with the messages before it; its result is the message's
+// Prepared. A consumer keeping up hands each message to the handler as it
+// comes, unprepared (Prepared is nil): the handler does the work, and the
+// message is not held up by a goroutine's wake-up. Prepare must honour ctx,
+// change no state the handler relies on, and be safe to run again: a
+// message delivered again is prepared again.
 type Prepare func(ctx context.Context, m *Msg) any
 
 // prepared is a Prepare running or done on one message.
@@ -25,7 +28,8 @@ type prepared struct {
 }
 
 // Prepared waits for what the consumer's Prepare made of m and returns it;
-// nil when the consumer has none (Consume, ConsumeSubject).
+// nil when m was not prepared ahead (the consumer kept up, or has no
+// Prepare: Consume, ConsumeSubject).
 func (m *Msg) Prepared() any {
 	if m.prep == nil {
 		return nil
@@ -46,14 +50,14 @@ func (b *Bus) ConsumePrepared(ctx context.Context, stream, subject, durable stri
 	return b.consume(ctx, stream, subject, durable, startSeq, prepare, handle)
 }
 
-// prefetch wraps each message of in as it arrives, passes it on at once,
+// prefetch wraps first, then each message of in as it arrives, passes it on at once,
 // in order, and has it prepared: by up to GOMAXPROCS workers, in arrival
 // order, or, when it arrives alone (a secondary keeping up), right here
 // before passing it on, without a worker's wake-up. The returned channel
 // closes once in has and every Prepare started has returned. Passing
 // messages on before they are prepared keeps the handler's groups as large
 // as the messages received (one storage transaction each).
-func (c *consumer) prefetch(ctx context.Context, in <-chan jetstream.Msg) <-chan jetstream.Msg {
+func (c *consumer) prefetch(ctx context.Context, first jetstream.Msg, in <-chan jetstream.Msg) <-chan jetstream.Msg {
 	// A fetch brings at most MaxInFlight messages: neither channel fills.
 	out := make(chan jetstream.Msg, MaxInFlight)
 	work := make(chan *Msg, MaxInFlight)
@@ -64,7 +68,7 @@ func (c *consumer) prefetch(ctx context.Context, in <-chan jetstream.Msg) <-chan
 		defer close(out)
 		defer wg.Wait()
 		defer close(work)
-		for jm := range in {
+		for jm := first; jm != nil; jm = <-in {
 			meta, err := jm.Metadata()
 			if err != nil {
 				out <- &early{Msg: jm}

@@ -355,6 +355,9 @@ func openBatch(msg []byte, clusterID string, key, drKey []byte, pub ed25519.Publ
 // (what SealBatch writes) is taken apart where it was decrypted, any other
 // is inflated.
 func openInflate(sec, key, aad []byte, max int) ([]byte, error) {
+	if len(sec) < nonceLen+tagLen {
+		return nil, fmt.Errorf("%w: a section of %d bytes", ErrCorrupt, len(sec))
+	}
 	aead, err := newGCM(key)
 	if err != nil {
 		return nil, err

@@ -217,6 +217,9 @@ func (s *Secondary) acked(t *turn) bool {
 // change once fetched: a message verified early is verified as it would
 // be at its turn.
 func (s *Secondary) prepare(ctx context.Context, msg *bus.Msg) any {
+	if ctx.Err() != nil {
+		return nil // stopping: nobody handles it, and a key fetch would fail for that reason alone
+	}
 	ev, batch := s.verify(ctx, msg)
 	return opened{msg: msg, batch: batch, ev: ev}
 }
