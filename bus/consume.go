@@ -65,7 +65,7 @@ type Msg struct {
 func (m *Msg) Acked() bool { return m.acked.Load() }
 
 // Consume delivers the stream's messages to handle in stream order, from
-// one goroutine it owns, through the durable pull consumer named durable
+// one goroutine it owns (ConsumePrepared adds the prefetch's, while behind), through the durable pull consumer named durable
 // (explicit ack, AckWait 5 s, MaxAckPending MaxInFlight). Each call of
 // handle gets the messages that were waiting, in order: one when the
 // consumer keeps up, up to MaxInFlight when it is behind.
@@ -211,9 +211,11 @@ type consumer struct {
 	handle   func(context.Context, []*Msg)
 	log      zerolog.Logger
 
-	cons      jetstream.Consumer // nil until looked up or created
-	lastAcked atomic.Uint64      // stream sequence of the last message acked
-	restartAt uint64             // >0: create the durable anew at this sequence
+	cons jetstream.Consumer // nil until looked up or created
+	// prepCancel ends the Prepares of a fetch's prefetch (nil: none).
+	prepCancel context.CancelFunc
+	lastAcked  atomic.Uint64 // stream sequence of the last message acked
+	restartAt  uint64        // >0: create the durable anew at this sequence
 	// holeAt is the last sequence a hole was repaired at (see drain).
 	holeAt uint64
 }
@@ -261,9 +263,11 @@ func (c *consumer) run(ctx context.Context) {
 		}
 		seq, delay, n, rest := c.drain(ctx, batch.Messages())
 		if seq > 0 {
+			c.stopPrepare() // what is still being prepared is delivered again
 			c.restart(ctx, seq, delay, rest)
 			continue
 		}
+		c.stopPrepare()
 		if err := batch.Error(); err != nil {
 			// The consumer may have been deleted or its stream recreated:
 			// look it up again.
@@ -341,7 +345,9 @@ func (c *consumer) drain(ctx context.Context, ch <-chan jetstream.Msg) (seq uint
 			return 0, 0, n, ch
 		}
 		if c.prepare != nil && !prefetching && behind(jm) {
-			ch, prefetching = c.prefetch(ctx, jm, ch), true
+			pctx, cancel := context.WithCancel(ctx)
+			c.prepCancel = cancel
+			ch, prefetching = c.prefetch(pctx, jm, ch), true
 			jm = <-ch // jm again, on its way to being prepared: prefetch passes it on first
 		}
 		group, size := []jetstream.Msg{jm}, len(jm.Data())
@@ -370,6 +376,15 @@ func (c *consumer) drain(ctx context.Context, ch <-chan jetstream.Msg) (seq uint
 		if seq := c.deliver(ctx, group); seq > 0 {
 			return seq, NakDelay, n, ch
 		}
+	}
+}
+
+// stopPrepare cancels the Prepares of the fetch just drained, if any: its
+// messages were all handled, or are to be delivered again.
+func (c *consumer) stopPrepare() {
+	if c.prepCancel != nil {
+		c.prepCancel()
+		c.prepCancel = nil
 	}
 }
 

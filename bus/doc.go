@@ -27,7 +27,8 @@
 //     from one goroutine per Consume call, of the whole stream or of one of
 //     its subjects (ConsumeSubject; a stream may capture several: Also),
 //     with the caller's per-message work (a signature check) started as each
-//     message arrives, ahead of the handler (ConsumePrepared);
+//     message arrives while the consumer is behind, ahead of the handler, on
+//     a prefetch goroutine and a worker per core (ConsumePrepared);
 //   - request/reply: servers with bounded concurrency, subscribed plainly
 //     (no queue group: a stranger who joins one takes requests away), and
 //     RequestVerified, which waits past unauthenticated replies for the one

@@ -45,7 +45,7 @@ type early struct {
 }
 
 // ConsumePrepared is ConsumeSubject with prepare run on every message as it
-// arrives, ahead of the handler (Prepare).
+// arrives while the consumer is behind, ahead of the handler (Prepare).
 func (b *Bus) ConsumePrepared(ctx context.Context, stream, subject, durable string, startSeq uint64, prepare Prepare, handle func(ctx context.Context, msgs []*Msg)) (stop func(), err error) {
 	return b.consume(ctx, stream, subject, durable, startSeq, prepare, handle)
 }

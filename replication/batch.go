@@ -101,8 +101,8 @@ type Batch struct {
 	DREntries []*wal.Entry
 }
 
-// SealBatch encodes, compresses, encrypts and signs b (see the package doc for
-// the layout): ops are flate-compressed, sealed with AES-256-GCM under key (32
+// SealBatch encodes, frames, encrypts and signs b (see the package doc for
+// the layout): ops are framed as stored DEFLATE blocks, sealed with AES-256-GCM under key (32
 // bytes) with a random nonce and the header and cluster id as associated data,
 // and everything is signed with signer. b.DREntries must be empty: SealBatchDR
 // seals them.
@@ -114,7 +114,7 @@ func SealBatch(b *Batch, key []byte, signer ed25519.PrivateKey) ([]byte, error) 
 }
 
 // SealBatchDR is SealBatch with the DR section: b.DREntries (the local ops
-// only DR secondaries receive) compressed and sealed under drKey, after the
+// only DR secondaries receive) framed and sealed under drKey, after the
 // main section. Without DR entries there is no DR section and drKey may be
 // nil.
 func SealBatchDR(b *Batch, key, drKey []byte, signer ed25519.PrivateKey) ([]byte, error) {
@@ -426,9 +426,9 @@ func verifyBatch(pub ed25519.PublicKey, body, sig []byte) bool {
 	return ed25519.VerifyWithOptions(pub, digest[:], sig, batchSigOpts) == nil
 }
 
-// flateWriters recycles compressors: each holds about 1 MiB of state.
-// BestSpeed: values are ciphertext and do not compress; keys and framing do,
-// and the shipper's latency matters more than the last percent of size.
+// flateReaders recycles decompressors (each holds a 32 KiB window) for
+// batches whose ops are not all stored blocks: an older primary's, which
+// compressed them.
 var flateReaders = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
 
 // readAllInto is io.ReadAll into buf's spare capacity.

@@ -225,8 +225,8 @@ func (s *Secondary) prepare(ctx context.Context, msg *bus.Msg) any {
 }
 
 // verifyAll returns a group's messages verified: by prepare, as they
-// arrived, or here, the first alone (it fetches a new epoch's key once for
-// all) and the rest on every core. The goroutines end before it returns.
+// arrived (while this secondary is behind), or here, the first alone and
+// the rest on every core. The goroutines end before it returns.
 func (s *Secondary) verifyAll(ctx context.Context, msgs []*bus.Msg) []opened {
 	items := make([]opened, len(msgs))
 	var todo []int
@@ -268,6 +268,9 @@ func (s *Secondary) verify(ctx context.Context, msg *bus.Msg) (Event, *replicati
 		return BatchRejected{Err: err}, nil
 	}
 	key, err := s.epochKey(ctx, epoch)
+	if err != nil && ctx.Err() != nil {
+		return ApplyFailed{Err: err}, nil // stopping, or the message is dropped (prepared ahead): nothing to record
+	}
 	if err != nil {
 		var re *replication.RPCError
 		switch {

@@ -52,16 +52,15 @@ func (s *Secondary) waitRemoteWAL(ctx context.Context, index, gen uint64) error 
 }
 
 // epochKey returns the replication key of epoch, fetching it from the primary
-// when unknown.
+// when unknown (one fetch at a time: the others find it known).
 func (s *Secondary) epochKey(ctx context.Context, epoch uint32) ([]byte, error) {
-	s.mu.Lock()
-	k := s.sec.key(epoch)
-	if s.cfg.DR && s.sec.drKey(epoch) == nil {
-		k = nil // a DR secondary needs both
-	}
-	s.mu.Unlock()
-	if k != nil {
+	if k := s.knownKey(epoch); k != nil {
 		return k, nil
+	}
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	if k := s.knownKey(epoch); k != nil {
+		return k, nil // fetched while this one waited
 	}
 	var reply replication.KeyReply
 	if err := s.call(ctx, replication.MethodKey, &replication.KeyRequest{Epoch: epoch}, &reply); err != nil {
@@ -87,6 +86,17 @@ func (s *Secondary) epochKey(ctx context.Context, epoch uint32) ([]byte, error) 
 		}
 	}
 	return reply.Key, nil
+}
+
+// knownKey is epoch's key when this secondary has it (and, on a DR
+// secondary, the DR key too), else nil.
+func (s *Secondary) knownKey(epoch uint32) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.DR && s.sec.drKey(epoch) == nil {
+		return nil // a DR secondary needs both
+	}
+	return s.sec.key(epoch)
 }
 
 // call sends one authenticated RPC and decodes its reply.

@@ -154,6 +154,9 @@ type Secondary struct {
 	asideMu      sync.Mutex
 	asideQ       []Action
 	asideRunning bool
+	// keyMu serialises fetching an epoch's key: messages verified at once
+	// (ahead of the apply) ask for a new epoch's key once, not once each.
+	keyMu sync.Mutex
 	// mu guards everything below it.
 	mu            sync.Mutex
 	m             *Machine

@@ -12,8 +12,8 @@
 //     fsync serves many writers.
 //   - The key space under "wal/": nothing else may write there; Write refuses it.
 //   - The recent-entries cache (recent.go): the newest entries this process
-//     committed (4,096, at most 4 MiB), decoded once with their values copied,
-//     which Read serves without a storage read: every reader of a fresh entry
+//     committed (4,096, at most 4 MiB), their values slices of the encoding
+//     written (the log's own, never written after the commit), which Read serves without a storage read: every reader of a fresh entry
 //     (the shipper, the merkle follower) gets the same *Entry and never
 //     modifies it.
 //   - The entry check (SetEntryCheck): a function of its owner's, run on every

@@ -95,7 +95,7 @@ type request struct {
 	ops   []*storage.TxnOp
 	cost  int    // operations in the transaction: ops, and the log entry
 	body  []byte // encoded entry without index, time and CRC; nil when every op is Ignored
-	entry *Entry // body decoded (its values copied), for the recent-entries cache
+	entry *Entry // the entry body encodes, its values slices of body (never written after the commit), for the recent-entries cache
 	state reqState
 
 	logEntry storage.Entry
