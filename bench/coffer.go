@@ -76,9 +76,7 @@ func statusWAL(ctx context.Context, c *api.Client, field string) (uint64, error)
 // batchesShipped is the primary's count of batches shipped, from its
 // metrics (coffer.replication.batches_shipped; 0 before the first).
 func batchesShipped(ctx context.Context, c *api.Client) (uint64, error) {
-	r := c.NewRequest("GET", "/v1/sys/metrics")
-	r.Params.Set("format", "prometheus")
-	resp, err := c.RawRequestWithContext(ctx, r)
+	resp, err := c.Logical().ReadRawWithDataWithContext(ctx, "sys/metrics", map[string][]string{"format": {"prometheus"}})
 	if err != nil {
 		return 0, fmt.Errorf("read the primary's metrics: %w", err)
 	}
