@@ -243,14 +243,14 @@ func (s *Set) start(ctx context.Context, o SetOptions, name, keyFile, bus string
 		base := filepath.Join(o.ProfileDir, filepath.Base(o.Dir)+"-"+name)
 		args = append(args, "-cpuprofile="+base+".pprof", "-memprofile="+base+".heap.pprof")
 	}
-	cmd := exec.Command(o.Bin, args...)
+	cpu := ""
 	if o.Pin {
-		cpu := "1"
+		cpu = "1"
 		if name == "primary" {
 			cpu = "0"
 		}
-		cmd = exec.Command("taskset", append([]string{"-c", cpu, o.Bin}, args...)...) // taskset execs: same pid
 	}
+	cmd := serverCmd(o.Bin, args, cpu)
 	n := &Node{Name: name, Addr: addr, cmd: cmd, exited: make(chan struct{})}
 	if o.Log == nil || o.Log == io.Discard {
 		n.cmd.Stdout, n.cmd.Stderr = o.Log, o.Log
@@ -278,6 +278,22 @@ func (s *Set) start(ctx context.Context, o SetOptions, name, keyFile, bus string
 		return nil, fmt.Errorf("%s is not unsealed: %w", name, err)
 	}
 	return n, nil
+}
+
+// serverCmd is the command of one server: bin with args, on CPU cpu (""
+// for any; taskset execs, so the pid is the server's), in a process group
+// of its own. A server frozen for a catch-up (SIGSTOP) must stay frozen: in
+// the bench's process group it would get SIGHUP and SIGCONT from the kernel
+// should that group become orphaned (the bench run in the background of a
+// shell that exits), and die of the SIGHUP; the bench stops its servers
+// itself (Close), also on SIGINT and SIGTERM.
+func serverCmd(bin string, args []string, cpu string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	if cpu != "" {
+		cmd = exec.Command("taskset", append([]string{"-c", cpu, bin}, args...)...)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
 }
 
 // Close stops every server (SIGTERM, then SIGKILL after 10 s).
