@@ -50,10 +50,10 @@ func (b *Bus) ConsumePrepared(ctx context.Context, stream, subject, durable stri
 	return b.consume(ctx, stream, subject, durable, startSeq, prepare, handle)
 }
 
-// prefetch wraps first, then each message of in as it arrives, passes it on at once,
-// in order, and has it prepared: by up to GOMAXPROCS workers, in arrival
-// order, or, when it arrives alone (a secondary keeping up), right here
-// before passing it on, without a worker's wake-up. The returned channel
+// prefetch wraps first, then each message of in as it arrives, passes it on
+// at once, in order, and has it prepared: by up to GOMAXPROCS workers, in
+// arrival order, or, when it arrives alone (none behind it, none being
+// prepared), right here before passing it on, without a worker's wake-up. The returned channel
 // closes once in has and every Prepare started has returned. Passing
 // messages on before they are prepared keeps the handler's groups as large
 // as the messages received (one storage transaction each).
