@@ -133,9 +133,8 @@ func sealBatchAs(version byte, b *Batch, key, drKey []byte, signer ed25519.Priva
 	if len(b.Guard) != 0 && len(b.Guard) != GuardSize {
 		return nil, fmt.Errorf("seal batch %d-%d: guard of %d bytes, want 0 or %d", b.First, b.Last, len(b.Guard), GuardSize)
 	}
-	pbuf, dbuf := plainBufs.Get().(*[]byte), plainBufs.Get().(*[]byte)
+	pbuf := plainBufs.Get().(*[]byte)
 	defer plainBufs.Put(pbuf)
-	defer plainBufs.Put(dbuf)
 	plain, err := appendBatchOps(*pbuf, &Batch{First: b.First, Last: b.Last, Entries: b.Entries})
 	if err != nil {
 		return nil, fmt.Errorf("seal batch %d-%d: %w", b.First, b.Last, err)
@@ -147,6 +146,8 @@ func sealBatchAs(version byte, b *Batch, key, drKey []byte, signer ed25519.Priva
 		if err := checkKey(drKey); err != nil {
 			return nil, fmt.Errorf("seal batch: DR key: %w", err)
 		}
+		dbuf := plainBufs.Get().(*[]byte)
+		defer plainBufs.Put(dbuf)
 		if dplain, err = appendBatchOps(*dbuf, &Batch{First: b.First, Last: b.Last, Entries: b.DREntries}); err != nil {
 			return nil, fmt.Errorf("seal batch %d-%d: %w", b.First, b.Last, err)
 		}
