@@ -17,14 +17,14 @@ var t0 = time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC)
 // harness drives one backend over the real storage stack minus encryption:
 // inmem wrapped in a logical.View.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	b     logical.Backend
 	store *inmem.Backend
 	view  *logical.View
 	now   time.Time
 }
 
-func newHarness(t *testing.T, version string) *harness {
+func newHarness(t testing.TB, version string) *harness {
 	t.Helper()
 	store := inmem.New()
 	h := &harness{t: t, store: store, view: logical.NewView(store, "logical/0000/"), now: t0}

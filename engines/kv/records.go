@@ -98,6 +98,20 @@ func putOp(key string, v any) (*storage.TxnOp, error) {
 	return &storage.TxnOp{Operation: storage.PutOperation, Entry: &storage.Entry{Key: key, Value: raw}}, nil
 }
 
+// versionOp writes version n of key holding data, the compact JSON
+// json.Marshal made of the request's data: the record json.Marshal would
+// make of versionRecord{recordVersion, data}, byte for byte, framed by hand.
+// Marshal re-validates and compacts a RawMessage, a tenth of a write's CPU
+// on 1 KiB values (coffer bench -profile) for output identical to its input.
+func versionOp(key string, n uint64, data []byte) *storage.TxnOp {
+	rec := make([]byte, 0, len(versionRecordHead)+len(data)+1)
+	rec = append(append(append(rec, versionRecordHead...), data...), '}')
+	return &storage.TxnOp{Operation: storage.PutOperation, Entry: &storage.Entry{Key: versionKey(key, n), Value: rec}}
+}
+
+// versionRecordHead is a versionRecord's JSON up to its data.
+var versionRecordHead = `{"v":` + strconv.Itoa(recordVersion) + `,"data":`
+
 func deleteOp(key string) *storage.TxnOp {
 	return &storage.TxnOp{Operation: storage.DeleteOperation, Entry: &storage.Entry{Key: key}}
 }
