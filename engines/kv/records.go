@@ -84,10 +84,23 @@ func decodeRecord(key string, raw []byte, into any, version *int) error {
 	if err := json.Unmarshal(raw, into); err != nil {
 		return fmt.Errorf("decode %q: %w", key, err)
 	}
-	if *version != recordVersion {
-		return fmt.Errorf("decode %q: record version %d is not supported by this build (want %d): upgrade coffer", key, *version, recordVersion)
+	return checkRecordVersion(key, *version)
+}
+
+func checkRecordVersion(key string, version int) error {
+	if version != recordVersion {
+		return fmt.Errorf("decode %q: record version %d is not supported by this build (want %d): upgrade coffer", key, version, recordVersion)
 	}
 	return nil
+}
+
+// metaOp writes m as key's metadata.
+func metaOp(key string, m *keyMeta) (*storage.TxnOp, error) {
+	raw, err := encodeMeta(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode %q: %w", metadataKey(key), err)
+	}
+	return &storage.TxnOp{Operation: storage.PutOperation, Entry: &storage.Entry{Key: metadataKey(key), Value: raw}}, nil
 }
 
 func putOp(key string, v any) (*storage.TxnOp, error) {
@@ -145,7 +158,10 @@ func loadMeta(ctx context.Context, s logical.Storage, key string) (*keyMeta, err
 		return nil, nil
 	}
 	m := &keyMeta{}
-	if err := decodeRecord(sk, e.Value, m, &m.V); err != nil {
+	if err := decodeMeta(e.Value, m); err != nil {
+		return nil, fmt.Errorf("decode %q: %w", sk, err)
+	}
+	if err := checkRecordVersion(sk, m.V); err != nil {
 		return nil, err
 	}
 	if m.Versions == nil {

@@ -396,11 +396,11 @@ func (b *V2) addVersion(ctx context.Context, s logical.Storage, c *config, key s
 		}
 		m.OldestVersion = cut + 1
 	}
-	metaOp, err := putOp(metadataKey(key), m)
+	mop, err := metaOp(key, m)
 	if err != nil {
 		return nil, err
 	}
-	ops = append(ops, metaOp)
+	ops = append(ops, mop)
 	if err := s.Transaction(ctx, ops); err != nil {
 		return nil, fmt.Errorf("write version %d of %q: %w", n, key, err)
 	}
@@ -410,7 +410,7 @@ func (b *V2) addVersion(ctx context.Context, s logical.Storage, c *config, key s
 // saveMeta writes a key's metadata alone, plus any extra operations, in one
 // transaction.
 func saveMeta(ctx context.Context, s logical.Storage, m *keyMeta, extra ...*storage.TxnOp) error {
-	op, err := putOp(metadataKey(m.Key), m)
+	op, err := metaOp(m.Key, m)
 	if err != nil {
 		return err
 	}
