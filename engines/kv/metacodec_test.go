@@ -24,7 +24,7 @@ func metaSamples() []*keyMeta {
 		{V: 1, Key: "a/b/c", CreatedTime: t0, UpdatedTime: t0.Add(time.Minute), CurrentVersion: 12, OldestVersion: 3,
 			MaxVersions: 4294967295, CASRequired: true, DeleteVersionAfter: -time.Second, Versions: many},
 		{V: 1, Key: `quote" back\ <html> & clé 秘密` + "\u2028\x01", CreatedTime: time.Date(2025, 1, 2, 3, 4, 5, 0, tz),
-			UpdatedTime: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+			UpdatedTime:    time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
 			CustomMetadata: map[string]string{"owner": "ops", "z": "", "<k>": "v&", "é": "\n"},
 			Versions:       map[uint64]*versionMeta{2: nil, 10: {CreatedTime: time.Unix(0, 1).UTC()}, 9: {}}},
 		{V: 2, Key: "", Versions: nil},
