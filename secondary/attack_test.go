@@ -236,17 +236,22 @@ func TestAttackerCannotRedeemActivation(t *testing.T) {
 
 	// After: the captured request, replayed, gets the real answer, sealed to
 	// the secondary's key; with the attacker's key swapped in, a refusal.
-	atk.mu.Lock()
+	// The attacker records what it sees in its subscription's callback,
+	// which may run after the secondary had its answer: wait for the
+	// secondary's request, the second with the token's id after the
+	// attacker's own guess.
 	var real []byte
-	for _, m := range atk.requests {
-		if strings.HasSuffix(m.Subject, ".activate") && bytes.Contains(m.Data, []byte(claims.ID)) {
-			real = m.Data
+	eventually(t, 10*time.Second, "the attacker saw the activation request", func() bool {
+		atk.mu.Lock()
+		defer atk.mu.Unlock()
+		n := 0
+		for _, m := range atk.requests {
+			if strings.HasSuffix(m.Subject, ".activate") && bytes.Contains(m.Data, []byte(claims.ID)) {
+				real, n = m.Data, n+1
+			}
 		}
-	}
-	atk.mu.Unlock()
-	if real == nil {
-		t.Fatal("the attacker did not see the activation request")
-	}
+		return n >= 2
+	})
 	sealed, err := replication.OpenActivateReply(atk.ask(t, real, claims.PublicKey), real, claims.PublicKey)
 	if err != nil {
 		t.Fatalf("the replayed request got no answer: %v", err)
