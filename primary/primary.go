@@ -178,10 +178,12 @@ type Primary struct {
 	guard  *replication.ReplayGuard
 	idKeys atomic.Pointer[idKeyMemo] // the shipper's message id key (idKey)
 
-	// mu guards st (and its persistence) and live.
+	// mu guards st (and its persistence), live and tagMemos.
 	mu   sync.Mutex
 	st   *persisted
 	live map[string]*liveInfo
+	// tagMemos are the active secondaries' batch tag keys, by id (tagKeys).
+	tagMemos map[string]tagMemo
 
 	shipped atomic.Uint64
 	// stalledIndex and stalledAt: the index that last missed guardWait and its

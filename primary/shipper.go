@@ -375,7 +375,7 @@ func (p *Primary) publishOnce(ctx context.Context, b *replication.Batch, l *lane
 			return fmt.Errorf("seal batch %d-%d: no DR key of epoch %d", b.First, b.Last, epoch)
 		}
 	}
-	msg, err := replication.SealBatchDR(b, key, drKey, signer)
+	msg, err := replication.SealBatchTagged(b, key, drKey, signer, p.tagKeys())
 	if err != nil {
 		return fmt.Errorf("seal batch %d-%d: %w", b.First, b.Last, err)
 	}

@@ -31,10 +31,14 @@ const (
 	// last index and the DR section's length, signed with Ed25519ph: still
 	// opened.
 	batchVersion3 = 3
-	// batchVersion is the layout SealBatch writes: version 3's, signed with
-	// Ed25519ctx over a SHA-256 of the body (batchSigV4) rather than
-	// Ed25519ph's SHA-512, which ran at a third of SHA-256's speed here.
-	batchVersion = 4
+	// batchVersion4 is version 3's layout signed with Ed25519ctx over a
+	// SHA-256 of the body (batchSigV4) rather than Ed25519ph's SHA-512,
+	// which ran at a third of SHA-256's speed here: still opened.
+	batchVersion4 = 4
+	// batchVersion is the layout SealBatch writes: version 4's plus the
+	// tags of the secondaries (tag.go) before the signature, which covers
+	// them (batchSigV5).
+	batchVersion = 5
 	// genLen is the generation's length in a version 3 header, drLenLen
 	// the DR section length's.
 	genLen   = 8
@@ -58,6 +62,7 @@ const (
 	// signature, batchSigContextV4 the Ed25519ctx context of version 4's.
 	batchSigContext   = "coffer-wal"
 	batchSigContextV4 = "coffer-wal-v4"
+	batchSigContextV5 = "coffer-wal-v5"
 	// batchEntryMinLen is index + time + a one-byte op count.
 	batchEntryMinLen = 8 + 8 + 1
 	// opMinLen is kind, class, a one-byte key length, a one-byte key and a one-byte value length.
@@ -118,12 +123,19 @@ func SealBatch(b *Batch, key []byte, signer ed25519.PrivateKey) ([]byte, error) 
 // main section. Without DR entries there is no DR section and drKey may be
 // nil.
 func SealBatchDR(b *Batch, key, drKey []byte, signer ed25519.PrivateKey) ([]byte, error) {
-	return sealBatchAs(batchVersion, b, key, drKey, signer)
+	return sealBatchAs(batchVersion, b, key, drKey, signer, nil)
 }
 
-// sealBatchAs seals b in the layout of version (3 or 4: they differ in
-// the signature only).
-func sealBatchAs(version byte, b *Batch, key, drKey []byte, signer ed25519.PrivateKey) ([]byte, error) {
+// SealBatchTagged is SealBatchDR with a tag for each of tags' secondaries
+// (tag.go): each of them trusts the batch on its tag, without checking the
+// signature.
+func SealBatchTagged(b *Batch, key, drKey []byte, signer ed25519.PrivateKey, tags []TagKey) ([]byte, error) {
+	return sealBatchAs(batchVersion, b, key, drKey, signer, tags)
+}
+
+// sealBatchAs seals b in the layout of version (3 to 5: 3 and 4 differ in
+// the signature only; 5 adds tags).
+func sealBatchAs(version byte, b *Batch, key, drKey []byte, signer ed25519.PrivateKey, tags []TagKey) ([]byte, error) {
 	if err := checkKey(key); err != nil {
 		return nil, fmt.Errorf("seal batch: %w", err)
 	}
@@ -155,7 +167,7 @@ func sealBatchAs(version byte, b *Batch, key, drKey []byte, signer ed25519.Priva
 		drLen = nonceLen + storedLen(len(dplain)) + tagLen
 	}
 	hlen := batchHeaderLen + genLen + drLenLen + 1 + len(b.Guard)
-	msg := make([]byte, hlen, hlen+nonceLen+storedLen(len(plain))+tagLen+drLen+sigLen)
+	msg := make([]byte, hlen, hlen+nonceLen+storedLen(len(plain))+tagLen+drLen+len(tags)*tagLen5+tagCountLen+sigLen)
 	msg[0] = version
 	binary.BigEndian.PutUint32(msg[1:5], b.Epoch)
 	binary.BigEndian.PutUint64(msg[5:13], b.First)
@@ -173,7 +185,17 @@ func sealBatchAs(version byte, b *Batch, key, drKey []byte, signer ed25519.Priva
 			return nil, err
 		}
 	}
-	sig, err := signBatch(signer, msg)
+	tagsLen := 0
+	var sections [sha256.Size]byte
+	if version >= batchVersion {
+		sections = sha256.Sum256(msg)
+		n := len(msg)
+		if msg, err = appendTags(msg, sections[:], tags); err != nil {
+			return nil, err
+		}
+		tagsLen = len(msg) - n
+	}
+	sig, err := signBatch(signer, msg, sections[:], tagsLen)
 	if err != nil {
 		return nil, err
 	}
@@ -239,6 +261,7 @@ type batchHeader struct {
 	first, last uint64
 	gen         uint64
 	drLen       int
+	tagsLen     int // version 5: the tag block's, before the signature
 	guard       []byte
 	len         int
 }
@@ -281,6 +304,12 @@ func peekBatch(msg []byte) (batchHeader, error) {
 		}
 		h.len += 1 + len(h.guard)
 	}
+	if msg[0] >= batchVersion {
+		// The sections must fit between the header and the tags.
+		if h.tagsLen = tagBlockLen(msg[:len(msg)-sigLen], h.len+nonceLen+tagLen+h.drLen); h.tagsLen < 0 {
+			return h, fmt.Errorf("%w: no room for the tags of a version %d batch of %d bytes", ErrCorrupt, msg[0], len(msg))
+		}
+	}
 	if h.first > h.last {
 		return h, fmt.Errorf("%w: first index %d after last %d", ErrCorrupt, h.first, h.last)
 	}
@@ -293,7 +322,19 @@ func peekBatch(msg []byte) (batchHeader, error) {
 // ErrUnknownVersion (wrapped) and never a partly decoded batch. The result does
 // not alias msg.
 func OpenBatch(msg []byte, clusterID string, key []byte, pub ed25519.PublicKey) (*Batch, error) {
-	return openBatch(msg, clusterID, key, nil, pub, MaxBatchPayload)
+	return openBatch(msg, clusterID, key, nil, pub, nil, MaxBatchPayload)
+}
+
+// OpenBatchTagged is OpenBatch (drKey nil) or OpenBatchDR that trusts a
+// version 5 batch on tag's tag when it holds one that verifies, and checks
+// the signature otherwise (tag.go).
+func OpenBatchTagged(msg []byte, clusterID string, key, drKey []byte, pub ed25519.PublicKey, tag *TagKey) (*Batch, error) {
+	if drKey != nil {
+		if err := checkKey(drKey); err != nil {
+			return nil, fmt.Errorf("open batch: DR key: %w", err)
+		}
+	}
+	return openBatch(msg, clusterID, key, drKey, pub, tag, MaxBatchPayload)
 }
 
 // OpenBatchDR is OpenBatch for a DR secondary: it also opens the DR section
@@ -302,10 +343,10 @@ func OpenBatchDR(msg []byte, clusterID string, key, drKey []byte, pub ed25519.Pu
 	if err := checkKey(drKey); err != nil {
 		return nil, fmt.Errorf("open batch: DR key: %w", err)
 	}
-	return openBatch(msg, clusterID, key, drKey, pub, MaxBatchPayload)
+	return openBatch(msg, clusterID, key, drKey, pub, nil, MaxBatchPayload)
 }
 
-func openBatch(msg []byte, clusterID string, key, drKey []byte, pub ed25519.PublicKey, maxPlain int) (*Batch, error) {
+func openBatch(msg []byte, clusterID string, key, drKey []byte, pub ed25519.PublicKey, tag *TagKey, maxPlain int) (*Batch, error) {
 	if err := checkKey(key); err != nil {
 		return nil, fmt.Errorf("open batch: %w", err)
 	}
@@ -318,9 +359,10 @@ func openBatch(msg []byte, clusterID string, key, drKey []byte, pub ed25519.Publ
 	}
 	first, last := h.first, h.last
 	body := msg[:len(msg)-sigLen]
-	if !verifyBatch(pub, body, msg[len(body):]) {
+	if !authentic(pub, tag, body, h.tagsLen, msg[len(body):]) {
 		return nil, fmt.Errorf("open batch %d-%d: %w", first, last, ErrBadSignature)
 	}
+	body = body[:len(body)-h.tagsLen] // header and sections
 	main := body[h.len : len(body)-h.drLen]
 	if len(main) < nonceLen+tagLen {
 		return nil, fmt.Errorf("open batch %d-%d: %w: main section of %d bytes", first, last, ErrCorrupt, len(main))
@@ -406,25 +448,50 @@ var batchSigOpts = &ed25519.Options{Hash: crypto.SHA512, Context: batchSigContex
 // other signature of the key.
 var batchSigV4 = &ed25519.Options{Context: batchSigContextV4}
 
-// signBatch signs body by the scheme of its version (SealBatch writes
-// version 4; the tests seal older ones).
-func signBatch(signer ed25519.PrivateKey, body []byte) ([]byte, error) {
-	if body[0] >= batchVersion {
-		digest := sha256.Sum256(body)
-		return signer.Sign(nil, digest[:], batchSigV4)
-	}
-	digest := sha512.Sum512(body)
-	return signer.Sign(nil, digest[:], batchSigOpts)
+// batchSigV5 is version 5's: Ed25519ctx (context "coffer-wal-v5") of
+// SHA-256(SHA-256(header and sections) | tag block), so that the tags
+// authenticate the same digest the signature covers.
+var batchSigV5 = &ed25519.Options{Context: batchSigContextV5}
+
+// signBatch signs body (everything before the signature) by the scheme of
+// its version; a version 5 body ends with a tag block of tagsLen bytes,
+// and sections is SHA-256 of what comes before it. SealBatch writes
+// version 5; the tests seal older ones.
+func signBatch(signer ed25519.PrivateKey, body, sections []byte, tagsLen int) ([]byte, error) {
+	digest, opts := sigDigest(body, sections, tagsLen)
+	return signer.Sign(nil, digest, opts)
 }
 
-// verifyBatch checks body's signature by the scheme of body's version.
-func verifyBatch(pub ed25519.PublicKey, body, sig []byte) bool {
-	if body[0] >= batchVersion {
-		digest := sha256.Sum256(body)
-		return ed25519.VerifyWithOptions(pub, digest[:], sig, batchSigV4) == nil
+// sigDigest is what body's signature signs, and how.
+func sigDigest(body, sections []byte, tagsLen int) ([]byte, *ed25519.Options) {
+	switch {
+	case body[0] >= batchVersion:
+		h := sha256.New()
+		h.Write(sections)
+		h.Write(body[len(body)-tagsLen:])
+		return h.Sum(nil), batchSigV5
+	case body[0] == batchVersion4:
+		d := sha256.Sum256(body)
+		return d[:], batchSigV4
 	}
-	digest := sha512.Sum512(body)
-	return ed25519.VerifyWithOptions(pub, digest[:], sig, batchSigOpts) == nil
+	d := sha512.Sum512(body)
+	return d[:], batchSigOpts
+}
+
+// authentic reports whether body (everything before sig) comes from the
+// primary: by tag's tag when body is a version 5 batch holding one that
+// verifies, else by its signature.
+func authentic(pub ed25519.PublicKey, tag *TagKey, body []byte, tagsLen int, sig []byte) bool {
+	var sections []byte
+	if body[0] >= batchVersion {
+		d := sha256.Sum256(body[:len(body)-tagsLen])
+		sections = d[:]
+		if tag != nil && tag.tagged(body[len(body)-tagsLen:], sections) {
+			return true
+		}
+	}
+	digest, opts := sigDigest(body, sections, tagsLen)
+	return ed25519.VerifyWithOptions(pub, digest, sig, opts) == nil
 }
 
 // flateReaders recycles decompressors (each holds a 32 KiB window) for

@@ -70,7 +70,7 @@ func FuzzBatchPayload(f *testing.F) {
 			first, last = last, first
 		}
 		for _, z := range [][]byte{data, deflate(t, data)} {
-			b, err := openBatch(sealRaw(t, 1, first, last, z), testClusterID, testKey, nil, testPub, 1<<20)
+			b, err := openBatch(sealRaw(t, 1, first, last, z), testClusterID, testKey, nil, testPub, nil, 1<<20)
 			if err != nil {
 				continue
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"testing"
 	"time"
@@ -76,11 +77,30 @@ func sealRawHeader(t testing.TB, header, z []byte) []byte {
 	}
 	msg := append(bytes.Clone(header), make([]byte, nonceLen)...)
 	msg = aead.Seal(msg, msg[len(header):], z, batchAAD(testClusterID, header))
-	sig, err := signBatch(testSigner, msg)
+	if header[0] >= batchVersion {
+		msg = append(msg, 0, 0) // no tags
+	}
+	return signTest(t, msg)
+}
+
+// signTest signs body (a batch without its signature) with testSigner by
+// the scheme of its version, and appends the signature.
+func signTest(t testing.TB, body []byte) []byte {
+	t.Helper()
+	var sections []byte
+	tl := 0
+	if body[0] >= batchVersion {
+		if tl = tagBlockLen(body, 0); tl < 0 {
+			t.Fatalf("no tag block in a version %d batch", body[0])
+		}
+		d := sha256.Sum256(body[:len(body)-tl])
+		sections = d[:]
+	}
+	sig, err := signBatch(testSigner, body, sections, tl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append(msg, sig...)
+	return append(body, sig...)
 }
 
 func deflate(t testing.TB, plain []byte) []byte {

@@ -1,6 +1,7 @@
 package secondary
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"runtime"
@@ -289,20 +290,35 @@ func (s *Secondary) verify(ctx context.Context, msg *bus.Msg) (Event, *replicati
 		return ApplyFailed{Err: err}, nil
 	}
 	s.mu.Lock()
-	cid, pub, drKey := s.sec.PrimaryClusterID, s.sec.pub(), s.sec.drKey(epoch)
+	cid, pub, drKey, tag := s.sec.PrimaryClusterID, s.sec.pub(), s.sec.drKey(epoch), s.tagKeyLocked()
 	s.mu.Unlock()
-	var b *replication.Batch
-	if s.cfg.DR {
-		b, err = replication.OpenBatchDR(msg.Data, cid, key, drKey, pub)
-	} else {
-		b, err = replication.OpenBatch(msg.Data, cid, key, pub)
+	if !s.cfg.DR {
+		drKey = nil
+	} else if drKey == nil {
+		drKey = []byte{} // OpenBatchTagged refuses it: as OpenBatchDR did
 	}
+	b, err := replication.OpenBatchTagged(msg.Data, cid, key, drKey, pub, tag)
 	if err != nil {
 		s.log.Warn().Err(err).Uint64("seq", msg.StreamSeq).Uint64("first", first).Uint64("last", last).
 			Msg("rejected a batch that failed verification (forged, tampered or another primary's); nothing applied")
 		return BatchRejected{First: first, Last: last, Err: err}, nil
 	}
 	return nil, b
+}
+
+// tagKeyLocked is this secondary's batch tag key (replication/tag.go),
+// derived once from its RPC key; nil without one (the signature serves).
+// Caller holds mu.
+func (s *Secondary) tagKeyLocked() *replication.TagKey {
+	if s.tag != nil && bytes.Equal(s.tagRPC, s.sec.RPCKey) {
+		return s.tag
+	}
+	k, err := replication.NewTagKey(s.sec.SecondaryID, s.sec.RPCKey)
+	if err != nil {
+		return nil
+	}
+	s.tag, s.tagRPC = &k, s.sec.RPCKey
+	return s.tag
 }
 
 // generation is the newest generation of the set seen.

@@ -226,6 +226,17 @@ func TestForgedAndReplayedBatches(t *testing.T) {
 		"unknown epoch":     seal(batch(epoch+7, next, next, "logical/forged/epoch", "x"), key, signer),
 		"replay, new value": seal(batch(epoch, 1, ps.wal.LastIndex(), "logical/k/a", "replayed"), key, signer),
 	}
+	// An insider (any secondary: it holds the replication key) tags a batch
+	// for dc2 under a key of its own: dc2 checks the signature instead.
+	claimed, err := replication.NewTagKey("dc3", otherKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim, _ := replication.NewTagKey("dc2", otherKey)
+	claimed.ID = victim.ID
+	if forged["tag under another key"], err = replication.SealBatchTagged(batch(epoch, next, next, "logical/forged/tag", "x"), key, nil, otherSigner, []replication.TagKey{claimed}); err != nil {
+		t.Fatal(err)
+	}
 	subject := replication.WALSubject("dc1")
 	for name, msg := range forged {
 		if _, err := b.Publish(ctx, subject, msg, "", nil); err != nil {
@@ -246,6 +257,68 @@ func TestForgedAndReplayedBatches(t *testing.T) {
 	if st := ss.s.Status(); st.State != secondary.StateStreaming {
 		t.Fatalf("secondary state %s after forged batches", st.State)
 	}
+}
+
+// A batch carrying this secondary's tag is trusted on it, whatever its
+// signature: the primary and the secondary derive the same tag key from
+// the secondary's RPC key (were they to differ, every batch would fall back
+// to its signature, silently, at a quarter of the secondary's CPU).
+func TestSecondaryTrustsItsTag(t *testing.T) {
+	ctx := context.Background()
+	b := embeddedBus(t)
+	ps := startPrimary(t, b, "dc1", bus.StreamConfig{})
+	ss := newSecondarySide(t, "dc2")
+	ss.activate(t, ps.token(t, "dc2"))
+	ps.put(t, "logical/k/a", "real")
+	converge(t, ps, ss)
+	ps.waitShipped(t)
+
+	_, epoch, key := primaryKeys(t, ps)
+	e, err := ps.cfg.State.Get(ctx, "state")
+	if err != nil || e == nil {
+		t.Fatalf("read primary state: %v", err)
+	}
+	var st struct {
+		Generation  uint64 `json:"generation"`
+		Secondaries map[string]struct {
+			RPCKey []byte `json:"rpc_key"`
+		} `json:"secondaries"`
+	}
+	if err := json.Unmarshal(e.Value, &st); err != nil {
+		t.Fatal(err)
+	}
+	tag, err := replication.NewTagKey("dc2", st.Secondaries["dc2"].RPCKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The primary tagged what it shipped for dc2: it opens on the tag
+	// under a public key that is not the primary's.
+	stranger, strangerKey, _ := ed25519.GenerateKey(rand.Reader)
+	_, last, _, err := b.StreamState(ctx, replication.StreamName("dc1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped, err := b.StreamMsg(ctx, replication.StreamName("dc1"), last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replication.OpenBatchTagged(shipped, "dc1", key, nil, stranger, &tag); err != nil {
+		t.Fatalf("the primary's last batch does not carry dc2's tag: %v", err)
+	}
+	next := ps.wal.LastIndex() + 1
+	msg, err := replication.SealBatchTagged(&replication.Batch{ClusterID: "dc1", Epoch: epoch, First: next, Last: next, Generation: st.Generation, Entries: []*wal.Entry{{
+		Index: next, Ops: []wal.Op{{Kind: storage.PutOperation, Class: wal.Replicated, Key: "logical/k/tagged", Value: []byte("on its tag")}},
+	}}}, key, nil, strangerKey, []replication.TagKey{tag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Publish(ctx, replication.WALSubject("dc1"), msg, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the batch trusted on its tag is applied", func() bool {
+		v, ok := ss.get(t, "logical/k/tagged")
+		return ok && v == "on its tag"
+	})
 }
 
 func TestRevokeSecondary(t *testing.T) {

@@ -170,10 +170,12 @@ type Secondary struct {
 	syncDone      int
 	syncTotal     int
 	lastErr       string
-	hbErr         string        // the last heartbeat's failure; "" once one is answered
-	startSeq      uint64        // where a new durable starts (stream last seq + 1 before the first sync)
-	advanced      chan struct{} // closed and replaced at every step: waiters re-check
-	loop          *Loop         // the merkle-sync loop detector (loop_driver.go)
+	hbErr         string              // the last heartbeat's failure; "" once one is answered
+	startSeq      uint64              // where a new durable starts (stream last seq + 1 before the first sync)
+	advanced      chan struct{}       // closed and replaced at every step: waiters re-check
+	loop          *Loop               // the merkle-sync loop detector (loop_driver.go)
+	tag           *replication.TagKey // batch tag key (tagKeyLocked), of the RPC key tagRPC
+	tagRPC        []byte
 
 	revoked    chan struct{}
 	revokeOnce sync.Once
