@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"bytes"
 	"crypto/rand"
 	"fmt"
 	"runtime"
@@ -77,6 +78,28 @@ func BenchmarkOpenBatchOne(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := OpenBatch(msg, testClusterID, testKey, testPub); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOpenBatchOneTagged is BenchmarkOpenBatchOne for a secondary
+// that finds its tag among two: it skips the signature.
+func BenchmarkOpenBatchOneTagged(b *testing.B) {
+	full, _ := benchBatch()
+	batch := &Batch{ClusterID: testClusterID, Epoch: 1, First: 1, Last: 1, Entries: full.Entries[:1]}
+	mine, err := NewTagKey("dc2", bytes.Repeat([]byte{2}, KeySize))
+	if err != nil {
+		b.Fatal(err)
+	}
+	other, _ := NewTagKey("dc3", bytes.Repeat([]byte{3}, KeySize))
+	msg, err := SealBatchTagged(batch, testKey, nil, testSigner, []TagKey{other, mine})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := OpenBatchTagged(msg, testClusterID, testKey, nil, testPub, &mine); err != nil {
 			b.Fatal(err)
 		}
 	}
