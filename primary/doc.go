@@ -26,7 +26,7 @@
 //     encoding, less when the server's max_payload is smaller; no linger:
 //     what committed while the previous publish ran forms the next batch;
 //     only replicated ops, but every entry counts in First..Last, so a batch
-//     may carry none) -> SealBatch with the current epoch -> PublishAck with
+//     may carry none) -> SealBatchTagged (a tag per active secondary) with the current epoch -> PublishAck with
 //     Nats-Msg-Id "<cluster id>-<first>-<last>-<HMAC tag>" (a key derived
 //     from the signing key: nobody else can compute the id of a batch to
 //     come), one batch in flight, retried with backoff (50 ms to 2 s) while

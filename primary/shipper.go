@@ -21,10 +21,11 @@ const (
 	// and below it the server's max_payload less batchOverhead (batchBudget).
 	maxBatchBytes = 1 << 20
 	// batchOverhead is what a sealed message adds to its ops, with room to
-	// spare: the header and guard, the nonce and GCM tags, the signature, the
-	// stored DEFLATE blocks' headers; opOverhead and entryOverhead are each
-	// op's and entry's encoding (kind, class, lengths; index, time).
-	batchOverhead = 8 << 10
+	// spare: the header and guard, the nonce and GCM tags, the secondaries'
+	// tags (at most replication.MaxTagBlock), the signature, the stored
+	// DEFLATE blocks' headers; opOverhead and entryOverhead are each op's
+	// and entry's encoding (kind, class, lengths; index, time).
+	batchOverhead = 8<<10 + replication.MaxTagBlock
 	opOverhead    = 16
 	entryOverhead = 24
 	// persistEvery and persistBatches bound how stale the stored shipped index

@@ -2,6 +2,7 @@ package primary
 
 import (
 	"bytes"
+	"slices"
 
 	"github.com/cofferhq/coffer/replication"
 )
@@ -13,8 +14,9 @@ type tagMemo struct {
 	key replication.TagKey
 }
 
-// tagKeys returns the batch tag keys of the secondaries active now
-// (replication/tag.go): every batch carries a tag for each, so that they
+// tagKeys returns the batch tag keys of the secondaries active now, at most
+// replication.MaxBatchTags (replication/tag.go): every batch carries a tag
+// for each, so that they
 // trust it without checking its signature. Each key is derived once per
 // RPC key. A secondary activated after a batch was sealed finds no tag in
 // it and checks the signature: nothing depends on the list being current.
@@ -45,6 +47,11 @@ func (p *Primary) tagKeys() []replication.TagKey {
 		if _, ok := p.st.Secondary[id]; !ok {
 			delete(p.tagMemos, id)
 		}
+	}
+	if len(out) > replication.MaxBatchTags {
+		// The same ones every time (by tag id): the others check signatures.
+		slices.SortFunc(out, func(a, b replication.TagKey) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+		out = out[:replication.MaxBatchTags]
 	}
 	return out
 }

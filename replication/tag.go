@@ -12,25 +12,34 @@ import (
 // largest cost of a secondary keeping up: a quarter of its CPU at 1,000
 // writes/s (coffer bench -profile), against a few microseconds for an
 // HMAC. A version 5 batch carries, besides its signature, one tag per
-// secondary the primary knew when it sealed it: HMAC-SHA256 under a key
-// derived from that secondary's RPC key, which only it and the primary hold.
-// A secondary that finds a tag of its own that verifies trusts the batch on
-// it; one that finds none (activated after the batch was sealed) or one
-// that does not verify (stripped, forged) checks the signature as before.
-// So a secondary holding the shared replication key can forge a tag for
-// nobody but itself, and removing tags costs only the time they save.
+// secondary the primary knew when it sealed it (up to MaxBatchTags):
+// HMAC-SHA256 under a key derived from that secondary's RPC key, which no
+// other performance secondary holds (a DR secondary does: it receives the
+// primary's whole state, signing key included). A secondary that finds a
+// tag of its own that verifies trusts the batch on it; one that finds none
+// (activated after the batch was sealed, or beyond MaxBatchTags) or one that
+// does not verify (forged, copied from another batch) checks the signature
+// as before. So a secondary holding the shared replication key can forge a
+// tag for nobody but itself. The signature covers the tags: a batch whose
+// tags were altered fails everywhere, like any altered batch, which delays
+// replication as deleting messages would.
 const (
 	// TagIDLen is the length of a tag's secondary id: the first bytes of
 	// SHA-256(tagIDLabel | secondary id).
 	TagIDLen = 8
 	// tagMACLen is the length of a tag's HMAC-SHA256, truncated.
 	tagMACLen = 16
-	// tagLen is one tag: secondary id and MAC.
+	// tagLen5 is one tag: secondary id and MAC.
 	tagLen5 = TagIDLen + tagMACLen
 	// tagCountLen is the length of the tag count after the tags.
 	tagCountLen = 2
-	// maxTags is the most tags a batch holds.
-	maxTags = 1<<16 - 1
+	// MaxBatchTags is the most tags SealBatchTagged writes in a batch: a
+	// primary with more secondaries tags some, and the others check the
+	// signature. It bounds what tags add to a message (MaxTagBlock), which
+	// the primary reserves below the bus's max_payload.
+	MaxBatchTags = 64
+	// MaxTagBlock is the most bytes a batch's tags and their count take.
+	MaxTagBlock = tagCountLen + MaxBatchTags*tagLen5
 	// tagKeyInfo is the HKDF info deriving a secondary's tag key from its
 	// RPC key; tagIDLabel starts the hash naming it; tagMACLabel starts
 	// what a tag authenticates.
@@ -45,13 +54,14 @@ type TagKey struct {
 	Key [32]byte
 }
 
-// NewTagKey derives the tag key of secondary id from its RPC key (HKDF-SHA256).
+// NewTagKey derives the tag key of secondary id from its RPC key:
+// HKDF-SHA256(RPC key, info tagKeyInfo | "|" | id).
 func NewTagKey(secondaryID string, rpcKey []byte) (TagKey, error) {
 	var t TagKey
 	if err := checkKey(rpcKey); err != nil {
 		return t, fmt.Errorf("tag key of %s: %w", secondaryID, err)
 	}
-	k, err := hkdf.Key(sha256.New, rpcKey, nil, tagKeyInfo, len(t.Key))
+	k, err := hkdf.Key(sha256.New, rpcKey, nil, tagKeyInfo+"|"+secondaryID, len(t.Key))
 	if err != nil {
 		return t, fmt.Errorf("tag key of %s: %w", secondaryID, err)
 	}
@@ -72,8 +82,8 @@ func (t *TagKey) mac(digest []byte) []byte {
 // appendTags appends the tag block of a batch whose header and sections
 // hash to digest: each key's id and tag, then their count.
 func appendTags(msg, digest []byte, keys []TagKey) ([]byte, error) {
-	if len(keys) > maxTags {
-		return nil, fmt.Errorf("seal batch: %d tags, at most %d", len(keys), maxTags)
+	if len(keys) > MaxBatchTags {
+		return nil, fmt.Errorf("seal batch: %d tags, at most %d: tag some secondaries, the others check the signature", len(keys), MaxBatchTags)
 	}
 	for i := range keys {
 		msg = append(append(msg, keys[i].ID[:]...), keys[i].mac(digest)...)

@@ -132,6 +132,30 @@ func TestTaggedBatchTamperEveryByte(t *testing.T) {
 	}
 }
 
+// At most MaxBatchTags tags, and what they add stays within MaxTagBlock
+// (the primary reserves it below the bus's max_payload).
+func TestBatchTagsAreBounded(t *testing.T) {
+	keys := make([]TagKey, MaxBatchTags+1)
+	for i := range keys {
+		k, err := NewTagKey(string(rune('a'+i%26))+string(rune('a'+i/26)), bytes.Repeat([]byte{byte(i)}, KeySize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[i] = k
+	}
+	if _, err := SealBatchTagged(testBatch(), testKey, nil, testSigner, keys); err == nil {
+		t.Fatalf("sealed %d tags", len(keys))
+	}
+	none, err := SealBatch(testBatch(), testKey, testSigner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := sealTagged(t, testBatch(), testSigner, keys[:MaxBatchTags]...)
+	if got := len(full) - len(none) + tagCountLen; got != MaxTagBlock {
+		t.Fatalf("%d tags add %d bytes, want MaxTagBlock %d", MaxBatchTags, got, MaxTagBlock)
+	}
+}
+
 func TestNewTagKey(t *testing.T) {
 	rpc := bytes.Repeat([]byte{7}, KeySize)
 	a, err := NewTagKey("dc2", rpc)
@@ -141,8 +165,8 @@ func TestNewTagKey(t *testing.T) {
 	if again, _ := NewTagKey("dc2", rpc); again != a {
 		t.Fatal("the tag key of one secondary and RPC key changed")
 	}
-	if b, _ := NewTagKey("dc3", rpc); b.ID == a.ID || b.Key != a.Key {
-		t.Fatalf("another id: id %x key %x; want another id, the same key (the key is the RPC key's)", b.ID, b.Key)
+	if b, _ := NewTagKey("dc3", rpc); b.ID == a.ID || b.Key == a.Key {
+		t.Fatalf("another id: id %x key %x; want another id and another key", b.ID, b.Key)
 	}
 	if c, _ := NewTagKey("dc2", bytes.Repeat([]byte{8}, KeySize)); c.Key == a.Key || c.ID != a.ID {
 		t.Fatal("another RPC key: want another key, the same id")

@@ -186,7 +186,10 @@ func fastMeta(raw []byte, m *keyMeta) bool {
 		if !c.lit(`{"created_time":`) || !c.time(&vm.CreatedTime) {
 			return false
 		}
-		if c.lit(`,"deletion_time":`) {
+		switch {
+		case c.lit(`,"deletion_time":null`):
+			// json.Unmarshal leaves a pointer nil on null: not deleted.
+		case c.lit(`,"deletion_time":`):
 			vm.DeletionTime = new(time.Time)
 			if !c.time(vm.DeletionTime) {
 				return false

@@ -60,6 +60,7 @@ func TestDecodeMetaIsJSONUnmarshal(t *testing.T) {
 	inputs = append(inputs,
 		[]byte(`{"key":"reordered","v":1,"versions":{"1":{"destroyed":false,"created_time":"2025-03-01T12:00:00Z"}}}`),
 		[]byte(`{"v":1,"key":"esc\u0041ped","created_time":"2025-03-01T12:00:00Z","updated_time":"2025-03-01T12:00:00Z","current_version":1,"oldest_version":0,"max_versions":0,"cas_required":false,"delete_version_after_ns":0,"versions":{"01":null}}`),
+		[]byte(`{"v":1,"key":"k","created_time":"2025-03-01T12:00:00Z","updated_time":"2025-03-01T12:00:00Z","current_version":1,"oldest_version":0,"max_versions":0,"cas_required":false,"delete_version_after_ns":0,"versions":{"1":{"created_time":null,"deletion_time":null,"destroyed":false}}}`),
 		[]byte(`{"v":1,"key":"k","created_time":null,"updated_time":"2025-03-01T12:00:00+01:00","current_version":1,"oldest_version":0,"max_versions":0,"cas_required":false,"delete_version_after_ns":0,"versions":{},"extra":1}`),
 	)
 	for i, raw := range inputs {

@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,6 +121,11 @@ func TestShipInsiderCannotTagForAnother(t *testing.T) {
 		if err := kvHas(S, "victim", "1"); err != nil {
 			t.Fatalf("insider's batch (%s) applied on dc2: %v", how, err)
 		}
+	}
+	// Refused for what the insider cannot make, the primary's signature,
+	// not for a mistake of the forger's (epoch, generation, cluster).
+	if n := strings.Count(sec.output(), "failed verification"); n != 3 || !strings.Contains(sec.output(), "bad signature") {
+		t.Fatalf("dc2 refused %d batches as failing verification, want 3, each for its signature:\n%s", n, sec.output())
 	}
 	shipConverged(t, P, S, sec)
 }
