@@ -172,23 +172,38 @@ func TestActivationRefused(t *testing.T) {
 // from its state, to forge and replay batches as an attacker holding them would.
 func primaryKeys(t *testing.T, ps *primarySide) (ed25519.PrivateKey, uint32, []byte) {
 	t.Helper()
+	st := readPrimaryState(t, ps)
+	return st.SigningKey, st.Epoch, st.Keys[fmt.Sprint(st.Epoch)]
+}
+
+// primaryState is what the tests read of the primary's stored state.
+type primaryState struct {
+	SigningKey  []byte            `json:"signing_key"`
+	Epoch       uint32            `json:"epoch"`
+	Keys        map[string][]byte `json:"keys"`
+	Generation  uint64            `json:"generation"`
+	Secondaries map[string]struct {
+		RPCKey []byte `json:"rpc_key"`
+	} `json:"secondaries"`
+}
+
+func readPrimaryState(t *testing.T, ps *primarySide) primaryState {
+	t.Helper()
 	e, err := ps.cfg.State.Get(context.Background(), "state")
 	if err != nil || e == nil {
 		t.Fatalf("read primary state: %v", err)
 	}
-	var st struct {
-		SigningKey []byte            `json:"signing_key"`
-		Epoch      uint32            `json:"epoch"`
-		Keys       map[string][]byte `json:"keys"`
-	}
+	var st primaryState
 	if err := json.Unmarshal(e.Value, &st); err != nil {
 		t.Fatal(err)
 	}
-	return st.SigningKey, st.Epoch, st.Keys[fmt.Sprint(st.Epoch)]
+	return st
 }
 
-func TestForgedAndReplayedBatches(t *testing.T) {
-	ctx := context.Background()
+// streamingPair is a primary dc1 and its secondary dc2 streaming, with one
+// write (logical/k/a = real) replicated and shipped.
+func streamingPair(t *testing.T) (*bus.Bus, *primarySide, *secondarySide) {
+	t.Helper()
 	b := embeddedBus(t)
 	ps := startPrimary(t, b, "dc1", bus.StreamConfig{})
 	ss := newSecondarySide(t, "dc2")
@@ -196,6 +211,12 @@ func TestForgedAndReplayedBatches(t *testing.T) {
 	ps.put(t, "logical/k/a", "real")
 	converge(t, ps, ss)
 	ps.waitShipped(t)
+	return b, ps, ss
+}
+
+func TestForgedAndReplayedBatches(t *testing.T) {
+	ctx := context.Background()
+	b, ps, ss := streamingPair(t)
 
 	signer, epoch, key := primaryKeys(t, ps)
 	next := ps.wal.LastIndex() + 1
@@ -265,28 +286,9 @@ func TestForgedAndReplayedBatches(t *testing.T) {
 // to its signature, silently, at a quarter of the secondary's CPU).
 func TestSecondaryTrustsItsTag(t *testing.T) {
 	ctx := context.Background()
-	b := embeddedBus(t)
-	ps := startPrimary(t, b, "dc1", bus.StreamConfig{})
-	ss := newSecondarySide(t, "dc2")
-	ss.activate(t, ps.token(t, "dc2"))
-	ps.put(t, "logical/k/a", "real")
-	converge(t, ps, ss)
-	ps.waitShipped(t)
-
+	b, ps, ss := streamingPair(t)
 	_, epoch, key := primaryKeys(t, ps)
-	e, err := ps.cfg.State.Get(ctx, "state")
-	if err != nil || e == nil {
-		t.Fatalf("read primary state: %v", err)
-	}
-	var st struct {
-		Generation  uint64 `json:"generation"`
-		Secondaries map[string]struct {
-			RPCKey []byte `json:"rpc_key"`
-		} `json:"secondaries"`
-	}
-	if err := json.Unmarshal(e.Value, &st); err != nil {
-		t.Fatal(err)
-	}
+	st := readPrimaryState(t, ps)
 	tag, err := replication.NewTagKey("dc2", st.Secondaries["dc2"].RPCKey)
 	if err != nil {
 		t.Fatal(err)
