@@ -361,8 +361,8 @@ func TestBatchesCarryTheGuard(t *testing.T) {
 			t.Fatalf("message %d: %v", seq, err)
 		}
 		total++
-		// version 4: version(1) epoch(4) first(8) last(8) generation(8) DR len(4) guard len(1) guard
-		if len(m.Data) > 34 && m.Data[0] == 4 && m.Data[33] == 32 {
+		// versions 4 and 5: version(1) epoch(4) first(8) last(8) generation(8) DR len(4) guard len(1) guard
+		if len(m.Data) > 34 && (m.Data[0] == 4 || m.Data[0] == 5) && m.Data[33] == 32 {
 			guarded++
 		}
 	}

@@ -130,7 +130,7 @@ func TestReplicationSecurity(t *testing.T) {
 		waitKV(t, W, "secret", "victim", "new", waitTimeout)
 		keysBefore := kvKeys(t, W, "secret")
 		cur := w.last(t).Data
-		if len(cur) < 21+64 || (cur[0] < 1 || cur[0] > 4) {
+		if len(cur) < 21+64 || (cur[0] < 1 || cur[0] > 5) {
 			t.Fatalf("the newest WAL message (%d bytes, version %d) is not a batch of docs/replication.md", len(cur), cur[0])
 		}
 
