@@ -3,8 +3,10 @@ package kv
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -43,7 +45,7 @@ func encodeMeta(m *keyMeta) ([]byte, error) {
 	b = strconv.AppendInt(b, int64(m.DeleteVersionAfter), 10)
 	if len(m.CustomMetadata) > 0 {
 		b = append(b, `,"custom_metadata":{`...)
-		for i, k := range slices.Sorted(mapKeys(m.CustomMetadata)) {
+		for i, k := range slices.Sorted(maps.Keys(m.CustomMetadata)) {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -57,19 +59,22 @@ func encodeMeta(m *keyMeta) ([]byte, error) {
 		return append(b, "null}"...), nil
 	}
 	// json.Marshal sorts integer keys as the strings they become.
-	keys := make([]string, 0, len(m.Versions))
-	for n := range m.Versions {
-		keys = append(keys, strconv.FormatUint(n, 10))
+	type version struct {
+		key string
+		vm  *versionMeta
 	}
-	slices.Sort(keys)
+	vs := make([]version, 0, len(m.Versions))
+	for n, vm := range m.Versions {
+		vs = append(vs, version{strconv.FormatUint(n, 10), vm})
+	}
+	slices.SortFunc(vs, func(a, b version) int { return strings.Compare(a.key, b.key) })
 	b = append(b, '{')
-	for i, k := range keys {
+	for i, v := range vs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(append(append(b, '"'), k...), `":`...)
-		n, _ := strconv.ParseUint(k, 10, 64)
-		vm := m.Versions[n]
+		b = append(append(append(b, '"'), v.key...), `":`...)
+		vm := v.vm
 		if vm == nil {
 			b = append(b, "null"...)
 			continue
@@ -88,16 +93,6 @@ func encodeMeta(m *keyMeta) ([]byte, error) {
 		b = append(strconv.AppendBool(b, vm.Destroyed), '}')
 	}
 	return append(b, "}}"...), nil
-}
-
-func mapKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // appendString appends s as json.Marshal writes it: as it is when it holds
